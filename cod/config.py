@@ -1,0 +1,176 @@
+"""Settings of every component: frozen dataclasses, validated in `__post_init__` with errors that name the value.
+
+Each class is owned by one module (named in its docstring); `to_dict`/`from_dict` give the JSON saved beside results.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from cod.errors import ConfigError
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+class _Serialisable:
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-friendly dict of the settings."""
+        return dataclasses.asdict(self)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]):
+        """Build from a dict, rejecting unknown keys with the list of known ones."""
+        known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        unknown = sorted(set(d) - known)
+        _check(not unknown, f"Unknown {cls.__name__} setting(s) {unknown}: known settings are {sorted(known)}.")
+        return cls(**d)
+
+    def replace(self, **changes):
+        """A copy with some settings changed (validated again)."""
+        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+
+
+@dataclass(frozen=True)
+class DataConfig(_Serialisable):
+    """How `cod.data` reads files: column mapping and limits."""
+
+    text_column: str | None = None  # None: guess from common names
+    text_pair_column: str | None = None
+    label_column: str | None = None
+    max_file_mb: float = 200.0
+    max_chars: int = 2000  # longer texts are truncated with a warning
+
+    def __post_init__(self) -> None:
+        _check(self.max_file_mb > 0, f"max_file_mb must be positive, got {self.max_file_mb}.")
+        _check(self.max_chars >= 16, f"max_chars must be at least 16, got {self.max_chars}.")
+
+
+@dataclass(frozen=True)
+class ModelConfig(_Serialisable):
+    """Which model and how to run it (`cod.models`). `name` is a Hub id, a local path, or 'demo'."""
+
+    name: str = "demo"
+    device: str | None = None  # None: cuda > mps > cpu
+    dtype: str = "auto"  # auto | float32 | float16 | bfloat16
+    max_length: int = 128
+    batch_size: int = 32
+    trust_remote_code: bool = False  # stays off unless the user turns it on
+
+    def __post_init__(self) -> None:
+        _check(bool(self.name and self.name.strip()), "A model name is required: a Hub id, a local path, or 'demo'.")
+        _check(
+            self.dtype in {"auto", "float32", "float16", "bfloat16"},
+            f"dtype {self.dtype!r} is not one of auto, float32, float16, bfloat16.",
+        )
+        _check(self.max_length >= 8, f"max_length must be at least 8, got {self.max_length}.")
+        _check(self.batch_size >= 1, f"batch_size must be at least 1, got {self.batch_size}.")
+        _check(
+            self.device is None or self.device.split(":")[0] in {"cpu", "cuda", "mps"},
+            f"device {self.device!r} is not cpu, cuda, cuda:N or mps.",
+        )
+
+
+@dataclass(frozen=True)
+class LexicalConfig(_Serialisable):
+    """The offline teacher-guided search (`cod.counterfactuals.lexical`)."""
+
+    max_edits: int = 3  # word edits per counterfactual
+    beam_width: int = 4
+    positions: int = 6  # most salient positions tried
+    substitutes: int = 6  # candidate words per position
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("max_edits", "beam_width", "positions", "substitutes"):
+            value = getattr(self, name)
+            _check(isinstance(value, int) and value >= 1, f"{name} must be a positive integer, got {value!r}.")
+
+
+@dataclass(frozen=True)
+class LLMConfig(_Serialisable):
+    """An OpenAI-compatible endpoint (`cod.counterfactuals.llm`). The key is never stored: it comes from the
+    environment (`COD_LLM_API_KEY` or `OPENAI_API_KEY`) or is passed at call time."""
+
+    base_url: str | None = field(default_factory=lambda: os.environ.get("COD_LLM_BASE_URL") or None)
+    model: str = field(default_factory=lambda: os.environ.get("COD_LLM_MODEL", "gpt-4o-mini"))
+    task: str = "generic"  # sentiment | grammaticality | generic
+    task_description: str = ""
+    candidates: int = 3
+    rounds: int = 2
+    concurrency: int = 4
+    temperature: float = 0.7
+    max_tokens: int = 256
+    timeout_s: float = 30.0
+    max_retries: int = 3
+
+    def __post_init__(self) -> None:
+        _check(bool(self.model), "An LLM model name is required (set --llm-model or COD_LLM_MODEL).")
+        _check(self.task in {"sentiment", "grammaticality", "generic"}, f"task {self.task!r} is not sentiment, grammaticality or generic.")
+        for name in ("candidates", "rounds", "concurrency"):
+            value = getattr(self, name)
+            _check(isinstance(value, int) and value >= 1, f"{name} must be a positive integer, got {value!r}.")
+        _check(0.0 <= self.temperature <= 2.0, f"temperature must be within [0, 2], got {self.temperature}.")
+        _check(self.timeout_s > 0, f"timeout_s must be positive, got {self.timeout_s}.")
+        _check(self.max_retries >= 0, f"max_retries must be 0 or more, got {self.max_retries}.")
+
+
+@dataclass(frozen=True)
+class DistillConfig(_Serialisable):
+    """One distillation run (`cod.distill`). Paper defaults: alpha 20, T 2."""
+
+    method: str = "kd"  # ce | kd | lwd
+    cod: bool = False  # k/2 real examples + their k/2 counterfactuals
+    k: int = 16
+    seed: int = 0
+    alpha: float = 20.0
+    temperature: float = 2.0
+    beta: float = 1.0  # LWD weight
+    lwd_mode: str = "auto"  # auto | token | pooled
+    ce_on_counterfactuals: bool = True  # CE label of a counterfactual is the teacher's argmax
+    keep_unflipped: bool = False  # keep counterfactuals the teacher did not flip
+    epochs: int = 75
+    learning_rate: float = 6e-5
+    batch_size: int = 8
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    max_length: int = 128
+    gradient_accumulation: int = 1
+    mixed_precision: str = "no"  # no | fp16 | bf16 (GPU only)
+    eval_every: int = 0  # steps; 0: once per epoch
+    early_stopping: int = 0  # evaluations without improvement; 0: off
+    head: str = "auto"  # auto | cls | mean
+    lora: bool = False
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
+
+    def __post_init__(self) -> None:
+        _check(self.method in {"ce", "kd", "lwd"}, f"method {self.method!r} is not one of ce, kd, lwd.")
+        _check(self.k >= 2, f"k must be at least 2 (one example per class), got {self.k}.")
+        _check(not self.cod or self.k % 2 == 0, f"With CoD, k must be even (k/2 real + k/2 counterfactuals), got {self.k}.")
+        _check(self.alpha >= 0, f"alpha must be 0 or more, got {self.alpha}.")
+        _check(self.temperature > 0, f"temperature must be positive, got {self.temperature}.")
+        _check(self.beta >= 0, f"beta must be 0 or more, got {self.beta}.")
+        _check(self.lwd_mode in {"auto", "token", "pooled"}, f"lwd_mode {self.lwd_mode!r} is not auto, token or pooled.")
+        _check(self.epochs >= 1, f"epochs must be at least 1, got {self.epochs}.")
+        _check(0 < self.learning_rate < 1, f"learning_rate must be in (0, 1), got {self.learning_rate}.")
+        _check(self.batch_size >= 1, f"batch_size must be at least 1, got {self.batch_size}.")
+        _check(not self.cod or self.batch_size >= 2, f"With CoD a batch holds whole pairs: batch_size must be at least 2, got {self.batch_size}.")
+        _check(0 <= self.warmup_ratio < 1, f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}.")
+        _check(self.weight_decay >= 0, f"weight_decay must be 0 or more, got {self.weight_decay}.")
+        _check(self.max_length >= 8, f"max_length must be at least 8, got {self.max_length}.")
+        _check(self.gradient_accumulation >= 1, f"gradient_accumulation must be at least 1, got {self.gradient_accumulation}.")
+        _check(self.mixed_precision in {"no", "fp16", "bf16"}, f"mixed_precision {self.mixed_precision!r} is not no, fp16 or bf16.")
+        _check(self.head in {"auto", "cls", "mean"}, f"head {self.head!r} is not auto, cls or mean.")
+        _check(self.lora_r >= 1, f"lora_r must be at least 1, got {self.lora_r}.")
+
+    @property
+    def label(self) -> str:
+        """Short method name used in tables: kd, kd+cod, lwd+cod, ce."""
+        return f"{self.method}+cod" if self.cod else self.method
