@@ -174,3 +174,58 @@ class DistillConfig(_Serialisable):
     def label(self) -> str:
         """Short method name used in tables: kd, kd+cod, lwd+cod, ce."""
         return f"{self.method}+cod" if self.cod else self.method
+
+
+SWEEP_METHODS = ("ce", "kd", "lwd", "ce+cod", "kd+cod", "lwd+cod", "setfit")
+
+
+@dataclass(frozen=True)
+class SweepConfig(_Serialisable):
+    """A budget-matched grid of distillation runs (`cod.sweep`): every method x k x seed on one task.
+
+    `distill` holds DistillConfig overrides shared by every cell (epochs, learning_rate, ...); method, cod, k and
+    seed come from the grid. `test_limit` evaluates on a fixed seeded subset of the test split (quick runs only)."""
+
+    task: str = "demo"
+    ks: tuple[int, ...] = (8, 16, 32, 64)
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    methods: tuple[str, ...] = ("kd", "kd+cod", "lwd", "lwd+cod", "ce")
+    out: str = "runs/sweep"
+    teacher: str = "demo"
+    student: str = "demo"
+    proposer: str = "lexical"  # lexical | llm: makes the counterfactuals of each draw's real half (cached)
+    distill: dict[str, Any] = field(default_factory=dict)
+    probe_pairs: int = 64  # held-out (test) pairs for boundary fidelity; 0: off
+    test_limit: int = 0  # 0: the whole test split
+    figures: bool = True  # boundary view and edit paths for the first seed's cells
+    confidence: float = 0.95
+
+    def __post_init__(self) -> None:
+        for name in ("ks", "seeds", "methods"):
+            value = getattr(self, name)
+            value = tuple(value.split(",")) if isinstance(value, str) else tuple(value)
+            object.__setattr__(self, name, value)  # lists from JSON or the CLI become tuples
+            _check(len(value) > 0, f"{name} is empty: give at least one value.")
+            _check(len(set(value)) == len(value), f"{name} {list(value)} repeats a value.")
+        object.__setattr__(self, "ks", tuple(int(k) for k in self.ks))
+        object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
+        bad = [m for m in self.methods if m not in SWEEP_METHODS]
+        _check(not bad, f"Unknown method(s) {bad}: choose from {list(SWEEP_METHODS)}.")
+        _check(all(k >= 2 for k in self.ks), f"every k must be at least 2, got {list(self.ks)}.")
+        odd = [k for k in self.ks if k % 2]
+        _check(
+            not odd or not any(m.endswith("+cod") for m in self.methods),
+            f"k {odd} is odd: CoD splits k into k/2 real examples and k/2 counterfactuals, so use even k.",
+        )
+        _check(self.proposer in {"lexical", "llm"}, f"proposer {self.proposer!r} is not lexical or llm.")
+        _check(self.probe_pairs >= 0, f"probe_pairs must be 0 (off) or more, got {self.probe_pairs}.")
+        _check(self.test_limit >= 0, f"test_limit must be 0 (all) or more, got {self.test_limit}.")
+        _check(0 < self.confidence < 1, f"confidence must be in (0, 1), got {self.confidence}.")
+        grid = {"method", "cod", "k", "seed"} & set(self.distill)
+        _check(not grid, f"distill settings {sorted(grid)} come from the sweep grid: set them with ks / seeds / methods.")
+        self.distill_config("kd", 8, 0)  # validates the overrides (unknown names, bad values) now
+
+    def distill_config(self, method: str, k: int, seed: int) -> DistillConfig:
+        """The DistillConfig of one cell (`kd+cod` -> method kd with cod on)."""
+        base, _, cod = method.partition("+")
+        return DistillConfig.from_dict({**self.distill, "method": base, "cod": bool(cod), "k": k, "seed": seed})
