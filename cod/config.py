@@ -38,17 +38,30 @@ class _Serialisable:
 
 @dataclass(frozen=True)
 class DataConfig(_Serialisable):
-    """How `cod.data` reads files: column mapping and limits."""
+    """How `cod.data` reads files: column mapping, label set, limits and what to drop."""
 
-    text_column: str | None = None  # None: guess from common names
-    text_pair_column: str | None = None
-    label_column: str | None = None
+    text_column: str | None = None  # None: guess from common names (text, sentence, review, ...)
+    text_pair_column: str | None = None  # None: guessed only for known pairs (sentence1/sentence2, ...)
+    label_column: str | None = None  # None: guess from common names (label, sentiment, ...)
+    label_names: tuple[str, ...] | None = None  # fixes the label order; int labels then index into it
+    split: str | None = None  # split of a Hub dataset or a saved DatasetDict; None: "train"
+    subset: str | None = None  # Hub dataset configuration, e.g. "sst2" for "nyu-mll/glue"
     max_file_mb: float = 200.0
     max_chars: int = 2000  # longer texts are truncated with a warning
+    drop_duplicates: bool = False  # False: duplicates are kept and reported
+    drop_rare_labels: bool = False  # False: a label seen once among many is an error (likely a typo)
 
     def __post_init__(self) -> None:
         _check(self.max_file_mb > 0, f"max_file_mb must be positive, got {self.max_file_mb}.")
         _check(self.max_chars >= 16, f"max_chars must be at least 16, got {self.max_chars}.")
+        if self.label_names is not None:
+            names = tuple(str(n) for n in self.label_names)
+            object.__setattr__(self, "label_names", names)  # lists from JSON become a hashable tuple
+            _check(len(names) >= 2, f"label_names needs at least two names, got {list(names)}.")
+            _check(
+                len({n.strip().casefold() for n in names}) == len(names),
+                f"label_names {list(names)} repeat a name (case is ignored): give each class one name.",
+            )
 
 
 @dataclass(frozen=True)
@@ -99,25 +112,37 @@ class LLMConfig(_Serialisable):
 
     base_url: str | None = field(default_factory=lambda: os.environ.get("COD_LLM_BASE_URL") or None)
     model: str = field(default_factory=lambda: os.environ.get("COD_LLM_MODEL", "gpt-4o-mini"))
-    task: str = "generic"  # sentiment | grammaticality | generic
-    task_description: str = ""
-    candidates: int = 3
-    rounds: int = 2
-    concurrency: int = 4
+    task: str = "auto"  # auto (from the label names) | sentiment | grammaticality | generic
+    task_description: str = ""  # what the classes mean, put at the top of the prompt
+    candidates: int = 3  # rewrites asked for per request
+    rounds: int = 2  # requests per example: the first, then feedback rounds while nothing flips
+    concurrency: int = 4  # examples in flight at once
     temperature: float = 0.7
     max_tokens: int = 256
-    timeout_s: float = 30.0
-    max_retries: int = 3
+    timeout_s: float = 30.0  # per request
+    max_retries: int = 3  # per request, on 429 / 5xx / timeouts / connection errors
+    retry_delay_s: float = 1.0  # first backoff delay; doubles on each retry (tests make it tiny)
+    max_retry_after_s: float = 60.0  # a longer Retry-After from the server is cut to this
 
     def __post_init__(self) -> None:
         _check(bool(self.model), "An LLM model name is required (set --llm-model or COD_LLM_MODEL).")
-        _check(self.task in {"sentiment", "grammaticality", "generic"}, f"task {self.task!r} is not sentiment, grammaticality or generic.")
-        for name in ("candidates", "rounds", "concurrency"):
+        _check(
+            self.task in {"auto", "sentiment", "grammaticality", "generic"},
+            f"task {self.task!r} is not auto, sentiment, grammaticality or generic.",
+        )
+        for name in ("candidates", "rounds", "concurrency", "max_tokens"):
             value = getattr(self, name)
             _check(isinstance(value, int) and value >= 1, f"{name} must be a positive integer, got {value!r}.")
+        _check(self.candidates <= 20, f"candidates must be at most 20 per request, got {self.candidates}.")
         _check(0.0 <= self.temperature <= 2.0, f"temperature must be within [0, 2], got {self.temperature}.")
         _check(self.timeout_s > 0, f"timeout_s must be positive, got {self.timeout_s}.")
-        _check(self.max_retries >= 0, f"max_retries must be 0 or more, got {self.max_retries}.")
+        _check(isinstance(self.max_retries, int) and self.max_retries >= 0, f"max_retries must be 0 or more, got {self.max_retries!r}.")
+        _check(self.retry_delay_s >= 0, f"retry_delay_s must be 0 or more, got {self.retry_delay_s}.")
+        _check(self.max_retry_after_s >= 0, f"max_retry_after_s must be 0 or more, got {self.max_retry_after_s}.")
+        _check(
+            self.base_url is None or self.base_url.startswith(("http://", "https://")),
+            f"base_url {self.base_url!r} must start with http:// or https:// (e.g. http://127.0.0.1:8080/v1).",
+        )
 
 
 @dataclass(frozen=True)
@@ -141,14 +166,22 @@ class DistillConfig(_Serialisable):
     weight_decay: float = 0.01
     max_length: int = 128
     gradient_accumulation: int = 1
-    mixed_precision: str = "no"  # no | fp16 | bf16 (GPU only)
-    eval_every: int = 0  # steps; 0: once per epoch
+    mixed_precision: str = "no"  # no | fp16 | bf16 (GPU only; CPU runs in float32 whatever is asked)
+    eval_every: int = 0  # steps between validation evaluations; 0: spread `evaluations` over the run
+    evaluations: int = 10  # validation evaluations per run when eval_every is 0 (kept few: they dominate on CPU)
+    max_validation: int = 0  # evaluate on the first N validation examples only; 0: all of them
+    selection_metric: str = "accuracy"  # accuracy | macro_f1, on validation only (never test)
     early_stopping: int = 0  # evaluations without improvement; 0: off
+    checkpoint_every: int = 0  # steps between resumable checkpoints in out_dir; 0: at every evaluation
+    resume: bool = True  # continue from out_dir's checkpoint when one of the same run exists
     head: str = "auto"  # auto | cls | mean
+    ce_label: str = "gold"  # gold | teacher: the CE label of the real examples (counterfactuals always use the teacher's)
     lora: bool = False
     lora_r: int = 8
     lora_alpha: int = 16
     lora_dropout: float = 0.05
+    eval_batch_size: int = 64
+    tracker: str = ""  # "" (off) | trackio | tensorboard | wandb ...: an accelerate tracker, when installed
 
     def __post_init__(self) -> None:
         _check(self.method in {"ce", "kd", "lwd"}, f"method {self.method!r} is not one of ce, kd, lwd.")
@@ -169,6 +202,23 @@ class DistillConfig(_Serialisable):
         _check(self.mixed_precision in {"no", "fp16", "bf16"}, f"mixed_precision {self.mixed_precision!r} is not no, fp16 or bf16.")
         _check(self.head in {"auto", "cls", "mean"}, f"head {self.head!r} is not auto, cls or mean.")
         _check(self.lora_r >= 1, f"lora_r must be at least 1, got {self.lora_r}.")
+        _check(self.lora_alpha >= 1, f"lora_alpha must be at least 1, got {self.lora_alpha}.")
+        _check(0 <= self.lora_dropout < 1, f"lora_dropout must be in [0, 1), got {self.lora_dropout}.")
+        _check(self.eval_every >= 0, f"eval_every must be 0 (automatic) or a number of steps, got {self.eval_every}.")
+        _check(self.evaluations >= 1, f"evaluations must be at least 1, got {self.evaluations}.")
+        _check(self.max_validation >= 0, f"max_validation must be 0 (all) or more, got {self.max_validation}.")
+        _check(
+            self.selection_metric in {"accuracy", "macro_f1"},
+            f"selection_metric {self.selection_metric!r} is not accuracy or macro_f1.",
+        )
+        _check(self.early_stopping >= 0, f"early_stopping must be 0 (off) or more, got {self.early_stopping}.")
+        _check(self.checkpoint_every >= 0, f"checkpoint_every must be 0 (at evaluations) or more, got {self.checkpoint_every}.")
+        _check(self.ce_label in {"gold", "teacher"}, f"ce_label {self.ce_label!r} is not gold or teacher.")
+        _check(self.eval_batch_size >= 1, f"eval_batch_size must be at least 1, got {self.eval_batch_size}.")
+        _check(
+            not (self.method == "ce" and self.ce_label == "teacher"),
+            "method 'ce' trains without the teacher, so ce_label must be 'gold': use kd for teacher labels.",
+        )
 
     @property
     def label(self) -> str:

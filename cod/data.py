@@ -1,8 +1,34 @@
-"""Load, validate and sample labelled examples (few-shot sets, built-in tasks, the embedded demo task)."""
+"""Load, validate and sample labelled examples (few-shot sets, built-in tasks, the embedded demo task).
+
+`load(source)` reads CSV / TSV / JSONL / JSON / Parquet files (optionally .gz/.bz2/.xz), a `datasets` folder saved
+with `save_to_disk`, or a Hub dataset id; `from_frame(df)` takes a DataFrame. Both go through one validation pass
+that drops nothing silently: every dropped row is counted in `LoadReport.dropped` with its row number.
+Row numbers count data rows from 1, not counting a header (JSONL: the line number).
+"""
 
 from __future__ import annotations
 
+import bz2
+import codecs
+import difflib
+import gzip
+import io
+import json
+import lzma
+import math
+import re
+from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+
+from cod.config import DataConfig
+from cod.errors import DataError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -22,7 +48,57 @@ class LoadReport:
     rows_read: int = 0
     dropped: dict[str, int] = field(default_factory=dict)  # reason -> rows dropped
     warnings: list[str] = field(default_factory=list)
-    duplicates: int = 0
+    duplicates: int = 0  # repeated (text, text_pair) occurrences after the first
+    format: str = ""  # csv | tsv | jsonl | json | parquet | datasets | hub | dataframe
+    encoding: str = ""
+    separator: str = ""
+    columns: list[str] = field(default_factory=list)  # every column the source has
+    dropped_rows: dict[str, list[int]] = field(default_factory=dict)  # reason -> row numbers
+    duplicate_rows: list[int] = field(default_factory=list)
+    conflicting_rows: list[int] = field(default_factory=list)  # duplicates whose label differs
+    truncated_rows: list[int] = field(default_factory=list)
+    label_counts: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # column guesses, label mappings
+
+    @property
+    def kept(self) -> int:
+        """Rows that became examples."""
+        return self.rows_read - sum(self.dropped.values())
+
+    def drop(self, reason: str, row: int) -> None:
+        """Count one dropped row under `reason`."""
+        self.dropped[reason] = self.dropped.get(reason, 0) + 1
+        self.dropped_rows.setdefault(reason, []).append(row)
+
+    def lines(self) -> list[str]:
+        """Human-readable lines: what was read, kept, dropped, duplicated, and every warning."""
+        where = f" ({', '.join(x for x in (self.format.upper(), _sep_name(self.separator), self.encoding) if x)})"
+        out = [f"Read {self.rows_read:,} rows from {self.source}{where if where != ' ()' else ''}."]
+        out += self.notes
+        counts = ", ".join(f"{name}: {n:,}" for name, n in self.label_counts.items())
+        out.append(f"Kept {self.kept:,} examples in {len(self.label_counts)} classes: {counts}.")
+        if self.dropped:
+            parts = [f"{reason} {n:,} ({_rows(self.dropped_rows.get(reason, []))})" for reason, n in self.dropped.items()]
+            out.append(f"Dropped {sum(self.dropped.values()):,} rows: " + "; ".join(parts) + ".")
+        else:
+            out.append("Dropped no rows.")
+        if self.duplicates:
+            fate = "dropped" if "duplicate" in self.dropped else "kept"
+            out.append(f"Duplicates: {self.duplicates:,} repeated texts ({_rows(self.duplicate_rows)}), {fate}.")
+        else:
+            out.append("Duplicates: none.")
+        out += [f"Warning: {w}" for w in self.warnings]
+        return out
+
+    def summary(self) -> str:
+        """`lines()` joined with newlines."""
+        return "\n".join(self.lines())
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly dict (for `data inspect --json` and the store)."""
+        d = dict(self.__dict__)
+        d["kept"] = self.kept
+        return d
 
 
 @dataclass
@@ -35,6 +111,27 @@ class LabelledData:
     text_column: str = "text"
     label_column: str = "label"
     text_pair_column: str | None = None
+    row_numbers: list[int] = field(default_factory=list)  # source row of each example
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def label_counts(self) -> dict[str, int]:
+        """Examples per label name, in label order."""
+        counts = Counter(e.label for e in self.examples)
+        return {name: counts.get(i, 0) for i, name in enumerate(self.label_names)}
+
+    def to_frame(self) -> pd.DataFrame:
+        """A DataFrame with row, text, (text_pair,) label (name) and label_id columns."""
+        import pandas as pd
+
+        rows = self.row_numbers or list(range(1, len(self.examples) + 1))
+        df = pd.DataFrame({"row": rows, "text": [e.text for e in self.examples]})
+        if self.text_pair_column is not None:
+            df["text_pair"] = [e.text_pair for e in self.examples]
+        df["label"] = [self.label_names[e.label] for e in self.examples]
+        df["label_id"] = [e.label for e in self.examples]
+        return df
 
 
 @dataclass
@@ -47,3 +144,578 @@ class TaskSplits:
     test: list[Example]
     label_names: list[str]
     description: str = ""
+
+
+# ----------------------------------------------------------------------------------------------- reading sources
+
+FILE_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".txt": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl",
+                 ".json": "json", ".parquet": "parquet", ".pq": "parquet"}
+_COMPRESSED = {".gz": gzip.decompress, ".bz2": bz2.decompress, ".xz": lzma.decompress}
+_SEPARATORS = (",", "\t", ";", "|")
+
+
+def load(source: str | Path, config: DataConfig | None = None) -> LabelledData:
+    """Read labelled examples from a file, a `save_to_disk` folder or a Hub dataset id, and validate them."""
+    config = config or DataConfig()
+    path = Path(source).expanduser()
+    if path.is_dir():
+        df, class_names, report = _read_saved(path, config)
+    elif path.is_file():
+        df, class_names, report = _read_file(path, config)
+    elif _looks_like_path(str(source)):
+        raise DataError(f"File {str(source)!r} not found: check the path (relative to {Path.cwd()}).")
+    else:
+        df, class_names, report = _read_hub(str(source), config)
+    return _build(df, config, report, class_names)
+
+
+def from_frame(df: pd.DataFrame, config: DataConfig | None = None, source: str = "", label_names: Sequence[str] | None = None) -> LabelledData:
+    """Validate a DataFrame (an upload, a store table) into labelled examples; `label_names` fixes the label order."""
+    config = config or DataConfig()
+    report = LoadReport(source=source or "a table", format="dataframe")
+    if label_names is not None:
+        config = config.replace(label_names=tuple(label_names))
+    return _build(df.reset_index(drop=True), config, report, {})
+
+
+def _looks_like_path(source: str) -> bool:
+    suffixes = [s.lower() for s in Path(source).suffixes]
+    return source.startswith(("/", ".", "~")) or "\\" in source or any(s in FILE_SUFFIXES or s in _COMPRESSED for s in suffixes)
+
+
+def _read_file(path: Path, config: DataConfig) -> tuple[pd.DataFrame, dict, LoadReport]:
+    import pandas as pd
+
+    name = path.name
+    size_mb = path.stat().st_size / 2**20
+    if size_mb > config.max_file_mb:
+        raise DataError(
+            f"{name} is {size_mb:,.1f} MB, above the {config.max_file_mb:g} MB limit: raise max_file_mb "
+            f"(--max-file-mb) or load a sample of the file."
+        )
+    raw = path.read_bytes()
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] in _COMPRESSED:
+        try:
+            raw = _COMPRESSED[suffixes.pop()](raw)
+        except Exception as err:
+            raise DataError(f"{name} could not be decompressed ({err}): check that the file is complete.") from err
+    fmt = FILE_SUFFIXES.get(suffixes[-1] if suffixes else "", "")
+    if not raw.strip():
+        raise DataError(f"{name} is empty: add a header row and labelled rows (e.g. text,label).")
+    if raw[:4] == b"PAR1":
+        fmt = "parquet"
+    elif raw[:4] == b"PK\x03\x04":
+        raise DataError(f"{name} is a zip archive (an Excel workbook?): export the sheet as CSV (UTF-8) and load that.")
+    report = LoadReport(source=name, format=fmt)
+    if fmt == "parquet":
+        df, class_names = _read_parquet(raw, name)
+        report.rows_read = len(df)
+        return df, class_names, report
+    text = _decode(raw, name, report).replace("\r\n", "\n").replace("\r", "\n")
+    if not fmt:
+        fmt = "jsonl" if text.lstrip().startswith("{") else "json" if text.lstrip().startswith("[") else "csv"
+    if fmt == "json":
+        df, fmt = _read_json(text, name)
+    elif fmt == "jsonl":
+        df = _read_jsonl(text, name)
+    else:
+        df = _read_csv(text, name, fmt, report)
+    report.format = fmt
+    return df, {}, report
+
+
+def _decode(raw: bytes, name: str, report: LoadReport) -> str:
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        report.encoding = "UTF-16"
+        return raw.decode("utf-16")
+    nul = raw.find(b"\x00")
+    if nul >= 0:
+        line = raw[:nul].count(b"\n") + 1
+        raise DataError(
+            f"{name} looks binary (a NUL byte at offset {nul}, line {line}), not text: "
+            f"save it as CSV or JSONL in UTF-8, or as Parquet with a .parquet name."
+        )
+    try:
+        text = raw.decode("utf-8-sig")
+        report.encoding = "UTF-8 with BOM" if raw.startswith(codecs.BOM_UTF8) else "UTF-8"
+        return text
+    except UnicodeDecodeError as err:
+        bad, line = raw[err.start], raw[: err.start].count(b"\n") + 1
+    try:
+        text, report.encoding = raw.decode("cp1252"), "Latin-1 (Windows-1252)"
+    except UnicodeDecodeError:
+        text, report.encoding = raw.decode("latin-1"), "Latin-1"
+    report.warnings.append(
+        f"{name} is not valid UTF-8 (byte 0x{bad:02x} on line {line}): read it as {report.encoding}; "
+        f"check accented characters, or save the file as UTF-8."
+    )
+    return text
+
+
+def _read_csv(text: str, name: str, fmt: str, report: LoadReport) -> pd.DataFrame:
+    import pandas as pd
+
+    header = text.lstrip("\n").split("\n", 1)[0]
+    if fmt == "tsv" and "\t" in header:
+        sep = "\t"
+    else:  # the separator the header line uses most; a one-column file has none
+        counts = {s: header.count(s) for s in _SEPARATORS}
+        sep = max(counts, key=counts.get) if max(counts.values()) else ","
+    report.separator = sep
+    report.format = "tsv" if sep == "\t" else "csv"
+    try:
+        df = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, skip_blank_lines=True)
+    except pd.errors.EmptyDataError as err:
+        raise DataError(f"{name} is empty: add a header row and labelled rows (e.g. text,label).") from err
+    except pd.errors.ParserError as err:
+        raise DataError(
+            f"{name} could not be read with separator {_sep_name(sep)}: {str(err).strip()}. "
+            f"Quote fields that contain the separator or line breaks with double quotes."
+        ) from err
+    if len(df) == 0:
+        raise DataError(f"{name} has a header ({', '.join(map(str, df.columns))}) but no data rows: add labelled rows below it.")
+    return df
+
+
+def _read_jsonl(text: str, name: str) -> pd.DataFrame:
+    import pandas as pd
+
+    rows, numbers = [], []
+    for lineno, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DataError(f"{name} line {lineno} is not valid JSON ({err.msg}): {line[:80]!r}. Each line must be one JSON object.") from err
+        if not isinstance(obj, dict):
+            raise DataError(f"{name} line {lineno} is a JSON {type(obj).__name__}, not an object: write one {{\"text\": ..., \"label\": ...}} per line.")
+        rows.append(obj)
+        numbers.append(lineno)
+    if not rows:
+        raise DataError(f"{name} has no JSON objects: write one {{\"text\": ..., \"label\": ...}} per line.")
+    df = pd.DataFrame(rows)
+    df.index = numbers  # row numbers are line numbers
+    return df
+
+
+def _read_json(text: str, name: str) -> tuple[pd.DataFrame, str]:
+    import pandas as pd
+
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as err:
+        if err.msg == "Extra data":  # one object per line in a .json file
+            return _read_jsonl(text, name), "jsonl"
+        raise DataError(f"{name} is not valid JSON ({err.msg} at line {err.lineno}, column {err.colno}): fix the file or save it as JSONL.") from err
+    if isinstance(obj, dict):
+        lists = {k: v for k, v in obj.items() if isinstance(v, list)}
+        if lists and len(lists) == len(obj) and len({len(v) for v in lists.values()}) == 1:
+            obj = pd.DataFrame(obj).to_dict("records")  # a dict of equal-length columns
+        elif len(lists) == 1:
+            obj = next(iter(lists.values()))  # e.g. {"data": [{...}, ...]}
+    if not isinstance(obj, list) or not obj or not all(isinstance(r, dict) for r in obj):
+        raise DataError(f"{name} must hold a JSON array of objects like [{{\"text\": ..., \"label\": ...}}, ...]; found {type(obj).__name__}{' (empty)' if obj == [] else ''}.")
+    df = pd.DataFrame(obj)
+    df.index = range(1, len(df) + 1)
+    return df, "json"
+
+
+def _read_parquet(raw: bytes, name: str) -> tuple[pd.DataFrame, dict]:
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(io.BytesIO(raw))
+    except Exception as err:
+        raise DataError(f"{name} is not a readable Parquet file ({err}): re-export it, or save it as CSV.") from err
+    if table.num_rows == 0:
+        raise DataError(f"{name} has columns ({', '.join(table.column_names)}) but no rows: add labelled rows.")
+    class_names = {}
+    meta = (table.schema.metadata or {}).get(b"huggingface")
+    if meta:  # Parquet written by `datasets` keeps ClassLabel names in its schema metadata
+        features = json.loads(meta).get("info", {}).get("features", {})
+        class_names = {k: v["names"] for k, v in features.items() if isinstance(v, dict) and v.get("names")}
+    df = table.to_pandas()
+    df.index = range(1, len(df) + 1)
+    return df, class_names
+
+
+def _from_dataset(ds, source: str, config: DataConfig, fmt: str) -> tuple[pd.DataFrame, dict, LoadReport]:
+    import datasets
+
+    if isinstance(ds, datasets.DatasetDict):
+        split = config.split or ("train" if "train" in ds else next(iter(ds)) if len(ds) == 1 else None)
+        if split not in ds:
+            raise DataError(f"{source} has the splits {list(ds)}, not {split!r}: choose one with split (--split).")
+        ds = ds[split]
+    class_names = {k: list(f.names) for k, f in ds.features.items() if isinstance(f, datasets.ClassLabel)}
+    df = ds.to_pandas()
+    if len(df) == 0:
+        raise DataError(f"{source} has columns ({', '.join(df.columns)}) but no rows: choose another split or add rows.")
+    df.index = range(1, len(df) + 1)
+    return df, class_names, LoadReport(source=source, format=fmt, rows_read=len(df))
+
+
+def _read_saved(path: Path, config: DataConfig) -> tuple[pd.DataFrame, dict, LoadReport]:
+    import datasets
+
+    if not any((path / f).exists() for f in ("dataset_info.json", "dataset_dict.json", "state.json")):
+        inside = sorted(p.name for p in path.iterdir())[:10]
+        raise DataError(f"{path} is a folder but not a dataset saved with `save_to_disk` (it holds {inside}): give a file or such a folder.")
+    try:
+        ds = datasets.load_from_disk(str(path))
+    except Exception as err:
+        raise DataError(f"{path} could not be loaded with datasets.load_from_disk: {err}") from err
+    return _from_dataset(ds, path.name, config, "datasets")
+
+
+def _read_hub(source: str, config: DataConfig) -> tuple[pd.DataFrame, dict, LoadReport]:
+    import datasets
+
+    split = config.split or "train"
+    try:
+        ds = datasets.load_dataset(source, name=config.subset, split=split)
+    except Exception as err:
+        raise DataError(
+            f"Could not load the Hub dataset {source!r} (subset {config.subset!r}, split {split!r}): {err}. "
+            f"Check the id, subset and split; Hub datasets need a network connection (or give a local file)."
+        ) from err
+    return _from_dataset(ds, source, config, "hub")
+
+
+# ------------------------------------------------------------------------------------------------- columns
+
+TEXT_COLUMNS = ("text", "sentence", "review", "content", "review_text", "reviewtext", "review_body", "body",
+                "comment", "document", "tweet", "utterance", "message", "input", "text_a", "sentence1", "premise",
+                "question1", "description", "abstract", "title")
+PAIR_COLUMNS = (("sentence1", "sentence2"), ("text_a", "text_b"), ("premise", "hypothesis"), ("question1", "question2"),
+                ("question", "sentence"), ("text", "text_pair"))
+LABEL_COLUMNS = ("label", "labels", "sentiment", "polarity", "class", "class_label", "category", "target",
+                 "gold_label", "y", "stars", "rating", "emotion", "intent", "topic", "tag")
+
+
+def _key(name: str) -> str:
+    return re.sub(r"[\s\-_.]+", "_", str(name).strip().lower())
+
+
+def _resolve_columns(df: pd.DataFrame, config: DataConfig, report: LoadReport) -> tuple[str, str | None, str]:
+    columns = [str(c) for c in df.columns]
+    by_key = {}
+    for c in columns:
+        by_key.setdefault(_key(c), c)
+    source = report.source
+
+    def pick(wanted: str | None, what: str, option: str) -> str | None:
+        if wanted is None:
+            return None
+        if wanted in columns:
+            return wanted
+        if _key(wanted) in by_key:
+            return by_key[_key(wanted)]
+        raise DataError(f"{source} has no {what} column {wanted!r}; its columns are {columns}: choose one with {option}.")
+
+    text = pick(config.text_column, "text", "--text-column")
+    pair = pick(config.text_pair_column, "text pair", "--pair-column")
+    label = pick(config.label_column, "label", "--label-column")
+    if text is None:
+        for a, b in PAIR_COLUMNS:
+            if a in by_key and b in by_key and by_key[b] != label:
+                text, pair = by_key[a], pair or by_key[b]
+                break
+    if text is None:
+        text = next((by_key[k] for k in TEXT_COLUMNS if k in by_key and by_key[k] != label), None)
+    if label is None:
+        label = next((by_key[k] for k in LABEL_COLUMNS if k in by_key and by_key[k] not in (text, pair)), None)
+    guessed = []
+    if text is None or label is None:
+        text, label, guessed = _guess_by_content(df, text, pair, label)
+    if text is None:
+        raise DataError(f"{source} has no text column among {columns}: name one with --text-column (or rename it to 'text').")
+    if label is None:
+        raise DataError(
+            f"{source} has no label column among {columns}: name one with --label-column (or rename it to 'label'). "
+            f"If the file has no header row, add one (e.g. text,label)."
+        )
+    if len({text, label, pair} - {None}) < 2 + (pair is not None):
+        raise DataError(f"{source}: the text, pair and label columns must differ, got text={text!r}, pair={pair!r}, label={label!r}.")
+    how = f" (guessed from content: {', '.join(guessed)})" if guessed else ""
+    report.notes.append(f"Columns: text {text!r}" + (f", text pair {pair!r}" if pair else "") + f", label {label!r}{how}.")
+    return text, pair, label
+
+
+def _guess_by_content(df: pd.DataFrame, text: str | None, pair: str | None, label: str | None) -> tuple[str | None, str | None, list[str]]:
+    """Without a known name: the text is the column with the longest strings, the label the one with fewest values."""
+    guessed = []
+    free = [c for c in df.columns if c not in (text, pair, label)]
+    sample = df.head(500)
+    if text is None:
+        lengths = {c: sample[c].map(lambda v: len(v) if isinstance(v, str) else 0).mean() for c in free}
+        best = max(lengths, key=lengths.get) if lengths else None
+        if best is not None and lengths[best] >= 8:
+            text = str(best)
+            free.remove(best)
+            guessed.append("text")
+    if label is None:
+        distinct = {c: sample[c].astype(str).nunique() for c in free}
+        ok = {c: n for c, n in distinct.items() if 2 <= n <= max(2, min(50, len(sample) // 2))}
+        if ok:
+            label = str(min(ok, key=ok.get))
+            guessed.append("label")
+    return text, label, guessed
+
+
+# --------------------------------------------------------------------------------------------------- labels
+
+# Label sets with a natural order (the first is class 0); any other set of strings is sorted naturally.
+NATURAL_ORDERS = (
+    ("negative", "neutral", "positive"), ("neg", "neu", "pos"), ("unacceptable", "acceptable"),
+    ("false", "true"), ("no", "yes"), ("bad", "good"), ("rotten", "fresh"), ("ham", "spam"),
+    ("not_duplicate", "duplicate"), ("entailment", "neutral", "contradiction"), ("low", "medium", "high"),
+)
+_INT = re.compile(r"^[+-]?\d+(\.0*)?$")
+
+
+def _label_key(value: Any) -> int | str | None:
+    """An int, a normalised (case-folded, single-spaced) string, or None for a missing label."""
+    if value is None or isinstance(value, bool):
+        return None if value is None else str(value).lower()
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        if math.isnan(value):
+            return None
+        return int(value) if float(value).is_integer() else str(value)
+    text = " ".join(str(value).split()).casefold()
+    if not text or text in {"nan", "none", "null", "n/a", "na"}:
+        return None
+    return int(float(text)) if _INT.match(text) else text
+
+
+def _natural(s: str) -> list:
+    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", s) if t]
+
+
+def _infer_names(keys: set) -> tuple[list[str], dict, str]:
+    """(label_names, key -> index, a note when the mapping is not the obvious one)."""
+    if all(isinstance(k, int) for k in keys):
+        ordered = sorted(keys)
+        note = "" if ordered == list(range(len(ordered))) else (
+            f"Integer labels {ordered} were mapped to classes 0..{len(ordered) - 1} in that order.")
+        return [str(k) for k in ordered], {k: i for i, k in enumerate(ordered)}, note
+    strings = {str(k) for k in keys}
+    order = next((o for o in NATURAL_ORDERS if strings <= set(o)), None)
+    names = [n for n in order if n in strings] if order else sorted(strings, key=_natural)
+    index = {n: i for i, n in enumerate(names)}
+    return names, {k: index[str(k)] for k in keys}, ""
+
+
+def _explicit_index(key: int | str, names: list[str], from_classlabel: bool) -> int | None:
+    """Index of `key` in explicit `names`; None for the `datasets` 'no label' marker -1; raises KeyError if unknown."""
+    if isinstance(key, int):
+        if 0 <= key < len(names):
+            return key
+        if key == -1 and from_classlabel:
+            return None
+        if str(key) in names:
+            return names.index(str(key))
+        raise KeyError(key)
+    folded = [n.strip().casefold() for n in names]
+    if key in folded:
+        return folded.index(key)
+    raise KeyError(key)
+
+
+# ----------------------------------------------------------------------------------------------- validation
+
+_BINARY = re.compile(r"[\x00-\x08\x0e-\x1f]")
+
+
+def _as_text(value: Any) -> str | None:
+    """Stripped text, '' for missing, None for binary content."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, bytes):
+        try:
+            value = value.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    text = str(value).strip()
+    return None if len(_BINARY.findall(text)) > max(2, len(text) // 20) or "\x00" in text else text
+
+
+def _build(df: pd.DataFrame, config: DataConfig, report: LoadReport, class_names: dict) -> LabelledData:
+    """Map columns, normalise labels and validate: the single path every source goes through."""
+    source = report.source
+    if not all(isinstance(c, str) for c in df.columns):
+        df = df.copy()
+        df.columns = [str(c) for c in df.columns]
+    report.columns = list(df.columns)
+    report.rows_read = len(df)
+    if len(df) == 0:
+        raise DataError(f"{source} has columns {report.columns} but no rows: add labelled rows.")
+    text_col, pair_col, label_col = _resolve_columns(df, config, report)
+    numbers = [int(i) for i in df.index] if report.format in {"jsonl", "json", "parquet", "datasets", "hub"} else list(range(1, len(df) + 1))
+
+    # 1. texts and raw labels; rows without either are dropped and counted
+    rows = []  # (row number, text, pair, label key)
+    pairs = df[pair_col].tolist() if pair_col else [None] * len(df)
+    for row, text, pair, raw in zip(numbers, df[text_col].tolist(), pairs, df[label_col].tolist()):
+        text = _as_text(text)
+        pair = _as_text(pair) if pair_col else None
+        if text is None or (pair_col and pair is None):
+            report.drop("binary content", row)
+        elif text == "":
+            report.drop("empty text", row)
+        elif pair_col and pair == "":
+            report.drop("empty text pair", row)
+        elif (key := _label_key(raw)) is None:
+            report.drop("missing label", row)
+        else:
+            rows.append((row, text, pair, key))
+    if not rows:
+        reasons = ", ".join(f"{r} {n}" for r, n in report.dropped.items())
+        raise DataError(f"{source}: all {len(df)} rows were dropped ({reasons}): check the text column {text_col!r} and label column {label_col!r}.")
+
+    # 2. the label set: explicit (config or the dataset's ClassLabel names) or inferred from the values
+    explicit = list(config.label_names) if config.label_names else class_names.get(label_col)
+    if explicit:
+        names, kept = list(explicit), []
+        for row, text, pair, key in rows:
+            try:
+                index = _explicit_index(key, names, label_col in class_names and not config.label_names)
+            except KeyError:
+                raise DataError(
+                    f"{source} row {row}: label {key!r} is not one of the label names {names}"
+                    f"{' (or 0..' + str(len(names) - 1) + ')' if isinstance(key, int) else ''}: fix the row or the label names."
+                ) from None
+            if index is None:
+                report.drop("no label (-1)", row)
+            else:
+                kept.append((row, text, pair, index))
+    else:
+        rows = _check_rare(rows, config, report, label_col)
+        names, index, note = _infer_names({key for *_, key in rows})
+        if note:
+            report.notes.append(note)
+        kept = [(row, text, pair, index[key]) for row, text, pair, key in rows]
+        if len(rows) >= 20 and len(names) > len(rows) / 2:
+            raise DataError(
+                f"{source}: the label column {label_col!r} has {len(names)} different values in {len(rows)} rows "
+                f"(e.g. {names[:3]}): it does not look like a label column. Choose another with --label-column."
+            )
+
+    # 3. one class only, truncation, duplicates
+    counts = Counter(index for *_, index in kept)
+    if len(counts) < 2:
+        only = names[next(iter(counts))]
+        raise DataError(
+            f"{source}: every kept row has the label {only!r} ({len(kept)} rows): a classifier needs at least two classes. "
+            f"Check the label column {label_col!r} or add examples of the other class(es)."
+        )
+    missing = [n for i, n in enumerate(names) if i not in counts]
+    if missing:
+        report.warnings.append(f"The label(s) {missing} have no examples in {source}.")
+    examples, row_numbers, seen = [], [], {}
+    for row, text, pair, index in kept:
+        if len(text) > config.max_chars:
+            text = text[: config.max_chars]
+            report.truncated_rows.append(row)
+        first = seen.get((text, pair))
+        if first is not None:
+            report.duplicates += 1
+            report.duplicate_rows.append(row)
+            if first[1] != index:
+                report.conflicting_rows.append(row)
+            if config.drop_duplicates:
+                report.drop("duplicate", row)
+                continue
+        else:
+            seen[(text, pair)] = (row, index)
+        examples.append(Example(text, index, pair))
+        row_numbers.append(row)
+    if report.truncated_rows:
+        report.warnings.append(
+            f"{len(report.truncated_rows)} text(s) longer than {config.max_chars} characters were truncated "
+            f"({_rows(report.truncated_rows)}): raise max_chars (--max-chars) to keep them whole."
+        )
+    if report.conflicting_rows:
+        report.warnings.append(
+            f"{len(report.conflicting_rows)} repeated text(s) carry a different label than their first occurrence "
+            f"({_rows(report.conflicting_rows)}): fix or remove them."
+        )
+    report.label_counts = {n: sum(1 for e in examples if e.label == i) for i, n in enumerate(names)}
+    return LabelledData(examples, names, report, text_col, label_col, pair_col, row_numbers)
+
+
+def _check_rare(rows: list, config: DataConfig, report: LoadReport, label_col: str) -> list:
+    """A label seen once while every other label is seen at least 5 times is likely a typo: error, or drop."""
+    counts = Counter(key for *_, key in rows)
+    rare = [k for k, n in counts.items() if n == 1]
+    common = {k: n for k, n in counts.items() if n > 1}
+    if not rare or not common or len(rows) < 10 or min(common.values()) < 5:
+        return rows
+    if config.drop_rare_labels:
+        for row, *_, key in rows:
+            if key in rare:
+                report.drop("rare label", row)
+        return [r for r in rows if r[3] not in rare]
+    where = {key: row for row, *_, key in rows}
+    parts = []
+    for k in rare[:5]:
+        close = difflib.get_close_matches(str(k), [str(c) for c in common], n=1, cutoff=0.6)
+        parts.append(f"{k!r} (row {where[k]}" + (f", a typo of {close[0]!r}?)" if close else ")"))
+    raise DataError(
+        f"{report.source}: the label(s) {', '.join(parts)} occur only once in column {label_col!r}, while the other "
+        f"labels occur at least {min(common.values())} times: likely typos. Fix those rows, or set drop_rare_labels "
+        f"(--drop-rare-labels) to drop them."
+    )
+
+
+def _rows(rows: list[int], shown: int = 10) -> str:
+    """'row 3' or 'rows 3, 5, ... and 12 more'."""
+    head = ("row " if len(rows) == 1 else "rows ") + ", ".join(str(r) for r in rows[:shown])
+    return head + (f" and {len(rows) - shown:,} more" if len(rows) > shown else "")
+
+
+def _sep_name(sep: str) -> str:
+    return {"": "", ",": "comma-separated", "\t": "tab-separated", ";": "semicolon-separated", "|": "pipe-separated"}.get(sep, repr(sep))
+
+
+# --------------------------------------------------------------------------------------------------- sampling
+
+
+def sample_few_shot(examples: Sequence[Example], k: int, seed: int = 0, label_names: Sequence[str] | None = None,
+                    num_classes: int | None = None) -> list[Example]:
+    """Class-balanced few-shot draw: k // C per class, seeded, classes interleaved (c0, c1, c0, c1, ...).
+
+    Each class is shuffled with its own generator seeded by (seed, class), so a draw does not depend on the other
+    classes' sizes and the draw for a smaller k is a prefix of the draw for a larger one. Any prefix of C*m
+    examples holds m per class.
+    """
+    if num_classes is None:
+        num_classes = len(label_names) if label_names is not None else (max((e.label for e in examples), default=-1) + 1)
+    names = list(label_names) if label_names is not None else [str(i) for i in range(num_classes)]
+    if num_classes < 2:
+        raise DataError(f"Few-shot sampling needs at least two classes, got {num_classes}.")
+    if k < num_classes:
+        raise DataError(f"k={k} is smaller than the number of classes ({num_classes}): choose k of at least {num_classes} (k // {num_classes} per class).")
+    per_class = k // num_classes
+    by_class: list[list[Example]] = [[] for _ in range(num_classes)]
+    for e in examples:
+        if not 0 <= e.label < num_classes:
+            raise DataError(f"Example {e.text[:40]!r} has label {e.label}, outside 0..{num_classes - 1}: pass the task's label_names.")
+        by_class[e.label].append(e)
+    short = [f"{names[c]!r} has {len(xs)}" for c, xs in enumerate(by_class) if len(xs) < per_class]
+    if short:
+        raise DataError(f"k={k} needs {per_class} examples per class but {', '.join(short)}: choose a smaller k or add examples.")
+    picks = []
+    for c, xs in enumerate(by_class):
+        order = np.random.default_rng([seed % 2**32, c]).permutation(len(xs))[:per_class]
+        picks.append([xs[i] for i in order])
+    return [picks[c][i] for i in range(per_class) for c in range(num_classes)]
+
+
+def cod_real_half(draw: Sequence[Example]) -> list[Example]:
+    """CoD's real half: the first k/2 of the same seeded draw (balanced, since the draw interleaves classes)."""
+    return list(draw[: len(draw) // 2])
