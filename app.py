@@ -1,0 +1,103 @@
+"""CoD Studio: curate counterfactuals against a live teacher, distil a few-shot student, compare them.
+
+`python app.py` serves http://127.0.0.1:7860 on the embedded default (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT
+are respected). Tests import `build_app(services)` and launch it themselves with `launch_options()`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import gradio as gr
+
+from components import compare, counterfactuals, data, distill, export, models
+from components.services import Services
+from components.state import PageState
+from components.style import ASSETS, css, esc, notice, theme
+
+TITLE = "CoD Studio"
+
+
+def header_html() -> str:
+    """The title bar: logo, name, one line on what the tool does."""
+    logo = (ASSETS / "logo.svg").read_text(encoding="utf-8")
+    return (
+        f'<div class="cod-header">{logo}<div><div class="cod-title">{TITLE}</div>'
+        '<div class="cod-subtitle">Few-shot knowledge distillation with counterfactual explanations: '
+        'curate minimal edits that flip the <span class="cod-t">teacher</span>, then distil a small '
+        '<span class="cod-s">student</span> from half real examples, half counterfactuals.</div></div></div>'
+    )
+
+
+def status_html(services: Services) -> str:
+    """A banner while the demo teacher is still building; empty once it is ready."""
+    ready, message = services.teacher_status()
+    return "" if ready else notice(f'<span class="cod-spinner"></span>{esc(message)}', "info")
+
+
+def build_app(services: Services | None = None) -> gr.Blocks:
+    """The whole app; `services` holds the process-level model cache, store and worker (a fresh one if None)."""
+    services = services or Services()
+    with gr.Blocks(title=TITLE, fill_width=True) as app:
+        state = gr.State(PageState(teacher=services.default_teacher, student=services.default_student))
+        gr.HTML(header_html())
+        banner = gr.HTML(status_html(services), elem_id="status-banner")
+        timer = gr.Timer(3.0, active=not services.teacher_status()[0])
+        with gr.Tabs(elem_id="tabs"):
+            with gr.Tab("1 · Data", id="data", elem_id="tab-data"):
+                data_tab = data.build(services, state)
+            with gr.Tab("2 · Models", id="models", elem_id="tab-models"):
+                models_tab = models.build(services, state)
+            with gr.Tab("3 · Counterfactuals", id="counterfactuals", elem_id="tab-counterfactuals"):
+                cf_tab = counterfactuals.build(services, state)
+            with gr.Tab("4 · Distill", id="distill", elem_id="tab-distill"):
+                distill_tab = distill.build(services, state)
+            with gr.Tab("5 · Compare", id="compare", elem_id="tab-compare"):
+                compare_tab = compare.build(services, state)
+            with gr.Tab("6 · Export", id="export", elem_id="tab-export"):
+                export_tab = export.build(services, state)
+
+        def poll():
+            ready = services.teacher_status()[0]
+            return status_html(services), gr.Timer(active=not ready)
+
+        tick = timer.tick(poll, None, [banner, timer], show_progress="hidden", api_visibility="private")
+        # When the demo teacher appears, refresh the live prediction that was waiting for it.
+        tick.then(models_tab.live, [models_tab.teacher, models_tab.probe], models_tab.probe_out,
+                  show_progress="hidden", api_visibility="private")
+
+        # First visit: the default task and its few-shot draw, and the teacher on the example sentence.
+        load = app.load(
+            data_tab.on_task, [state, data_tab.task, data_tab.k, data_tab.seed], data_tab.outputs,
+            api_visibility="private",
+        )
+        load.then(models_tab.live, [models_tab.teacher, models_tab.probe], models_tab.probe_out,
+                  show_progress="hidden", api_visibility="private")
+        for tab in (cf_tab, distill_tab, compare_tab, export_tab):
+            refresh = getattr(tab, "refresh", None)
+            if refresh is not None:
+                for event in data_tab.changed + [load]:
+                    event.then(*refresh)
+    return app
+
+
+def launch_options() -> dict:
+    """Keyword arguments for `launch()`: theme and css moved there in Gradio 6."""
+    return {"theme": theme(), "css": css(), "favicon_path": str(ASSETS / "logo.svg")}
+
+
+def main() -> None:
+    """Serve the app (127.0.0.1:7860 unless GRADIO_SERVER_NAME / GRADIO_SERVER_PORT say otherwise)."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    app = build_app()
+    app.queue(default_concurrency_limit=4)
+    app.launch(
+        server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+        server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
+        **launch_options(),
+    )
+
+
+if __name__ == "__main__":
+    main()

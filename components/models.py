@@ -1,0 +1,142 @@
+"""Models tab: teacher and student by Hub id, local path or `demo`; label mapping; teacher accuracy; live prediction."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+
+from components.state import PageState
+from components.style import badge, esc, notice, probs_html
+from cod import DEMO
+from cod.errors import ModelError
+
+EVAL_LIMIT = 500  # validation examples scored for the teacher's accuracy (cached by text afterwards)
+
+
+# --- handlers ---------------------------------------------------------------------------------------------------
+def predict_html(services, teacher_name: str, text: str) -> str:
+    """The teacher's probabilities for typed text, as bars in the teacher's colour."""
+    text = (text or "").strip()
+    ready, message = services.teacher_status(teacher_name)
+    if not ready:
+        return notice(esc(message), "info")
+    teacher = services.teacher(teacher_name)
+    if not text:
+        return probs_html(teacher.label_names, None, "teacher", "Teacher")
+    probs = teacher.predict_proba([text])[0]
+    return probs_html(teacher.label_names, probs.tolist(), "teacher", "Teacher")
+
+
+def label_mapping(model_labels: list[str], data_labels: list[str]) -> pd.DataFrame:
+    """Index-by-index mapping of the model's labels to the data's, with a match column."""
+    n = max(len(model_labels), len(data_labels))
+    rows = []
+    for i in range(n):
+        m = model_labels[i] if i < len(model_labels) else "—"
+        d = data_labels[i] if i < len(data_labels) else "—"
+        rows.append({"index": i, "model label": m, "data label": d, "match": "✓" if m.lower() == d.lower() else "≠"})
+    return pd.DataFrame(rows)
+
+
+def check_teacher(services, state: PageState, name: str) -> tuple[PageState, str, pd.DataFrame]:
+    """Load the teacher, check its labels against the data's, and score it on the validation split."""
+    name = (name or DEMO).strip()
+    teacher = services.teacher(name)
+    state.teacher = name
+    mapping = label_mapping(teacher.label_names, state.label_names)
+    lines = [f"{badge('teacher', 'teacher')} <b>{esc(teacher.name if name != DEMO else 'demo (all-mpnet-base-v2 + trained head)')}</b>"
+             f" · {teacher.num_labels} labels: {esc(', '.join(teacher.label_names))}"]
+    if state.label_names:
+        if teacher.num_labels != len(state.label_names):
+            raise ModelError(
+                f"The teacher has {teacher.num_labels} labels {teacher.label_names} but the data has "
+                f"{len(state.label_names)} {state.label_names}: choose a matching teacher or map the labels."
+            )
+        try:
+            from cod.models import check_labels
+
+            check_labels(teacher.label_names, state.label_names)
+        except ImportError:
+            pass
+    accuracy = teacher_accuracy(services, state, name)
+    if accuracy is not None:
+        lines.append(f"Validation accuracy <b>{accuracy:.1%}</b> on {min(len(state.validation), EVAL_LIMIT):,} examples")
+    if name == DEMO:
+        metrics = demo_metrics()
+        if "test_accuracy" in metrics:
+            lines.append(f"Held-out test accuracy (from the build) <b>{float(metrics['test_accuracy']):.1%}</b>")
+    return state, "<br>".join(lines), mapping
+
+
+def teacher_accuracy(services, state: PageState, name: str) -> float | None:
+    """Accuracy of the teacher on (up to EVAL_LIMIT of) the validation split; None without labelled validation."""
+    if not state.validation:
+        return None
+    examples = state.validation[:EVAL_LIMIT]
+    teacher = services.teacher(name)
+    preds = teacher.predict([e.text for e in examples])
+    return float(np.mean(preds == np.array([e.label for e in examples])))
+
+
+def demo_metrics() -> dict:
+    """The demo teacher's saved metrics (validation/test accuracy), empty if not built."""
+    from components.services import demo_teacher_dir
+
+    path = demo_teacher_dir() / "metrics.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def check_student(state: PageState, name: str) -> tuple[PageState, str]:
+    """Remember the student name; its head is created fresh with the data's labels when distillation starts."""
+    name = (name or DEMO).strip()
+    state.student = name
+    desc = "demo (all-MiniLM-L6-v2, 22.7M parameters, fresh head)" if name == DEMO else name
+    labels = ", ".join(state.label_names) or "the data's labels"
+    return state, f"{badge('student', 'student')} <b>{esc(desc)}</b> · a fresh classification head for {esc(labels)}"
+
+
+# --- layout -----------------------------------------------------------------------------------------------------
+def build(services, state):
+    """The Models tab; returns the components other tabs listen to."""
+    import gradio as gr
+
+    from components.services import ui_errors
+
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=1, min_width=300):
+            gr.Markdown("### Teacher")
+            teacher = gr.Textbox(services.default_teacher, label="Hub id, local path, or demo", elem_id="teacher-name")
+            load_teacher = gr.Button("Load teacher", variant="primary", elem_id="load-teacher")
+            teacher_info = gr.HTML(elem_id="teacher-info")
+            mapping = gr.Dataframe(
+                pd.DataFrame(columns=["index", "model label", "data label", "match"]), label="Label mapping",
+                interactive=False, elem_id="label-mapping",
+            )
+            gr.Markdown("### Student")
+            student = gr.Textbox(services.default_student, label="Hub id, local path, or demo", elem_id="student-name")
+            student_info = gr.HTML(elem_id="student-info")
+        with gr.Column(scale=1, min_width=300):
+            gr.Markdown("### Try the teacher")
+            probe = gr.Textbox(
+                "a gorgeous, witty, seductive movie .", label="Type any text", lines=3, elem_id="probe",
+            )
+            probe_out = gr.HTML(elem_id="probe-probs")
+
+    live = ui_errors(lambda name, text: predict_html(services, name, text))
+    probe.input(live, [teacher, probe], probe_out, trigger_mode="always_last", show_progress="hidden",
+                queue=False, api_name="predict")
+    load_teacher.click(
+        ui_errors(lambda s, n: check_teacher(services, s, n)), [state, teacher], [state, teacher_info, mapping],
+        api_name="check_teacher",
+    )
+    student.change(ui_errors(check_student), [state, student], [state, student_info], api_visibility="private")
+    return SimpleNamespace(
+        teacher=teacher, student=student, probe=probe, probe_out=probe_out, teacher_info=teacher_info,
+        student_info=student_info, live=live,
+    )
