@@ -163,7 +163,8 @@ def load(source: str | Path, config: DataConfig | None = None) -> LabelledData:
     elif path.is_file():
         df, class_names, report = _read_file(path, config)
     elif _looks_like_path(str(source)):
-        raise DataError(f"File {str(source)!r} not found: check the path (relative to {Path.cwd()}).")
+        relative = "" if path.is_absolute() else f" (relative paths start at {Path.cwd()})"
+        raise DataError(f"File {str(source)!r} not found: check the path{relative}.")
     else:
         df, class_names, report = _read_hub(str(source), config)
     return _build(df, config, report, class_names)
