@@ -1,5 +1,51 @@
 """CoD Studio: few-shot counterfactual distillation of text classifiers."""
 
+import importlib.abc
+import importlib.util
+import logging
+import sys
+
 __version__ = "0.1.0"
 
 DEMO = "demo"  # the word that means "the embedded default" wherever a model id or task is asked for
+
+
+def _register_heads() -> None:
+    """Register cod's mean-pooling classifier with transformers' Auto classes (see cod.heads)."""
+    try:
+        from cod.heads import register
+
+        register()
+    except Exception:  # never break `import transformers` for someone who does not need our head
+        logging.getLogger(__name__).warning("Could not register cod's mean-pooling head", exc_info=True)
+
+
+class _RegisterAfterTransformers(importlib.abc.MetaPathFinder):
+    """Runs `_register_heads` right after `transformers` is first imported.
+
+    `import cod` must make saved mean-pooling models loadable with `AutoModelForSequenceClassification`, but importing
+    transformers (and torch) here would cost seconds for every `python -m cod --help`; so the registration waits for
+    the first `import transformers` in the process, wherever it comes from.
+    """
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "transformers":
+            return None
+        sys.meta_path.remove(self)  # one shot; also keeps find_spec below from coming back here
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        exec_module = spec.loader.exec_module
+
+        def exec_then_register(module):
+            exec_module(module)
+            _register_heads()
+
+        spec.loader.exec_module = exec_then_register
+        return spec
+
+
+if "transformers" in sys.modules:
+    _register_heads()
+elif not any(isinstance(f, _RegisterAfterTransformers) for f in sys.meta_path):
+    sys.meta_path.insert(0, _RegisterAfterTransformers())
