@@ -312,10 +312,11 @@ def _read_json(text: str, name: str) -> tuple[pd.DataFrame, str]:
         raise DataError(f"{name} is not valid JSON ({err.msg} at line {err.lineno}, column {err.colno}): fix the file or save it as JSONL.") from err
     if isinstance(obj, dict):
         lists = {k: v for k, v in obj.items() if isinstance(v, list)}
-        if lists and len(lists) == len(obj) and len({len(v) for v in lists.values()}) == 1:
+        records = [v for v in lists.values() if v and all(isinstance(r, dict) for r in v)]
+        if len(records) == 1:
+            obj = records[0]  # e.g. {"data": [{...}, ...]}
+        elif lists and len(lists) == len(obj) and len({len(v) for v in lists.values()}) == 1:
             obj = pd.DataFrame(obj).to_dict("records")  # a dict of equal-length columns
-        elif len(lists) == 1:
-            obj = next(iter(lists.values()))  # e.g. {"data": [{...}, ...]}
     if not isinstance(obj, list) or not obj or not all(isinstance(r, dict) for r in obj):
         raise DataError(f"{name} must hold a JSON array of objects like [{{\"text\": ..., \"label\": ...}}, ...]; found {type(obj).__name__}{' (empty)' if obj == [] else ''}.")
     df = pd.DataFrame(obj)
