@@ -515,7 +515,11 @@ def _infer_names(keys: set) -> tuple[list[str], dict, str]:
 def _explicit_index(key: int | str, names: list[str], from_classlabel: bool) -> int | None:
     """Index of `key` in explicit `names`; None for the `datasets` 'no label' marker -1; raises KeyError if unknown."""
     if isinstance(key, int):
-        if 0 <= key < len(names):
+        if all(_INT.match(n.strip()) for n in names):  # numeric names (e.g. stars "1".."5"): match by name
+            keys = [int(float(n)) for n in names]
+            if key in keys:
+                return keys.index(key)
+        elif 0 <= key < len(names):
             return key
         if key == -1 and from_classlabel:
             return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 from collections import Counter
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -247,6 +248,12 @@ def test_explicit_label_names_fix_the_order(tmp_path):
         load(path, DataConfig(label_names=("good", "bad")))
 
 
+def test_numeric_label_names_match_by_name(tmp_path):
+    path = write(tmp_path, "a.csv", "text,stars\ngood,5\nbad,1\nok,3\n")
+    data = load(path, DataConfig(label_names=("1", "2", "3", "4", "5")))
+    assert [data.label_names[e.label] for e in data.examples] == ["5", "1", "3"]
+
+
 def test_explicit_label_names_and_int_labels_out_of_range(tmp_path):
     path = write(tmp_path, "a.csv", "text,label\ngood,1\nbad,0\nodd,5\n")
     with pytest.raises(DataError, match=r"row 3: label 5 .*\(or 0..1\)"):
@@ -419,3 +426,47 @@ def test_sampling_errors():
         sample_few_shot(pool((10, 2)), k=8, seed=0, label_names=["neg", "pos"])
     with pytest.raises(DataError, match=r"label 2, outside 0..1"):
         sample_few_shot(pool((3, 3, 3)), k=4, seed=0, num_classes=2)
+
+
+# ------------------------------------------------------------------------------------------------------- CLI
+
+
+def test_cli_inspect_prints_counts_problems_and_duplicates(tmp_path, capsys):
+    from cod.cli import main
+
+    path = write(tmp_path, "reviews.csv", "review,sentiment\ngood,Positive\n,negative\nbad,negative\ngood,positive\n")
+    assert main(["data", "inspect", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "Read 4 rows from reviews.csv" in out and "negative: 1, positive: 2" in out
+    assert "empty text 1 (row 2)" in out and "Duplicates: 1 repeated texts (row 4), kept." in out
+    assert "row      1  [positive]  good" in out
+
+
+def test_cli_inspect_json_and_column_options(tmp_path, capsys):
+    from cod.cli import main
+
+    path = write(tmp_path, "a.csv", "a,b,c\ngood film,1,x\nbad film,0,y\n")
+    assert main(["data", "inspect", str(path), "--text-column", "a", "--label-column", "b", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["label_counts"] == {"0": 1, "1": 1} and out["text_column"] == "a" and out["head"][0]["label"] == "1"
+
+
+def test_cli_inspect_error_exits_2_with_the_message(tmp_path):
+    import subprocess
+    import sys
+
+    path = write(tmp_path, "a.csv", "text,label\n")
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, "-m", "cod", "data", "inspect", str(path)], capture_output=True, text=True, cwd=root)
+    assert proc.returncode == 2
+    assert "error: a.csv has a header (text, label) but no data rows" in proc.stderr
+
+
+def test_cli_sample_from_a_file(tmp_path, capsys):
+    from cod.cli import main
+
+    rows = balanced_rows()
+    path = write(tmp_path, "a.csv", "text,label\n" + "".join(f"{t},{y}\n" for t, y in rows))
+    assert main(["data", "sample", str(path), "-k", "4", "--seed", "1", "--json"]) == 0
+    draw = json.loads(capsys.readouterr().out)
+    assert [d["label"] for d in draw] == ["negative", "positive"] * 2
