@@ -97,10 +97,13 @@ class LexicalConfig(_Serialisable):
     beam_width: int = 4
     positions: int = 6  # most salient positions tried
     substitutes: int = 6  # candidate words per position
+    expansions: int = 8  # best single edits each beam state is extended with
+    wordnet: bool = True  # use WordNet antonyms when a WordNet database is installed
+    shrink: bool = True  # revert edits that are not needed for the flip
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("max_edits", "beam_width", "positions", "substitutes"):
+        for name in ("max_edits", "beam_width", "positions", "substitutes", "expansions"):
             value = getattr(self, name)
             _check(isinstance(value, int) and value >= 1, f"{name} must be a positive integer, got {value!r}.")
 

@@ -1,0 +1,164 @@
+"""Files of a distillation run: resumable checkpoints and the finished run folder.
+
+Run folder (`out_dir`):
+  config.json        the DistillConfig and the run's context (teacher, student, labels, lwd mode, ...)
+  metrics.json       validation / test / teacher metrics, counts, timings
+  train_set.jsonl    every training example, counterfactuals included, with its pair and teacher probabilities
+  README.md          the model card
+  model/             the student: save_pretrained + tokenizer (+ README.md); loads with AutoModelForSequenceClassification
+  checkpoint/        last.pt (resume state) and best.pt (best weights so far); removed when the run finishes
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from cod.errors import DistillError
+
+MODEL_DIR = "model"
+CHECKPOINT_DIR = "checkpoint"
+
+
+def _atomic_torch_save(obj: Any, path: Path) -> None:
+    # Write then rename: a crash while saving never leaves a half-written checkpoint behind.
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """JSON with sorted keys and NaN written as null."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def clean(x):
+        if isinstance(x, float) and x != x:
+            return None
+        if isinstance(x, dict):
+            return {str(k): clean(v) for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            return [clean(v) for v in x]
+        if isinstance(x, (np.floating, np.integer)):
+            return clean(x.item())
+        if isinstance(x, Path):
+            return str(x)
+        return x
+
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(clean(obj), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def fingerprint(config_dict: dict, texts_labels: list[tuple[str, int]], student: str) -> str:
+    """Identity of a run for resuming: its settings (except resume-only ones), its training data, its student."""
+    settings = {k: v for k, v in config_dict.items() if k not in {"resume", "tracker"}}
+    blob = json.dumps([settings, texts_labels, student], sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def rng_state() -> dict:
+    """Python, numpy and torch random states (restored on resume so dropout repeats)."""
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+
+
+def set_rng_state(state: dict) -> None:
+    """Inverse of `rng_state`."""
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+
+
+def save_checkpoint(out_dir: Path, state: dict) -> None:
+    """Save the resume state (model, optimizer, scheduler, position, best so far) to checkpoint/last.pt."""
+    folder = out_dir / CHECKPOINT_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    _atomic_torch_save(state, folder / "last.pt")
+
+
+def save_best(out_dir: Path, best_state: dict) -> None:
+    """Save the best trainable weights so far to checkpoint/best.pt."""
+    folder = out_dir / CHECKPOINT_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    _atomic_torch_save(best_state, folder / "best.pt")
+
+
+def load_checkpoint(out_dir: Path, fp: str) -> tuple[dict, dict | None] | None:
+    """(last state, best weights) of an earlier run with the same fingerprint, or None when there is none."""
+    last = out_dir / CHECKPOINT_DIR / "last.pt"
+    if not last.exists():
+        return None
+    state = torch.load(last, map_location="cpu", weights_only=False)
+    if state.get("fingerprint") != fp:
+        raise DistillError(
+            f"{out_dir} holds a checkpoint of a different run (other settings, data or student): "
+            "choose another output folder, delete its checkpoint/ folder, or set resume off."
+        )
+    best_path = out_dir / CHECKPOINT_DIR / "best.pt"
+    best = torch.load(best_path, map_location="cpu", weights_only=False) if best_path.exists() else None
+    return state, best
+
+
+def remove_checkpoint(out_dir: Path) -> None:
+    """Delete checkpoint/ once the finished run is saved (it is large and no longer needed)."""
+    folder = out_dir / CHECKPOINT_DIR
+    for name in ("last.pt", "best.pt"):
+        (folder / name).unlink(missing_ok=True)
+    if folder.exists() and not any(folder.iterdir()):
+        folder.rmdir()
+
+
+def write_train_set(path: Path, items, label_names: list[str], logits: dict[str, np.ndarray] | None, originals: dict[int, str], ce_labels: list[int], ce_weights: list[float]) -> None:
+    """One JSON line per training example: text, labels by name, counterfactual flag, pair, teacher probabilities."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as f:
+        for item, ce_label, ce_weight in zip(items, ce_labels, ce_weights):
+            ex = item.example
+            row = {
+                "text": ex.text,
+                "label": label_names[ex.label],
+                "ce_label": label_names[ce_label],
+                "ce_weight": ce_weight,
+                "is_counterfactual": item.is_counterfactual,
+                "pair_id": item.pair_id,
+            }
+            if item.is_counterfactual:
+                row["original"] = originals.get(item.pair_id)
+            if logits is not None and ex.text in logits:
+                z = np.exp(logits[ex.text] - logits[ex.text].max())
+                row["teacher_probs"] = dict(zip(label_names, (z / z.sum()).round(6).tolist()))
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def save_student(model_dir: Path, model, tokenizer, card: str) -> None:
+    """save_pretrained the student and its tokenizer, with the model card, into `model_dir`."""
+    model_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(model_dir)
+    tokenizer.save_pretrained(model_dir)
+    (model_dir / "README.md").write_text(card, encoding="utf-8")
+
+
+def push_to_hub(out_dir: str | Path, repo_id: str, private: bool = False, token: str | None = None) -> str:
+    """Upload a run's model folder (weights, tokenizer, model card) to the Hub; returns the repo URL."""
+    from huggingface_hub import HfApi
+
+    model_dir = Path(out_dir) / MODEL_DIR
+    if not (model_dir / "config.json").exists():
+        raise DistillError(f"{model_dir} holds no saved student: finish a run with an output folder first.")
+    api = HfApi(token=token)
+    try:
+        url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+        api.upload_folder(folder_path=str(model_dir), repo_id=repo_id, repo_type="model",
+                          commit_message="CoD Studio: distilled student")
+    except Exception as err:  # offline, no token, no rights: one clear message
+        raise DistillError(
+            f"Could not push {model_dir} to the Hub repo {repo_id!r}: {type(err).__name__}: {err}. "
+            "Check that you are online and logged in (`hf auth login` or HF_TOKEN) with write access."
+        ) from err
+    return str(url)

