@@ -494,6 +494,14 @@ def _label_key(value: Any) -> int | str | None:
     return int(float(text)) if _INT.match(text) else text
 
 
+def _cached_key(raw: Any, cache: dict) -> int | str | None:
+    if isinstance(raw, (str, int)):
+        if raw not in cache:
+            cache[raw] = _label_key(raw)
+        return cache[raw]
+    return _label_key(raw)
+
+
 def _natural(s: str) -> list:
     return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", s) if t]
 
@@ -547,6 +555,8 @@ def _as_text(value: Any) -> str | None:
         except UnicodeDecodeError:
             return None
     text = str(value).strip()
+    if text.isprintable():  # the common case, checked in C
+        return text
     return None if len(_BINARY.findall(text)) > max(2, len(text) // 20) or "\x00" in text else text
 
 
@@ -565,6 +575,7 @@ def _build(df: pd.DataFrame, config: DataConfig, report: LoadReport, class_names
 
     # 1. texts and raw labels; rows without either are dropped and counted
     rows = []  # (row number, text, pair, label key)
+    label_keys: dict = {}  # raw label -> key: a column holds few distinct labels
     pairs = df[pair_col].tolist() if pair_col else [None] * len(df)
     for row, text, pair, raw in zip(numbers, df[text_col].tolist(), pairs, df[label_col].tolist()):
         text = _as_text(text)
@@ -575,7 +586,7 @@ def _build(df: pd.DataFrame, config: DataConfig, report: LoadReport, class_names
             report.drop("empty text", row)
         elif pair_col and pair == "":
             report.drop("empty text pair", row)
-        elif (key := _label_key(raw)) is None:
+        elif (key := _cached_key(raw, label_keys)) is None:
             report.drop("missing label", row)
         else:
             rows.append((row, text, pair, key))
@@ -650,7 +661,8 @@ def _build(df: pd.DataFrame, config: DataConfig, report: LoadReport, class_names
             f"{len(report.conflicting_rows)} repeated text(s) carry a different label than their first occurrence "
             f"({_rows(report.conflicting_rows)}): fix or remove them."
         )
-    report.label_counts = {n: sum(1 for e in examples if e.label == i) for i, n in enumerate(names)}
+    final = Counter(e.label for e in examples)
+    report.label_counts = {n: final.get(i, 0) for i, n in enumerate(names)}
     return LabelledData(examples, names, report, text_col, label_col, pair_col, row_numbers)
 
 
