@@ -685,8 +685,8 @@ def _check_rare(rows: list, config: DataConfig, report: LoadReport, label_col: s
         parts.append(f"{k!r} (row {where[k]}" + (f", a typo of {close[0]!r}?)" if close else ")"))
     raise DataError(
         f"{report.source}: the label(s) {', '.join(parts)} occur only once in column {label_col!r}, while the other "
-        f"labels occur at least {min(common.values())} times: likely typos. Fix those rows, or set drop_rare_labels "
-        f"(--drop-rare-labels) to drop them."
+        f"labels occur at least {min(common.values())} times: likely typos. Fix those rows, set drop_rare_labels "
+        f"(--drop-rare-labels) to drop them, or give label_names (--label-names) to keep them."
     )
 
 

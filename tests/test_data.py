@@ -319,6 +319,8 @@ def test_a_label_seen_once_among_many_is_a_likely_typo(tmp_path):
     data = load(path, DataConfig(drop_rare_labels=True))
     assert data.label_names == ["negative", "positive"] and data.report.dropped == {"rare label": 1}
     assert data.report.dropped_rows == {"rare label": [13]}
+    kept = load(path, DataConfig(label_names=("negative", "positive", "postive")))  # declared: a real class
+    assert kept.label_counts() == {"negative": 6, "positive": 6, "postive": 1}
 
 
 def test_a_free_text_column_is_not_a_label(tmp_path):
