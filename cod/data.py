@@ -185,8 +185,6 @@ def _looks_like_path(source: str) -> bool:
 
 
 def _read_file(path: Path, config: DataConfig) -> tuple[pd.DataFrame, dict, LoadReport]:
-    import pandas as pd
-
     name = path.name
     size_mb = path.stat().st_size / 2**20
     if size_mb > config.max_file_mb:
