@@ -49,13 +49,13 @@ def build_app(services: Services | None = None) -> gr.Blocks:
                 data_tab = data.build(services, state)
             with gr.Tab("2 · Models", id="models", elem_id="tab-models"):
                 models_tab = models.build(services, state)
-            with gr.Tab("3 · Counterfactuals", id="counterfactuals", elem_id="tab-counterfactuals"):
+            with gr.Tab("3 · Counterfactuals", id="counterfactuals", elem_id="tab-counterfactuals") as cf_page:
                 cf_tab = counterfactuals.build(services, state)
             with gr.Tab("4 · Distill", id="distill", elem_id="tab-distill"):
-                distill_tab = distill.build(services, state)
-            with gr.Tab("5 · Compare", id="compare", elem_id="tab-compare"):
+                distill.build(services, state)
+            with gr.Tab("5 · Compare", id="compare", elem_id="tab-compare") as compare_page:
                 compare_tab = compare.build(services, state)
-            with gr.Tab("6 · Export", id="export", elem_id="tab-export"):
+            with gr.Tab("6 · Export", id="export", elem_id="tab-export") as export_page:
                 export_tab = export.build(services, state)
 
         def poll():
@@ -74,11 +74,12 @@ def build_app(services: Services | None = None) -> gr.Blocks:
         )
         load.then(models_tab.live, [models_tab.teacher, models_tab.probe], models_tab.probe_out,
                   show_progress="hidden", api_visibility="private")
-        for tab in (cf_tab, distill_tab, compare_tab, export_tab):
-            refresh = getattr(tab, "refresh", None)
-            if refresh is not None:
-                for event in data_tab.changed + [load]:
-                    event.then(*refresh)
+        # Each tab redraws from the store when opened (another session may have changed the project).
+        for page, tab in ((cf_page, cf_tab), (compare_page, compare_tab), (export_page, export_tab)):
+            fn, inputs, outputs = tab.refresh
+            page.select(fn, inputs, outputs, show_progress="hidden", api_visibility="private")
+        for event in data_tab.changed:
+            event.then(*cf_tab.refresh, show_progress="hidden", api_visibility="private")
     return app
 
 

@@ -54,17 +54,6 @@ def load_task(state: PageState, name: str) -> PageState:
     return state
 
 
-def file_columns(path: str | Path) -> list[str]:
-    """Column names of an uploaded file, for the mapping dropdowns (empty when the library cannot tell)."""
-    import cod.data as D
-
-    for name in ("columns", "file_columns", "read_columns"):
-        fn = getattr(D, name, None)
-        if callable(fn):
-            return list(fn(path))
-    return []
-
-
 def load_upload(
     state: PageState, path: str | Path | None, text: str | None = None, label: str | None = None, pair: str | None = None
 ) -> PageState:
@@ -99,36 +88,29 @@ def sample(state: PageState, k: int, seed: int) -> PageState:
     if not state.validation:  # uploads: validate on up to 500 examples outside the draw
         drawn = set(state.few_shot)
         state.validation = [e for e in state.data.examples if e not in drawn][:500]
-    state.pairs, state.undo, state.redo, state.selected = [], [], [], None
+    state.project, state.rows, state.selected = None, [], None  # a new draw is a new project (made on first save)
     return state
 
 
 def report_html(state: PageState) -> str:
-    """The validation report as the library words it: rows read, dropped rows by reason, warnings, duplicates."""
+    """The validation report in the library's own words; drops, duplicates and warnings stand out."""
     if state.data is None:
         return notice("Upload a file or pick a built-in task to begin.")
     r = state.data.report
-    counts = pd.Series([e.label for e in state.data.examples]).value_counts().sort_index()
-    label_counts = ", ".join(
-        f"<b>{esc(state.label_names[i])}</b> {int(n):,}" for i, n in counts.items() if 0 <= i < len(state.label_names)
-    )
-    parts = [
-        f"<div><b>{esc(state.source)}</b>: {len(state.data.examples):,} usable examples "
-        f"of {r.rows_read:,} rows read · {label_counts}</div>"
-    ]
+    counts = state.data.label_counts() if hasattr(state.data, "label_counts") else {}
+    label_counts = " · ".join(f"<b>{esc(name)}</b> {n:,}" for name, n in counts.items())
+    parts = [f'<div class="cod-report-head"><b>{esc(state.source)}</b>: {len(state.data.examples):,} examples · {label_counts}</div>']
     if state.extra.get("task_description") and not state.source_path:
         parts.append(f'<div class="cod-muted">{esc(state.extra["task_description"])}</div>')
     if state.validation or state.test:
-        parts.append(
-            f'<div class="cod-muted">Validation {len(state.validation):,} · test {len(state.test):,} '
-            "(test is only evaluated, never trained on)</div>"
-        )
-    for reason, n in (r.dropped or {}).items():
-        parts.append(notice(f"Dropped {n:,} row(s): {esc(reason)}", "warn"))
-    if r.duplicates:
-        parts.append(notice(f"{r.duplicates:,} duplicate text(s) found.", "warn"))
-    for w in r.warnings:
-        parts.append(notice(esc(w), "warn"))
+        held = f"validation {len(state.validation):,}" + (f" · test {len(state.test):,} (only evaluated, never trained on)" if state.test else "")
+        parts.append(f'<div class="cod-muted">Held out: {held}</div>')
+    if state.source_path:  # an upload: show every line of the library's report
+        for line in r.lines() if hasattr(r, "lines") else []:
+            kind = "warn" if line.startswith(("Warning", "Dropped ")) and not line.startswith("Dropped no") else ""
+            if line.startswith("Duplicates:") and not line.startswith("Duplicates: none"):
+                kind = "warn"
+            parts.append(notice(esc(line), kind) if kind else f'<div class="cod-muted">{esc(line)}</div>')
     return f'<div class="cod-report">{"".join(parts)}</div>'
 
 
@@ -180,6 +162,11 @@ def build(services, state):
                 k = gr.Number(16, label="k (examples)", precision=0, minimum=2, maximum=1024, elem_id="k")
                 seed = gr.Number(0, label="Seed", precision=0, minimum=0, elem_id="seed")
             draw = gr.Button("Draw few-shot set", variant="primary", elem_id="draw")
+            gr.Markdown("### Saved projects")
+            with gr.Row():
+                saved = gr.Dropdown([], label="Reopen a project (curation is saved as you go)", scale=3,
+                                    allow_custom_value=True, elem_id="saved-projects")
+                reopen = gr.Button("Open", size="sm", scale=1, elem_id="open-project")
         with gr.Column(scale=3):
             report = gr.HTML(report_html(PageState()), elem_id="report")
             with gr.Tabs(selected="preview") as views:
@@ -211,7 +198,7 @@ def build(services, state):
         if not path:
             return (*outputs(s), gr.update(), gr.update(), gr.update(), gr.update())
         s = load_upload(s, path)
-        cols = file_columns(path)
+        cols = list(s.data.report.columns)
         choices = [AUTO] + cols
         return (
             *outputs(s),
@@ -227,12 +214,27 @@ def build(services, state):
     def on_draw(s: PageState, k_: float, seed_: float):
         return outputs(sample(s, int(k_ or 16), int(seed_ or 0)))
 
+    def on_open(s: PageState, name: str | None):
+        from components.projects import open_project
+
+        if not name:
+            raise DataError("Choose a saved project to open.")
+        s = open_project(services, s, name)
+        return (*outputs(s), gr.update(value=s.source if s.source in task_names() else None), s.k, s.seed)
+
+    def on_projects():
+        from components.projects import project_names
+
+        return gr.Dropdown(choices=project_names(services))
+
     main = [state, report, preview, fewshot, views]
     task_event = task.input(ui_errors(on_task), [state, task, k, seed], main)
     upload.upload(ui_errors(on_upload), [state, upload], main + [text_col, pair_col, label_col, mapping_box])
     remap.click(ui_errors(on_remap), [state, upload, text_col, pair_col, label_col], main)
     draw_event = draw.click(ui_errors(on_draw), [state, k, seed], main, api_name="draw")
+    open_event = reopen.click(ui_errors(on_open), [state, saved], main + [task, k, seed], api_name="open_project")
+    saved.focus(ui_errors(on_projects), None, saved, show_progress="hidden", api_visibility="private")
     return SimpleNamespace(
         task=task, upload=upload, k=k, seed=seed, draw=draw, report=report, preview=preview, fewshot=fewshot,
-        on_task=ui_errors(on_task), outputs=main, changed=[task_event, draw_event],
+        on_task=ui_errors(on_task), outputs=main, changed=[task_event, draw_event, open_event],
     )

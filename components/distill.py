@@ -1,13 +1,239 @@
-"""Distill tab (wired to the library as it lands)."""
+"""Distill tab: settings, start, a live chart of the loss parts and validation accuracy, progress with ETA, stop.
+
+Runs go through the worker's "distill" lane: one at a time per process, later ones wait in order (and say so);
+a second start from the same session while its run is going is refused with a clear message. Every run is
+recorded in the store (config, event timeline, metrics, artifact folder).
+"""
 
 from __future__ import annotations
 
+import time
+from dataclasses import asdict, is_dataclass
+from datetime import datetime
 from types import SimpleNamespace
+
+import gradio as gr
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from components.counterfactuals import curated
+from components.projects import ensure_project
+from components.services import DONE, QUEUED, RUNNING, STOPPED, ui_errors
+from components.state import PageState
+from components.style import SERIES_COLORS, STUDENT_COLOR, TEACHER_COLOR, badge, esc, notice
+from cod.errors import DistillError
+
+METHODS = {"KD (logits)": "kd", "LWD (logits + hidden states)": "lwd", "CE only (no teacher)": "ce"}
+LOG_EVERY = 10  # steps between step events written to the store (eval/done/stopped are always written)
+
+
+def _as_dict(event) -> dict:
+    if is_dataclass(event):
+        return asdict(event)
+    return dict(event)
+
+
+def make_config(state: PageState, method: str, cod: bool, alpha, temperature, beta, epochs, lr, batch, lora,
+                max_validation=0):
+    """A validated DistillConfig from the form (the library's ConfigError names a bad value)."""
+    from cod.config import DistillConfig
+
+    return DistillConfig(
+        method=METHODS.get(method, method), cod=bool(cod), k=max(2, len(state.few_shot)), seed=state.seed,
+        alpha=float(alpha), temperature=float(temperature), beta=float(beta), epochs=int(epochs),
+        learning_rate=float(lr), batch_size=int(batch), lora=bool(lora), max_validation=int(max_validation or 0),
+    )
+
+
+def start_run(services, state: PageState, session: str, config) -> str:
+    """Queue a distillation of the session's draw (and its curated counterfactuals with CoD); returns the job id."""
+    if not state.few_shot:
+        raise DistillError("No few-shot set yet: draw one on the Data tab first.")
+    mine = services.worker.running("distill", owner=session)
+    if mine:
+        raise DistillError("A distillation from this session is already queued or running: stop it or wait for it to finish.")
+    counterfactuals = None
+    if config.cod:
+        counterfactuals = curated(services, state)
+        if not counterfactuals:
+            raise DistillError(
+                "CoD needs curated counterfactuals: accept some on the Counterfactuals tab (or turn CoD off for plain KD)."
+            )
+    project = ensure_project(services, state)
+    teacher = services.teacher(state.teacher) if config.method != "ce" or config.cod else None
+    store = services.store()
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    out_dir = services.artifacts_dir() / "runs" / f"{project}-{config.label}-{stamp}"
+    examples, validation, test = list(state.few_shot), list(state.validation), list(state.test)
+    labels, student = list(state.label_names), state.student
+
+    def run(job):
+        from cod.distill import distill
+
+        record = store.start_run(project, config, artifact_dir=out_dir)
+        job.emit({"kind": "started", "run_id": record.id})
+
+        def on_event(event):
+            job.emit(event)
+            d = _as_dict(event)
+            if d.get("kind") != "step" or d.get("step", 0) % LOG_EVERY == 0:
+                store.log_event(record.id, d)
+
+        try:
+            result = distill(config, teacher, student, examples, counterfactuals, validation, on_event=on_event,
+                             stop=job.should_stop, out_dir=out_dir, test=test or None, label_names=labels,
+                             run_info={"project": project, "app": "cod-studio"})
+        except Exception as err:
+            store.finish_run(record.id, "failed", error=str(err)[:500])
+            raise
+        status = "stopped" if result.metrics.get("stopped") else "done"
+        store.finish_run(record.id, status, metrics=result.metrics, artifact_dir=out_dir)
+        key = str(record.id)
+        services.results[key] = result
+        return key
+
+    job = services.worker.submit("distill", run, owner=session)
+    state.run_job = job.id
+    return job.id
+
+
+def chart(events: list) -> go.Figure:
+    """Loss parts (left axis, log) and validation accuracy (right axis) against the step."""
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    steps = [e for e in map(_as_dict, events) if e.get("kind") == "step"]
+    evals = [e for e in map(_as_dict, events) if e.get("kind") == "eval"]
+    for part in ("loss", "ce", "kd", "lwd"):
+        xs = [e["step"] for e in steps if part in e.get("losses", {})]
+        if xs:
+            fig.add_trace(go.Scatter(
+                x=xs, y=[e["losses"][part] for e in steps if part in e.get("losses", {})], mode="lines", name=part,
+                line={"color": SERIES_COLORS[part], "width": 2.5 if part == "loss" else 1.5,
+                      "dash": "solid" if part == "loss" else "dot"},
+            ), secondary_y=False)
+    if evals:
+        fig.add_trace(go.Scatter(
+            x=[e["step"] for e in evals], y=[e["metrics"].get("val_accuracy") for e in evals], mode="lines+markers",
+            name="student validation accuracy", line={"color": STUDENT_COLOR, "width": 3}, marker={"size": 7},
+        ), secondary_y=True)
+    fig.update_layout(
+        template="plotly_white", height=380, margin={"l": 50, "r": 50, "t": 30, "b": 40},
+        legend={"orientation": "h", "y": -0.18}, uirevision="keep",
+    )
+    fig.update_xaxes(title_text="step", rangemode="tozero")
+    fig.update_yaxes(title_text="loss", type="log", secondary_y=False)
+    fig.update_yaxes(title_text="validation accuracy", range=[0, 1], secondary_y=True, showgrid=False)
+    return fig
+
+
+def _eta(seconds) -> str:
+    if seconds is None:
+        return "–"
+    seconds = int(seconds)
+    return f"{seconds // 60}m {seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+def progress_html(services, job) -> str:
+    """Status line: queued position, step of total with ETA, or the outcome."""
+    if job is None:
+        return notice("Choose settings and press <b>Start</b>.")
+    events = [_as_dict(e) for e in job.events]
+    steps = [e for e in events if e.get("kind") in ("step", "eval")]
+    last = steps[-1] if steps else {}
+    step, total = last.get("step", 0), last.get("total", 0)
+    pct = 100 * step / total if total else 0
+    bar = f'<div class="cod-progress"><span style="width:{pct:.0f}%"></span></div>'
+    if job.status == QUEUED:
+        return notice(f"Queued: {services.worker.ahead_of(job)} run(s) ahead (one distillation runs at a time). "
+                      "It starts by itself.", "info")
+    if job.status == RUNNING:
+        if not steps:
+            return bar + '<div class="cod-muted">Preparing: loading the student and scoring the training set with the teacher…</div>'
+        eta = next((e.get("eta_s") for e in reversed(events) if e.get("kind") == "step"), None)
+        return bar + f'<div class="cod-muted">Step {step} of {total} · epoch {last.get("epoch", 0):.1f} · ETA {_eta(eta)}</div>'
+    if job.error:
+        return notice(esc(job.error), "error")
+    word = "Stopped" if job.status == STOPPED else "Finished"
+    return bar + f'<div class="cod-muted">{word} at step {step} of {total}.</div>'
+
+
+def result_html(services, job) -> str:
+    """Final metrics: student against teacher, on validation and test."""
+    if job is None or job.status not in (DONE, STOPPED) or job.result is None:
+        return ""
+    result = services.results.get(job.result)
+    if result is None:
+        return ""
+    m = result.metrics
+
+    def pct(key):
+        v = m.get(key)
+        return f"{100 * v:.1f}%" if isinstance(v, (int, float)) else "–"
+
+    return (
+        '<div class="cod-stats">'
+        f'<div class="cod-stat"><b style="color:{STUDENT_COLOR}">{pct("student_test_accuracy")}</b><span>student test accuracy</span></div>'
+        f'<div class="cod-stat"><b style="color:{TEACHER_COLOR}">{pct("teacher_test_accuracy")}</b><span>teacher test accuracy</span></div>'
+        f'<div class="cod-stat"><b style="color:{STUDENT_COLOR}">{pct("student_validation_accuracy")}</b><span>student validation (best)</span></div>'
+        f'<div class="cod-stat"><b>{pct("test_agreement")}</b><span>agreement on test</span></div>'
+        f'<div class="cod-stat"><b>{m.get("steps", "–")}</b><span>steps · {esc(m.get("method", ""))}</span></div>'
+        f'</div><div class="cod-muted">Run {esc(job.result)} saved to {esc(result.out_dir)} {badge("student", "student")}</div>'
+    )
 
 
 def build(services, state):
-    """The Distill tab's widgets and events."""
-    import gradio as gr
+    """The Distill tab."""
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=1, min_width=300):
+            gr.Markdown("### Settings")
+            method = gr.Dropdown(list(METHODS), value="KD (logits)", label="Method", elem_id="method")
+            cod = gr.Checkbox(True, label="CoD: half real examples, half their curated counterfactuals", elem_id="cod")
+            with gr.Row():
+                alpha = gr.Number(20.0, label="alpha (KD weight)", minimum=0)
+                temperature = gr.Number(2.0, label="T (temperature)", minimum=0.1)
+            beta = gr.Number(1.0, label="beta (LWD weight)", minimum=0)
+            with gr.Row():
+                epochs = gr.Number(75, label="Epochs", precision=0, minimum=1, elem_id="epochs")
+                batch = gr.Number(8, label="Batch", precision=0, minimum=1, elem_id="batch")
+            lr = gr.Number(6e-5, label="Learning rate", minimum=1e-7, elem_id="lr")
+            lora = gr.Checkbox(False, label="LoRA adapters (instead of full fine-tuning)")
+            max_val = gr.Number(200, label="Validation examples per evaluation (0: all)", precision=0, minimum=0,
+                                elem_id="max-val")
+            with gr.Row():
+                start = gr.Button("Start", variant="primary", elem_id="start-distill")
+                stop = gr.Button("Stop", variant="stop", elem_id="stop-distill")
+        with gr.Column(scale=3):
+            progress = gr.HTML(progress_html(services, None), elem_id="distill-progress")
+            plot = gr.Plot(chart([]), label="Training", elem_id="distill-chart")
+            result = gr.HTML(elem_id="distill-result")
 
-    gr.Markdown("This tab is being wired to the library.")
-    return SimpleNamespace()
+    form = [method, cod, alpha, temperature, beta, epochs, lr, batch, lora, max_val]
+
+    def on_start(s: PageState, request: gr.Request, *values):
+        session = getattr(request, "session_hash", "") or ""
+        job_id = start_run(services, s, session, make_config(s, *values))
+        job = services.worker.get(job_id)
+        seen, status = -1, None
+        while True:
+            if len(job.events) != seen or job.status != status or job.done:
+                seen, status = len(job.events), job.status
+                yield s, progress_html(services, job), chart(job.events), result_html(services, job)
+            if job.done:
+                break
+            time.sleep(0.5)
+        if job.status == DONE or job.status == STOPPED:
+            s.run_key = job.result
+            yield s, progress_html(services, job), chart(job.events), result_html(services, job)
+        if job.error:
+            raise gr.Error(job.error, print_exception=False)
+
+    def on_stop(s: PageState):
+        job = services.worker.get(s.run_job)
+        if job is None or job.done:
+            return gr.update()
+        job.stop()
+        return notice("Stopping: the run ends after the current step and keeps its best checkpoint…")
+
+    run_event = start.click(ui_errors(on_start), [state, *form], [state, progress, plot, result], api_name="distill",
+                            concurrency_limit=None)
+    stop.click(on_stop, [state], progress, queue=False, api_name="stop_distill")
+    return SimpleNamespace(run_event=run_event, plot=plot, progress=progress)

@@ -166,14 +166,16 @@ class Worker:
 
 def demo_teacher_dir() -> Path:
     """Where MODELS builds the embedded demo teacher."""
-    from cod.paths import models_dir
+    from cod.demo import demo_teacher_dir as _dir
 
-    return models_dir() / "demo-teacher"
+    return _dir()
 
 
 def demo_teacher_ready() -> bool:
-    """The demo teacher is built once its metrics.json sits beside the weights."""
-    return (demo_teacher_dir() / "metrics.json").exists()
+    """Whether the demo teacher is completely built (never starts a build)."""
+    from cod.demo import is_built
+
+    return is_built()
 
 
 class Services:

@@ -91,3 +91,47 @@ def diff_html(original: str, counterfactual: str) -> str:
         pos = e.end
     out.extend(esc(w) for w in a[pos:])
     return f'<div class="cod-diff">{" ".join(out)}</div>'
+
+
+STUDENT_SHADES = ["#1c7ed6", "#74c0fc", "#364fc7", "#15aabf", "#868e96", "#4dabf7"]  # several student methods
+
+
+def brand(fig):
+    """Recolour a library figure so the teacher is always orange and students are blue, whatever its palette."""
+    methods: list[str] = []
+    for trace in fig.data:
+        name = (getattr(trace, "name", "") or "").lower()
+        group = getattr(trace, "legendgroup", "") or ""
+        colour = None
+        if "teacher" in name and "student" not in name:
+            colour = TEACHER_COLOR
+        elif "student" in name and "teacher" not in name:
+            colour = STUDENT_COLOR
+        elif group and group not in ("original", "counterfactual", "disagree") and not group.startswith("pair"):
+            if group not in methods:  # a student method of the accuracy-vs-k plot (its band shares the group)
+                methods.append(group)
+            i = methods.index(group)
+            colour = STUDENT_COLOR if group == "kd+cod" else STUDENT_SHADES[1 + i % (len(STUDENT_SHADES) - 1)]
+        if colour is not None:
+            if getattr(trace, "line", None) is not None:
+                trace.line.color = colour
+            if getattr(trace, "marker", None) is not None and trace.marker.colorscale is None:
+                trace.marker.color = colour
+            if getattr(trace, "fill", None) == "toself":
+                trace.fillcolor = _rgba(colour, 0.15)
+    for shape in fig.layout.shapes or []:  # the teacher's accuracy line
+        if shape.line and shape.line.dash == "dash":
+            shape.line.color = TEACHER_COLOR
+    for note in fig.layout.annotations or []:
+        text = (note.text or "").lower()
+        if text.startswith("teacher"):
+            note.font.color = TEACHER_COLOR
+        elif text.startswith("student"):
+            note.font.color = STUDENT_COLOR
+    return fig
+
+
+def _rgba(hex_colour: str, alpha: float) -> str:
+    h = hex_colour.lstrip("#")
+    r, g, b = (int(h[i : i + 2], 16) for i in (0, 2, 4))
+    return f"rgba({r},{g},{b},{alpha})"
