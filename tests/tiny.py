@@ -45,3 +45,62 @@ def make_tiny_classifier(
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+POSITIVE = ("good", "great", "fun", "lovely", "brilliant", "moving", "best", "enjoyable", "charming")
+NEGATIVE = ("bad", "awful", "boring", "dull", "terrible", "worst", "tedious", "bland", "mess")
+
+
+def make_word_classifier(
+    path: str | Path,
+    label_names: tuple[str, ...] = ("negative", "positive"),
+    weights: dict[str, tuple[float, ...]] | None = None,
+    words: tuple[str, ...] | list[str] = tuple(WORDS),
+    gain: float = 8.0,
+) -> Path:
+    """Save a tiny BERT classifier whose hand-set weights make it predict the class with the highest mean word weight.
+
+    `weights[word]` gives one score per class (default, binary: positive words +1.5 for 'positive', negative words
+    +1.5 for 'negative', 'not' +2 for 'negative'); every other word scores 0. Each word embedding is zero-mean with
+    the same norm (class scores in dims [0, L), their negatives in [L, 2L), a filler pair after), so LayerNorm only
+    rescales; attention is uniform (query and key weights are 0) and the value path the identity, so [CLS] holds the
+    mean of the sentence's word vectors; the FFN adds nothing, and the classifier reads the class dims.
+    """
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
+
+    if weights is None:
+        weights = {w: (-1.5, 1.5) for w in POSITIVE} | {w: (1.5, -1.5) for w in NEGATIVE} | {"not": (2.0, -2.0)}
+    num, hidden = len(label_names), 32
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    vocab = {w: i for i, w in enumerate(specials + sorted(set(words) | set(weights)))}
+    tokenizer = BertTokenizer(vocab=vocab)
+    config = BertConfig(
+        vocab_size=len(vocab), hidden_size=hidden, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=2 * hidden, max_position_embeddings=128, num_labels=num,
+        id2label=dict(enumerate(label_names)), label2id={n: i for i, n in enumerate(label_names)},
+    )  # fmt: skip
+    model = BertForSequenceClassification(config)
+    norm2 = 1.0 + max((sum(x * x for x in s) for s in weights.values()), default=0.0)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+        emb = model.bert.embeddings.word_embeddings.weight  # (vocab, hidden)
+        for word, i in vocab.items():
+            s = torch.tensor(weights.get(word, (0.0,) * num), dtype=torch.float32)
+            filler = float(norm2 - (s * s).sum()) ** 0.5
+            emb[i, :num], emb[i, num : 2 * num] = s, -s
+            emb[i, 2 * num], emb[i, 2 * num + 1] = filler, -filler
+        eye = torch.eye(hidden)
+        layer = model.bert.encoder.layer[0]
+        layer.attention.self.value.weight.copy_(eye)
+        layer.attention.output.dense.weight.copy_(eye)
+        model.bert.pooler.dense.weight.copy_(eye)
+        for ln in (model.bert.embeddings.LayerNorm, layer.attention.output.LayerNorm, layer.output.LayerNorm):
+            ln.weight.fill_(1.0)
+        model.classifier.weight[:, :num] = gain * torch.eye(num)
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path

@@ -1,5 +1,48 @@
-"""Counterfactual proposers behind one interface (see `base.Proposer`)."""
+"""Counterfactual proposers behind one interface (see `base.Proposer`): `propose(examples, teacher, proposer=...)`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from cod.counterfactuals.base import Counterfactual, Proposer, default_target
+from cod.errors import ConfigError
 
-__all__ = ["Counterfactual", "Proposer", "default_target"]
+if TYPE_CHECKING:  # pragma: no cover
+    from cod.data import Example
+    from cod.teacher import Teacher
+
+PROPOSERS = ("lexical", "llm")
+
+__all__ = ["PROPOSERS", "Counterfactual", "Proposer", "default_target", "make_proposer", "propose"]
+
+
+def make_proposer(proposer: str = "lexical", config=None, **kw: Any) -> Proposer:
+    """A proposer by name: 'lexical' takes `few_shot`, `cache_dir`; 'llm' takes `api_key`, `cache_dir`."""
+    if proposer == "lexical":
+        from cod.config import LexicalConfig
+        from cod.counterfactuals.lexical import LexicalProposer
+
+        if config is not None and not isinstance(config, LexicalConfig):
+            raise ConfigError(f"The lexical proposer takes a LexicalConfig, got {type(config).__name__}.")
+        return LexicalProposer(config, **kw)
+    if proposer == "llm":
+        from cod.config import LLMConfig
+        from cod.counterfactuals.llm import LLMProposer
+
+        if config is not None and not isinstance(config, LLMConfig):
+            raise ConfigError(f"The LLM proposer takes an LLMConfig, got {type(config).__name__}.")
+        return LLMProposer(config, **kw)
+    raise ConfigError(f"Unknown proposer {proposer!r}: choose one of {list(PROPOSERS)}.")
+
+
+_MAKE_KEYS = {"lexical": ("few_shot", "cache_dir"), "llm": ("api_key", "cache_dir")}
+
+
+def propose(
+    examples: Sequence["Example | str"], teacher: "Teacher", proposer: str = "lexical", config=None, **kw: Any
+) -> list[Counterfactual]:
+    """One counterfactual per example from the named proposer; other keywords go to its `propose`
+    (`target`, `n`, `on_progress`, `stop`) or its constructor (`few_shot`, `api_key`, `cache_dir`)."""
+    make = {k: kw.pop(k) for k in _MAKE_KEYS.get(proposer, ()) if k in kw}
+    return make_proposer(proposer, config, **make).propose(examples, teacher, **kw)

@@ -1,0 +1,537 @@
+"""The offline proposer: a teacher-guided search for minimal word edits, with no LLM and no network.
+
+For each example:
+1. occlusion: drop each word, score all drops in one teacher batch, rank positions by the fall in the
+   probability of the teacher's current class (a drop that flips is already a one-word counterfactual);
+2. candidate edits at the most salient positions: opposite-polarity words from VADER's lexicon (nearest in the
+   teacher's input-embedding space, similar valence, same suffix), WordNet antonyms when installed, negation
+   added or removed, a hedge for an intensifier, deletion; when the teacher's classes have no polarity (topics,
+   grammaticality, multi-class) words the teacher associates with the target class in the few-shot data;
+3. a beam search over up to `max_edits` edits, one teacher batch per step, returning the first step's flipping
+   edit with the fewest words changed (ties: the highest target probability), then `shrink` on it.
+
+Words are whitespace-separated (see `edits.py`); capitalisation and punctuation attached to a word are kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from cod.config import LexicalConfig
+from cod.counterfactuals import edits as E
+from cod.counterfactuals.base import Counterfactual, Progress, default_target
+from cod.counterfactuals.lexicon import (
+    AUX_NEGATED,
+    AUXILIARIES,
+    HEDGES,
+    INTENSIFIERS,
+    NEGATED_AUX,
+    NEGATORS,
+    Lexicon,
+    load_lexicon,
+    usable_word,
+)
+from cod.counterfactuals.shrink import shrink, wins
+from cod.errors import ConfigError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cod.data import Example
+    from cod.teacher import Teacher
+
+log = logging.getLogger(__name__)
+
+LEXICAL_VERSION = "lexical-1"
+# Words that reveal whether a teacher's classes carry sentiment, scored inside a neutral frame.
+PROBE_POSITIVE = ("good", "great", "excellent", "wonderful", "best", "brilliant", "enjoyable", "love", "fun", "charming")
+PROBE_NEGATIVE = ("bad", "awful", "terrible", "boring", "worst", "dull", "tedious", "hate", "mess", "bland")
+PROBE_FRAME = "It was {}."
+FINGERPRINT_TEXT = "A plain sentence that fingerprints the teacher."
+STOPWORDS = set(
+    "the a an and or but of to in on at by for with from as is was are were be been being it its it's this that "
+    "these those he she they we you i me my your his her their our them him us who whom which what when where why "
+    "how there here than then so if into about over after before up down out off again just also very too can will "
+    "would should could has have had do does did not no never".split()
+)
+POOL_SIZE = 300  # most frequent content words of the few-shot data scored for class association
+
+
+@dataclass(frozen=True)
+class Op:
+    """One edit of the original's words: 'sub' replaces word `pos`, 'ins' puts `word` before it, 'del' drops it."""
+
+    kind: str
+    pos: int
+    word: str = ""
+    source: str = ""  # why it was proposed: lexicon, antonym, negation, hedge, delete, pool
+
+
+def split_word(token: str) -> tuple[str, str, str]:
+    """('(', 'Great', '),') for '(Great),': punctuation around a word is kept when the word is replaced."""
+    m = re.match(r"^(\W*)(.*?)(\W*)$", token, flags=re.S)
+    prefix, core, suffix = m.groups() if m else ("", token, "")
+    if not core:  # a token of punctuation only
+        return "", token, ""
+    return prefix, core, suffix
+
+
+def match_case(template: str, word: str) -> str:
+    """`word` written with `template`'s capitalisation (UPPER, Title or lower)."""
+    if len(template) > 1 and template.isupper():
+        return word.upper()
+    if template[:1].isupper():
+        return word[:1].upper() + word[1:]
+    return word
+
+
+def render(words: Sequence[str], ops: Sequence[Op]) -> str:
+    """The text after applying `ops` (at most one per position) to `words`."""
+    by_pos = {op.pos: op for op in ops}
+    out: list[str] = []
+    for i, token in enumerate(words):
+        op = by_pos.get(i)
+        if op is None:
+            out.append(token)
+        elif op.kind == "ins":
+            out.extend([op.word, token])
+        elif op.kind == "sub":
+            out.append(op.word)
+        # "del": nothing
+    return " ".join(out)
+
+
+def _replace_core(token: str, new_core: str) -> str:
+    prefix, core, suffix = split_word(token)
+    return prefix + match_case(core, new_core) + suffix
+
+
+def _suffix_class(word: str) -> str:
+    for s in ("ingly", "fully", "ously", "ly", "ing", "ed", "est", "ness", "ful", "ous", "able", "ible", "ive", "er", "s"):
+        if word.endswith(s) and len(word) > len(s) + 2:
+            return s
+    return ""
+
+
+class _Kit:
+    """What the search needs from one teacher, computed once: class polarity, word vectors, lexicon matrices."""
+
+    def __init__(self, teacher: "Teacher", lexicon: Lexicon):
+        self.teacher = teacher
+        self.lexicon = lexicon
+        self.fingerprint = self._fingerprint()
+        self._emb = self._embedding_matrix()
+        self.polarity = self._class_polarity()  # (num_labels,) in {-1, 0, +1}, or None
+        self._subs: dict[int, tuple[list[str], np.ndarray | None, np.ndarray, list[str], np.ndarray]] = {}
+        self.pools: dict[str, np.ndarray] = {}  # pool words -> (P, L) association, see `pool_scores`
+        self.pool_words: list[str] = []
+
+    # -- teacher facts ------------------------------------------------------------------------------------------
+    def _fingerprint(self) -> str:
+        probs = self.teacher.predict_proba([FINGERPRINT_TEXT])[0]
+        digest = hashlib.sha256(np.round(probs, 4).tobytes()).hexdigest()[:12]
+        return f"{self.teacher.name}:{digest}"
+
+    def _embedding_matrix(self):
+        model = getattr(self.teacher, "model", None)
+        try:
+            return model.get_input_embeddings().weight  # (vocab, hidden), a torch tensor
+        except Exception:  # not a transformers model: substitutes are ranked without vectors
+            return None
+
+    def known(self, words: Sequence[str]) -> tuple[list[list[int]], list[bool]]:
+        """Token ids of each word (as it would appear mid-sentence) and whether the tokenizer knows it (no UNK)."""
+        tok = self.teacher.tokenizer
+        ids = tok([" " + w for w in words], add_special_tokens=False)["input_ids"] if words else []
+        unk = getattr(tok, "unk_token_id", None)
+        return ids, [bool(x) and unk not in x for x in ids]
+
+    def vectors(self, words: Sequence[str]) -> np.ndarray | None:
+        """Mean input embedding of each word's tokens, L2-normalised, (n, hidden); None without an embedding."""
+        if self._emb is None or not words:
+            return None
+        import torch
+
+        ids, _ = self.known(words)
+        flat = [i for x in ids for i in (x or [0])]
+        lengths = [max(len(x), 1) for x in ids]
+        with torch.no_grad():
+            rows = self._emb[torch.tensor(flat, device=self._emb.device)].float().cpu().numpy()  # (tokens, hidden)
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        means = np.add.reduceat(rows, starts, axis=0) / np.array(lengths)[:, None]  # (n, hidden)
+        return means / np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-8)
+
+    def _class_polarity(self) -> np.ndarray | None:
+        pos = [w for w, ok in zip(PROBE_POSITIVE, self.known(PROBE_POSITIVE)[1]) if ok]
+        neg = [w for w, ok in zip(PROBE_NEGATIVE, self.known(PROBE_NEGATIVE)[1]) if ok]
+        if len(pos) < 3 or len(neg) < 3:
+            return None
+        probs = self.teacher.predict_proba([PROBE_FRAME.format(w) for w in pos + neg])  # (P+N, L)
+        diff = probs[: len(pos)].mean(0) - probs[len(pos) :].mean(0)  # (L,)
+        polarity = np.where(np.abs(diff) >= 0.15, np.sign(diff), 0.0)
+        return polarity if (polarity > 0).any() and (polarity < 0).any() else None
+
+    # -- substitutes ---------------------------------------------------------------------------------------------
+    def lexicon_side(self, sign: int):
+        """(words, vectors (W, H) or None, |valence| (W,), suffix classes, token counts (W,)) of one polarity."""
+        if sign not in self._subs:
+            words = [w for w in self.lexicon.substitutes() if np.sign(self.lexicon.valence[w]) == sign]
+            ids, ok = self.known(words)
+            keep = [i for i, good in enumerate(ok) if good and len(ids[i]) <= 3]
+            words = [words[i] for i in keep]
+            self._subs[sign] = (
+                words,
+                self.vectors(words),
+                np.array([abs(self.lexicon.valence[w]) for w in words]),
+                [_suffix_class(w) for w in words],
+                np.array([len(ids[i]) for i in keep]),
+            )
+        return self._subs[sign]
+
+    def lexicon_substitutes(self, word: str, sign: int, k: int) -> list[str]:
+        """Up to k words of valence sign `sign` that fit in place of `word` (near in embedding, valence, suffix)."""
+        words, vecs, mags, suffixes, pieces = self.lexicon_side(sign)
+        if not words or k <= 0:
+            return []
+        target_mag = abs(self.lexicon.polarity(word)) or 2.0
+        score = -0.15 * np.abs(mags - target_mag) - 0.05 * (pieces - 1)
+        suffix = _suffix_class(word)
+        score = score + 0.1 * np.array([s == suffix for s in suffixes])
+        wv = self.vectors([word])
+        if wv is not None and vecs is not None:
+            score = score + vecs @ wv[0]  # cosine, (W,)
+        lower = word.lower()
+        top = np.argsort(-score)[: k + 2]
+        return [words[i] for i in top if words[i] != lower and not words[i].startswith(lower)][:k]
+
+    def antonyms(self, word: str, sign: int, k: int) -> list[str]:
+        """WordNet antonyms whose VADER valence has the target's sign (or none), known to the tokenizer."""
+        ants = [a for a in self.lexicon.antonyms(word) if usable_word(a) and np.sign(self.lexicon.polarity(a)) in (sign, 0)]
+        ants.sort(key=lambda a: np.sign(self.lexicon.polarity(a)) != sign)  # polar antonyms first (stable)
+        ok = self.known(ants)[1]
+        return [a for a, good in zip(ants, ok) if good][:k]
+
+    def build_pool(self, texts: Sequence[str]) -> None:
+        """Score the most frequent content words of `texts` alone with the teacher: (P, L) log-prob shifts."""
+        counts = Counter(
+            c.lower() for t in texts for c in (split_word(w)[1] for w in E.words(t)) if usable_word(c.lower())
+        )
+        words = [w for w, _ in counts.most_common() if w not in STOPWORDS]
+        words = [w for w, ok in zip(words, self.known(words)[1]) if ok][:POOL_SIZE]
+        new = [w for w in words if w not in self.pool_words]
+        if not new:
+            return
+        logp = np.log(self.teacher.predict_proba(new + [""]) + 1e-9)  # (P+1, L); "" is the baseline
+        shift = logp[:-1] - logp[-1]
+        self.pool_words += new
+        old = self.pools.get("shift")
+        self.pools["shift"] = shift if old is None else np.concatenate([old, shift])
+        self.pools["vectors"] = self.vectors(self.pool_words)
+
+    def pool_substitutes(self, word: str, target: int, k: int) -> list[str]:
+        """Up to k pool words the teacher ties to `target` (margin over the other classes), near `word`."""
+        shift = self.pools.get("shift")
+        if shift is None or k <= 0:
+            return []
+        others = np.delete(shift, target, axis=1).max(axis=1)  # (P,)
+        margin = shift[:, target] - others
+        score = margin / (np.abs(margin).max() + 1e-9)
+        wv, pv = self.vectors([word]), self.pools.get("vectors")
+        if wv is not None and pv is not None:
+            score = score + 0.3 * (pv @ wv[0])
+        order = [i for i in np.argsort(-score) if margin[i] > 0 and self.pool_words[i] != word.lower()]
+        return [self.pool_words[i] for i in order[:k]]
+
+
+def _as_example(example: "Example | str", teacher: "Teacher") -> "Example":
+    from cod.data import Example
+
+    if isinstance(example, str):
+        return Example(example, int(teacher.predict([example])[0]))
+    return example
+
+
+def _targets(target, count: int, names: list[str]) -> list[int | None]:
+    """One target class index (or None: the default) per example; names are accepted for indices."""
+
+    def index(t) -> int | None:
+        if t is None:
+            return None
+        if isinstance(t, str):
+            if t not in names:
+                raise ConfigError(f"Target class {t!r} is not one of the teacher's labels {names}.")
+            return names.index(t)
+        if not (isinstance(t, (int, np.integer)) and 0 <= int(t) < len(names)):
+            raise ConfigError(f"Target class {t!r} is not a class index of the teacher (0..{len(names) - 1}, {names}).")
+        return int(t)
+
+    if target is None or isinstance(target, (int, np.integer, str)):
+        return [index(target)] * count
+    targets = list(target)
+    if len(targets) != count:
+        raise ConfigError(f"Got {len(targets)} targets for {count} examples: give one per example, one for all, or none.")
+    return [index(t) for t in targets]
+
+
+class LexicalProposer:
+    """Teacher-guided minimal word edits from a sentiment lexicon, WordNet, negation and class-associated words."""
+
+    name = "lexical"
+
+    def __init__(
+        self,
+        config: LexicalConfig | None = None,
+        few_shot: Sequence["Example"] | None = None,
+        cache_dir: Path | str | None | bool = None,
+    ):
+        """`few_shot`: examples whose words are scored for class association (else the examples proposed for);
+        `cache_dir` None: `$COD_HOME/cache/lexical`; False: no disk cache."""
+        from cod.counterfactuals.cache import DiskCache
+        from cod.paths import cache_dir as default_cache_dir
+
+        self.config = config or LexicalConfig()
+        self.few_shot = list(few_shot or [])
+        self.lexicon = load_lexicon(wordnet=self.config.wordnet)
+        if cache_dir is False:
+            self.cache: DiskCache | None = None
+        else:
+            self.cache = DiskCache(default_cache_dir("lexical") if cache_dir in (None, True) else Path(cache_dir))
+        self._kits: dict[int, _Kit] = {}
+
+    def __repr__(self) -> str:
+        return f"LexicalProposer(model={self.model!r}, cache={self.cache!r})"
+
+    @property
+    def model(self) -> str:
+        """The lexicon (and WordNet) version the search draws on."""
+        return self.lexicon.version
+
+    def kit(self, teacher: "Teacher") -> _Kit:
+        """The per-teacher resources, built on first use."""
+        key = id(teacher)
+        if key not in self._kits or self._kits[key].teacher is not teacher:
+            self._kits[key] = _Kit(teacher, self.lexicon)
+        return self._kits[key]
+
+    def propose(
+        self,
+        examples: Sequence["Example | str"],
+        teacher: "Teacher",
+        target: Sequence[int | str | None] | int | str | None = None,
+        n: int | None = 1,
+        on_progress: Progress | None = None,
+        stop: Callable[[], bool] | None = None,
+    ) -> list[Counterfactual]:
+        """One counterfactual per example, in order; examples not started when `stop()` turns true carry an error.
+
+        `target`: a class index or name for all, one per example, or None (binary: the other class; multi-class:
+        the teacher's runner-up). `n` > 1 keeps up to n-1 other flipping texts of the same size in
+        `extra["alternatives"]`. A bare string example takes the teacher's prediction as its label.
+        """
+        n = 1 if n is None else n
+        if not isinstance(n, int) or n < 1:
+            raise ConfigError(f"n (counterfactuals kept per example) must be a positive integer, got {n!r}.")
+        examples = [_as_example(e, teacher) for e in examples]
+        targets = _targets(target, len(examples), list(teacher.label_names))
+        kit = self.kit(teacher)
+        uses_pool = kit.polarity is None or bool(self.few_shot)
+        if uses_pool:
+            kit.build_pool([e.text for e in (self.few_shot or examples)])
+        pool_id = hashlib.sha256("\n".join(kit.pool_words).encode()).hexdigest()[:12] if uses_pool else ""
+        out: list[Counterfactual] = []
+        for i, (example, tgt) in enumerate(zip(examples, targets)):
+            if stop is not None and stop():
+                rest = examples[i:]
+                probs = teacher.predict_proba([e.text for e in rest])  # (rest, L), one batch
+                out.extend(self._stopped(e, p, t) for e, p, t in zip(rest, probs, targets[i:]))
+                break
+            key = {
+                "proposer": self.name,
+                "version": LEXICAL_VERSION,
+                "lexicon": self.lexicon.version,
+                "teacher": kit.fingerprint,
+                "text": example.text,
+                "target": tgt,
+                "n": n,
+                "config": self.config.to_dict(),
+                "pool": pool_id,
+            }
+            cf = self._cached(key, example, teacher)
+            if cf is None:
+                cf = self._search(example, teacher, kit, tgt, n)
+                if self.config.shrink and cf.flipped and cf.words_changed >= 2:
+                    began = time.perf_counter()
+                    cf = shrink(cf, teacher)
+                    cf.latency_s += time.perf_counter() - began
+                if self.cache is not None and not cf.error:
+                    self.cache.put(key, cf.to_record(teacher.label_names))
+            out.append(cf)
+            if on_progress is not None:
+                on_progress(i + 1, len(examples))
+        return out
+
+    # -- helpers ------------------------------------------------------------------------------------------------
+    def _stopped(self, example: "Example", probs: np.ndarray, target: int | None) -> Counterfactual:
+        return Counterfactual(
+            example.text, example.label, [float(p) for p in probs], "",
+            default_target(probs) if target is None else target, [], proposer=self.name, model=self.model,
+            prompt_version=LEXICAL_VERSION, error="Stopped before this example was proposed.", extra={"stopped": True},
+        )  # fmt: skip
+
+    def _cached(self, key: dict, example: "Example", teacher: "Teacher") -> Counterfactual | None:
+        if self.cache is None:
+            return None
+        record = self.cache.get(key)
+        if record is None:
+            return None
+        try:
+            cf = Counterfactual.from_record(record, teacher.label_names)
+        except (KeyError, ValueError, TypeError):
+            return None
+        cf.label = example.label  # the same text may come with another gold label elsewhere
+        cf.extra["cached"] = True
+        return cf
+
+    def _search(self, example: "Example", teacher: "Teacher", kit: _Kit, target: int | None, n: int) -> Counterfactual:
+        start = time.perf_counter()
+        text, words = example.text, E.words(example.text)
+        probs0 = teacher.predict_proba([text])[0]  # (L,)
+        current = int(probs0.argmax())
+        tgt = default_target(probs0) if target is None else target
+        attempts = 0
+
+        def result(new_text: str, new_probs, ops: Sequence[Op], error: str = "", **extra) -> Counterfactual:
+            return Counterfactual(
+                text=text,
+                label=example.label,
+                teacher_probs=[float(p) for p in probs0],
+                counterfactual=new_text,
+                target=tgt,
+                counterfactual_teacher_probs=[float(p) for p in new_probs],
+                proposer=self.name,
+                model=self.model,
+                prompt_version=LEXICAL_VERSION,
+                attempts=attempts,
+                latency_s=time.perf_counter() - start,
+                error=error,
+                extra={"ops": [f"{o.source}:{o.kind}@{o.pos}" for o in ops], **extra},
+            )
+
+        if not words:
+            return result("", [], [], error="The text is empty: nothing to edit.")
+        if current == tgt:
+            name = teacher.label_names[tgt]
+            return result("", [], [], error=f"The teacher already predicts {name!r} for this text: choose another target.")
+
+        # 1. occlusion: (n_words, L) probabilities with each word dropped.
+        drops = [(Op("del", i, source="delete"),) for i in range(len(words))]
+        drop_texts = [render(words, ops) for ops in drops]
+        drop_probs = teacher.predict_proba(drop_texts)
+        attempts += len(drop_texts)
+        saliency = probs0[current] - drop_probs[:, current]  # (n_words,)
+        order = [int(i) for i in np.argsort(-saliency) if re.search(r"\w", words[i])]
+        positions = order[: self.config.positions]
+
+        # 2. candidate single edits at the salient positions (deletions are already scored).
+        singles: list[tuple[Op, ...]] = [(op,) for i in positions for op in self._candidates(words, i, current, tgt, kit)]
+        singles = list({render(words, s): s for s in singles}.values())
+        states = [(s, t, p) for s, t, p in zip(drops, drop_texts, drop_probs)]
+        cand_texts = [render(words, s) for s in singles]
+        if cand_texts:
+            states += list(zip(singles, cand_texts, teacher.predict_proba(cand_texts)))
+            attempts += len(cand_texts)
+        best = self._best_flip(text, states, tgt, n)
+        if best is not None:
+            return result(*best[:3], steps=1, **best[3])
+
+        # 3. beam search: extend the best states with the single edits that moved the teacher most.
+        gain = sorted(states, key=lambda s: -s[2][tgt])
+        expansions = [s[0][0] for s in gain[: self.config.expansions]]
+        beam = gain[: self.config.beam_width]
+        for step in range(2, self.config.max_edits + 1):
+            seen: dict[str, tuple[Op, ...]] = {}
+            for ops, _, _ in beam:
+                used = {o.pos for o in ops}
+                for op in expansions:
+                    if op.pos not in used:
+                        new = tuple(sorted(ops + (op,), key=lambda o: o.pos))
+                        seen.setdefault(render(words, new), new)
+            if not seen:
+                break
+            texts = list(seen)
+            probs = teacher.predict_proba(texts)
+            attempts += len(texts)
+            states = list(zip(seen.values(), texts, probs))
+            best = self._best_flip(text, states, tgt, n)
+            if best is not None:
+                return result(*best[:3], steps=step, **best[3])
+            beam = sorted(states, key=lambda s: -s[2][tgt])[: self.config.beam_width]
+        ops, new_text, new_probs = max(beam, key=lambda s: s[2][tgt]) if beam else ((), text, probs0)
+        return result(new_text, new_probs, ops, steps=self.config.max_edits, reason="no flip within max_edits")
+
+    @staticmethod
+    def _best_flip(text: str, states, target: int, n: int):
+        """The flipping state with the fewest words changed, then the highest target probability; else None."""
+        flips = [(E.words_changed(E.diff(text, t)), -p[target], ops, t, p) for ops, t, p in states if wins(p, target)]
+        if not flips:
+            return None
+        flips.sort(key=lambda f: (f[0], f[1]))
+        size, _, ops, t, p = flips[0]
+        alternatives = [f[3] for f in flips[1:] if f[0] == size][: max(n - 1, 0)]
+        return t, p, ops, ({"alternatives": alternatives} if alternatives else {})
+
+    def _candidates(self, words: Sequence[str], i: int, current: int, target: int, kit: _Kit) -> list[Op]:
+        """Edits at word i: negation removed or added, a hedge, antonyms, lexicon or pool substitutes."""
+        prefix, core, suffix = split_word(words[i])
+        lower = core.lower()
+        polarity = kit.polarity
+        sign = int(polarity[target]) if polarity is not None else 0
+        ops: list[Op] = []
+        if sign or kit.teacher.num_labels == 2:  # negation can flip a binary task even without a lexicon
+            # Negation out: "isn't" -> "is", "never" -> "always" (a bare "not" goes by deletion).
+            if lower in NEGATED_AUX or (lower.endswith("n't") and len(lower) > 3):
+                ops.append(Op("sub", i, _replace_core(words[i], NEGATED_AUX.get(lower, lower[:-3])), "negation"))
+            elif lower == "never":
+                ops.append(Op("sub", i, _replace_core(words[i], "always"), "negation"))
+            elif lower not in NEGATORS and not (i > 0 and split_word(words[i - 1])[1].lower() in NEGATORS):
+                ops.extend(self._negation(words, i))
+            # Hedge: "very good" -> "hardly good".
+            j = i if lower in INTENSIFIERS else i - 1
+            if j >= 0 and split_word(words[j])[1].lower() in INTENSIFIERS:
+                ops.append(Op("sub", j, _replace_core(words[j], HEDGES[0]), "hedge"))
+        if sign:
+            k = self.config.substitutes
+            subs = [(w, "antonym") for w in kit.antonyms(lower, sign, 2)]
+            subs += [(w, "lexicon") for w in kit.lexicon_substitutes(lower, sign, k)]
+        else:
+            subs = [(w, "pool") for w in kit.pool_substitutes(lower, target, self.config.substitutes)]
+        seen = {lower}
+        for w, source in subs:
+            if w not in seen and len(seen) <= self.config.substitutes:
+                seen.add(w)
+                ops.append(Op("sub", i, _replace_core(words[i], w), source))
+        return [op for op in ops if op is not None]
+
+    @staticmethod
+    def _negation(words: Sequence[str], i: int) -> list[Op]:
+        """Negate near word i: an auxiliary up to 3 words back gets "n't" or a "not" after it; else "not" before i."""
+        for j in range(i - 1, max(i - 4, -1), -1):
+            prefix, core, suffix = split_word(words[j])
+            lower = core.lower()
+            if suffix and j < i - 1:
+                break  # punctuation ends the clause
+            if lower in AUXILIARIES:
+                negated = AUX_NEGATED.get(lower, lower + "n't")
+                return [Op("sub", j, prefix + match_case(core, negated) + suffix, "negation"), Op("ins", j + 1, "not", "negation")]
+            if re.match(r"^\w+'(s|re)$", lower):  # "it's", "they're": "not" goes right after
+                return [Op("ins", j + 1, "not", "negation")]
+        word = "Not" if i == 0 and words[0][:1].isupper() else "not"
+        return [Op("ins", i, word, "negation")]

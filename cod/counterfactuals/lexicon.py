@@ -1,0 +1,174 @@
+"""Word resources for the offline proposer: VADER's sentiment lexicon (PyPI) and, when installed, WordNet antonyms.
+
+VADER (`vaderSentiment/vader_lexicon.txt`, MIT) gives about 7,200 English words a valence in [-4, 4].
+WordNet is optional: Debian's `wordnet-base` puts its database in /usr/share/wordnet; we read the antonym
+pointers straight from its `data.*` files (a documented, stable format), so neither NLTK nor its extra
+`lexnames` file is needed.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cod.errors import ProposerError
+
+LEXICON_VERSION = "vader-3.3.2"
+WORDNET_DIRS = ("/usr/share/wordnet",)  # COD_WORDNET_DIR, when set, is tried first
+
+# Negators and their removals; "n't" forms lose the suffix (with the irregular ones spelled out).
+NEGATORS = {"not", "no", "never", "n't", "nothing", "none", "nobody", "nowhere", "neither", "nor", "cannot", "without"}
+NEGATED_AUX = {"can't": "can", "won't": "will", "shan't": "shall", "ain't": "is", "cannot": "can"}
+AUXILIARIES = {
+    "is", "was", "are", "were", "do", "does", "did", "has", "have", "had", "can", "could",
+    "will", "would", "should", "must", "may", "might",
+}  # fmt: skip
+AUX_NEGATED = {"can": "can't", "will": "won't", "shall": "shan't"}  # otherwise aux + "n't"
+# Intensifiers a hedge can replace ("very good" -> "hardly good"), and the hedges themselves.
+INTENSIFIERS = {
+    "very", "really", "so", "extremely", "truly", "incredibly", "highly", "absolutely", "totally",
+    "remarkably", "genuinely", "thoroughly", "deeply", "utterly", "quite", "most", "always",
+}  # fmt: skip
+HEDGES = ("hardly", "barely", "rarely")
+# Words left out of substitutes: slurs, profanity and violence would make training data no one wants.
+_BLOCKED_STEMS = (
+    "fuck", "fuk", "shit", "bitch", "cock", "dick", "nigg", "fag", "slut", "whore", "twat", "cunt", "rape",
+    "rapist", "douche", "bastard", "pussy", "piss", "damn", "kill", "murder", "terror", "suicid", "molest",
+    "slave", "racis", "cancer", "torture", "abuse", "abusive", "dead", "death", "hell", "devil", "asshole",
+    "retard", "porn", "sex", "nazi", "genocid", "massacre", "victim", "bomb", "weapon", "gun",
+)  # fmt: skip
+_WORD_RE = re.compile(r"^[a-z][a-z'-]*[a-z]$")
+
+
+@dataclass
+class Lexicon:
+    """Word valences (VADER, lowercase words only) and WordNet antonyms (empty when WordNet is absent)."""
+
+    valence: dict[str, float]
+    antonym_map: dict[str, list[str]] = field(default_factory=dict)
+    version: str = LEXICON_VERSION
+
+    def polarity(self, word: str) -> float:
+        """The word's valence in [-4, 4]; 0.0 when the lexicon does not know it."""
+        return self.valence.get(word.lower(), 0.0)
+
+    def antonyms(self, word: str) -> list[str]:
+        """WordNet antonyms of the word (direct first, then through similar adjectives); [] without WordNet."""
+        return self.antonym_map.get(word.lower(), [])
+
+    def substitutes(self) -> list[str]:
+        """Lexicon words usable as replacements: plain words, nothing offensive."""
+        return [w for w in self.valence if usable_word(w)]
+
+
+def usable_word(word: str) -> bool:
+    """A plain lowercase word of 3+ letters with a vowel, and not blocked as offensive."""
+    return (
+        bool(_WORD_RE.match(word))
+        and len(word) >= 3
+        and bool(re.search(r"[aeiouy]", word))
+        and not any(stem in word for stem in _BLOCKED_STEMS)
+    )
+
+
+def vader_path() -> Path:
+    """Where the installed vaderSentiment package keeps its lexicon."""
+    spec = importlib.util.find_spec("vaderSentiment")
+    if spec is None or not spec.submodule_search_locations:
+        raise ProposerError(
+            "The lexical proposer needs the vaderSentiment package's lexicon: run `pip install vaderSentiment==3.3.2`."
+        )
+    path = Path(spec.submodule_search_locations[0]) / "vader_lexicon.txt"
+    if not path.exists():
+        raise ProposerError(f"{path} is missing: reinstall vaderSentiment==3.3.2.")
+    return path
+
+
+def read_vader(path: str | Path) -> dict[str, float]:
+    """Parse VADER's `word<TAB>valence<TAB>...` lines into {lowercase word: valence}; emoticons are skipped."""
+    valence: dict[str, float] = {}
+    for line in Path(path).read_text(encoding="utf-8", errors="replace").splitlines():
+        parts = line.split("\t")
+        if len(parts) < 2 or not re.match(r"^[a-z][a-z'-]*$", parts[0]):
+            continue
+        try:
+            valence[parts[0]] = float(parts[1])
+        except ValueError:
+            continue
+    return valence
+
+
+def find_wordnet(candidates: tuple[str, ...] | None = None) -> Path | None:
+    """The first folder holding WordNet's `data.adj`, or None."""
+    dirs = candidates if candidates is not None else tuple(filter(None, [os.environ.get("COD_WORDNET_DIR")])) + WORDNET_DIRS
+    for d in dirs:
+        if (Path(d) / "data.adj").exists():
+            return Path(d)
+    return None
+
+
+def read_wordnet_antonyms(folder: str | Path) -> dict[str, list[str]]:
+    """Antonyms from WordNet's data files: direct lexical pointers ('!'), then indirect ones through '&'.
+
+    A data line reads `offset lex_filenum ss_type w_cnt(hex) word lex_id ... p_cnt ptr... | gloss`, each
+    pointer `symbol offset pos source/target(hex 4)`; see wndb(5WN).
+    """
+    synsets: dict[tuple[str, str], list[str]] = {}  # (pos, offset) -> words
+    pointers: list[tuple[str, str, str, str, str, str]] = []  # (pos, offset, symbol, target offset, target pos, src/tgt)
+    for pos, name in (("a", "adj"), ("r", "adv"), ("v", "verb")):
+        path = Path(folder) / f"data.{name}"
+        if not path.exists():
+            continue
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith(" "):
+                    continue  # licence header
+                fields = line.split(" | ")[0].split()
+                offset, w_cnt = fields[0], int(fields[3], 16)
+                words = [re.sub(r"\(.*\)$", "", fields[4 + 2 * i]).lower() for i in range(w_cnt)]
+                synsets[(pos, offset)] = words
+                i = 4 + 2 * w_cnt
+                for k in range(int(fields[i])):
+                    sym, tgt, tpos, st = fields[i + 1 + 4 * k : i + 5 + 4 * k]
+                    if sym in {"!", "&"}:
+                        pointers.append((pos, offset, sym, tgt, "a" if tpos == "s" else tpos, st))
+    direct: dict[str, list[str]] = {}
+    antonym_synsets: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    similar: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for pos, offset, sym, tgt, tpos, st in pointers:
+        if sym == "&":
+            similar.setdefault((pos, offset), []).append((tpos, tgt))
+            continue
+        src_words, tgt_words = synsets.get((pos, offset), []), synsets.get((tpos, tgt), [])
+        s, t = int(st[:2], 16), int(st[2:], 16)
+        if 0 < s <= len(src_words) and 0 < t <= len(tgt_words):
+            direct.setdefault(src_words[s - 1], []).append(tgt_words[t - 1])
+        antonym_synsets.setdefault((pos, offset), []).append((tpos, tgt))
+    out = {w: list(dict.fromkeys(a)) for w, a in direct.items()}
+    # Satellite adjectives ("brilliant") have no antonym of their own: take their head's antonym synsets' words.
+    for key, heads in similar.items():
+        for head in heads:
+            for anti in antonym_synsets.get(head, []):
+                for word in synsets.get(key, []):
+                    out.setdefault(word, [])
+                    for a in synsets.get(anti, []):
+                        if a not in out[word]:
+                            out[word].append(a)
+    return {w: [a for a in ants if "_" not in a and a != w] for w, ants in out.items() if "_" not in w}
+
+
+@functools.lru_cache(maxsize=4)
+def load_lexicon(wordnet: bool = True, wordnet_dir: str | None = None) -> Lexicon:
+    """VADER's lexicon, plus WordNet antonyms when `wordnet` and a WordNet database is found."""
+    valence = read_vader(vader_path())
+    antonyms: dict[str, list[str]] = {}
+    version = LEXICON_VERSION
+    folder = find_wordnet((wordnet_dir,) if wordnet_dir else None) if wordnet else None
+    if folder is not None:
+        antonyms = read_wordnet_antonyms(folder)
+        version += "+wordnet-3.0"
+    return Lexicon(valence=valence, antonym_map=antonyms, version=version)

@@ -1,0 +1,182 @@
+"""The offline proposer against tiny teachers whose hand-set weights make specific words drive the prediction."""
+
+import pytest
+
+from cod.config import LexicalConfig
+from cod.counterfactuals import make_proposer, propose
+from cod.counterfactuals.lexical import LexicalProposer, Op, match_case, render, split_word
+from cod.counterfactuals.lexicon import load_lexicon, read_vader, read_wordnet_antonyms, usable_word, vader_path
+from cod.counterfactuals.score import char_similarity, margin, score, similarity, tokenizer_fit
+from cod.data import Example
+from cod.errors import ConfigError
+from tests.tiny import WORDS, make_word_classifier
+
+
+def _teacher(path):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from cod.teacher import Teacher
+
+    return Teacher(AutoModelForSequenceClassification.from_pretrained(path), AutoTokenizer.from_pretrained(path))
+
+
+@pytest.fixture(scope="module")
+def sentiment(tmp_path_factory):
+    """Binary teacher: positive words push 'positive', negative words and 'not' push 'negative'."""
+    return _teacher(make_word_classifier(tmp_path_factory.mktemp("word-binary")))
+
+
+@pytest.fixture(scope="module")
+def negation_only(tmp_path_factory):
+    """Binary teacher whose vocabulary has no negative word: only 'not' can turn it negative."""
+    words = "the film was it is a good not .".split()
+    weights = {"good": (-1.5, 1.5), "not": (3.0, -3.0)}
+    return _teacher(make_word_classifier(tmp_path_factory.mktemp("word-neg"), weights=weights, words=words))
+
+
+@pytest.fixture(scope="module")
+def topics(tmp_path_factory):
+    """3-way teacher (sports/politics/tech) driven by topic words; no sentiment polarity."""
+    weights = {w: (1.5, 0.0, 0.0) for w in ("sports", "game", "team", "ball")}
+    weights |= {w: (0.0, 1.5, 0.0) for w in ("politics", "vote", "law")}
+    weights |= {w: (0.0, 0.0, 1.5) for w in ("tech", "computer", "phone")}
+    path = make_word_classifier(tmp_path_factory.mktemp("word-3way"), label_names=("sports", "politics", "tech"), weights=weights)
+    return _teacher(path)
+
+
+def _propose(teacher, texts, config=None, **kw):
+    return LexicalProposer(config or LexicalConfig(), cache_dir=False).propose([Example(t, 1) for t in texts], teacher, **kw)
+
+
+def test_word_helpers_keep_punctuation_and_case():
+    assert split_word("(Great),") == ("(", "Great", "),")
+    assert split_word("...") == ("", "...", "")
+    assert match_case("GOOD", "bad") == "BAD" and match_case("Good", "bad") == "Bad" and match_case("good", "bad") == "bad"
+    words = "Good fun , really".split()
+    assert render(words, [Op("sub", 0, "Bad"), Op("ins", 3, "not"), Op("del", 2)]) == "Bad fun not really"
+
+
+def test_flips_with_one_word_and_keeps_the_rest(sentiment):
+    texts = ["The film was good.", "the movie was fun", "It is a dull film ."]
+    cfs = _propose(sentiment, texts)
+    assert [cf.flipped for cf in cfs] == [True, True, True]
+    assert [cf.words_changed for cf in cfs] == [1, 1, 1]
+    first = cfs[0].counterfactual.split()
+    assert first[:3] == ["The", "film", "was"] and first[3].endswith(".") and first[3] != "good."
+    for cf in cfs:
+        assert cf.counterfactual_teacher_probs[cf.target] > 0.5
+        assert cf.target == 1 - int(max(range(2), key=cf.teacher_probs.__getitem__))
+        assert cf.proposer == "lexical" and cf.attempts > 0 and cf.extra["steps"] == 1
+        assert cf.counterfactual_teacher_probs == pytest.approx(sentiment.predict_proba([cf.counterfactual])[0].tolist())
+
+
+def test_capitalised_word_is_replaced_in_kind(sentiment):
+    (cf,) = _propose(sentiment, ["Brilliant!"])
+    assert cf.flipped
+    new = cf.counterfactual
+    assert new[0].isupper() and new[1:-1].islower() and new.endswith("!")
+
+
+def test_two_words_when_one_cannot_flip(sentiment):
+    # With three positive words one replacement leaves the text positive: two are needed; shrink keeps both.
+    (cf,) = _propose(sentiment, ["the film was good and great and fun"])
+    assert cf.flipped and cf.words_changed == 2 and cf.extra["steps"] == 2
+    (capped,) = _propose(sentiment, ["the film was good and great and fun"], LexicalConfig(max_edits=1))
+    assert not capped.flipped and capped.error == "" and capped.extra["reason"] == "no flip within max_edits"
+
+
+def test_negation_inserted_and_removed(negation_only):
+    (added,) = _propose(negation_only, ["the film was good"])
+    assert added.flipped and added.counterfactual == "the film was not good"  # the tiny tokenizer has no "wasn't"
+    assert "negation" in added.extra["ops"][0]
+    (removed,) = _propose(negation_only, ["the film was not good"])
+    assert removed.flipped and removed.counterfactual == "the film was good" and removed.words_changed == 1
+
+
+def test_multiclass_uses_words_the_teacher_ties_to_the_target(topics):
+    few_shot = [Example(t, i) for t, i in [("the team won the ball game", 0), ("a vote on the law", 1), ("a new phone and computer", 2)]]
+    proposer = LexicalProposer(few_shot=few_shot, cache_dir=False)
+    assert proposer.kit(topics).polarity is None
+    cfs = proposer.propose([Example("the team played", 0), Example("the team played", 0)], topics, target=["politics", None])
+    assert cfs[0].flipped and cfs[0].target == 1 and cfs[0].words_changed == 1
+    assert cfs[0].counterfactual.split()[1] in {"vote", "law", "politics"}
+    assert cfs[1].flipped and cfs[1].target != 0  # default: the teacher's runner-up
+
+
+def test_cache_resumes_without_teacher_work(sentiment, tmp_path):
+    texts = [Example("the film was good", 1), Example("a dull mess", 0)]
+    first = LexicalProposer(cache_dir=tmp_path).propose(texts, sentiment)
+    passes = sentiment.forward_passes
+    again = LexicalProposer(cache_dir=tmp_path).propose(texts, sentiment)
+    assert sentiment.forward_passes == passes  # fingerprint and probes were cached in the teacher already
+    assert [c.counterfactual for c in again] == [c.counterfactual for c in first]
+    assert all(c.extra.get("cached") for c in again) and [c.label for c in again] == [1, 0]
+
+
+def test_stop_progress_targets_and_errors(sentiment):
+    seen = []
+    cfs = _propose(sentiment, ["good", "bad"], on_progress=lambda d, t: seen.append((d, t)))
+    assert seen == [(1, 2), (2, 2)] and len(cfs) == 2
+    stopped = _propose(sentiment, ["good", "bad"], stop=lambda: True)
+    assert [c.error for c in stopped] == ["Stopped before this example was proposed."] * 2
+    assert all(c.extra["stopped"] and not c.flipped for c in stopped)
+    (same,) = _propose(sentiment, ["the film was good"], target="positive")
+    assert same.error.startswith("The teacher already predicts 'positive'") and not same.flipped
+    with pytest.raises(ConfigError, match="not one of the teacher's labels"):
+        _propose(sentiment, ["good"], target="neutral")
+    with pytest.raises(ConfigError, match="one per example"):
+        _propose(sentiment, ["good", "bad"], target=[0])
+    (empty,) = _propose(sentiment, ["   "])
+    assert empty.error and not empty.flipped
+
+
+def test_dispatcher(sentiment):
+    (cf,) = propose(["the film was good"], sentiment, proposer="lexical", cache_dir=False)
+    assert cf.flipped and cf.label == 1  # a bare string takes the teacher's prediction as its label
+    with pytest.raises(ConfigError, match="Unknown proposer"):
+        make_proposer("oracle")
+    with pytest.raises(ConfigError, match="LexicalConfig"):
+        make_proposer("lexical", config=object())
+
+
+def test_vader_lexicon_is_read_and_filtered():
+    valence = read_vader(vader_path())
+    assert valence["good"] > 0 > valence["bad"] and len(valence) > 5000
+    assert usable_word("awful") and not usable_word("fucked") and not usable_word(":)") and not usable_word("dx")
+    assert load_lexicon(wordnet=False).antonyms("good") == []
+
+
+def test_wordnet_antonyms_from_data_files(tmp_path):
+    (tmp_path / "data.adj").write_text(
+        "  1 This software and database is being provided to you, the LICENSEE, by Princeton University\n"
+        "00001740 00 a 01 able 0 001 ! 00002098 a 0101 | having the means\n"
+        "00002098 00 a 01 unable 0 001 ! 00001740 a 0101 | not having the means\n"
+        "00278551 00 a 01 bright 0 001 ! 00280000 a 0101 | emitting light\n"
+        "00280000 00 a 01 dull(a) 0 001 ! 00278551 a 0101 | not bright\n"
+        "00281173 00 s 01 brilliant 0 001 & 00278551 a 0000 | full of light\n"
+    )
+    antonyms = read_wordnet_antonyms(tmp_path)
+    assert antonyms["able"] == ["unable"] and antonyms["dull"] == ["bright"]
+    assert antonyms["brilliant"] == ["dull"]  # a satellite takes its head's antonym
+    lexicon = load_lexicon(wordnet=True, wordnet_dir=str(tmp_path))
+    assert lexicon.antonyms("Bright") == ["dull"] and "wordnet" in lexicon.version
+
+
+def test_scores(sentiment):
+    assert similarity("a b c d", "a b x d") == 0.75 and similarity("a", "a") == 1.0
+    assert 0.8 < char_similarity("it is good", "it isn't good") < 1.0
+    assert margin([0.2, 0.8], 1) == pytest.approx(0.6) and margin([0.2, 0.8], 0) == pytest.approx(-0.6)
+    assert tokenizer_fit("the film was good", "the film was bad", sentiment.tokenizer) == 1.0
+    assert tokenizer_fit("the film was good", "the film was zzyzx", sentiment.tokenizer) < 1.0  # [UNK]
+    cfs = _propose(sentiment, ["the film was good"])
+    (row,) = score(cfs, sentiment)
+    assert row["similarity"] == 0.75 and row["margin"] > 0 and row["tokenizer_fit"] == 1.0
+    assert set(score(cfs)[0]) == {"similarity", "char_similarity", "margin"}
+
+
+def test_tiny_vocabulary_limits_substitutes(sentiment):
+    # Substitutes come only from words the teacher's tokenizer knows (no [UNK] candidates).
+    cfs = _propose(sentiment, ["the acting was charming", "the plot was tedious"])
+    for cf in cfs:
+        for e in cf.edits:
+            assert all(w.strip(".,!") in WORDS or w in ("not",) for w in e.new)
