@@ -153,7 +153,7 @@ class _Cache:
     def save_counterfactuals(self, key: str, cfs: Sequence[Counterfactual]) -> None:
         path = self.out / "counterfactuals" / f"{key}.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write(path, "".join(json.dumps(c.to_record(self.label_names)) + "\n" for c in cfs))
+        _atomic_write(path, "".join(json.dumps(c.to_record(self.label_names), default=_json_default) + "\n" for c in cfs))
 
     def teacher_probs(self, teacher: Any, texts: Sequence[str]) -> np.ndarray:
         from cod.evaluate import scorer_probs
@@ -241,13 +241,16 @@ def sweep(
     teacher: Any = None,
     splits: Any = None,
     counterfactuals: Sequence[Counterfactual] | None = None,
+    probes: Sequence[Counterfactual] | None = None,
     on_event: Callable[[SweepEvent], None] | None = None,
-    stop: Callable[[], bool] | None = None,
+    stop: Any = None,
 ) -> SweepResult:
     """Run (or resume) every cell of `config`, then write results.csv, summary.csv and the figures.
 
     `teacher` and `splits` default to `load_teacher(config.teacher)` and `load_task(config.task)`; `counterfactuals`
-    is an optional pool (e.g. curated ones) used before the proposer for any original it covers."""
+    is an optional pool (e.g. curated ones) used before the proposer for any original it covers; `probes` are
+    held-out pairs for boundary fidelity (default: made from test examples by the proposer). `stop` is a callable
+    or a threading.Event; a stopped sweep resumes where it left off."""
     from cod.data import cod_real_half, sample_few_shot
     from cod.distill import distill
     from cod.evaluate import StudentScorer, evaluate
@@ -269,7 +272,13 @@ def sweep(
     test = _subset(splits.test, config.test_limit)
     teacher_test = cache.teacher_probs(teacher, [e.text for e in test])
     teacher_accuracy = float((teacher_test.argmax(axis=1) == np.array([e.label for e in test])).mean())
-    probes = _probes(config, out, cache, test, splits.train, teacher, emit)
+    if probes is None:
+        probes = _probes(config, out, cache, test, splits.train, teacher, emit)
+    else:
+        from cod.boundary import check_held_out
+
+        probes = [p for p in probes if p.counterfactual and not p.error]
+        check_held_out(probes, [e.text for e in splits.train])
     pool = {c.text: c for c in counterfactuals or [] if c.counterfactual}
     grid = [(k, seed, method) for k in config.ks for seed in config.seeds for method in config.methods]
     emit(SweepEvent("start", 0, len(grid), metrics={"teacher_accuracy": teacher_accuracy}))
@@ -286,7 +295,7 @@ def sweep(
                     done += 1
                     emit(SweepEvent("skip", done, len(grid), cell=name))
                     continue
-                if stop and stop():
+                if _stopped(stop):
                     emit(SweepEvent("stopped", done, len(grid), cell=name))
                     return _finish(config, out, teacher_accuracy)
                 if method == "setfit" and importlib.util.find_spec("setfit") is None:
@@ -314,7 +323,7 @@ def sweep(
                             dc, teacher, config.student, draw, cfs if is_cod else None, list(splits.validation),
                             stop=stop, label_names=names,
                         )  # fmt: skip
-                        if stop and stop():  # a stopped run is not a finished cell: it runs again on resume
+                        if _stopped(stop):  # a stopped run is not a finished cell: it runs again on resume
                             emit(SweepEvent("stopped", done, len(grid), cell=name))
                             return _finish(config, out, teacher_accuracy)
                         row.update(_run_metrics(result.metrics))
@@ -327,7 +336,10 @@ def sweep(
 
                         row.update(boundary_fidelity(probes, teacher, student))
                         if config.figures and seed == config.seeds[0]:
-                            _cell_figures(out, name, probes, teacher, student, names, embed_memo)
+                            try:  # a figure that cannot be drawn (no embeddings) does not fail the cell
+                                _cell_figures(out, name, probes, teacher, student, names, embed_memo)
+                            except CodError as err:
+                                emit(SweepEvent("warning", done, len(grid), cell=name, message=f"no boundary view: {err}"))
                     row.update(status="done", wall_seconds=round(time.perf_counter() - started, 2))
                 except CodError as err:
                     log.warning("cell %s failed: %s", name, err)
@@ -343,6 +355,12 @@ def sweep(
     result = _finish(config, out, teacher_accuracy)
     emit(SweepEvent("done", done, len(grid), metrics={"teacher_accuracy": teacher_accuracy}))
     return result
+
+
+def _stopped(stop: Any) -> bool:
+    if stop is None:
+        return False
+    return bool(stop.is_set()) if hasattr(stop, "is_set") else bool(stop())
 
 
 def _json_default(value: Any) -> Any:
@@ -395,7 +413,7 @@ def _probes(config: SweepConfig, out: Path, cache: _Cache, test: Sequence, train
         except (ImportError, CodError) as err:
             emit(SweepEvent("warning", 0, 0, message=f"No probe pairs, so no boundary fidelity: {err}"))
             return []
-        _atomic_write(path, "".join(json.dumps(p.to_record(cache.label_names)) + "\n" for p in pairs))
+        _atomic_write(path, "".join(json.dumps(p.to_record(cache.label_names), default=_json_default) + "\n" for p in pairs))
     check_held_out(pairs, [e.text for e in train])
     return pairs
 
@@ -420,7 +438,7 @@ def _cell_figures(out: Path, name: str, probes, teacher, student, names, memo: d
     save_figure(boundary_view(points, title=f"Boundary view: {name}"), figures, f"boundary-{name}", include_plotlyjs="directory")
 
 
-def _write_tables(config: SweepConfig, out: Path, teacher_accuracy: float | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _write_tables(config: SweepConfig, out: Path, teacher_accuracy: float | None, figures: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     results = load_results(out)
     if len(results):
         grid = {(m, k, s) for m in config.methods for k in config.ks for s in config.seeds}
@@ -430,7 +448,7 @@ def _write_tables(config: SweepConfig, out: Path, teacher_accuracy: float | None
     summary = summarise_results(results, confidence=config.confidence, methods=config.methods)
     results.to_csv(out / "results.csv", index=False)
     summary.to_csv(out / "summary.csv", index=False)
-    if config.figures and len(summary):
+    if figures and config.figures and len(summary):
         from cod.plots import accuracy_vs_k, cod_gain_vs_k, save_figure
 
         save_figure(accuracy_vs_k(summary, teacher_accuracy), out / "figures", "accuracy_vs_k", include_plotlyjs="directory")
@@ -440,5 +458,5 @@ def _write_tables(config: SweepConfig, out: Path, teacher_accuracy: float | None
 
 
 def _finish(config: SweepConfig, out: Path, teacher_accuracy: float | None) -> SweepResult:
-    results, summary = _write_tables(config, out, teacher_accuracy)
+    results, summary = _write_tables(config, out, teacher_accuracy, figures=True)
     return SweepResult(results=results, summary=summary, out_dir=out, teacher_accuracy=teacher_accuracy)

@@ -56,3 +56,113 @@ def test_a_sweep_folder_refuses_other_settings_but_accepts_a_larger_grid(tmp_pat
     _check_resumable(config.replace(ks=(8, 16), seeds=(0, 1), methods=("kd", "kd+cod")), tmp_path)
     with pytest.raises(ConfigError, match="epochs.*new --out"):
         _check_resumable(config.replace(distill={"epochs": 3}), tmp_path)
+
+
+# ----------------------------------------------------------------------------- a real sweep on tiny models
+
+POS, NEG = ["good", "great", "fun", "brilliant"], ["bad", "awful", "boring", "terrible"]
+SWAP = dict(zip(POS, NEG)) | dict(zip(NEG, POS))
+
+
+def _sentences(n, seed):
+    from cod.data import Example
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        label = i % 2
+        words = rng.choice(POS if label else NEG, size=2, replace=False)
+        subject = rng.choice(["film", "movie", "story", "plot", "acting"])
+        out.append(Example(f"the {subject} is {words[0]} and {words[1]} {'.' if i % 3 else '!'} {i}", label))
+    return out
+
+
+def _pairs(examples, teacher):
+    """Counterfactuals that swap every sentiment word, scored by the (real) word teacher."""
+    from cod.counterfactuals.base import Counterfactual
+
+    cfs = [" ".join(SWAP.get(w, w) for w in e.text.split()) for e in examples]
+    p = teacher.predict_proba([e.text for e in examples] + cfs)
+    n = len(examples)
+    return [
+        Counterfactual(e.text, e.label, list(p[i]), cfs[i], 1 - int(p[i].argmax()), list(p[n + i]), proposer="test")
+        for i, e in enumerate(examples)
+    ]
+
+
+@pytest.fixture(scope="module")
+def tiny_task():
+    from cod.data import TaskSplits
+
+    train, validation, test = _sentences(40, 0), _sentences(10, 1), _sentences(24, 2)
+    test = [type(e)(e.text + " test", e.label) for e in test]  # held out: no text shared with train
+    return TaskSplits("tiny", train, validation, test, ["negative", "positive"])
+
+
+def test_tiny_sweep_runs_resumes_and_summarises(tiny_task, tiny_student, tmp_path):
+    from cod.sweep import load_results, sweep
+    from tests.word_teacher import word_teacher
+
+    teacher = word_teacher("sentiment")
+    pool = _pairs(tiny_task.train, teacher)
+    probes = _pairs(tiny_task.test[:6], teacher)
+    config = SweepConfig(
+        out=str(tmp_path / "sweep"), task="tiny", student=str(tiny_student), ks=(4,), seeds=(0, 1),
+        methods=("kd", "kd+cod", "setfit"), distill={"epochs": 2, "batch_size": 4, "evaluations": 1, "max_length": 16},
+    )  # fmt: skip
+    events = []
+    result = sweep(config, teacher=teacher, splits=tiny_task, counterfactuals=pool, probes=probes, on_event=events.append)
+    out = tmp_path / "sweep"
+    for name in ("results.csv", "summary.csv", "sweep.json", "teacher_test.npz", "counterfactuals/k4-s0.jsonl",
+                 "figures/accuracy_vs_k.html", "figures/cod_gain.json", "figures/edit_paths-kd_cod-k4-s0.json"):  # fmt: skip
+        assert (out / name).exists(), name
+    results = pd.read_csv(out / "results.csv")
+    assert len(results) == 4 and set(results.status) == {"done"}
+    assert set(results.method) == {"kd", "kd+cod"}  # setfit is not installed: skipped with a warning
+    assert any(e.kind == "warning" and "setfit" in e.message for e in events)
+    assert (results.n == len(tiny_task.test)).all() and (results.teacher_accuracy == 1.0).all()
+    cod = results[results.method == "kd+cod"]
+    # Budget matching: 2 real examples + their 2 counterfactuals vs 4 real examples of the same draw.
+    assert (cod.train_examples == 4).all() and (cod.real_examples == 2).all() and (cod.counterfactuals_used == 2).all()
+    assert (results[results.method == "kd"].real_examples == 4).all()
+    assert (cod.cf_flip_rate == 1.0).all() and results.probe_pairs.eq(6).all()
+    assert results.flip_fidelity.between(0, 1).all()
+    summary = pd.read_csv(out / "summary.csv")
+    assert set(SUMMARY_COLUMNS) <= set(summary.columns)
+    assert summary.set_index("method").loc["kd+cod", "n_paired"] == 2
+    assert list(result.summary.method) == ["kd", "kd+cod"]
+
+    # Resume: nothing runs again; a larger grid only runs the new cells.
+    events.clear()
+    sweep(config, teacher=teacher, splits=tiny_task, counterfactuals=pool, probes=probes, on_event=events.append)
+    assert [e.kind for e in events if e.kind in {"cell", "skip"}] == ["skip"] * 4
+    events.clear()
+    sweep(config.replace(seeds=(0, 1, 2)), teacher=teacher, splits=tiny_task, counterfactuals=pool, probes=probes, on_event=events.append)
+    assert [e.cell for e in events if e.kind == "cell"] == ["kd-k4-s2", "kd_cod-k4-s2"]
+    assert len(load_results(out)) == 6
+
+
+def test_sweep_stops_cleanly_and_leaves_no_half_cell(tiny_task, tiny_student, tmp_path):
+    from cod.sweep import sweep
+    from tests.word_teacher import word_teacher
+
+    teacher = word_teacher("sentiment")
+    config = SweepConfig(
+        out=str(tmp_path / "s"), student=str(tiny_student), ks=(4,), seeds=(0,), methods=("kd", "ce"),
+        distill={"epochs": 1, "batch_size": 4, "evaluations": 1}, probe_pairs=0, figures=False,
+    )  # fmt: skip
+    calls = []
+
+    def stop():
+        calls.append(1)
+        return len(calls) > 1  # let the first cell start, then stop
+
+    events = []
+    result = sweep(config, teacher=teacher, splits=tiny_task, stop=stop, on_event=events.append)
+    # The first cell's run was stopped mid-way: it is not a finished cell, and nothing after it started.
+    assert len(result.results) == 0 and events[-1].kind == "stopped"
+    assert not (tmp_path / "s" / "cells" / "kd-k4-s0").exists() and not (tmp_path / "s" / "cells" / "ce-k4-s0").exists()
+    result = sweep(config, teacher=teacher, splits=tiny_task)  # resumes: both cells run now
+    assert list(result.results.method) == ["kd", "ce"]
+    with pytest.raises(ValueError, match="training examples"):
+        sweep(config, teacher=teacher, splits=tiny_task, probes=_pairs(tiny_task.train[:2], teacher))

@@ -1,0 +1,106 @@
+"""Turn a finished reproduction sweep into the committed summary: SUMMARY.md (our figures beside the paper's SST-2
+ones), summary.csv, results.csv and the two figures (HTML loading plotly.js from its CDN to stay small, plus JSON).
+
+    python bench/reproduce/report.py runs/reproduce --seconds 12345 --command "python -m cod sweep ..."
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+# Hamman et al. (NeurIPS 2025), SST-2 accuracy of the KD student without and with CoD.
+PAPER = {"kd": {8: 0.617, 16: 0.712, 32: 0.757, 64: 0.820}, "kd+cod": {8: 0.719, 16: 0.781, 32: 0.821, 64: 0.827}}
+
+
+def _fmt(row: pd.Series | None) -> str:
+    if row is None:
+        return "–"
+    return f"{row['mean']:.3f} ± {row['std']:.3f} [{row.ci_low:.3f}, {row.ci_high:.3f}]"
+
+
+def _gain(row: pd.Series | None) -> str:
+    if row is None or pd.isna(row.paired_diff):
+        return "–"
+    return f"{row.paired_diff:+.3f} [{row.paired_ci_low:+.3f}, {row.paired_ci_high:+.3f}], won {int(row.seeds_won)}/{int(row.n_paired)}"
+
+
+def _markdown(df: pd.DataFrame) -> str:
+    rows = [" | ".join(df.columns), " | ".join("---" for _ in df.columns)]
+    for values in df.itertuples(index=False):
+        rows.append(" | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in values))
+    return "\n".join(f"| {r} |" for r in rows)
+
+
+def write_report(sweep_dir: Path, seconds: float | None, command: str, dest: Path = HERE) -> Path:
+    """Write SUMMARY.md and copy the tables and figures of `sweep_dir` into `dest`."""
+    from cod.plots import accuracy_vs_k, cod_gain_vs_k, save_figure
+
+    summary = pd.read_csv(sweep_dir / "summary.csv")
+    results = pd.read_csv(sweep_dir / "results.csv")
+    teacher = float(results.teacher_accuracy.iloc[0]) if "teacher_accuracy" in results and len(results) else None
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copy(sweep_dir / "summary.csv", dest / "summary.csv")
+    shutil.copy(sweep_dir / "results.csv", dest / "results.csv")
+    save_figure(accuracy_vs_k(summary, teacher), dest, "accuracy_vs_k", include_plotlyjs="cdn")
+    if summary.paired_diff.notna().any():
+        save_figure(cod_gain_vs_k(summary), dest, "cod_gain", include_plotlyjs="cdn")
+
+    def cell(method: str, k: int) -> pd.Series | None:
+        rows = summary[(summary.method == method) & (summary.k == k)]
+        return rows.iloc[0] if len(rows) else None
+
+    settings = json.loads((sweep_dir / "sweep.json").read_text())["settings"]
+    lines = [
+        "# Reproduction on the embedded default (demo teacher -> demo student, demo task)",
+        "",
+        f"Command: `{command}`",
+        "",
+        f"Wall time of the last invocation: {seconds / 3600:.2f} h; sum of cell times: {results.wall_seconds.sum() / 3600:.2f} h "
+        f"({platform.machine()}, {platform.system()}). Teacher test accuracy: {teacher:.4f}. "
+        f"Test examples evaluated: {int(results.n.iloc[0]) if 'n' in results else '?'}; cells: {len(results)}."
+        if seconds is not None
+        else "",
+        "",
+        f"Distill settings: `{json.dumps(settings.get('distill', {}))}` (others at DistillConfig defaults).",
+        "",
+        "Test accuracy: mean ± std [95% bootstrap interval] over seeds; gain: paired difference with its interval and seeds won.",
+        "",
+        "| k | KD | KD+CoD | CoD gain | paper KD | paper CoD | LWD | LWD+CoD | LWD CoD gain | CE |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for k in sorted(summary.k.unique()):
+        lines.append(
+            f"| {k} | {_fmt(cell('kd', k))} | {_fmt(cell('kd+cod', k))} | {_gain(cell('kd+cod', k))} | "
+            f"{PAPER['kd'].get(k, '–')} | {PAPER['kd+cod'].get(k, '–')} | {_fmt(cell('lwd', k))} | "
+            f"{_fmt(cell('lwd+cod', k))} | {_gain(cell('lwd+cod', k))} | {_fmt(cell('ce', k))} |"
+        )
+    diag = [c for c in ("mean_agreement", "mean_flip_fidelity", "mean_edit_path_distance", "mean_student_share_last",
+                        "mean_train_teacher_gold_conflict", "mean_cf_flip_rate", "mean_train_examples") if c in summary]  # fmt: skip
+    if diag:
+        lines += ["", "Diagnostics (means over seeds):", "", _markdown(summary[["method", "k", *diag]])]
+    lines += ["", "Figures: accuracy_vs_k.html / .json, cod_gain.html / .json (Plotly JSON loads with `plotly.io.from_json`)."]
+    path = dest / "SUMMARY.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def main() -> None:
+    """Command line of the report."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("sweep_dir", type=Path)
+    parser.add_argument("--seconds", type=float, default=None)
+    parser.add_argument("--command", default="bench/reproduce/run.sh")
+    parser.add_argument("--dest", type=Path, default=HERE)
+    args = parser.parse_args()
+    print(write_report(args.sweep_dir, args.seconds, args.command, args.dest))
+
+
+if __name__ == "__main__":
+    main()
