@@ -35,7 +35,7 @@ def shrink(cf: Counterfactual, teacher: "Teacher") -> Counterfactual:
     Each round scores the counterfactual with each remaining edit reverted and keeps the revert that leaves the
     highest target probability while the teacher still predicts the target. An unflipped `cf` comes back as is.
     """
-    if not cf.flipped or not cf.counterfactual:
+    if not cf.counterfactual or not cf.counterfactual_teacher_probs or not wins(cf.counterfactual_teacher_probs, cf.target):
         return cf
     edits = split_edits(E.diff(cf.text, cf.counterfactual))
     text, probs = cf.counterfactual, list(cf.counterfactual_teacher_probs)
