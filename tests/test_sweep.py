@@ -166,3 +166,21 @@ def test_sweep_stops_cleanly_and_leaves_no_half_cell(tiny_task, tiny_student, tm
     assert list(result.results.method) == ["kd", "ce"]
     with pytest.raises(ValueError, match="training examples"):
         sweep(config, teacher=teacher, splits=tiny_task, probes=_pairs(tiny_task.train[:2], teacher))
+
+
+def test_sweep_command_line_on_the_demo_task_with_tiny_models(tiny_classifier, tiny_student, tmp_path, capsys):
+    from cod.cli import main
+
+    out = tmp_path / "cli"
+    argv = ["sweep", "--task", "demo", "--k", "4", "--seeds", "0", "--methods", "kd,ce", "--out", str(out),
+            "--teacher", str(tiny_classifier), "--student", str(tiny_student), "--epochs", "1", "--batch-size", "4",
+            "--max-validation", "8", "--evaluations", "1", "--test-limit", "40", "--probe-pairs", "0", "--no-figures",
+            "--set", "max_length=24"]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "2 cells" in printed and "[2/2] ce-k4-s0: accuracy" in printed and "summary.csv" in printed
+    results = pd.read_csv(out / "results.csv")
+    assert list(results.method) == ["kd", "ce"] and (results.n == 40).all() and (results.max_length == 24).all()
+    assert main(argv) == 0 and "done before, skipped" in capsys.readouterr().out
+    assert main([*argv[:-2], "--set", "max_length=32"]) == 2  # other settings in the same folder: refused
+    assert "new --out folder" in capsys.readouterr().err
