@@ -102,3 +102,36 @@ def test_student_scorer_on_a_tiny_model_matches_a_direct_forward(tiny_classifier
     assert np.allclose(probs[1], direct[0], atol=1e-5)
     m = evaluate(scorer, (model, tokenizer), [Example(t, i % 2) for i, t in enumerate(texts)], ["negative", "positive"])
     assert m["agreement"] == 1.0 and m["mean_kl"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_evaluate_command_writes_metrics_and_figures(tiny_classifier, tiny_student, tmp_path, capsys):
+    import json
+
+    from cod.cli import main
+    from cod.counterfactuals.base import Counterfactual
+    from cod.tasks import load_task
+
+    test = load_task("demo").test[:3]
+    probes = tmp_path / "probes.jsonl"
+    records = [
+        Counterfactual(e.text, e.label, [0.5, 0.5], "the film was good . " + e.text, 1, [0.4, 0.6], proposer="human").to_record(
+            ["negative", "positive"]
+        )
+        for e in test
+    ]
+    probes.write_text("".join(json.dumps(r) + "\n" for r in records))
+    out = tmp_path / "eval"
+    argv = ["evaluate", "--model", str(tiny_student), "--teacher", str(tiny_classifier), "--task", "demo",
+            "--limit", "20", "--probes", str(probes), "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "teacher" in printed and "student" in printed and "3 probe pairs" in printed
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["n"] == 20 and metrics["probe_pairs"] == 3 and 0 <= metrics["agreement"] <= 1
+    for name in ("edit_paths.html", "edit_paths.json", "boundary.html", "boundary.json"):
+        assert (out / name).exists(), name
+    # Probe pairs made from training examples are refused.
+    train = load_task("demo").train[0]
+    rec = Counterfactual(train.text, train.label, [0.5, 0.5], train.text + " good", 1, [0.4, 0.6], proposer="human")
+    probes.write_text(json.dumps(rec.to_record(["negative", "positive"])) + "\n")
+    assert main(argv) == 2 and "training examples" in capsys.readouterr().err

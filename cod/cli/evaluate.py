@@ -16,7 +16,7 @@ def register(subparsers) -> None:
         description="Accuracy, macro-F1, calibration, agreement and mean KL on held-out examples; flip fidelity and "
         "edit-path distance on counterfactual probe pairs made from held-out examples (never training ones).",
     )
-    p.add_argument("--model", required=True, help="the student: a run folder (save_pretrained) or a Hub id")
+    p.add_argument("--model", required=True, help="the student: a distill run folder, a saved model folder, or a Hub id")
     p.add_argument("--teacher", default="demo", help="teacher: Hub id, local path or demo [demo]")
     p.add_argument("--task", default=None, help="built-in task whose split to evaluate on [demo unless --data]")
     p.add_argument("--split", default="test", choices=["test", "validation"], help="split of --task [test]")
@@ -24,7 +24,7 @@ def register(subparsers) -> None:
     p.add_argument("--limit", type=int, default=0, help="evaluate on the first N examples only")
     p.add_argument("--probes", default=None, help="a counterfactuals JSONL of held-out pairs to probe the boundary with")
     p.add_argument("--probe-pairs", type=int, default=32, help="without --probes: make this many probe pairs offline; 0 off [32]")
-    p.add_argument("--out", default=None, help="folder for metrics.json and figures [MODEL/eval when MODEL is a folder]")
+    p.add_argument("--out", default=None, help="folder for metrics.json and figures [RUN/eval for a run folder]")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     p.set_defaults(func=run_evaluate)
 
@@ -44,12 +44,13 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    model_path, run_dir = _model_and_run_dir(args.model)
     examples, label_names, train_texts = _held_out(args)
     if args.limit:
         examples = examples[: args.limit]
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(args.model)
-        tokenizer = AutoTokenizer.from_pretrained(args.model)
+        model = AutoModelForSequenceClassification.from_pretrained(model_path)
+        tokenizer = AutoTokenizer.from_pretrained(model_path)
     except OSError as err:
         raise ModelError(f"Cannot load the student {args.model!r}: {err}. Give a run folder or a Hub id.") from err
     student_names = [str(model.config.id2label[i]) for i in range(model.config.num_labels)]
@@ -59,7 +60,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     student = StudentScorer(model, tokenizer)
     metrics = evaluate(teacher, student, examples, label_names)
     print(evaluation_table(metrics).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-    out = Path(args.out) if args.out else (Path(args.model) / "eval" if Path(args.model).is_dir() else Path("eval"))
+    out = Path(args.out) if args.out else (run_dir / "eval" if run_dir else Path("eval"))
     pairs = []
     if args.probes:
         lines = Path(args.probes).read_text().splitlines()
@@ -81,6 +82,16 @@ def run_evaluate(args: argparse.Namespace) -> int:
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     print(f"wrote {out / 'metrics.json'}")
     return 0
+
+
+def _model_and_run_dir(name: str) -> tuple[str, Path | None]:
+    """A distill run folder holds its student in `model/`: accept either; figures go beside the run's metrics."""
+    path = Path(name)
+    if (path / "model" / "config.json").exists():
+        return str(path / "model"), path
+    if (path / "config.json").exists():
+        return name, path.parent if (path.parent / "metrics.json").exists() else path
+    return name, None
 
 
 def _held_out(args: argparse.Namespace):
