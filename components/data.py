@@ -228,8 +228,9 @@ def build(services, state):
         return gr.Dropdown(choices=project_names(services))
 
     main = [state, report, preview, fewshot, views]
-    task_event = task.input(ui_errors(on_task), [state, task, k, seed], main)
-    upload.upload(ui_errors(on_upload), [state, upload], main + [text_col, pair_col, label_col, mapping_box])
+    task_event = task.input(ui_errors(on_task), [state, task, k, seed], main, api_name="load_task")
+    upload.upload(ui_errors(on_upload), [state, upload], main + [text_col, pair_col, label_col, mapping_box],
+                  api_name="upload")
     remap.click(ui_errors(on_remap), [state, upload, text_col, pair_col, label_col], main)
     draw_event = draw.click(ui_errors(on_draw), [state, k, seed], main, api_name="draw")
     open_event = reopen.click(ui_errors(on_open), [state, saved], main + [task, k, seed], api_name="open_project")
