@@ -26,6 +26,7 @@ from cod.distill_data import (
     TrainingSet,
     build_training_set,
     candidate_texts,
+    make_collate,
     real_half,
     refresh_verdicts,
     teacher_targets,
@@ -131,47 +132,6 @@ def _accelerator(config: DistillConfig):
         return Accelerator(**kwargs)
 
 
-def _collate_fn(tokenizer, encodings, labels, weights, logits, states, token_level: bool):
-    import torch
-
-    def collate(indices: list[int]) -> dict[str, Any]:
-        feats = [{k: v[i] for k, v in encodings.items()} for i in indices]
-        batch = dict(tokenizer.pad(feats, return_tensors="pt"))
-        batch["labels"] = torch.tensor([labels[i] for i in indices])
-        batch["ce_weights"] = torch.tensor([weights[i] for i in indices], dtype=torch.float32)
-        if logits is not None:
-            batch["teacher_logits"] = torch.from_numpy(np.stack([logits[i] for i in indices]))  # (batch, L)
-        if states is not None:
-            per_layer = []
-            for layer in range(len(states[indices[0]])):
-                rows = [states[i][layer] for i in indices]
-                if token_level:  # (n_tok, H) each -> (batch, tokens, H), zero-padded to the student's length
-                    width = batch["input_ids"].shape[1]
-                    padded = torch.zeros(len(rows), width, rows[0].shape[-1])
-                    for j, r in enumerate(rows):
-                        padded[j, : min(width, r.shape[0])] = r[:width]
-                    per_layer.append(padded)
-                else:
-                    per_layer.append(torch.stack(rows))  # (batch, H)
-            batch["teacher_states"] = per_layer
-        return batch
-
-    return collate
-
-
-def _validation_metrics(model, tokenizer, validation: list[Example], config: DistillConfig, label_names) -> dict:
-    from cod.distill_student import predict_logits
-    from cod.evaluate import accuracy, macro_f1
-
-    texts = [e.text for e in validation]
-    labels = np.array([e.label for e in validation])
-    preds = predict_logits(model, tokenizer, texts, config.max_length, config.eval_batch_size).argmax(axis=1)
-    metrics = {"val_accuracy": accuracy(labels, preds), "val_macro_f1": macro_f1(labels, preds)}
-    for i, name in enumerate(label_names):  # a collapse onto one class shows here
-        metrics[f"val_share_{name}"] = float((preds == i).mean())
-    return metrics
-
-
 def distill(
     config: DistillConfig,
     teacher,
@@ -265,7 +225,7 @@ def distill(
     item_logits = [targets.logits[t].astype(np.float32) for t in texts] if use_logits else None
     item_states = [targets.states[t] for t in texts] if config.method == "lwd" else None
     enc = tokenizer(texts, truncation=True, max_length=config.max_length)
-    collate = _collate_fn(tokenizer, dict(enc), ce_labels, ce_weights, item_logits, item_states, token_level)
+    collate = make_collate(tokenizer, dict(enc), ce_labels, ce_weights, item_logits, item_states, token_level)
 
     # --- model, optimizer, schedule
     if config.lora:
@@ -349,7 +309,7 @@ def distill(
         if not validation:
             return {}
         t0 = time.perf_counter()
-        metrics = _validation_metrics(accelerator.unwrap_model(runner).student, tokenizer, validation, config, label_names)
+        metrics = S.validation_metrics(accelerator.unwrap_model(runner).student, tokenizer, validation, config, label_names)
         eval_seconds += time.perf_counter() - t0
         score = metrics[f"val_{config.selection_metric}"]
         if score > best["metric"]:
@@ -431,7 +391,7 @@ def distill(
         emit(DistillEvent("error", step, total, float(epoch), message=f"{type(err).__name__}: {err}",
                           elapsed_s=time.perf_counter() - t_start))
         raise
-    train_seconds = time.perf_counter() - t_train
+    train_seconds = time.perf_counter() - t_train - eval_seconds  # optimizer steps only, validation excluded
 
     # --- the best validation checkpoint (the last state counts too)
     if validation and last_eval_step != step:
@@ -479,13 +439,13 @@ def distill(
         teacher_seconds=round(teacher_seconds, 3), train_seconds=round(train_seconds, 3),
         eval_seconds=round(eval_seconds, 3),
         steps_per_second=round((step - steps_at_start) / train_seconds, 4) if train_seconds > 0 else None,
-        peak_memory_mb=_peak_memory_mb(),
+        peak_memory_mb=io.peak_memory_mb(),
     )
     metrics["wall_seconds"] = round(time.perf_counter() - t_start, 3)
 
     # --- the run folder
     if out_dir is not None and accelerator.is_main_process:
-        _write_run_folder(out_dir, config, metrics, model, tokenizer, ts, targets, ce_labels, ce_weights,
+        io.write_run_folder(out_dir, config, metrics, model, tokenizer, ts, targets, ce_labels, ce_weights,
                           label_names, teacher, str(student_name), run_info or {})
     if config.tracker:
         accelerator.end_training()
@@ -493,32 +453,3 @@ def distill(
     emit(DistillEvent(kind, step, total, float(epoch + (0 if stopped else 1)), metrics=metrics,
                       elapsed_s=metrics["wall_seconds"]))
     return DistillResult(model, tokenizer, metrics, out_dir, history, config, ts)
-
-
-def _peak_memory_mb() -> float:
-    import resource
-
-    import torch
-
-    if torch.cuda.is_available():
-        return round(torch.cuda.max_memory_allocated() / 2**20, 1)
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux: KiB; process peak RSS
-
-
-def _write_run_folder(out_dir: Path, config, metrics, model, tokenizer, ts, targets, ce_labels, ce_weights,
-                      label_names, teacher, student_name: str, run_info: dict) -> None:
-    from cod import distill_io as io
-    from cod.modelcard import render_model_card
-
-    teacher_name = getattr(teacher, "name", "") if teacher is not None else ""
-    context = {"teacher": teacher_name, "student": student_name, "label_names": label_names,
-               "lwd_mode": metrics.get("lwd_mode"), "head": metrics.get("head"), **run_info}
-    io.write_json(out_dir / "config.json", {"distill": config.to_dict(), **context})
-    io.write_json(out_dir / "metrics.json", metrics)
-    io.write_train_set(out_dir / "train_set.jsonl", ts.items, label_names, targets.logits if targets else None,
-                       ts.originals, ce_labels, ce_weights)
-    card = render_model_card(config.to_dict(), metrics, teacher_name, student_name, label_names, run_info.get("data", ""))
-    (out_dir / "README.md").write_text(card, encoding="utf-8")
-    io.save_student(out_dir / io.MODEL_DIR, model, tokenizer, card)
-    if not metrics["stopped"]:
-        io.remove_checkpoint(out_dir)

@@ -256,3 +256,31 @@ def teacher_targets(
                 per_layer.append(h.cpu() if token_level else h.mean(dim=0).cpu())
             out_states[text] = per_layer
     return TeacherTargets(out_logits, out_states, len(unique), len(unique))
+
+
+def make_collate(tokenizer, encodings, labels, weights, logits, states, token_level: bool):
+    """The collate function: pads pre-tokenized items and stacks labels, CE weights and teacher targets."""
+
+    def collate(indices: list[int]) -> dict[str, Any]:
+        feats = [{k: v[i] for k, v in encodings.items()} for i in indices]
+        batch = dict(tokenizer.pad(feats, return_tensors="pt"))
+        batch["labels"] = torch.tensor([labels[i] for i in indices])
+        batch["ce_weights"] = torch.tensor([weights[i] for i in indices], dtype=torch.float32)
+        if logits is not None:
+            batch["teacher_logits"] = torch.from_numpy(np.stack([logits[i] for i in indices]))  # (batch, L)
+        if states is not None:
+            per_layer = []
+            for layer in range(len(states[indices[0]])):
+                rows = [states[i][layer] for i in indices]
+                if token_level:  # (n_tok, H) each -> (batch, tokens, H), zero-padded to the student's length
+                    width = batch["input_ids"].shape[1]
+                    padded = torch.zeros(len(rows), width, rows[0].shape[-1])
+                    for j, r in enumerate(rows):
+                        padded[j, : min(width, r.shape[0])] = r[:width]
+                    per_layer.append(padded)
+                else:
+                    per_layer.append(torch.stack(rows))  # (batch, H)
+            batch["teacher_states"] = per_layer
+        return batch
+
+    return collate

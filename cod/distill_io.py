@@ -162,3 +162,33 @@ def push_to_hub(out_dir: str | Path, repo_id: str, private: bool = False, token:
             "Check that you are online and logged in (`hf auth login` or HF_TOKEN) with write access."
         ) from err
     return str(url)
+
+
+def peak_memory_mb() -> float:
+    """Peak memory of this process: CUDA allocations on GPU, else peak RSS (MB)."""
+    import resource
+
+    import torch
+
+    if torch.cuda.is_available():
+        return round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux: KiB; process peak RSS
+
+
+def write_run_folder(out_dir: Path, config, metrics, model, tokenizer, ts, targets, ce_labels, ce_weights,
+                      label_names, teacher, student_name: str, run_info: dict) -> None:
+    """Write config.json, metrics.json, train_set.jsonl, README.md and model/ (see the module docstring)."""
+    from cod.modelcard import render_model_card
+
+    teacher_name = getattr(teacher, "name", "") if teacher is not None else ""
+    context = {"teacher": teacher_name, "student": student_name, "label_names": label_names,
+               "lwd_mode": metrics.get("lwd_mode"), "head": metrics.get("head"), **run_info}
+    write_json(out_dir / "config.json", {"distill": config.to_dict(), **context})
+    write_json(out_dir / "metrics.json", metrics)
+    write_train_set(out_dir / "train_set.jsonl", ts.items, label_names, targets.logits if targets else None,
+                       ts.originals, ce_labels, ce_weights)
+    card = render_model_card(config.to_dict(), metrics, teacher_name, student_name, label_names, run_info.get("data", ""))
+    (out_dir / "README.md").write_text(card, encoding="utf-8")
+    save_student(out_dir / MODEL_DIR, model, tokenizer, card)
+    if not metrics["stopped"]:
+        remove_checkpoint(out_dir)

@@ -144,3 +144,18 @@ def predict_logits(model, tokenizer, texts: list[str], max_length: int, batch_si
     finally:
         model.train(was_training)
     return out
+
+
+def validation_metrics(model, tokenizer, validation, config: DistillConfig, label_names) -> dict:
+    """Validation accuracy, macro-F1 and the share of each predicted class (a collapse shows there)."""
+    import numpy as np
+
+    from cod.evaluate import accuracy, macro_f1
+
+    texts = [e.text for e in validation]
+    labels = np.array([e.label for e in validation])
+    preds = predict_logits(model, tokenizer, texts, config.max_length, config.eval_batch_size).argmax(axis=1)
+    metrics = {"val_accuracy": accuracy(labels, preds), "val_macro_f1": macro_f1(labels, preds)}
+    for i, name in enumerate(label_names):  # a collapse onto one class shows here
+        metrics[f"val_share_{name}"] = float((preds == i).mean())
+    return metrics

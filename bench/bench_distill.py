@@ -1,0 +1,181 @@
+"""Speed of the distillation loop on the demo pair (mpnet teacher -> MiniLM student), printed as figures.
+
+1. steps/s of `cod.distill` against a plain Hugging Face `Trainer` whose `compute_loss` does the same CE + alpha*KL
+   on the same data, as a ratio measured in one process: (a) the Trainer runs the teacher in every step, as a plain
+   distillation trainer does; (b) the Trainer reads teacher logits precomputed once (the loop overhead alone).
+2. teacher forward passes on training texts == unique training texts (a fresh teacher, a 75-epoch CoD run).
+3. wall time and peak memory of a k=16 CoD run on the demo pair with default settings (validation and test included),
+   in a fresh process so the peak belongs to that run.
+
+    nice -n 10 .venv/bin/python bench/bench_distill.py [--steps 20] [--threads 2] [--part all|speed|cod]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def _draw(k: int, seed: int):
+    from cod.data import sample_few_shot
+    from cod.tasks import load_task
+
+    task = load_task("demo")
+    return task, sample_few_shot(task.train, k, seed=seed, label_names=task.label_names)
+
+
+def bench_speed(steps: int) -> dict:
+    """Our loop vs the Trainer, same data (k=16 real examples, batch 8), same number of optimizer steps."""
+    import torch
+    from transformers import Trainer, TrainingArguments
+
+    from cod.config import DistillConfig
+    from cod.distill import distill
+    from cod.losses import ce_loss, kd_loss
+    from cod.models import load_student, load_teacher
+
+    task, draw = _draw(16, 0)
+    teacher = load_teacher("demo")
+    epochs = max(1, steps // 2)  # 16 examples / batch 8 = 2 steps per epoch
+    cfg = DistillConfig(k=16, epochs=epochs, batch_size=8, evaluations=1, max_validation=8)
+    texts = [e.text for e in draw]
+    teacher.logits(texts)  # both sides start with a warm teacher cache: the comparison is the loop
+
+    ours = distill(cfg, teacher, "demo", draw, None, task.validation, label_names=task.label_names)
+    ours_sps = ours.metrics["steps_per_second"]
+
+    class DistilTrainer(Trainer):
+        def __init__(self, *a, live_teacher: bool, **kw):
+            super().__init__(*a, **kw)
+            self.live_teacher = live_teacher
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            labels = inputs.pop("labels")
+            batch_texts = inputs.pop("texts")
+            cached = inputs.pop("teacher_logits")
+            if self.live_teacher:  # the plain way: the teacher runs in every step
+                with torch.inference_mode():
+                    enc = teacher.tokenizer(batch_texts, padding=True, truncation=True, max_length=128, return_tensors="pt")
+                    t_logits = teacher.model(**enc).logits.float()
+            else:
+                t_logits = cached
+            out = model(**inputs)
+            loss = ce_loss(out.logits, labels) + cfg.alpha * kd_loss(out.logits, t_logits, cfg.temperature)
+            return (loss, out) if return_outputs else loss
+
+    def run_trainer(live: bool) -> float:
+        torch.manual_seed(0)
+        model, tok = load_student("demo", label_names=task.label_names, head=ours.metrics["head"])
+        logits = {t: torch.from_numpy(teacher.logits([t])[0]) for t in texts}
+
+        def collate(rows):
+            enc = tok([r["text"] for r in rows], padding=True, truncation=True, max_length=128, return_tensors="pt")
+            enc["labels"] = torch.tensor([r["label"] for r in rows])
+            enc["texts"] = [r["text"] for r in rows]
+            enc["teacher_logits"] = torch.stack([logits[r["text"]] for r in rows])
+            return dict(enc)
+
+        args = TrainingArguments(
+            output_dir=str(ROOT / ".bench-trainer"), per_device_train_batch_size=8, num_train_epochs=epochs,
+            learning_rate=cfg.learning_rate, warmup_ratio=cfg.warmup_ratio, weight_decay=cfg.weight_decay,
+            save_strategy="no", eval_strategy="no", report_to=[], logging_steps=10_000, disable_tqdm=True,
+            use_cpu=not torch.cuda.is_available(), remove_unused_columns=False, dataloader_num_workers=0, seed=0,
+        )  # fmt: skip
+        data = [{"text": e.text, "label": e.label} for e in draw]
+        trainer = DistilTrainer(model=model, args=args, train_dataset=data, data_collator=collate, live_teacher=live)
+        result = trainer.train()
+        return result.global_step / result.metrics["train_runtime"]
+
+    live_sps = run_trainer(live=True)
+    cached_sps = run_trainer(live=False)
+    return {
+        "steps": ours.metrics["steps"],
+        "ours_steps_per_s": round(ours_sps, 3),
+        "trainer_live_teacher_steps_per_s": round(live_sps, 3),
+        "trainer_cached_teacher_steps_per_s": round(cached_sps, 3),
+        "ratio_vs_live_teacher": round(ours_sps / live_sps, 3),
+        "ratio_vs_cached_teacher": round(ours_sps / cached_sps, 3),
+    }
+
+
+def bench_cod_run() -> dict:
+    """A k=16 CoD run (kd+cod, default settings) with a fresh teacher: forward passes, wall time, peak memory."""
+    from cod.config import DistillConfig
+    from cod.counterfactuals import propose
+    from cod.data import cod_real_half
+    from cod.distill import distill
+    from cod.models import load_classifier
+    from cod.teacher import Teacher
+
+    task, draw = _draw(16, 0)
+    model, tok = load_classifier("demo")
+    t0 = time.perf_counter()
+    proposer_teacher = Teacher(model, tok, name="demo")
+    cfs = propose(cod_real_half(draw), proposer_teacher, proposer="lexical", few_shot=draw)  # cached on disk
+    propose_s = time.perf_counter() - t0
+    teacher = Teacher(model, tok, name="demo")  # empty cache: every forward of the run is counted
+    res = distill(DistillConfig(k=16, cod=True), teacher, "demo", draw, cfs, task.validation, test=task.test,
+                  label_names=task.label_names)  # fmt: skip
+    m = res.metrics
+    val_test = len(task.validation) + len(task.test)
+    return {
+        "propose_seconds": round(propose_s, 1),
+        "flipped": sum(c.flipped for c in cfs),
+        "unique_train_texts": m["unique_train_texts"],
+        "teacher_train_forward_passes": m["teacher_train_forward_passes"],
+        "teacher_forward_passes_total": teacher.forward_passes,
+        "teacher_forward_passes_on_validation_and_test": val_test,
+        "steps": m["steps"],
+        "wall_seconds": m["wall_seconds"],
+        "train_seconds": m["train_seconds"],
+        "eval_seconds": m["eval_seconds"],
+        "teacher_seconds": m["teacher_seconds"],
+        "steps_per_second": m["steps_per_second"],
+        "peak_memory_mb": m["peak_memory_mb"],
+        "student_test_accuracy": m["student_test_accuracy"],
+        "teacher_test_accuracy": m["teacher_test_accuracy"],
+        "head": m["head"],
+    }
+
+
+def main() -> int:
+    """Run the parts (each in a fresh process) and print their figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", default="all", choices=("all", "speed", "cod"))
+    parser.add_argument("--steps", type=int, default=20, help="optimizer steps per loop in the speed comparison")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    if args.part == "all":
+        for part in ("cod", "speed"):
+            cmd = [sys.executable, __file__, "--part", part, "--steps", str(args.steps), "--threads", str(args.threads)]
+            subprocess.run(cmd, check=True)
+        return 0
+    import logging
+
+    import torch
+
+    logging.basicConfig(level=logging.WARNING)
+    torch.set_num_threads(args.threads)
+    t0 = time.perf_counter()
+    figures = bench_cod_run() if args.part == "cod" else bench_speed(args.steps)
+    figures["bench_seconds"] = round(time.perf_counter() - t0, 1)
+    figures["threads"] = args.threads
+    print(f"== bench_distill {args.part}")
+    for key, value in figures.items():
+        print(f"{key:45s} {value}")
+    print(json.dumps({args.part: figures}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
