@@ -17,7 +17,7 @@ import inspect
 import torch
 from huggingface_hub.dataclasses import strict
 from torch import nn
-from transformers import AutoConfig, AutoModel, PreTrainedConfig, PreTrainedModel
+from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, PreTrainedConfig, PreTrainedModel
 from transformers.configuration_utils import SubConfigSpec
 from transformers.modeling_outputs import SequenceClassifierOutput
 
@@ -173,7 +173,8 @@ def lora_target_modules(model: nn.Module) -> list[str]:
 
 def register() -> None:
     """Register the config and model with AutoConfig and AutoModelForSequenceClassification (idempotent)."""
-    from transformers import AutoModelForSequenceClassification
-
     AutoConfig.register(MODEL_TYPE, MeanPoolingConfig, exist_ok=True)
     AutoModelForSequenceClassification.register(MeanPoolingConfig, MeanPoolingForSequenceClassification, exist_ok=True)
+
+
+register()  # importing this module is enough (cod/__init__.py imports it as soon as transformers is imported)
