@@ -236,6 +236,24 @@ def _run_setfit(student: str, draw: Sequence, test: Sequence, label_names: Seque
     return as_scorer(lambda texts: np.asarray(model.predict_proba(texts, as_numpy=True), dtype=float))
 
 
+@dataclass
+class _Context:
+    """What every cell of one sweep shares."""
+
+    config: SweepConfig
+    out: Path
+    teacher: Any
+    names: list[str]
+    validation: list
+    test: list
+    teacher_test: np.ndarray  # (n_test, L)
+    probes: list[Counterfactual]
+    emit: Callable[[SweepEvent], None]
+    stop: Any
+    total: int
+    embed_memo: dict[str, np.ndarray] = field(default_factory=dict)
+
+
 def sweep(
     config: SweepConfig,
     teacher: Any = None,
@@ -251,9 +269,8 @@ def sweep(
     is an optional pool (e.g. curated ones) used before the proposer for any original it covers; `probes` are
     held-out pairs for boundary fidelity (default: made from test examples by the proposer). `stop` is a callable
     or a threading.Event; a stopped sweep resumes where it left off."""
+    from cod.boundary import check_held_out
     from cod.data import cod_real_half, sample_few_shot
-    from cod.distill import distill
-    from cod.evaluate import StudentScorer, evaluate
 
     out = Path(config.out)
     (out / "cells").mkdir(parents=True, exist_ok=True)
@@ -274,87 +291,92 @@ def sweep(
     teacher_accuracy = float((teacher_test.argmax(axis=1) == np.array([e.label for e in test])).mean())
     if probes is None:
         probes = _probes(config, out, cache, test, splits.train, teacher, emit)
-    else:
-        from cod.boundary import check_held_out
-
-        probes = [p for p in probes if p.counterfactual and not p.error]
-        check_held_out(probes, [e.text for e in splits.train])
+    probes = [p for p in probes if p.counterfactual and not p.error]
+    check_held_out(probes, [e.text for e in splits.train])
     pool = {c.text: c for c in counterfactuals or [] if c.counterfactual}
-    grid = [(k, seed, method) for k in config.ks for seed in config.seeds for method in config.methods]
-    emit(SweepEvent("start", 0, len(grid), metrics={"teacher_accuracy": teacher_accuracy}))
-    embed_memo: dict[str, np.ndarray] = {}
+    total = len(config.ks) * len(config.seeds) * len(config.methods)
+    ctx = _Context(config, out, teacher, names, list(splits.validation), test, teacher_test, probes, emit, stop, total)
+    emit(SweepEvent("start", 0, total, metrics={"teacher_accuracy": teacher_accuracy}))
     done = 0
     for k in config.ks:
         for seed in config.seeds:
             draw = sample_few_shot(splits.train, k, seed, label_names=names)
-            cfs: list[Counterfactual] = []
+            cfs: list[Counterfactual] | None = None  # made (or read) on the draw's first +cod cell
             for method in config.methods:
                 name = cell_name(method, k, seed)
-                cell_dir = out / "cells" / name
-                if _finished(cell_dir):
+                if _finished(out / "cells" / name):
                     done += 1
-                    emit(SweepEvent("skip", done, len(grid), cell=name))
+                    emit(SweepEvent("skip", done, total, cell=name))
                     continue
                 if _stopped(stop):
-                    emit(SweepEvent("stopped", done, len(grid), cell=name))
+                    emit(SweepEvent("stopped", done, total, cell=name))
                     return _finish(config, out, teacher_accuracy)
                 if method == "setfit" and importlib.util.find_spec("setfit") is None:
                     done += 1
-                    emit(SweepEvent("warning", done, len(grid), cell=name, message="setfit is not installed: `pip install setfit` to run this baseline; skipped."))
+                    emit(SweepEvent("warning", done, total, cell=name, message="setfit is not installed: `pip install setfit` to run this baseline; skipped."))
                     continue
-                is_cod = method.endswith("+cod")
-                if is_cod and not cfs:
-                    key = f"k{k}-s{seed}"
-                    cfs = cache.counterfactuals(key) or []
-                    if not cfs:
+                if method.endswith("+cod") and cfs is None:
+                    cfs = cache.counterfactuals(f"k{k}-s{seed}")
+                    if cfs is None:
                         cfs = _make_counterfactuals(config, cod_real_half(draw), teacher, pool)
-                        cache.save_counterfactuals(key, cfs)
-                started = time.perf_counter()
-                row: dict[str, Any] = {"method": method, "baseline": baseline_of(method), "k": k, "seed": seed, "cod": is_cod}
-                try:
-                    if method == "setfit":
-                        student = _run_setfit(config.student, draw, test, names, seed)
-                        row.update(train_examples=len(draw))
-                        dc = None
-                    else:
-                        dc = config.distill_config(method, k, seed)
-                        row.update({f"{key}": getattr(dc, key) for key in _ROW_CONFIG})
-                        result = distill(
-                            dc, teacher, config.student, draw, cfs if is_cod else None, list(splits.validation),
-                            stop=stop, label_names=names,
-                        )  # fmt: skip
-                        if _stopped(stop):  # a stopped run is not a finished cell: it runs again on resume
-                            emit(SweepEvent("stopped", done, len(grid), cell=name))
-                            return _finish(config, out, teacher_accuracy)
-                        row.update(_run_metrics(result.metrics))
-                        student = StudentScorer(result.model, result.tokenizer, max_length=dc.max_length, batch_size=dc.eval_batch_size)
-                    row.update(evaluate(teacher, student, test, names, teacher_probs=teacher_test))
-                    row["student_share_last"] = row.get(f"student_share_{names[-1]}")
-                    row.update(_diagnostics(draw, is_cod, cfs, teacher, len(names)))
-                    if probes:
-                        from cod.boundary import boundary_fidelity
-
-                        row.update(boundary_fidelity(probes, teacher, student))
-                        if config.figures and seed == config.seeds[0]:
-                            try:  # a figure that cannot be drawn (no embeddings) does not fail the cell
-                                _cell_figures(out, name, probes, teacher, student, names, embed_memo)
-                            except CodError as err:
-                                emit(SweepEvent("warning", done, len(grid), cell=name, message=f"no boundary view: {err}"))
-                    row.update(status="done", wall_seconds=round(time.perf_counter() - started, 2))
-                except CodError as err:
-                    log.warning("cell %s failed: %s", name, err)
-                    row.update(status="error", error=str(err), wall_seconds=round(time.perf_counter() - started, 2))
-                cell_dir.mkdir(parents=True, exist_ok=True)
-                payload = {"row": row, "distill_config": dc.to_dict() if dc else None, "sweep": settings_key(config)}
-                _atomic_write(cell_dir / "cell.json", json.dumps(payload, indent=2, default=_json_default))
+                        cache.save_counterfactuals(f"k{k}-s{seed}", cfs)
+                row = _run_cell(ctx, method, k, seed, draw, cfs or [], done)
+                if row is None:  # stopped inside the run: not a finished cell, it runs again on resume
+                    emit(SweepEvent("stopped", done, total, cell=name))
+                    return _finish(config, out, teacher_accuracy)
                 done += 1
-                emit(SweepEvent("cell" if row["status"] == "done" else "error", done, len(grid), cell=name, metrics=row, message=row.get("error", "")))
-                student = result = None  # free the model before the next cell
-                gc.collect()
+                emit(SweepEvent("cell" if row["status"] == "done" else "error", done, total, cell=name, metrics=row, message=row.get("error", "")))
             _write_tables(config, out, teacher_accuracy)
-    result = _finish(config, out, teacher_accuracy)
-    emit(SweepEvent("done", done, len(grid), metrics={"teacher_accuracy": teacher_accuracy}))
-    return result
+    finished = _finish(config, out, teacher_accuracy)
+    emit(SweepEvent("done", done, total, metrics={"teacher_accuracy": teacher_accuracy}))
+    return finished
+
+
+def _run_cell(ctx: _Context, method: str, k: int, seed: int, draw: list, cfs: list[Counterfactual], done: int) -> dict | None:
+    """Train and evaluate one cell and write its cell.json; None when the run was stopped."""
+    from cod.distill import distill
+    from cod.evaluate import StudentScorer, evaluate
+
+    config, name, is_cod = ctx.config, cell_name(method, k, seed), method.endswith("+cod")
+    started = time.perf_counter()
+    row: dict[str, Any] = {"method": method, "baseline": baseline_of(method), "k": k, "seed": seed, "cod": is_cod}
+    dc = None if method == "setfit" else config.distill_config(method, k, seed)
+    try:
+        if dc is None:
+            student = _run_setfit(config.student, draw, ctx.test, ctx.names, seed)
+            row.update(train_examples=len(draw), real_examples=len(draw))
+        else:
+            row.update({key: getattr(dc, key) for key in _ROW_CONFIG})
+            run = distill(dc, ctx.teacher, config.student, draw, cfs if is_cod else None, ctx.validation, stop=ctx.stop, label_names=ctx.names)
+            if _stopped(ctx.stop):
+                return None
+            row.update(_run_metrics(run.metrics))
+            student = StudentScorer(run.model, run.tokenizer, max_length=dc.max_length, batch_size=dc.eval_batch_size)
+        row.update(evaluate(ctx.teacher, student, ctx.test, ctx.names, teacher_probs=ctx.teacher_test))
+        row["student_share_last"] = row.get(f"student_share_{ctx.names[-1]}")
+        row.update(_diagnostics(draw, is_cod, cfs, ctx.teacher, len(ctx.names)))
+        if ctx.probes:
+            from cod.boundary import boundary_fidelity
+
+            row.update(boundary_fidelity(ctx.probes, ctx.teacher, student))
+            if config.figures and seed == config.seeds[0]:
+                try:  # a figure that cannot be drawn (no embeddings) does not fail the cell
+                    _cell_figures(ctx.out, name, ctx.probes, ctx.teacher, student, ctx.names, ctx.embed_memo)
+                except CodError as err:
+                    ctx.emit(SweepEvent("warning", done, ctx.total, cell=name, message=f"no boundary view: {err}"))
+        row.update(status="done")
+    except CodError as err:
+        log.warning("cell %s failed: %s", name, err)
+        row.update(status="error", error=str(err))
+    finally:
+        student = run = None  # free the model before the next cell
+        gc.collect()
+    row["wall_seconds"] = round(time.perf_counter() - started, 2)
+    cell_dir = ctx.out / "cells" / name
+    cell_dir.mkdir(parents=True, exist_ok=True)
+    payload = {"row": row, "distill_config": dc.to_dict() if dc else None, "sweep": settings_key(config)}
+    _atomic_write(cell_dir / "cell.json", json.dumps(payload, indent=2, default=_json_default))
+    return row
 
 
 def _stopped(stop: Any) -> bool:
