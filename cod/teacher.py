@@ -2,6 +2,7 @@
 
 Everything that asks the teacher (proposers, distillation, the UI) goes through one `Teacher`, so a text is
 never scored twice in a process; `forward_passes` counts the texts that actually ran through the model.
+One forward gives both the logits and the mean-pooled last hidden state (`embed`), so both are cached together.
 """
 
 from __future__ import annotations
@@ -11,6 +12,9 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+
+from cod.errors import ModelError
+from cod.heads import mean_pool
 
 
 class Teacher:
@@ -25,6 +29,7 @@ class Teacher:
         config = model.config
         self.label_names = [str(config.id2label[i]) for i in range(config.num_labels)]
         self._logits: dict[str, np.ndarray] = {}  # text -> (num_labels,)
+        self._embeddings: dict[str, np.ndarray] = {}  # text -> (hidden,), mean-pooled last layer
         self._lock = threading.Lock()  # one forward at a time: the UI and workers share a teacher
         self.forward_passes = 0  # texts run through the model (cache misses)
 
@@ -47,6 +52,24 @@ class Teacher:
                 return np.zeros((0, self.num_labels), dtype=np.float32)
             return np.stack([self._logits[t] for t in texts])
 
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Mean-pooled last hidden states, (n, hidden); cached with the logits (one forward serves both)."""
+        texts = list(texts)
+        with self._lock:
+            missing = list(dict.fromkeys(t for t in texts if t not in self._embeddings))
+            if missing:
+                self._forward(missing)
+            if not texts:
+                return np.zeros((0, self.hidden_size), dtype=np.float32)
+            if any(t not in self._embeddings for t in missing):
+                raise ModelError(f"The teacher {self.name!r} does not return hidden states, so it cannot embed texts.")
+            return np.stack([self._embeddings[t] for t in texts])
+
+    @property
+    def hidden_size(self) -> int:
+        config = self.model.config
+        return int(getattr(config, "hidden_size", None) or config.get_text_config().hidden_size)
+
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Teacher probabilities, (n, num_labels)."""
         logits = self.logits(texts)
@@ -67,7 +90,14 @@ class Teacher:
             enc = self.tokenizer(
                 batch, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
             ).to(self.device)
-            out = self.model(**enc).logits.float().cpu().numpy()  # (batch, num_labels)
-            for text, row in zip(batch, out):
-                self._logits[text] = row
+            out = self.model(**enc, output_hidden_states=True)
+            logits = out.logits.float().cpu().numpy()  # (batch, num_labels)
+            states = getattr(out, "hidden_states", None)
+            pooled = None
+            if states:  # mean over real tokens of the last layer: (batch, seq, H) -> (batch, H)
+                pooled = mean_pool(states[-1], enc.get("attention_mask")).float().cpu().numpy()
+            for j, text in enumerate(batch):
+                self._logits[text] = logits[j]
+                if pooled is not None:
+                    self._embeddings[text] = pooled[j]
             self.forward_passes += len(batch)
