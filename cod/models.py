@@ -1,0 +1,305 @@
+"""Load teachers and students: any Hub id or local folder, or `demo` for the embedded defaults.
+
+The loading code is the ordinary Hugging Face code (`from_pretrained`), so online users can name any Hub model;
+offline, a Hub id fails with a `ModelError` that says so and suggests a local folder or `demo`. Label names come
+from the checkpoint's `config.id2label`; a teacher whose labels do not match the data's is refused with the mapping
+shown. Teachers are cached per process, keyed by what they are (path, device, dtype, max length).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from cod import DEMO
+from cod.errors import ModelError
+
+log = logging.getLogger(__name__)
+
+GENERIC_LABEL = re.compile(r"^LABEL_(\d+)$")
+DTYPES = ("auto", "float32", "float16", "bfloat16")
+HEADS = ("auto", "cls", "mean")
+SENTENCE_TRANSFORMERS_FILES = ("modules.json", "1_Pooling/config.json", "sentence_bert_config.json")
+
+_teachers: dict[tuple, object] = {}  # process-level cache: key -> Teacher
+_teachers_lock = threading.Lock()
+
+
+def pick_device(preferred: str | None = None):
+    """The torch device to run on: `preferred` if given ("cpu", "cuda", "cuda:1", "mps"), else cuda > mps > cpu."""
+    import torch
+
+    if preferred in (None, "", "auto"):
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(preferred)
+    except (RuntimeError, TypeError) as err:
+        raise ModelError(f"Device {preferred!r} is not valid: use cpu, cuda, cuda:N or mps (or leave it empty).") from err
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ModelError(f"Device {preferred!r} was asked for but no CUDA GPU is available here: use cpu.")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ModelError(f"Device {preferred!r} does not exist: this machine has {torch.cuda.device_count()} GPU(s).")
+    elif device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ModelError(f"Device {preferred!r} was asked for but Apple MPS is not available here: use cpu.")
+    elif device.type not in ("cpu", "cuda", "mps"):
+        raise ModelError(f"Device {preferred!r} is not supported: use cpu, cuda, cuda:N or mps.")
+    return device
+
+
+def resolve_dtype(dtype: str, device):
+    """The torch dtype for `dtype` on `device`; "auto" is float32 on CPU/MPS and bfloat16 (else float16) on CUDA."""
+    import torch
+
+    if dtype not in DTYPES:
+        raise ModelError(f"dtype {dtype!r} is not one of {', '.join(DTYPES)}.")
+    if dtype == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float32
+    return getattr(torch, dtype)
+
+
+def resolve_teacher_name(name: str) -> str:
+    """`demo` -> the built demo teacher's folder (built if missing); anything else unchanged."""
+    if name.strip() == DEMO:
+        from cod.demo import demo_teacher_path
+
+        return str(demo_teacher_path())
+    return name
+
+
+def resolve_student_name(name: str) -> str:
+    """`demo` -> the packaged all-MiniLM-L6-v2 folder; anything else unchanged."""
+    if name.strip() == DEMO:
+        from cod.demo import demo_student_path
+
+        return str(demo_student_path())
+    return name
+
+
+def _check_name(name: str) -> None:
+    """Fail early, with a clear message, on an empty name or a local path that does not exist."""
+    if not name or not name.strip():
+        raise ModelError("A model name is required: a Hub id (like 'org/model'), a local folder, or 'demo'.")
+    # A Hub id is "name" or "org/name"; anything else is meant as a local path.
+    looks_local = name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name or Path(name).exists()
+    path = Path(name).expanduser()
+    if looks_local and not path.exists():
+        raise ModelError(f"No model folder at {name!r}: give an existing local folder, a Hub id (online), or 'demo'.")
+    if path.is_dir() and not (path / "config.json").exists():
+        raise ModelError(f"{name!r} has no config.json: point at a folder saved with save_pretrained (or a Hub id, or 'demo').")
+
+
+def _load_error(name: str, err: Exception, what: str = "model") -> ModelError:
+    offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0") or "couldn't connect" in str(err).lower()
+    hint = (
+        " This machine is offline (or the Hub is unreachable): download the model on a connected machine and pass its "
+        "local folder, or use 'demo'."
+        if offline
+        else " Check the id (e.g. 'distilbert/distilbert-base-uncased-finetuned-sst-2-english'), or pass a local folder, or 'demo'."
+    )
+    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return ModelError(f"The {what} {name!r} could not be loaded ({first}).{hint}")
+
+
+def has_sentence_transformers_files(name: str) -> bool:
+    """Whether a checkpoint (local folder or, online, a Hub id) was saved by sentence-transformers (mean pooling)."""
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return any((path / f).exists() for f in SENTENCE_TRANSFORMERS_FILES)
+    try:
+        from transformers.utils import cached_file
+
+        return cached_file(name, "modules.json", _raise_exceptions_for_missing_entries=False,
+                           _raise_exceptions_for_connection_errors=False) is not None
+    except Exception:  # offline or unknown id: the later load reports the real problem
+        return False
+
+
+def model_label_names(config) -> list[str]:
+    """Label names in index order from a config's id2label."""
+    return [str(config.id2label[i]) for i in range(config.num_labels)]
+
+
+def check_labels(model_label_names: Sequence[str], data_label_names: Sequence[str]) -> None:
+    """Raise ModelError unless the model's labels match the data's, index by index (case-insensitive).
+
+    Generic names (LABEL_0, LABEL_1, ...) match by index when the counts agree, with a warning.
+    """
+    model, data = [str(n) for n in model_label_names], [str(n) for n in data_label_names]
+    mapping = ", ".join(f"{i}: model {m!r} / data {d!r}" for i, (m, d) in enumerate(zip(model, data)))
+    if len(model) != len(data):
+        raise ModelError(
+            f"The model has {len(model)} labels {model} but the data has {len(data)} {data}: "
+            "choose a model trained for these labels or map the data's labels."
+        )
+    if [m.lower() for m in model] == [d.lower() for d in data]:
+        return
+    if all(GENERIC_LABEL.match(m) and int(GENERIC_LABEL.match(m).group(1)) == i for i, m in enumerate(model)):
+        log.warning("The model's labels are generic (%s): mapped by index to the data's labels (%s).", model, mapping)
+        return
+    same_set = sorted(m.lower() for m in model) == sorted(d.lower() for d in data)
+    advice = (
+        "the same names in another order: reorder the data's label names to match the model"
+        if same_set
+        else "choose a model trained for these labels, or rename the data's labels"
+    )
+    raise ModelError(f"The model's labels do not match the data's ({mapping}): {advice}.")
+
+
+def _is_classifier(config) -> bool:
+    from cod.heads import MODEL_TYPE
+
+    archs = getattr(config, "architectures", None) or []
+    return config.model_type == MODEL_TYPE or any("ForSequenceClassification" in a for a in archs)
+
+
+def load_classifier(
+    name: str,
+    label_names: Sequence[str] | None = None,
+    device=None,
+    dtype: str = "auto",
+    trust_remote_code: bool = False,
+    head: str = "auto",
+    require_head: bool = False,
+):
+    """(model, tokenizer) of a trained sequence classifier: a Hub id, a local folder, or `demo` (the demo teacher).
+
+    `label_names`, when given, must match the model's (see `check_labels`). `head` only matters for checkpoints
+    without a trained head ("mean" or "cls" picks the kind of fresh head; "auto" as in `load_student`), which are
+    refused with `require_head` (a teacher with a random head would teach noise).
+    """
+    import torch
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+    import cod.heads  # noqa: F401  (registers the mean-pooling head before any Auto lookup)
+
+    if head not in HEADS:
+        raise ModelError(f"head {head!r} is not one of {', '.join(HEADS)}.")
+    path = resolve_teacher_name(name)
+    _check_name(path)
+    device = pick_device(device) if not isinstance(device, torch.device) else device
+    torch_dtype = resolve_dtype(dtype, device)
+    try:
+        config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as err:
+        raise _load_error(name, err) from err
+    if not _is_classifier(config) and require_head:
+        raise ModelError(
+            f"{name!r} is not a trained sequence classifier (architectures {getattr(config, 'architectures', None)}), "
+            "so it cannot be a teacher: choose a classifier fine-tuned for the task (e.g. a '...-sst-2' model), or 'demo'."
+        )
+    if not _is_classifier(config):
+        log.warning("%s has no trained classification head (architectures %s): its head is new and random.",
+                    name, getattr(config, "architectures", None))
+        model, tokenizer = load_student(path, label_names or ["LABEL_0", "LABEL_1"], head=head, device=device,
+                                        trust_remote_code=trust_remote_code)
+        return model.to(torch_dtype).eval(), tokenizer
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            path, config=config, dtype=torch_dtype, trust_remote_code=trust_remote_code
+        )
+    except (OSError, ValueError) as err:
+        raise _load_error(name, err) from err
+    if label_names is not None:
+        check_labels(model_label_names(model.config), label_names)
+    return model.to(device).eval(), tokenizer
+
+
+def load_student(
+    name: str = DEMO,
+    label_names: Sequence[str] = ("negative", "positive"),
+    head: str = "auto",
+    device=None,
+    trust_remote_code: bool = False,
+):
+    """(model, tokenizer) of a student with a fresh classification head labelled `label_names` (float32).
+
+    head="mean": `MeanPoolingForSequenceClassification` over the checkpoint's encoder; "cls": the checkpoint's own
+    `AutoModelForSequenceClassification` (CLS token + pooler); "auto": "mean" for sentence-transformers checkpoints
+    (modules.json / 1_Pooling), else "cls". A checkpoint that already is a classifier with as many labels keeps its head.
+    """
+    import torch
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+    from cod.heads import MODEL_TYPE, MeanPoolingForSequenceClassification
+
+    if head not in HEADS:
+        raise ModelError(f"head {head!r} is not one of {', '.join(HEADS)}.")
+    label_names = [str(n) for n in label_names]
+    if len(label_names) < 2 or len(set(label_names)) != len(label_names):
+        raise ModelError(f"A student needs at least two distinct label names, got {label_names}.")
+    path = resolve_student_name(name)
+    _check_name(path)
+    device = pick_device(device) if not isinstance(device, torch.device) else device
+    labels = {"id2label": dict(enumerate(label_names)), "label2id": {n: i for i, n in enumerate(label_names)}}
+    try:
+        config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+        if head == "auto":
+            head = "mean" if config.model_type == MODEL_TYPE or has_sentence_transformers_files(path) else "cls"
+        if head == "mean" and config.model_type != MODEL_TYPE:
+            model = MeanPoolingForSequenceClassification.from_encoder(path, label_names, trust_remote_code=trust_remote_code)
+        else:
+            if head == "mean" or config.model_type == MODEL_TYPE:
+                head = "mean"  # a saved mean-pooling model stays one
+            model = AutoModelForSequenceClassification.from_pretrained(
+                path, num_labels=len(label_names), ignore_mismatched_sizes=True,
+                trust_remote_code=trust_remote_code, dtype=torch.float32, **labels,
+            )
+    except (OSError, ValueError) as err:
+        raise _load_error(name, err, "student") from err
+    model.config.update(labels)
+    model.cod_head = head  # recorded by distillation runs
+    return model.to(device), tokenizer
+
+
+def _cache_key(path: str, device, dtype: str, max_length: int, trust_remote_code: bool) -> tuple:
+    # A local folder's config.json time is part of the key, so a rebuilt model (build-demo --force) is reloaded.
+    config = Path(path).expanduser() / "config.json"
+    stamp = config.stat().st_mtime_ns if config.exists() else None
+    return (str(Path(path).expanduser().resolve()) if config.exists() else path, str(device), dtype, max_length, trust_remote_code, stamp)
+
+
+def load_teacher(
+    name: str = DEMO,
+    device=None,
+    dtype: str = "auto",
+    max_length: int = 128,
+    batch_size: int = 32,
+    trust_remote_code: bool = False,
+):
+    """The `Teacher` for a classifier (Hub id, local folder, or `demo`); one per (model, device, dtype) per process."""
+    import torch
+
+    from cod.teacher import Teacher
+
+    path = resolve_teacher_name(name)
+    device = pick_device(device) if not isinstance(device, torch.device) else device
+    key = _cache_key(path, device, dtype, max_length, trust_remote_code)
+    with _teachers_lock:
+        teacher = _teachers.get(key)
+        if teacher is None:
+            model, tokenizer = load_classifier(
+                path, device=device, dtype=dtype, trust_remote_code=trust_remote_code, require_head=True
+            )
+            teacher = Teacher(model, tokenizer, name=name, max_length=max_length, batch_size=batch_size)
+            _teachers[key] = teacher
+        teacher.batch_size = batch_size  # batching does not change results: share the teacher and its cache
+        return teacher
+
+
+def clear_teacher_cache() -> None:
+    """Forget every cached teacher (tests; freeing memory)."""
+    with _teachers_lock:
+        _teachers.clear()
