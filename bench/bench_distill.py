@@ -6,8 +6,10 @@
 2. teacher forward passes on training texts == unique training texts (a fresh teacher, a 75-epoch CoD run).
 3. wall time and peak memory of a k=16 CoD run on the demo pair with default settings (validation and test included),
    in a fresh process so the peak belongs to that run.
+4. (--part heads, not in `all`) the student's head, mean pooling vs CLS, for KD on the demo pair: test accuracy per
+   k and seed (the issue's question: which should the demo default be).
 
-    nice -n 10 .venv/bin/python bench/bench_distill.py [--steps 20] [--threads 2] [--part all|speed|cod]
+    nice -n 10 .venv/bin/python bench/bench_distill.py [--steps 20] [--threads 2] [--part all|speed|cod|heads]
 """
 
 from __future__ import annotations
@@ -148,10 +150,43 @@ def bench_cod_run() -> dict:
     }
 
 
+def bench_heads(ks: list[int], seeds: list[int], method: str = "kd") -> dict:
+    """Test accuracy of KD students with a mean-pooling head and with the CLS head (same draws, same settings)."""
+    import numpy as np
+
+    from cod.config import DistillConfig
+    from cod.distill import distill
+    from cod.models import load_teacher
+
+    teacher = load_teacher("demo")
+    rows = []
+    for k in ks:
+        for seed in seeds:
+            task, draw = _draw(k, seed)
+            for head in ("mean", "cls"):
+                cfg = DistillConfig(method=method, k=k, seed=seed, head=head, max_validation=200)
+                m = distill(cfg, teacher, "demo", draw, None, task.validation, test=task.test,
+                            label_names=task.label_names).metrics  # fmt: skip
+                rows.append((k, seed, head, m["student_test_accuracy"], m["student_validation_accuracy"],
+                             m["student_test_share_positive"], m["train_seconds"]))  # fmt: skip
+                print(f"k={k} seed={seed} head={head}: test {m['student_test_accuracy']:.4f} "
+                      f"val {m['student_validation_accuracy']:.4f} positive share {m['student_test_share_positive']:.2f} "
+                      f"({m['wall_seconds']:.0f} s)", flush=True)  # fmt: skip
+    out = {}
+    for k in ks:
+        for head in ("mean", "cls"):
+            accs = [r[3] for r in rows if r[0] == k and r[2] == head]
+            out[f"k{k}_{head}_test_accuracy_mean"] = round(float(np.mean(accs)), 4)
+            out[f"k{k}_{head}_test_accuracy_per_seed"] = [round(a, 4) for a in accs]
+    return out
+
+
 def main() -> int:
     """Run the parts (each in a fresh process) and print their figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", default="all", choices=("all", "speed", "cod"))
+    parser.add_argument("--part", default="all", choices=("all", "speed", "cod", "heads"))
+    parser.add_argument("--ks", default="8,16", help="budgets for --part heads")
+    parser.add_argument("--seeds", default="0,1", help="seeds for --part heads")
     parser.add_argument("--steps", type=int, default=20, help="optimizer steps per loop in the speed comparison")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
@@ -167,7 +202,11 @@ def main() -> int:
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
-    figures = bench_cod_run() if args.part == "cod" else bench_speed(args.steps)
+    if args.part == "heads":
+        ks, seeds = [int(x) for x in args.ks.split(",")], [int(x) for x in args.seeds.split(",")]
+        figures = bench_heads(ks, seeds)
+    else:
+        figures = bench_cod_run() if args.part == "cod" else bench_speed(args.steps)
     figures["bench_seconds"] = round(time.perf_counter() - t0, 1)
     figures["threads"] = args.threads
     print(f"== bench_distill {args.part}")

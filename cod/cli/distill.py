@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -147,6 +148,12 @@ def _progress(quiet: bool):
     return on_event
 
 
+def _say(*parts, **kw) -> None:
+    # Under `accelerate launch` every process runs this command: only the main one (rank 0) prints.
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(*parts, **kw)
+
+
 def run(args: argparse.Namespace) -> int:
     """Handler of `distill`: load, draw, propose (with --cod), distil, print the metrics."""
     import torch
@@ -182,23 +189,23 @@ def run(args: argparse.Namespace) -> int:
             from cod.counterfactuals import propose
 
             real = cod_real_half(draw)
-            print(f"proposing counterfactuals for the {len(real)} real examples (lexical, cached) ...", file=sys.stderr)
+            _say(f"proposing counterfactuals for the {len(real)} real examples (lexical, cached) ...", file=sys.stderr)
             cfs = propose(real, teacher, proposer="lexical", few_shot=draw)
             out.mkdir(parents=True, exist_ok=True)
             with open(out / "counterfactuals.jsonl", "w", encoding="utf-8") as f:
                 for cf in cfs:
                     f.write(json.dumps(cf.to_record(names), ensure_ascii=False) + "\n")
-            print(f"{sum(c.flipped for c in cfs)} of {len(cfs)} flip the teacher", file=sys.stderr)
+            _say(f"{sum(c.flipped for c in cfs)} of {len(cfs)} flip the teacher", file=sys.stderr)
 
     run_info = {"data": args.data, "counterfactuals_file": args.counterfactuals, "task_description": description}
     result = distill(config, teacher, args.student, draw, cfs, validation, on_event=_progress(args.quiet),
                      out_dir=out, test=test or None, label_names=names, run_info=run_info)  # fmt: skip
-    print(format_metrics(result.metrics))
-    print(f"saved to {out} (student in {out / 'model'})")
-    if args.push_to_hub:
+    _say(format_metrics(result.metrics))
+    _say(f"saved to {out} (student in {out / 'model'})")
+    if args.push_to_hub and int(os.environ.get("RANK", "0")) == 0:
         from cod.distill_io import push_to_hub
 
-        print(f"pushed to {push_to_hub(out, args.push_to_hub)}")
+        _say(f"pushed to {push_to_hub(out, args.push_to_hub)}")
     return 0
 
 
