@@ -74,9 +74,11 @@ class ModelConfig(_Serialisable):
     max_length: int = 128
     batch_size: int = 32
     trust_remote_code: bool = False  # stays off unless the user turns it on
+    head: str = "auto"  # students: auto (mean for sentence-transformers checkpoints, else cls) | cls | mean
 
     def __post_init__(self) -> None:
         _check(bool(self.name and self.name.strip()), "A model name is required: a Hub id, a local path, or 'demo'.")
+        _check(self.head in {"auto", "cls", "mean"}, f"head {self.head!r} is not one of auto, cls, mean.")
         _check(
             self.dtype in {"auto", "float32", "float16", "bfloat16"},
             f"dtype {self.dtype!r} is not one of auto, float32, float16, bfloat16.",

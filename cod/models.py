@@ -303,3 +303,11 @@ def clear_teacher_cache() -> None:
     """Forget every cached teacher (tests; freeing memory)."""
     with _teachers_lock:
         _teachers.clear()
+
+
+def teacher_from_config(config) -> object:
+    """`load_teacher` with the settings of a `cod.config.ModelConfig`."""
+    return load_teacher(
+        config.name, device=config.device, dtype=config.dtype, max_length=config.max_length,
+        batch_size=config.batch_size, trust_remote_code=config.trust_remote_code,
+    )  # fmt: skip

@@ -173,3 +173,15 @@ def test_predict_cli_error_is_one_line(capsys):
 
     assert main(["predict", "--teacher", "some-org/not-a-real-model-xyz", "text"]) == 2
     assert "could not be loaded" in capsys.readouterr().err
+
+
+def test_model_config(tiny_classifier):
+    from cod.config import ConfigError, ModelConfig
+    from cod.models import teacher_from_config
+
+    with pytest.raises(ConfigError, match="head 'max'"):
+        ModelConfig(head="max")
+    assert ModelConfig.from_dict(ModelConfig(name="x", head="mean").to_dict()).head == "mean"
+    teacher = teacher_from_config(ModelConfig(name=str(tiny_classifier), device="cpu", max_length=16, batch_size=3))
+    assert teacher is load_teacher(str(tiny_classifier), device="cpu", max_length=16, batch_size=3)
+    assert teacher.max_length == 16 and teacher.batch_size == 3
