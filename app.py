@@ -70,7 +70,7 @@ def build_app(services: Services | None = None) -> gr.Blocks:
         # First visit: the default task and its few-shot draw, and the teacher on the example sentence.
         load = app.load(
             data_tab.on_task, [state, data_tab.task, data_tab.k, data_tab.seed], data_tab.outputs,
-            api_visibility="private",
+            api_visibility="private", **data.SERIAL,
         )
         load.then(models_tab.live, [models_tab.teacher, models_tab.probe], models_tab.probe_out,
                   show_progress="hidden", api_visibility="private")

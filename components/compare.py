@@ -66,8 +66,9 @@ def metrics_and_disagreements(services, state: PageState, key: str | None) -> tu
     if not examples:
         raise DistillError("No held-out examples to compare on: pick a task with validation/test splits.")
     metrics = evaluate(teacher, student, examples, state.label_names)
-    table = evaluation_table(metrics).round(4)
-    table.insert(1, "split", f"{split} ({len(examples)})")
+    table = evaluation_table(metrics).round(3).rename(columns={
+        "macro_f1": "macro F1", "ece": "ECE", "agreement_with_teacher": "agreement", "kl_from_teacher": "KL(t‖s)"})
+    table.insert(1, "on", f"{split} ({len(examples)})")
     texts = [e.text for e in examples]
     t, s = teacher.predict_proba(texts), scorer_probs(student, texts, len(state.label_names))
     names = state.label_names
@@ -113,24 +114,32 @@ def accuracy_figure(services, state: PageState):
     store = services.store()
     project = state.project
     for run in store.runs(project) if project else []:
-        acc = run.metrics.get("student_test_accuracy")
+        split = "test" if isinstance(run.metrics.get("student_test_accuracy"), (int, float)) else "validation"
+        acc = run.metrics.get(f"student_{split}_accuracy")
         if run.status == "done" and isinstance(acc, (int, float)):
             rows.append({"method": run.metrics.get("method", run.config.get("method")), "k": run.config.get("k"),
-                         "accuracy": acc, "teacher": run.metrics.get("teacher_test_accuracy")})
+                         "accuracy": acc, "teacher": run.metrics.get(f"teacher_{split}_accuracy"), "split": split})
     for sweep in store.sweeps(project) if project else store.sweeps():
         for r in store.sweep_results(sweep["id"]):
             acc = r.get("student_test_accuracy", r.get("accuracy"))
             if isinstance(acc, (int, float)) and r.get("k") is not None:
                 rows.append({"method": r.get("method"), "k": r.get("k"), "accuracy": acc,
-                             "teacher": r.get("teacher_test_accuracy")})
+                             "teacher": r.get("teacher_test_accuracy"), "split": "test"})
     if not rows:
         return None
     df = pd.DataFrame(rows)
+    if (df.split == "test").any():  # never mix test and validation figures on one axis
+        df = df[df.split == "test"]
     summary = pd.DataFrame([
         {"method": m, "k": k, **summarise(g.accuracy.tolist()).to_dict()} for (m, k), g in df.groupby(["method", "k"])
     ])
     teacher = df.teacher.dropna()
-    return brand(plots.accuracy_vs_k(summary, float(teacher.mean()) if len(teacher) else None))
+    split = df.split.iloc[0]
+    fig = plots.accuracy_vs_k(summary, float(teacher.mean()) if len(teacher) else None,
+                              title=f"Student {split} accuracy against k ({len(df)} run(s))")
+    fig.update_layout(height=340, margin={"l": 50, "r": 20, "t": 50, "b": 40})
+    fig.update_yaxes(title_text=f"student {split} accuracy")
+    return brand(fig)
 
 
 def fidelity_html(fidelity: dict) -> str:

@@ -20,7 +20,7 @@ from cod.errors import ProposerError, StoreError
 
 OFFLINE, LLM = "Offline search (lexicon + teacher)", "LLM (OpenAI-compatible)"
 STATUS_KIND = {"proposed": "muted", "accepted": "ok", "edited": "ok", "rejected": "bad"}
-COLUMNS = ["#", "status", "original", "counterfactual (edit highlighted)", "teacher before", "teacher after", "flipped", "words"]
+COLUMNS = ["#", "status", "original", "counterfactual (edit highlighted)", "teacher before", "teacher after", "flip", "words"]
 
 
 # --- reading the project ----------------------------------------------------------------------------------------
@@ -68,7 +68,7 @@ def review_frame(services, state: PageState) -> pd.DataFrame:
             COLUMNS[3]: diff_html(cf.text, cf.counterfactual) if cf.counterfactual else notice(esc(cf.error or "no counterfactual"), "warn"),
             "teacher before": _top(names, cf.teacher_probs),
             "teacher after": _top(names, cf.counterfactual_teacher_probs),
-            "flipped": badge("flipped", "ok") if flipped else badge("not flipped" if flipped is False else "unscored", "bad"),
+            "flip": badge("flipped", "ok") if flipped else badge("no flip" if flipped is False else "unscored", "bad"),
             "words": cf.words_changed if cf.counterfactual else 0,
         })
     return pd.DataFrame(rows, columns=COLUMNS)
@@ -344,7 +344,7 @@ def build(services, state):
             table = gr.Dataframe(
                 pd.DataFrame(columns=COLUMNS), datatype=["number", "html", "str", "html", "html", "html", "html", "number"],
                 interactive=False, wrap=True, max_height=380, elem_id="review-table",
-                column_widths=["4%", "9%", "24%", "30%", "10%", "10%", "8%", "5%"],
+                column_widths=["3%", "9%", "23%", "31%", "9%", "9%", "9%", "7%"],
             )
             with gr.Row(equal_height=False, elem_id="editor"):
                 with gr.Column(scale=1):
@@ -354,12 +354,12 @@ def build(services, state):
                                          elem_id="cf-text")
                     live = gr.HTML(elem_id="cf-live")
             with gr.Row():
-                prev_btn = gr.Button("◀ Previous", size="sm", elem_id="prev")
-                next_btn = gr.Button("Next ▶", size="sm", elem_id="next")
-                accept = gr.Button("Accept", variant="primary", size="sm", elem_id="accept")
-                reject = gr.Button("Reject", variant="stop", size="sm", elem_id="reject")
-                shrink_btn = gr.Button("Shrink", size="sm", elem_id="shrink")
-                regen = gr.Button("Regenerate", size="sm", elem_id="regenerate")
+                prev_btn = gr.Button("◀ Previous", size="sm", min_width=80, elem_id="prev")
+                next_btn = gr.Button("Next ▶", size="sm", min_width=80, elem_id="next")
+                accept = gr.Button("✓ Accept", variant="primary", size="sm", min_width=80, elem_id="accept")
+                reject = gr.Button("✗ Reject", variant="stop", size="sm", min_width=80, elem_id="reject")
+                shrink_btn = gr.Button("Shrink", size="sm", min_width=80, elem_id="shrink")
+                regen = gr.Button("Regenerate", size="sm", min_width=80, elem_id="regenerate")
 
     view = [state, stats, table, original, cf_text, live]
     llm_inputs = [kind, base_url, model, api_key]
@@ -373,7 +373,7 @@ def build(services, state):
         def go(s: PageState, *args):
             message = fn(s, *args)
             if message:
-                gr.Info(message)
+                gr.Info(message, duration=3)
             return render(s)
         return ui_errors(go)
 

@@ -13,6 +13,7 @@ from cod import DEMO
 from cod.errors import DataError
 
 PREVIEW_ROWS = 200
+SERIAL = {"concurrency_id": "data", "concurrency_limit": 1}
 AUTO = "(guess)"
 NONE = "(none)"
 
@@ -228,12 +229,15 @@ def build(services, state):
         return gr.Dropdown(choices=project_names(services))
 
     main = [state, report, preview, fewshot, views]
-    task_event = task.input(ui_errors(on_task), [state, task, k, seed], main, api_name="load_task")
+    # Events that replace the session's data run one at a time (SERIAL), so a slow first load of the default
+    # task can never land after, and overwrite, a file the user uploaded meanwhile.
+    task_event = task.input(ui_errors(on_task), [state, task, k, seed], main, api_name="load_task", **SERIAL)
     upload.upload(ui_errors(on_upload), [state, upload], main + [text_col, pair_col, label_col, mapping_box],
-                  api_name="upload")
-    remap.click(ui_errors(on_remap), [state, upload, text_col, pair_col, label_col], main)
-    draw_event = draw.click(ui_errors(on_draw), [state, k, seed], main, api_name="draw")
-    open_event = reopen.click(ui_errors(on_open), [state, saved], main + [task, k, seed], api_name="open_project")
+                  api_name="upload", **SERIAL)
+    remap.click(ui_errors(on_remap), [state, upload, text_col, pair_col, label_col], main, **SERIAL)
+    draw_event = draw.click(ui_errors(on_draw), [state, k, seed], main, api_name="draw", **SERIAL)
+    open_event = reopen.click(ui_errors(on_open), [state, saved], main + [task, k, seed], api_name="open_project",
+                              **SERIAL)
     saved.focus(ui_errors(on_projects), None, saved, show_progress="hidden", api_visibility="private")
     return SimpleNamespace(
         task=task, upload=upload, k=k, seed=seed, draw=draw, report=report, preview=preview, fewshot=fewshot,

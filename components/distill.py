@@ -169,14 +169,15 @@ def result_html(services, job) -> str:
         v = m.get(key)
         return f"{100 * v:.1f}%" if isinstance(v, (int, float)) else "–"
 
+    split = "test" if isinstance(m.get("student_test_accuracy"), (int, float)) else "validation"
+    student_key = "student_test_accuracy" if split == "test" else "student_validation_accuracy"
     return (
         '<div class="cod-stats">'
-        f'<div class="cod-stat"><b style="color:{STUDENT_COLOR}">{pct("student_test_accuracy")}</b><span>student test accuracy</span></div>'
-        f'<div class="cod-stat"><b style="color:{TEACHER_COLOR}">{pct("teacher_test_accuracy")}</b><span>teacher test accuracy</span></div>'
-        f'<div class="cod-stat"><b style="color:{STUDENT_COLOR}">{pct("student_validation_accuracy")}</b><span>student validation (best)</span></div>'
-        f'<div class="cod-stat"><b>{pct("test_agreement")}</b><span>agreement on test</span></div>'
-        f'<div class="cod-stat"><b>{m.get("steps", "–")}</b><span>steps · {esc(m.get("method", ""))}</span></div>'
-        f'</div><div class="cod-muted">Run {esc(job.result)} saved to {esc(result.out_dir)} {badge("student", "student")}</div>'
+        f'<div class="cod-stat"><b style="color:{STUDENT_COLOR}">{pct(student_key)}</b><span>student {split} accuracy</span></div>'
+        f'<div class="cod-stat"><b style="color:{TEACHER_COLOR}">{pct(f"teacher_{split}_accuracy")}</b><span>teacher {split} accuracy</span></div>'
+        + (f'<div class="cod-stat"><b>{pct("test_agreement")}</b><span>agreement on test</span></div>' if split == "test" else "")
+        + f'<div class="cod-stat"><b>{m.get("steps", "–")}</b><span>steps · {esc(m.get("method", ""))}</span></div>'
+        f'</div><div class="cod-muted">{badge("student", "student")} run {esc(job.result)} saved to {esc(result.out_dir)}</div>'
     )
 
 

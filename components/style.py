@@ -39,7 +39,14 @@ def theme():
     """A calm neutral theme so that the teacher and student colours stand out."""
     import gradio as gr
 
-    return gr.themes.Soft(primary_hue="slate", secondary_hue="slate", neutral_hue="slate", radius_size="md")
+    base = gr.themes.Soft(primary_hue="slate", secondary_hue="slate", neutral_hue="slate", radius_size="md")
+    return base.set(  # dark primary buttons: the slate default reads as disabled
+        button_primary_background_fill="#1f2937",
+        button_primary_background_fill_hover="#374151",
+        button_primary_text_color="#ffffff",
+        button_primary_background_fill_dark="#e5e7eb",
+        button_primary_text_color_dark="#111827",
+    )
 
 
 def esc(text: object) -> str:

@@ -1,0 +1,134 @@
+"""The user's journey in headless Chromium, one test per tab, sharing one page (tiny models, tiny settings).
+
+Upload a CSV, generate counterfactuals offline, edit one and watch the teacher's probabilities change, accept it,
+run a tiny distillation and watch the chart move, stop a run, see a figure on Compare, export. Each tab's final
+look is saved under test-output/screenshots/. Waits are for patterns, never for exact intermediate values.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.e2e.app_server import EXAMPLE, running_app, tiny_services
+
+pytestmark = pytest.mark.e2e
+TIMEOUT = 60_000  # ms, for waits that include model work on 2 shared cores
+
+
+@pytest.fixture(scope="module")
+def page(browser, tmp_path_factory):
+    services = tiny_services(tmp_path_factory.mktemp("e2e"))
+    with running_app(services) as url:
+        context = browser.new_context(viewport={"width": 1440, "height": 1000}, accept_downloads=True)
+        p = context.new_page()
+        p.set_default_timeout(TIMEOUT)
+        p.goto(url)
+        p.wait_for_selector("#report")
+        yield p
+        context.close()
+
+
+def tab(page, name: str) -> None:
+    page.get_by_role("tab", name=name).click()
+
+
+def expect_text(page, selector: str, pattern: str) -> None:
+    from playwright.sync_api import expect
+
+    expect(page.locator(selector)).to_contain_text(re.compile(pattern), timeout=TIMEOUT)
+
+
+def test_1_data_upload_a_csv_and_draw(page, shot):
+    page.set_input_files("#upload input[type=file]", str(EXAMPLE))
+    expect_text(page, "#report", r"Read 40 rows from example_reviews\.csv")
+    page.locator("#k input").fill("8")
+    page.locator("#draw").click()
+    page.wait_for_function("document.querySelector('#fewshot [role=grid]')?.getAttribute('aria-rowcount') === '9'")
+    expect_text(page, "#fewshot", "CoD real half")  # header + 8 rows, the first half marked
+    shot(page, "1-data")
+
+
+def test_2_models_live_teacher(page, shot):
+    tab(page, "2 · Models")
+    probe = page.locator("#probe textarea")
+    probe.fill("")
+    probe.type("a dull , terrible film", delay=10)
+    expect_text(page, "#probe-probs", "negative")
+    assert page.locator("#probe-probs .cod-probs").get_attribute("data-top") == "negative"
+    page.locator("#load-teacher").click()
+    expect_text(page, "#teacher-info", r"Validation accuracy")
+    shot(page, "2-models")
+
+
+def test_3_counterfactuals_generate_edit_accept(page, shot):
+    tab(page, "3 · Counterfactuals")
+    page.locator("#generate").click()
+    expect_text(page, "#generate-progress", r"Done: 4 of 4")
+    expect_text(page, "#cf-stats", r"examples")
+    page.locator("#review-table [data-testid='cell-0-2']").click()
+    expect_text(page, "#original-card", r"Original 1 of 4")
+    live = page.locator("#cf-live .cod-probs")
+    before = live.get_attribute("data-top")
+    box = page.locator("#cf-text textarea")
+    # Typing a strongly negative or positive word turns the teacher the other way, live.
+    word = " terrible awful bad" if before == "positive" else " brilliant great good"
+    box.press("End")
+    box.type(word, delay=20)
+    after = "negative" if before == "positive" else "positive"
+    page.wait_for_function(
+        f"document.querySelector('#cf-live .cod-probs')?.dataset.top === '{after}'", timeout=TIMEOUT)
+    page.locator("#accept").click()
+    expect_text(page, "#cf-stats", r"1</b>|1\s*edited")
+    expect_text(page, "#review-table", "edited")
+    page.locator("#bulk-accept").click()
+    expect_text(page, "#cf-stats", r"0\s*to review")
+    shot(page, "3-counterfactuals")
+
+
+def test_4_distill_chart_moves_and_stop(page, shot):
+    tab(page, "4 · Distill")
+    page.locator("#epochs input").fill("3")
+    page.locator("#batch input").fill("4")
+    page.locator("#lr input").fill("0.001")
+    page.locator("#start-distill").click()
+    expect_text(page, "#distill-progress", r"Finished at step \d+ of \d+")
+    # The chart has loss lines and the student's validation accuracy.
+    page.wait_for_function("document.querySelectorAll('#distill-chart .scatterlayer .trace').length >= 3")
+    expect_text(page, "#distill-result", "student test accuracy|student validation")
+    shot(page, "4-distill")
+    # A long run, stopped from the button.
+    page.locator("#epochs input").fill("500")
+    page.locator("#start-distill").click()
+    expect_text(page, "#distill-progress", r"Step \d+ of \d+")
+    page.locator("#stop-distill").click()
+    expect_text(page, "#distill-progress", r"Stopped at step \d+")
+
+
+def test_5_compare_shows_figures(page, shot):
+    tab(page, "5 · Compare")
+    page.wait_for_function("document.querySelector('#compare-run input')?.value?.startsWith('run')")
+    page.locator("#compare").click()
+    expect_text(page, "#compare-metrics", "teacher")
+    page.wait_for_selector("#boundary-view .js-plotly-plot", timeout=TIMEOUT)
+    page.wait_for_selector("#edit-path .js-plotly-plot", timeout=TIMEOUT)
+    expect_text(page, "#fidelity", "flip fidelity")
+    shot(page, "5-compare")
+
+
+def test_6_export_downloads_pairs(page, shot, tmp_path):
+    import json
+
+    tab(page, "6 · Export")
+    page.wait_for_function("document.querySelector('#export-run input')?.value?.startsWith('run')")
+    page.locator("#prepare-export").click()
+    expect_text(page, "#export-note", "Pairs written to")
+    with page.expect_download() as info:
+        page.locator("#download-jsonl").click()
+    path = tmp_path / "pairs.jsonl"
+    info.value.save_as(path)
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert len(lines) == 4 and {line["status"] for line in lines} <= {"accepted", "edited"}
+    assert page.locator("#hub-token input").get_attribute("type") == "password"
+    shot(page, "6-export")
