@@ -19,6 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from cod.counterfactuals.base import Counterfactual  # noqa: E402
 from cod.store import Store  # noqa: E402
 
+BATCH = 40
+
 
 def _cf(text: str, new: str, label: int = 1) -> Counterfactual:
     return Counterfactual(text, label, [0.2, 0.8] if label else [0.8, 0.2], new, 1 - label, [0.7, 0.3] if label else [0.3, 0.7], "lexical")
@@ -39,7 +41,12 @@ def curate(db: str, project: str, seed: int) -> None:
     while True:
         step += 1
         roll = rng.random()
-        if not ids or roll < 0.25:
+        if step == 1 or roll < 0.04:  # a batch of proposals is one transaction: after a kill it is all there or not at all
+            batch = [_cf(f"batch {seed}-{step} item {j} was good", f"batch {seed}-{step} item {j} was bad") for j in range(BATCH)]
+            recs = store.add_counterfactuals(project, batch)
+            ids += [r.id for r in recs]
+            print(json.dumps({"op": "batch", "cfs": [r.id for r in recs]}), flush=True)
+        elif not ids or roll < 0.25:
             rec = store.add_counterfactual(project, _cf(f"seed {seed} film {step} was good", f"seed {seed} film {step} was bad"))
             ids.append(rec.id)
             _ack("propose", rec)

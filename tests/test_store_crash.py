@@ -13,6 +13,8 @@ from pathlib import Path
 
 from cod.store import Store
 
+from tests.store_worker import BATCH
+
 WORKER = Path(__file__).with_name("store_worker.py")
 
 
@@ -54,8 +56,15 @@ def test_sigkill_mid_curation_loses_no_acknowledged_action(tmp_path):
     raw.close()
     with Store(db) as store:
         by_id = {r.id: r for r in store.counterfactuals("crash")}
+        batches: dict[str, int] = {}
+        for rec in by_id.values():
+            if rec.proposed_text.startswith("batch "):
+                batches[rec.proposed_text.split()[1]] = batches.get(rec.proposed_text.split()[1], 0) + 1
+        assert set(batches.values()) <= {BATCH}  # no batch half-written
         for ack in acks:
-            if ack["op"] == "event":
+            if ack["op"] == "batch":
+                assert all(cf_id in by_id for cf_id in ack["cfs"])
+            if ack["op"] in ("event", "batch"):
                 continue
             rec = by_id[ack["cf"]]  # KeyError: an acknowledged proposal is missing
             history = store.history(ack["cf"])
@@ -74,7 +83,7 @@ def test_sigkill_mid_curation_loses_no_acknowledged_action(tmp_path):
             logged = {e["step"] for e in store.run_events(run_id) if e["kind"] == "step"}
             assert {e["step"] for e in events if e["run"] == run_id} <= logged
         kinds = {a["op"] for a in acks}
-        assert {"propose", "accept", "reject", "edit", "undo"} <= kinds  # every kind of action was exercised
+        assert {"propose", "accept", "reject", "edit", "undo", "batch"} <= kinds  # every kind of action was exercised
 
 
 def test_parallel_writers_lose_no_write(tmp_path):

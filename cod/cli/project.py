@@ -134,6 +134,8 @@ def _export(args: argparse.Namespace) -> int:
         out = store.export(args.name, args.out, which="curated" if args.curated else "all")
         n = len(store.counterfactuals(args.name, ("accepted", "edited") if args.curated else None))
         print(f"Wrote {n} pair(s) of project {args.name!r} to {out}")
+        if n == 0 and out.suffix:
+            print("  note: a file with no pairs cannot be imported back; export to a folder to keep the project's settings.")
     return 0
 
 
