@@ -33,7 +33,11 @@ def header_html() -> str:
 def status_html(services: Services) -> str:
     """A banner while the demo teacher is still building; empty once it is ready."""
     ready, message = services.teacher_status()
-    return "" if ready else notice(f'<span class="cod-spinner"></span>{esc(message)}', "info")
+    if ready:
+        return ""
+    progress = services.build_progress()
+    detail = f"<br><b>{esc(progress)}</b>" if progress else ""
+    return notice(f'<span class="cod-spinner"></span>{esc(message)}{detail}', "info")
 
 
 def build_app(services: Services | None = None) -> gr.Blocks:
@@ -91,7 +95,9 @@ def launch_options() -> dict:
 def main() -> None:
     """Serve the app (127.0.0.1:7860 unless GRADIO_SERVER_NAME / GRADIO_SERVER_PORT say otherwise)."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    app = build_app()
+    services = Services()
+    services.warm()  # builds the demo teacher if it is missing, then loads it before the first visitor types
+    app = build_app(services)
     app.queue(default_concurrency_limit=4)
     app.launch(
         server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),

@@ -13,7 +13,7 @@ import gradio as gr
 import pandas as pd
 
 from components.projects import FEW_SHOT, ensure_project
-from components.services import QUEUED, RUNNING, ui_errors
+from components.services import QUEUED, RUNNING, gpu, ui_errors
 from components.state import PageState
 from components.style import badge, diff_html, esc, notice, probs_html
 from cod.errors import ProposerError, StoreError
@@ -255,7 +255,7 @@ def start_generation(services, state: PageState, session: str, kind: str, base_u
             job.emit({"done": done, "total": len(todo)})
         return done
 
-    state.cf_job = services.worker.submit("generate", run, owner=session).id
+    state.cf_job = services.worker.submit("generate", gpu(run), owner=session).id
     return state.cf_job
 
 
@@ -404,7 +404,7 @@ def build(services, state):
         return gr.update()
 
     table.select(ui_errors(on_select), [state], [state, original, cf_text, live], api_visibility="private")
-    cf_text.input(ui_errors(lambda s, t: live_html(services, s, t)), [state, cf_text], live,
+    cf_text.input(ui_errors(gpu(lambda s, t: live_html(services, s, t), duration=10)), [state, cf_text], live,
                   trigger_mode="always_last", show_progress="hidden", queue=False, api_name="live_counterfactual")
     cf_text.blur(after(lambda s, t: "Edit saved." if save_edit(services, s, t) else ""), [state, cf_text], view,
                  show_progress="hidden", api_visibility="private")

@@ -18,7 +18,7 @@ from plotly.subplots import make_subplots
 
 from components.counterfactuals import curated
 from components.projects import ensure_project
-from components.services import DONE, QUEUED, RUNNING, STOPPED, ui_errors
+from components.services import DONE, QUEUED, RUNNING, STOPPED, gpu, ui_errors
 from components.state import PageState
 from components.style import SERIES_COLORS, STUDENT_COLOR, TEACHER_COLOR, badge, esc, notice
 from cod.errors import DistillError
@@ -92,7 +92,7 @@ def start_run(services, state: PageState, session: str, config) -> str:
         services.results[key] = result
         return key
 
-    job = services.worker.submit("distill", run, owner=session)
+    job = services.worker.submit("distill", gpu(run, duration=600), owner=session)
     state.run_job = job.id
     return job.id
 

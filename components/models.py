@@ -92,6 +92,18 @@ def demo_metrics() -> dict:
         return {}
 
 
+def teacher_hint(services) -> str:
+    """What the teacher panel says before "Load teacher" is pressed (the demo's saved accuracy when built)."""
+    lines = ['<span class="cod-muted">Press <b>Load teacher</b> to check its labels against the data and score it '
+             "on the validation split.</span>"]
+    if services.default_teacher == DEMO:
+        metrics = demo_metrics()
+        if "test_accuracy" in metrics:
+            lines.insert(0, f"{badge('teacher', 'teacher')} demo: all-mpnet-base-v2 with a head trained on the demo task · "
+                            f"test accuracy <b>{float(metrics['test_accuracy']):.1%}</b>")
+    return "<br>".join(lines)
+
+
 def check_student(state: PageState, name: str) -> tuple[PageState, str]:
     """Remember the student name; its head is created fresh with the data's labels when distillation starts."""
     name = (name or DEMO).strip()
@@ -106,14 +118,14 @@ def build(services, state):
     """The Models tab; returns the components other tabs listen to."""
     import gradio as gr
 
-    from components.services import ui_errors
+    from components.services import gpu, ui_errors
 
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=300):
             gr.Markdown("### Teacher")
             teacher = gr.Textbox(services.default_teacher, label="Hub id, local path, or demo", elem_id="teacher-name")
             load_teacher = gr.Button("Load teacher", variant="primary", elem_id="load-teacher")
-            teacher_info = gr.HTML(elem_id="teacher-info")
+            teacher_info = gr.HTML(teacher_hint(services), elem_id="teacher-info")
             mapping = gr.Dataframe(
                 pd.DataFrame(columns=["index", "model label", "data label", "match"]), label="Label mapping",
                 interactive=False, elem_id="label-mapping",
@@ -128,7 +140,7 @@ def build(services, state):
             )
             probe_out = gr.HTML(elem_id="probe-probs")
 
-    live = ui_errors(lambda name, text: predict_html(services, name, text))
+    live = ui_errors(gpu(lambda name, text: predict_html(services, name, text), duration=10))
     probe.input(live, [teacher, probe], probe_out, trigger_mode="always_last", show_progress="hidden",
                 queue=False, api_name="predict")
     load_teacher.click(

@@ -197,6 +197,7 @@ class Services:
         self.worker = Worker()
         self._teachers: dict[str, Any] = {}
         self._store = None
+        self._build_job: Job | None = None
         self._lock = threading.Lock()
         self.results: dict[str, Any] = {}  # run key -> DistillResult (students stay in memory for Compare/Export)
 
@@ -225,6 +226,47 @@ class Services:
                     raise ModelError(f"Loading teachers is not available yet ({err}).") from err
                 self._teachers[name] = load_teacher(name)
             return self._teachers[name]
+
+    def build_demo_teacher(self) -> Job | None:
+        """Start building the demo teacher in the background (once per process); None when nothing is to build.
+
+        The library holds a file lock, so a build already running elsewhere (`make run`, the CLI) is waited for."""
+        if self.default_teacher != DEMO or demo_teacher_ready():
+            return None
+        with self._lock:
+            if self._build_job is None:
+                from cod.demo import build_demo_teacher
+
+                def run(job):
+                    return build_demo_teacher(progress=lambda f, m: job.emit({"fraction": f, "message": m}))
+
+                self._build_job = self.worker.submit("build", run)
+            return self._build_job
+
+    def build_progress(self) -> str:
+        """One line on the background build ("" when none is running)."""
+        job = self._build_job
+        if job is None or job.status == DONE:
+            return ""
+        if job.status == FAILED:
+            return f"Building the demo teacher failed: {job.error}"
+        last = job.events[-1] if job.events else {"fraction": 0.0, "message": "waiting for another build to finish"}
+        return f"{100 * last['fraction']:.0f}% · {last['message']}"
+
+    def warm(self) -> None:
+        """Load the default teacher in the background so the first keystroke is answered at full speed."""
+
+        def run():
+            try:
+                job = self.build_demo_teacher()
+                while job is not None and not job.done:
+                    time.sleep(1)
+                if self.teacher_status()[0]:
+                    self.teacher()
+            except Exception as err:  # noqa: BLE001 - warming is best effort; the UI reports real errors
+                log.warning("Could not warm the teacher: %s", short_error(err))
+
+        threading.Thread(target=run, name="cod-warm", daemon=True).start()
 
     # --- store --------------------------------------------------------------------------------------------------
     def store(self):

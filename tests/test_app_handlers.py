@@ -253,3 +253,33 @@ def test_build_app_makes_blocks_without_launching(services):
     blocks = build_app(services)
     assert isinstance(blocks, gr.Blocks) and not getattr(blocks, "is_running", False)
     assert "--cod-teacher" in launch_options()["css"]
+
+
+def test_gpu_wrapper_is_a_no_op_without_spaces_and_uses_spaces_gpu_when_present(monkeypatch):
+    import sys
+    import types
+
+    from components.services import gpu
+
+    def work(x):
+        return x + 1
+
+    monkeypatch.delitem(sys.modules, "spaces", raising=False)
+    monkeypatch.setattr("builtins.__import__", _no_spaces(__import__))
+    assert gpu(work) is work
+    monkeypatch.undo()
+    seen = {}
+    fake = types.ModuleType("spaces")
+    fake.GPU = lambda duration: (lambda f: seen.setdefault("wrapped", (f, duration)) and (lambda *a: f(*a) * 10))
+    monkeypatch.setitem(sys.modules, "spaces", fake)
+    wrapped = gpu(work, duration=42)
+    assert seen["wrapped"] == (work, 42) and wrapped(1) == 20
+
+
+def _no_spaces(real_import):
+    def fake(name, *args, **kwargs):
+        if name == "spaces":
+            raise ImportError("no spaces here")
+        return real_import(name, *args, **kwargs)
+
+    return fake

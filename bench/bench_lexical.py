@@ -1,0 +1,79 @@
+"""The offline lexical proposer on the demo task with the demo teacher, printed as figures.
+
+Targets (issue 3): on 200 test sentences, at least 80% flipped, median at most 2 words changed (flipped ones),
+at least 20 examples a minute on 2 cores. No disk cache is used, and the teacher starts with an empty cache.
+
+    nice -n 10 .venv/bin/python bench/bench_lexical.py [--n 200] [--threads 2] [--show 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def main() -> None:
+    """Run the proposer over the first `--n` test sentences and print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=200, help="test sentences (default 200)")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    parser.add_argument("--show", type=int, default=8, help="print this many examples")
+    parser.add_argument("--device", default="cpu", help="device for the teacher (default cpu: the target is on 2 cores)")
+    args = parser.parse_args()
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from cod.config import LexicalConfig
+    from cod.counterfactuals.lexical import LexicalProposer
+    from cod.models import load_teacher
+    from cod.tasks import load_task
+
+    task = load_task("demo")
+    examples = task.test[: args.n]
+    teacher = load_teacher("demo", device=args.device)
+    config = LexicalConfig()
+    proposer = LexicalProposer(config, cache_dir=False)
+
+    t0 = time.perf_counter()
+    kit = proposer.kit(teacher)  # per-teacher setup: fingerprint, class polarity probes, lexicon vectors
+    kit.lexicon_side(1), kit.lexicon_side(-1)
+    setup_s = time.perf_counter() - t0
+    passes0 = teacher.forward_passes
+    t1 = time.perf_counter()
+    cfs = proposer.propose(examples, teacher)
+    search_s = time.perf_counter() - t1
+
+    flipped = [cf for cf in cfs if cf.flipped]
+    words = [cf.words_changed for cf in flipped]
+    per_min = len(cfs) / search_s * 60
+    per_min_all = len(cfs) / (search_s + setup_s) * 60
+    steps = collections.Counter(cf.extra.get("steps") for cf in flipped)
+    sources = collections.Counter(op.split(":")[0] for cf in flipped for op in cf.extra.get("ops", []))
+    print(f"device {teacher.device}, torch threads {torch.get_num_threads()}, polarity {kit.polarity}, lexicon {proposer.model}")
+    print(f"config {config.to_dict()}")
+    print(f"examples {len(cfs)} (demo test[:{args.n}])")
+    print(f"flip rate {len(flipped) / len(cfs):.1%} ({len(flipped)}/{len(cfs)})")
+    print(f"median words changed {statistics.median(words) if words else float('nan'):g} (flipped); mean {statistics.mean(words) if words else float('nan'):.2f}")
+    print(f"words changed histogram {dict(sorted(collections.Counter(words).items()))}")
+    print(f"flips found at search step {dict(sorted(steps.items()))}; edit sources {dict(sources.most_common())}")
+    print(f"examples/minute {per_min:.1f} (search only, {search_s:.1f} s); {per_min_all:.1f} with the {setup_s:.1f} s teacher setup")
+    print(f"teacher forward passes {teacher.forward_passes - passes0} ({(teacher.forward_passes - passes0) / len(cfs):.1f} per example)")
+    print(f"median latency {statistics.median(cf.latency_s for cf in cfs):.2f} s, errors {sum(bool(cf.error) for cf in cfs)}")
+    for cf in cfs[: args.show]:
+        names = task.label_names
+        mark = "FLIP" if cf.flipped else "----"
+        print(f"  {mark} [{names[cf.target]} {cf.counterfactual_teacher_probs[cf.target]:.2f}] {cf.text!r}\n        -> {cf.counterfactual!r}")
+
+
+if __name__ == "__main__":
+    main()
