@@ -12,7 +12,7 @@ import pandas as pd
 
 from components.services import ui_errors
 from components.state import PageState
-from components.style import brand, notice
+from components.style import brand, esc, notice
 from cod.errors import DistillError
 
 EVAL_LIMIT = 1000  # held-out examples scored per comparison
@@ -73,8 +73,9 @@ def metrics_and_disagreements(services, state: PageState, key: str | None) -> tu
     t, s = teacher.predict_proba(texts), scorer_probs(student, texts, len(state.label_names))
     names = state.label_names
     rows = [
-        {"text": e.text, "gold": names[e.label], "teacher": f"{names[ti]} {t[i, ti]:.2f}",
-         "student": f"{names[si]} {s[i, si]:.2f}", "|Δp|": round(float(np.abs(t[i] - s[i]).max()), 3)}
+        {"text": e.text, "gold": names[e.label], "teacher": f'<span class="cod-t">{esc(names[ti])}</span> {t[i, ti]:.2f}',
+         "student": f'<span class="cod-s">{esc(names[si])}</span> {s[i, si]:.2f}',
+         "|Δp|": round(float(np.abs(t[i] - s[i]).max()), 3)}
         for i, (e, ti, si) in enumerate(zip(examples, t.argmax(1), s.argmax(1))) if ti != si
     ]
     disagree = pd.DataFrame(rows, columns=["text", "gold", "teacher", "student", "|Δp|"])
@@ -172,7 +173,8 @@ def build(services, state):
         pair = gr.Slider(0, 63, value=0, step=1, label="Probe pair for the edit path", scale=1)
     path_plot = gr.Plot(label="Edit path", elem_id="edit-path")
     disagree = gr.Dataframe(label="Held-out examples where teacher and student disagree", interactive=False, wrap=True,
-                            max_height=360, elem_id="disagreements")
+                            max_height=360, elem_id="disagreements", datatype=["str", "str", "html", "html", "number"],
+                            column_widths=["58%", "10%", "13%", "13%", "6%"])
 
     def refresh(s: PageState):
         choices = run_choices(services, s)

@@ -106,7 +106,8 @@ def chart(events: list) -> go.Figure:
         xs = [e["step"] for e in steps if part in e.get("losses", {})]
         if xs:
             fig.add_trace(go.Scatter(
-                x=xs, y=[e["losses"][part] for e in steps if part in e.get("losses", {})], mode="lines", name=part,
+                x=xs, y=[e["losses"][part] for e in steps if part in e.get("losses", {})], name=part,
+                mode="lines" if len(xs) > 2 else "lines+markers",
                 line={"color": SERIES_COLORS[part], "width": 2.5 if part == "loss" else 1.5,
                       "dash": "solid" if part == "loss" else "dot"},
             ), secondary_y=False)
@@ -149,6 +150,8 @@ def progress_html(services, job) -> str:
         if not steps:
             return bar + '<div class="cod-muted">Preparing: loading the student and scoring the training set with the teacher…</div>'
         eta = next((e.get("eta_s") for e in reversed(events) if e.get("kind") == "step"), None)
+        if total and step >= total:
+            return bar + '<div class="cod-muted">Training done: scoring the student (and teacher) on the held-out test split…</div>'
         return bar + f'<div class="cod-muted">Step {step} of {total} · epoch {last.get("epoch", 0):.1f} · ETA {_eta(eta)}</div>'
     if job.error:
         return notice(esc(job.error), "error")
