@@ -49,9 +49,9 @@ def main() -> None:
     kit.lexicon_side(1), kit.lexicon_side(-1)
     setup_s = time.perf_counter() - t0
     passes0 = teacher.forward_passes
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), time.process_time()
     cfs = proposer.propose(examples, teacher)
-    search_s = time.perf_counter() - t1
+    search_s, cpu_s = time.perf_counter() - t1, time.process_time() - c1
 
     flipped = [cf for cf in cfs if cf.flipped]
     words = [cf.words_changed for cf in flipped]
@@ -66,7 +66,13 @@ def main() -> None:
     print(f"median words changed {statistics.median(words) if words else float('nan'):g} (flipped); mean {statistics.mean(words) if words else float('nan'):.2f}")
     print(f"words changed histogram {dict(sorted(collections.Counter(words).items()))}")
     print(f"flips found at search step {dict(sorted(steps.items()))}; edit sources {dict(sources.most_common())}")
-    print(f"examples/minute {per_min:.1f} (search only, {search_s:.1f} s); {per_min_all:.1f} with the {setup_s:.1f} s teacher setup")
+    print(f"examples/minute {per_min:.1f} wall clock (search only, {search_s:.1f} s; {per_min_all:.1f} with the {setup_s:.1f} s "
+          f"teacher setup; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
+    # On a shared machine the wall clock counts other people's work. The process's CPU time spread over its threads
+    # estimates the wall clock on dedicated cores, assuming the threads keep every core busy; with --threads 1 the
+    # figure is one dedicated core's, a lower bound for two.
+    print(f"examples/minute {len(cfs) / (cpu_s / args.threads) * 60:.1f} on {args.threads} dedicated cores, "
+          f"estimated from {cpu_s:.1f} CPU-seconds")
     print(f"teacher forward passes {teacher.forward_passes - passes0} ({(teacher.forward_passes - passes0) / len(cfs):.1f} per example)")
     print(f"median latency {statistics.median(cf.latency_s for cf in cfs):.2f} s, errors {sum(bool(cf.error) for cf in cfs)}")
     for cf in cfs[: args.show]:
