@@ -180,3 +180,12 @@ def test_tiny_vocabulary_limits_substitutes(sentiment):
     for cf in cfs:
         for e in cf.edits:
             assert all(w.strip(".,!") in WORDS or w in ("not",) for w in e.new)
+
+
+def test_alternatives_are_other_flips_of_the_same_size(sentiment):
+    (cf,) = _propose(sentiment, ["the film was good"])
+    alternatives = cf.extra["alternatives"]
+    assert 1 <= len(alternatives) <= 3 and cf.counterfactual not in alternatives
+    probs = sentiment.predict_proba(alternatives)
+    assert (probs.argmax(axis=1) == cf.target).all()
+    assert all(len(a.split()) == 4 for a in alternatives)

@@ -66,6 +66,7 @@ STOPWORDS = set(
 # intensifiers are absent on purpose.
 OCCLUSION_SKIP = STOPWORDS - NEGATORS - INTENSIFIERS - {"too"}
 POOL_SIZE = 300  # most frequent content words of the few-shot data scored for class association
+MIN_ALTERNATIVES = 3  # other flipping texts kept per example (free: already scored), for "regenerate" in the app
 
 
 @dataclass(frozen=True)
@@ -336,8 +337,8 @@ class LexicalProposer:
         """One counterfactual per example, in order; examples not started when `stop()` turns true carry an error.
 
         `target`: a class index or name for all, one per example, or None (binary: the other class; multi-class:
-        the teacher's runner-up). `n` > 1 keeps up to n-1 other flipping texts of the same size in
-        `extra["alternatives"]`. A bare string example takes the teacher's prediction as its label.
+        the teacher's runner-up). Other flipping texts of the same size found on the way are kept in
+        `extra["alternatives"]` (up to max(n - 1, 3)). A bare string example takes the teacher's prediction as its label.
         """
         n = 1 if n is None else n
         if not isinstance(n, int) or n < 1:
@@ -494,7 +495,7 @@ class LexicalProposer:
             return None
         flips.sort(key=lambda f: (f[0], f[1]))
         size, _, ops, t, p = flips[0]
-        alternatives = [f[3] for f in flips[1:] if f[0] == size][: max(n - 1, 0)]
+        alternatives = [f[3] for f in flips[1:] if f[0] == size][: max(n - 1, MIN_ALTERNATIVES)]
         return t, p, ops, ({"alternatives": alternatives} if alternatives else {})
 
     def _candidates(self, words: Sequence[str], i: int, current: int, target: int, kit: _Kit) -> list[Op]:
