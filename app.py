@@ -55,8 +55,8 @@ def build_app(services: Services | None = None) -> gr.Blocks:
                 models_tab = models.build(services, state)
             with gr.Tab("3 · Counterfactuals", id="counterfactuals", elem_id="tab-counterfactuals") as cf_page:
                 cf_tab = counterfactuals.build(services, state)
-            with gr.Tab("4 · Distill", id="distill", elem_id="tab-distill"):
-                distill.build(services, state)
+            with gr.Tab("4 · Distill", id="distill", elem_id="tab-distill") as distill_page:
+                distill_tab = distill.build(services, state)
             with gr.Tab("5 · Compare", id="compare", elem_id="tab-compare") as compare_page:
                 compare_tab = compare.build(services, state)
             with gr.Tab("6 · Export", id="export", elem_id="tab-export") as export_page:
@@ -79,7 +79,8 @@ def build_app(services: Services | None = None) -> gr.Blocks:
         load.then(models_tab.live, [models_tab.teacher, models_tab.probe], models_tab.probe_out,
                   show_progress="hidden", api_visibility="private")
         # Each tab redraws from the store when opened (another session may have changed the project).
-        for page, tab in ((cf_page, cf_tab), (compare_page, compare_tab), (export_page, export_tab)):
+        pages = ((cf_page, cf_tab), (distill_page, distill_tab), (compare_page, compare_tab), (export_page, export_tab))
+        for page, tab in pages:
             fn, inputs, outputs = tab.refresh
             page.select(fn, inputs, outputs, show_progress="hidden", api_visibility="private")
         for event in data_tab.changed:

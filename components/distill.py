@@ -10,9 +10,11 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, is_dataclass
 from datetime import datetime
+from pathlib import Path
 from types import SimpleNamespace
 
 import gradio as gr
+import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
@@ -45,8 +47,10 @@ def make_config(state: PageState, method: str, cod: bool, alpha, temperature, be
     )
 
 
-def start_run(services, state: PageState, session: str, config) -> str:
-    """Queue a distillation of the session's draw (and its curated counterfactuals with CoD); returns the job id."""
+def start_run(services, state: PageState, session: str, config, resume_from: int | None = None) -> str:
+    """Queue a distillation of the session's draw (and its curated counterfactuals with CoD); returns the job id.
+
+    `resume_from`: a stopped, failed or interrupted run of the project to continue from its last checkpoint."""
     if not state.few_shot:
         raise DistillError("No few-shot set yet: draw one on the Data tab first.")
     mine = services.worker.running("distill", owner=session)
@@ -64,13 +68,21 @@ def start_run(services, state: PageState, session: str, config) -> str:
     store = services.store()
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     out_dir = services.artifacts_dir() / "runs" / f"{project}-{config.label}-{stamp}"
+    if resume_from is not None:
+        old = store.run(int(resume_from))
+        if old.status not in ("stopped", "failed", "interrupted") or not old.artifact_dir:
+            raise DistillError(f"Run {resume_from} is {old.status}: only a stopped, failed or interrupted run can be resumed.")
+        out_dir = Path(old.artifact_dir)
     examples, validation, test = list(state.few_shot), list(state.validation), list(state.test)
     labels, student = list(state.label_names), state.student
 
     def run(job):
         from cod.distill import distill
 
-        record = store.start_run(project, config, artifact_dir=out_dir)
+        if resume_from is not None:
+            record = store.resume_run(int(resume_from))  # same config and folder: training restarts from its checkpoint
+        else:
+            record = store.start_run(project, config, artifact_dir=out_dir)
         job.emit({"kind": "started", "run_id": record.id})
 
         def on_event(event):
@@ -184,6 +196,26 @@ def result_html(services, job) -> str:
     )
 
 
+def runs_frame(services, state: PageState) -> pd.DataFrame:
+    """The project's runs, newest first: what ran, how it ended, the student's accuracy."""
+    cols = ["run", "method", "k", "status", "student acc.", "teacher acc.", "started"]
+    if not state.project:
+        return pd.DataFrame(columns=cols)
+    rows = []
+    for run in services.store().runs(state.project):
+        m = run.metrics
+        split = "test" if isinstance(m.get("student_test_accuracy"), (int, float)) else "validation"
+        acc, tacc = m.get(f"student_{split}_accuracy"), m.get(f"teacher_{split}_accuracy")
+        rows.append({
+            "run": run.id, "method": m.get("method") or run.config.get("method"), "k": run.config.get("k"),
+            "status": run.status + (f" (from {run.resumed_from})" if run.resumed_from else ""),
+            "student acc.": f"{acc:.3f} {split}" if isinstance(acc, (int, float)) else "–",
+            "teacher acc.": f"{tacc:.3f}" if isinstance(tacc, (int, float)) else "–",
+            "started": run.started_at[:19].replace("T", " "),
+        })
+    return pd.DataFrame(rows, columns=cols)
+
+
 def build(services, state):
     """The Distill tab."""
     with gr.Row(equal_height=False):
@@ -209,24 +241,41 @@ def build(services, state):
             progress = gr.HTML(progress_html(services, None), elem_id="distill-progress")
             plot = gr.Plot(chart([]), label="Training", elem_id="distill-chart")
             result = gr.HTML(elem_id="distill-result")
+            runs = gr.Dataframe(runs_frame(services, PageState()), label="Runs of this project", interactive=False,
+                                max_height=240, elem_id="runs")
+            with gr.Row():
+                resume_id = gr.Number(None, label="Run to resume (stopped, failed or interrupted)", precision=0,
+                                      scale=3, elem_id="resume-id")
+                resume = gr.Button("Resume", scale=1, elem_id="resume")
 
     form = [method, cod, alpha, temperature, beta, epochs, lr, batch, lora, max_val]
 
     def on_start(s: PageState, request: gr.Request, *values):
         session = getattr(request, "session_hash", "") or ""
-        job_id = start_run(services, s, session, make_config(s, *values))
+        yield from follow(s, start_run(services, s, session, make_config(s, *values)))
+
+    def on_resume(s: PageState, request: gr.Request, run_id):
+        if run_id is None:
+            raise DistillError("Give the number of the run to resume (see the table of runs).")
+        from cod.config import DistillConfig
+
+        config = DistillConfig.from_dict(services.store().run(int(run_id)).config)
+        session = getattr(request, "session_hash", "") or ""
+        yield from follow(s, start_run(services, s, session, config, resume_from=int(run_id)))
+
+    def follow(s: PageState, job_id: str):
         job = services.worker.get(job_id)
         seen, status = -1, None
         while True:
             if len(job.events) != seen or job.status != status or job.done:
                 seen, status = len(job.events), job.status
-                yield s, progress_html(services, job), chart(job.events), result_html(services, job)
+                yield s, progress_html(services, job), chart(job.events), result_html(services, job), gr.update()
             if job.done:
                 break
             time.sleep(0.5)
         if job.status == DONE or job.status == STOPPED:
             s.run_key = job.result
-            yield s, progress_html(services, job), chart(job.events), result_html(services, job)
+        yield s, progress_html(services, job), chart(job.events), result_html(services, job), runs_frame(services, s)
         if job.error:
             raise gr.Error(job.error, print_exception=False)
 
@@ -237,7 +286,9 @@ def build(services, state):
         job.stop()
         return notice("Stopping: the run ends after the current step and keeps its best checkpoint…")
 
-    run_event = start.click(ui_errors(on_start), [state, *form], [state, progress, plot, result], api_name="distill",
-                            concurrency_limit=None)
+    outputs = [state, progress, plot, result, runs]
+    run_event = start.click(ui_errors(on_start), [state, *form], outputs, api_name="distill", concurrency_limit=None)
+    resume.click(ui_errors(on_resume), [state, resume_id], outputs, api_name="resume_distill", concurrency_limit=None)
     stop.click(on_stop, [state], progress, queue=False, api_name="stop_distill")
-    return SimpleNamespace(run_event=run_event, plot=plot, progress=progress)
+    return SimpleNamespace(run_event=run_event, plot=plot, progress=progress,
+                           refresh=(ui_errors(lambda s: runs_frame(services, s)), [state], [runs]))

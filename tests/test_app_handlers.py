@@ -211,8 +211,8 @@ def test_distill_runs_in_the_worker_records_the_run_and_draws_the_chart(services
     assert X.zip_student(services, job.result).stat().st_size > 1000
 
 
-def test_stop_a_distillation_and_refuse_a_second_start(services, drawn):
-    config = R.make_config(drawn, "KD (logits)", False, 20, 2, 1, 200, 1e-3, 2, False, 8)
+def test_stop_a_distillation_refuse_a_second_start_then_resume_it(services, drawn):
+    config = R.make_config(drawn, "KD (logits)", False, 20, 2, 1, 6, 1e-3, 2, False, 8)
     job = services.worker.get(R.start_run(services, drawn, "s1", config))
     with pytest.raises(DistillError, match="already queued or running"):
         R.start_run(services, drawn, "s1", config)
@@ -221,7 +221,16 @@ def test_stop_a_distillation_and_refuse_a_second_start(services, drawn):
     job.stop()
     wait(job)
     assert job.status == "stopped"
-    assert Store(services.store_path).runs(drawn.project)[0].status == "stopped"
+    stopped = Store(services.store_path).runs(drawn.project)[0]
+    assert stopped.status == "stopped"
+    resumed = wait(services.worker.get(R.start_run(services, drawn, "s1", config, resume_from=stopped.id)))
+    assert resumed.status == "done", resumed.error
+    latest = Store(services.store_path).runs(drawn.project)[0]
+    assert latest.resumed_from == stopped.id and latest.metrics["resumed_from_step"] >= 1
+    frame = R.runs_frame(services, drawn)
+    assert list(frame["run"]) == [latest.id, stopped.id] and frame["status"][0] == f"done (from {stopped.id})"
+    with pytest.raises(DistillError, match="only a stopped, failed or interrupted run"):
+        R.start_run(services, drawn, "s1", config, resume_from=latest.id)
 
 
 def test_cod_without_curated_counterfactuals_is_refused_clearly(services, drawn):
