@@ -164,10 +164,9 @@ def build(services, state):
                 seed = gr.Number(0, label="Seed", precision=0, minimum=0, elem_id="seed")
             draw = gr.Button("Draw few-shot set", variant="primary", elem_id="draw")
             gr.Markdown("### Saved projects")
-            with gr.Row():
-                saved = gr.Dropdown([], label="Reopen a project (curation is saved as you go)", scale=3,
-                                    allow_custom_value=True, elem_id="saved-projects")
-                reopen = gr.Button("Open", size="sm", scale=1, elem_id="open-project")
+            saved = gr.Dropdown([], label="Curation is saved as you go: reopen a project", allow_custom_value=True,
+                                elem_id="saved-projects")
+            reopen = gr.Button("Open project", size="sm", elem_id="open-project")
         with gr.Column(scale=3):
             report = gr.HTML(report_html(PageState()), elem_id="report")
             with gr.Tabs(selected="preview") as views:

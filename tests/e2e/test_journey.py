@@ -132,3 +132,18 @@ def test_6_export_downloads_pairs(page, shot, tmp_path):
     assert len(lines) == 4 and {line["status"] for line in lines} <= {"accepted", "edited"}
     assert page.locator("#hub-token input").get_attribute("type") == "password"
     shot(page, "6-export")
+
+
+def test_7_a_reload_reopens_the_saved_project(page, shot):
+    """A new page (a reload, or another browser) reopens the project exactly as curated: nothing was lost."""
+    fresh = page.context.new_page()
+    fresh.goto(page.url)
+    fresh.wait_for_selector("#report")
+    fresh.locator("#saved-projects input").click()
+    fresh.get_by_role("option", name=re.compile("example_reviews-k8-seed0")).click()
+    fresh.locator("#open-project").click()
+    expect_text(fresh, "#report", r"example_reviews")
+    tab(fresh, "3 · Counterfactuals")
+    expect_text(fresh, "#cf-stats", r"0\s*to review")
+    expect_text(fresh, "#review-table", "edited")
+    fresh.close()
