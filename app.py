@@ -89,8 +89,10 @@ def build_app(services: Services | None = None) -> gr.Blocks:
 
 
 def launch_options() -> dict:
-    """Keyword arguments for `launch()`: theme and css moved there in Gradio 6."""
-    return {"theme": theme(), "css": css(), "favicon_path": str(ASSETS / "logo.svg")}
+    """Keyword arguments for `launch()`: theme and css moved there in Gradio 6. Run history stays off: it would
+    save every call's inputs in the browser, API keys and Hub tokens included."""
+    return {"theme": theme(), "css": css(), "favicon_path": str(ASSETS / "logo.svg"), "run_history": False,
+            "footer_links": ["api", "gradio"]}
 
 
 def main() -> None:

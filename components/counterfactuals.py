@@ -243,16 +243,20 @@ def start_generation(services, state: PageState, session: str, kind: str, base_u
     def run(job):
         done = 0
         job.emit({"done": 0, "total": len(todo)})
-        for start in range(0, len(todo), chunk):
-            if job.should_stop():
-                break
-            part = todo[start : start + chunk]
-            cfs = proposer.propose([e for _, e in part], teacher, stop=job.should_stop)
-            keep = [(i, cf) for (i, _), cf in zip(part, cfs) if not (job.should_stop() and cf.error and not cf.counterfactual)]
-            if keep:
-                store.add_counterfactuals(project, [cf for _, cf in keep], example_ids=[i for i, _ in keep])
-            done += len(part)
-            job.emit({"done": done, "total": len(todo)})
+        try:
+            for start in range(0, len(todo), chunk):  # saved chunk by chunk: a crash loses at most one chunk
+                if job.should_stop():
+                    break
+                part = todo[start : start + chunk]
+                cfs = proposer.propose([e for _, e in part], teacher, stop=job.should_stop)
+                keep = [(i, cf) for (i, _), cf in zip(part, cfs)
+                        if not (job.should_stop() and cf.error and not cf.counterfactual)]
+                if keep:
+                    store.add_counterfactuals(project, [cf for _, cf in keep], example_ids=[i for i, _ in keep])
+                done += len(part)
+                job.emit({"done": done, "total": len(todo)})
+        finally:
+            getattr(proposer, "close", lambda: None)()  # the LLM client's connections
         return done
 
     state.cf_job = services.worker.submit("generate", gpu(run), owner=session).id
@@ -297,8 +301,11 @@ def regenerate_selected(services, state: PageState, kind: str, base_url="", mode
             text, p = flips[0]
             new = Counterfactual(cf.text, cf.label, cf.teacher_probs, text, cf.target, p, proposer=f"{r.source} (alternative)")
     if new is None:
-        new = make_proposer(state, kind, base_url, model, api_key, fresh=True).propose(
-            [_example(store, state, r)], teacher, target=cf.target)[0]
+        proposer = make_proposer(state, kind, base_url, model, api_key, fresh=True)
+        try:
+            new = proposer.propose([_example(store, state, r)], teacher, target=cf.target)[0]
+        finally:
+            getattr(proposer, "close", lambda: None)()
         if new.counterfactual in seen:
             return "No other counterfactual found for this example: edit it by hand."
     if r.status != "rejected":

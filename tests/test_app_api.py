@@ -65,3 +65,8 @@ def test_sessions_are_separate(app_url):
     other = Client(app_url, verbose=False)
     with pytest.raises(AppError, match="No data yet"):
         other.predict(8, 0, api_name="/draw")
+
+
+def test_run_history_is_off_so_keys_typed_into_the_app_are_never_saved(client):
+    """Gradio's run history would keep every call's inputs (the API key, the Hub token) in the browser."""
+    assert client.config.get("run_history") is False
