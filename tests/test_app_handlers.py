@@ -292,3 +292,21 @@ def _no_spaces(real_import):
         return real_import(name, *args, **kwargs)
 
     return fake
+
+
+def test_while_the_demo_teacher_builds_the_page_says_so_with_progress(monkeypatch, tmp_path):
+    import components.services as S
+    from app import status_html
+    from components.models import predict_html
+
+    monkeypatch.setattr(S, "demo_teacher_ready", lambda: False)
+    services = Services(store_path=tmp_path / "cod.db")
+    ready, message = services.teacher_status()
+    assert not ready and "being built" in message
+    services._build_job = S.Job(kind="build", status=S.RUNNING, events=[{"fraction": 0.42, "message": "Embedding 10/20"}])
+    assert "42% · Embedding 10/20" in status_html(services)
+    assert "being built" in predict_html(services, "demo", "a fine film")
+    with pytest.raises(Exception, match="being built"):
+        services.teacher("demo")
+    monkeypatch.setattr(S, "demo_teacher_ready", lambda: True)
+    assert status_html(services) == ""
