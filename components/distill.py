@@ -133,7 +133,7 @@ def chart(events: list) -> go.Figure:
         legend={"orientation": "h", "y": -0.18}, uirevision="keep",
     )
     fig.update_xaxes(title_text="step", rangemode="tozero")
-    fig.update_yaxes(title_text="loss", type="log", secondary_y=False)
+    fig.update_yaxes(title_text="loss (log)", type="log", dtick="D2", secondary_y=False)
     fig.update_yaxes(title_text="validation accuracy", range=[0, 1], secondary_y=True, showgrid=False)
     return fig
 

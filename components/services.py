@@ -8,13 +8,13 @@ the UI only follows a job's events, so a closed tab or a Stop click never corrup
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import queue
 import threading
 import time
 import traceback
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -178,6 +178,18 @@ def demo_teacher_ready() -> bool:
     return is_built()
 
 
+class Results(OrderedDict):
+    """The latest distillation results by run key; older ones fall out (their students reload from disk)."""
+
+    limit = 3
+
+    def __setitem__(self, key, value) -> None:
+        super().__setitem__(key, value)
+        self.move_to_end(key)
+        while len(self) > self.limit:
+            self.popitem(last=False)
+
+
 class Services:
     """Everything shared by sessions of one app process; tests pass tiny models and a temp store."""
 
@@ -198,8 +210,9 @@ class Services:
         self._teachers: dict[str, Any] = {}
         self._store = None
         self._build_job: Job | None = None
-        self._lock = threading.Lock()
-        self.results: dict[str, Any] = {}  # run key -> DistillResult (students stay in memory for Compare/Export)
+        self._lock = threading.Lock()  # the store and the build job
+        self._model_lock = threading.Lock()  # loading a teacher (seconds) must not block the store
+        self.results = Results()  # run key -> DistillResult: the last few students stay in memory
 
     # --- models -------------------------------------------------------------------------------------------------
     def teacher_status(self, name: str | None = None) -> tuple[bool, str]:
@@ -218,7 +231,7 @@ class Services:
         ready, message = self.teacher_status(name)
         if not ready:
             raise ModelError(message)
-        with self._lock:
+        with self._model_lock:
             if name not in self._teachers:
                 try:
                     from cod.models import load_teacher
@@ -278,14 +291,6 @@ class Services:
                 self._store = Store(self.store_path)
             return self._store
 
-    def has_store(self) -> bool:
-        """Whether `cod.store` can be imported (it is optional while being built)."""
-        try:
-            import cod.store  # noqa: F401
-        except ImportError:
-            return False
-        return True
-
     def artifacts_dir(self) -> Path:
         """Where runs and exports are written."""
         if self.artifacts is None:
@@ -295,7 +300,3 @@ class Services:
         self.artifacts.mkdir(parents=True, exist_ok=True)
         return self.artifacts
 
-
-def to_json(obj: Any) -> str:
-    """Compact JSON for logs and downloads."""
-    return json.dumps(obj, ensure_ascii=False, default=str)
