@@ -1,7 +1,7 @@
 """CoD Studio: curate counterfactuals against a live teacher, distil a few-shot student, compare them.
 
 `python app.py` serves http://127.0.0.1:7860 on the embedded default (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT
-are respected). Tests import `build_app(services)` and launch it themselves with `launch_options()`.
+are respected; COD_TORCH_THREADS sets torch's intra-op threads). Tests import `build_app(services)` and launch it themselves with `launch_options()`.
 """
 
 from __future__ import annotations
@@ -98,6 +98,10 @@ def launch_options() -> dict:
 def main() -> None:
     """Serve the app (127.0.0.1:7860 unless GRADIO_SERVER_NAME / GRADIO_SERVER_PORT say otherwise)."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if os.environ.get("COD_TORCH_THREADS"):  # on a busy 2-core host, 1 thread keeps the live teacher fastest
+        import torch
+
+        torch.set_num_threads(int(os.environ["COD_TORCH_THREADS"]))
     services = Services()
     services.warm()  # builds the demo teacher if it is missing, then loads it before the first visitor types
     app = build_app(services)
