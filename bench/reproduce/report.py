@@ -10,11 +10,13 @@ import argparse
 import json
 import platform
 import shutil
+import sys
 from pathlib import Path
 
 import pandas as pd
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parents[1]))  # run as a script from anywhere: `cod` is the repository's
 # Hamman et al. (NeurIPS 2025), SST-2 accuracy of the KD student without and with CoD.
 PAPER = {"kd": {8: 0.617, 16: 0.712, 32: 0.757, 64: 0.820}, "kd+cod": {8: 0.719, 16: 0.781, 32: 0.821, 64: 0.827}}
 
@@ -38,7 +40,7 @@ def _markdown(df: pd.DataFrame) -> str:
     return "\n".join(f"| {r} |" for r in rows)
 
 
-def write_report(sweep_dir: Path, seconds: float | None, command: str, dest: Path = HERE) -> Path:
+def write_report(sweep_dir: Path, seconds: float | None, command: str, dest: Path = HERE, note: str = "") -> Path:
     """Write SUMMARY.md and copy the tables and figures of `sweep_dir` into `dest`."""
     from cod.plots import accuracy_vs_k, cod_gain_vs_k, save_figure
 
@@ -60,6 +62,7 @@ def write_report(sweep_dir: Path, seconds: float | None, command: str, dest: Pat
     lines = [
         "# Reproduction on the embedded default (demo teacher -> demo student, demo task)",
         "",
+        *([note, ""] if note else []),
         f"Command: `{command}`",
         "",
         f"Wall time of the last invocation: {seconds / 3600:.2f} h; sum of cell times: {results.wall_seconds.sum() / 3600:.2f} h "
@@ -98,8 +101,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=None)
     parser.add_argument("--command", default="bench/reproduce/run.sh")
     parser.add_argument("--dest", type=Path, default=HERE)
+    parser.add_argument("--note", default="", help="a paragraph put under the title (what this run is and is not)")
     args = parser.parse_args()
-    print(write_report(args.sweep_dir, args.seconds, args.command, args.dest))
+    print(write_report(args.sweep_dir, args.seconds, args.command, args.dest, args.note))
 
 
 if __name__ == "__main__":
