@@ -46,9 +46,8 @@ class Counterfactual:
 
     @property
     def flipped(self) -> bool:
-        """The teacher's argmax on the counterfactual is the target class."""
-        probs = self.counterfactual_teacher_probs
-        return bool(probs) and max(range(len(probs)), key=probs.__getitem__) == self.target
+        """The teacher puts the target class strictly ahead of every other on the counterfactual."""
+        return bool(self.counterfactual_teacher_probs) and wins(self.counterfactual_teacher_probs, self.target)
 
     @property
     def teacher_label(self) -> int:
@@ -127,6 +126,11 @@ class Counterfactual:
             edits=[E.Edit.from_dict(d) for d in record.get("edits", [])],
             extra=dict(record.get("extra", {})),
         )
+
+
+def wins(probs: Sequence[float], target: int) -> bool:
+    """The target class is strictly ahead of every other (on a tie the argmax would be arbitrary: no flip)."""
+    return all(probs[target] > p for k, p in enumerate(probs) if k != target)
 
 
 def default_target(probs: Sequence[float]) -> int:

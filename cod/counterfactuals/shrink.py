@@ -7,15 +7,10 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from cod.counterfactuals import edits as E
-from cod.counterfactuals.base import Counterfactual
+from cod.counterfactuals.base import Counterfactual, wins
 
 if TYPE_CHECKING:  # pragma: no cover
     from cod.teacher import Teacher
-
-
-def wins(probs: Sequence[float], target: int) -> bool:
-    """The target class is strictly ahead of every other (on a tie the argmax would be arbitrary: no flip)."""
-    return all(probs[target] > p for k, p in enumerate(probs) if k != target)
 
 
 def split_edits(edits: list[E.Edit]) -> list[E.Edit]:
