@@ -216,7 +216,7 @@ def make_proposer(state: PageState, kind: str, base_url: str = "", model: str = 
     from cod.config import LexicalConfig
     from cod.counterfactuals.lexical import LexicalProposer
 
-    return LexicalProposer(LexicalConfig(), few_shot=state.few_shot, cache_dir=None if fresh else cache_dir("lexical"))
+    return LexicalProposer(LexicalConfig(), few_shot=state.few_shot, cache_dir=False if fresh else cache_dir("lexical"))
 
 
 def pending_examples(services, state: PageState) -> list[tuple[int, object]]:
@@ -285,7 +285,7 @@ def progress_html(services, job) -> str:
 def regenerate_selected(services, state: PageState, kind: str, base_url="", model="", api_key="") -> str:
     """Replace the selected counterfactual with a new proposal (another candidate the search or LLM found, else a
     fresh search); the old one is rejected, so only the new one is kept."""
-    from cod.counterfactuals.base import Counterfactual
+    from cod.counterfactuals.base import Counterfactual, wins
 
     r = _record(services, state)
     cf, teacher, store = r.counterfactual, services.teacher(state.teacher), services.store()
@@ -296,7 +296,7 @@ def regenerate_selected(services, state: PageState, kind: str, base_url="", mode
     new = None
     if alternatives:
         probs = teacher.predict_proba(alternatives).tolist()
-        flips = [(a, p) for a, p in zip(alternatives, probs) if max(range(len(p)), key=p.__getitem__) == cf.target]
+        flips = [(a, p) for a, p in zip(alternatives, probs) if wins(p, cf.target)]
         if flips:
             text, p = flips[0]
             new = Counterfactual(cf.text, cf.label, cf.teacher_probs, text, cf.target, p, proposer=f"{r.source} (alternative)")
