@@ -9,7 +9,9 @@ import zipfile
 import numpy as np
 import pytest
 
-from cod import demo
+import torch
+
+from cod import demo, demo_train
 from cod.errors import ModelError
 
 
@@ -63,11 +65,61 @@ def test_fitted_head_folds_the_standardisation():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(400, 16)).astype(np.float32) * rng.uniform(0.1, 10, size=16) + 5  # badly scaled features
     y = (x[:, 0] / 10 + x[:, 3] > 5.5).astype(int)
-    weight, bias, c, val_acc = demo._fit_head(x[:300], y[:300], x[300:], y[300:], num_labels=2)
-    assert weight.shape == (2, 16) and bias.shape == (2,) and c in demo.C_GRID
+    weight, bias, c, val_acc = demo_train.fit_probe(x[:300], y[:300], x[300:], y[300:], num_labels=2)
+    assert weight.shape == (2, 16) and bias.shape == (2,) and c in demo_train.C_GRID
     logits = x[300:] @ weight.T + bias
     assert float((logits.argmax(axis=1) == y[300:]).mean()) == pytest.approx(val_acc)
     assert val_acc > 0.9
+
+
+@pytest.fixture(scope="module")
+def tiny_mpnet(tiny_classifier):
+    """A random tiny MPNet encoder (hidden 32, 3 layers) and a WordPiece tokenizer over the test words."""
+    from transformers import AutoTokenizer, MPNetConfig, MPNetModel
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_classifier)
+    torch.manual_seed(0)
+    config = MPNetConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=3, num_attention_heads=2,
+                         intermediate_size=64, max_position_embeddings=130, hidden_dropout_prob=0.0,
+                         attention_probs_dropout_prob=0.0)
+    return MPNetModel(config, add_pooling_layer=False).eval(), tokenizer
+
+
+TEXTS = ["a good film", "bad and dull and boring", "not so great", "the plot was a mess", "fun", "the best , so moving"]
+
+
+def test_pooled_layers_and_truncation_agree_with_the_full_encoder(tiny_mpnet):
+    import copy
+
+    from cod.heads import mean_pool
+
+    encoder, tokenizer = tiny_mpnet
+    ticks = []
+    feats = demo_train.pooled_layers(encoder, tokenizer, TEXTS, [1, 2], 64, ticks.append, batch_size=4)
+    assert sum(ticks) == len(TEXTS) and feats[1].shape == (6, 32)
+    cut = demo_train.truncate(copy.deepcopy(encoder), 2)  # its last hidden state is layer 2's output
+    assert cut.config.num_hidden_layers == 2 and len(cut.encoder.layer) == 2
+    with torch.no_grad():
+        for i, text in enumerate(TEXTS):  # one at a time: batching and padding must not matter
+            enc = tokenizer([text], return_tensors="pt")
+            full = encoder(**enc, output_hidden_states=True).hidden_states
+            assert np.allclose(feats[1][i], mean_pool(full[1], enc["attention_mask"])[0].numpy(), atol=1e-5)
+            last = cut(**enc).last_hidden_state
+            assert np.allclose(feats[2][i], mean_pool(last, enc["attention_mask"])[0].numpy(), atol=1e-5)
+    with pytest.raises(ValueError, match="Cannot keep 5 of 3"):
+        demo_train.truncate(copy.deepcopy(encoder), 5)
+
+
+def test_select_layer_picks_the_best_on_validation():
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, size=300)
+    noise = lambda: rng.normal(size=(300, 8)).astype(np.float32)  # noqa: E731
+    informative = noise() + 3 * y[:, None]
+    feats = {"train": {1: noise()[:200], 2: informative[:200]}, "validation": {1: noise()[200:], 2: informative[200:]}}
+    labels = {"train": y[:200], "validation": y[200:]}
+    layer, w, b, c, acc, by_layer = demo_train.select_layer(feats, labels, 2)
+    assert layer == 2 and acc == by_layer[2] > 0.95 > by_layer[1]
+    assert demo_train.accuracy(informative[200:], y[200:], w, b) == pytest.approx(acc)
 
 
 def _fake_built(home, complete=True):
