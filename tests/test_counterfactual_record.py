@@ -43,3 +43,23 @@ def test_edits_apply_subsets_and_distance():
 def test_default_target_is_the_runner_up():
     assert default_target([0.7, 0.1, 0.2]) == 2
     assert default_target([0.2, 0.8]) == 0
+
+
+def test_targets_resolve_from_names_indices_or_one_per_example():
+    import numpy as np
+    import pytest
+
+    from cod.counterfactuals.base import resolve_targets
+    from cod.errors import ConfigError
+
+    names = ["sports", "politics", "tech"]
+    assert resolve_targets(None, 2, names) == [None, None]
+    assert resolve_targets("tech", 2, names) == [2, 2]
+    assert resolve_targets(np.int64(1), 1, names) == [1]
+    assert resolve_targets(["sports", 2, None], 3, names) == [0, 2, None]
+    with pytest.raises(ConfigError, match="'music' is not one of"):
+        resolve_targets("music", 1, names)
+    with pytest.raises(ConfigError, match="Got 2 targets for 3 examples"):
+        resolve_targets([0, 1], 3, names)
+    with pytest.raises(ConfigError, match="class index"):
+        resolve_targets(3, 1, names)

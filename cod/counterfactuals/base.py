@@ -133,6 +133,31 @@ def wins(probs: Sequence[float], target: int) -> bool:
     return all(probs[target] > p for k, p in enumerate(probs) if k != target)
 
 
+def resolve_targets(target: Any, count: int, names: Sequence[str]) -> list[int | None]:
+    """One target class index per example (None: the default), from one index or name for all, or one per example."""
+    from cod.errors import ConfigError
+
+    names = list(names)
+
+    def index(t: Any) -> int | None:
+        if t is None:
+            return None
+        if isinstance(t, str):
+            if t not in names:
+                raise ConfigError(f"Target class {t!r} is not one of the teacher's labels {names}.")
+            return names.index(t)
+        if isinstance(t, bool) or not (hasattr(t, "__index__") and 0 <= int(t) < len(names)):
+            raise ConfigError(f"Target class {t!r} is not a class index of the teacher (0..{len(names) - 1}: {names}).")
+        return int(t)
+
+    if target is None or isinstance(target, str) or hasattr(target, "__index__"):
+        return [index(target)] * count
+    targets = list(target)
+    if len(targets) != count:
+        raise ConfigError(f"Got {len(targets)} targets for {count} examples: give one per example, one for all, or none.")
+    return [index(t) for t in targets]
+
+
 def default_target(probs: Sequence[float]) -> int:
     """The class a counterfactual aims for: binary, the other class than the teacher's; else the runner-up."""
     order = sorted(range(len(probs)), key=lambda i: -probs[i])

@@ -29,7 +29,7 @@ import numpy as np
 
 from cod.config import LexicalConfig
 from cod.counterfactuals import edits as E
-from cod.counterfactuals.base import Counterfactual, Progress, default_target
+from cod.counterfactuals.base import Counterfactual, Progress, default_target, resolve_targets
 from cod.counterfactuals.lexicon import (
     AUX_NEGATED,
     AUXILIARIES,
@@ -263,28 +263,6 @@ def _as_example(example: "Example | str", teacher: "Teacher") -> "Example":
     return example
 
 
-def _targets(target, count: int, names: list[str]) -> list[int | None]:
-    """One target class index (or None: the default) per example; names are accepted for indices."""
-
-    def index(t) -> int | None:
-        if t is None:
-            return None
-        if isinstance(t, str):
-            if t not in names:
-                raise ConfigError(f"Target class {t!r} is not one of the teacher's labels {names}.")
-            return names.index(t)
-        if not (isinstance(t, (int, np.integer)) and 0 <= int(t) < len(names)):
-            raise ConfigError(f"Target class {t!r} is not a class index of the teacher (0..{len(names) - 1}, {names}).")
-        return int(t)
-
-    if target is None or isinstance(target, (int, np.integer, str)):
-        return [index(target)] * count
-    targets = list(target)
-    if len(targets) != count:
-        raise ConfigError(f"Got {len(targets)} targets for {count} examples: give one per example, one for all, or none.")
-    return [index(t) for t in targets]
-
-
 class LexicalProposer:
     """Teacher-guided minimal word edits from a sentiment lexicon, WordNet, negation and class-associated words."""
 
@@ -344,7 +322,7 @@ class LexicalProposer:
         if not isinstance(n, int) or n < 1:
             raise ConfigError(f"n (counterfactuals kept per example) must be a positive integer, got {n!r}.")
         examples = [_as_example(e, teacher) for e in examples]
-        targets = _targets(target, len(examples), list(teacher.label_names))
+        targets = resolve_targets(target, len(examples), teacher.label_names)
         kit = self.kit(teacher)
         uses_pool = kit.polarity is None or bool(self.few_shot)
         if uses_pool:

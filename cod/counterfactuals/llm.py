@@ -30,7 +30,7 @@ import openai
 from cod.config import LLMConfig
 from cod.counterfactuals import edits as E
 from cod.counterfactuals import prompts as P
-from cod.counterfactuals.base import Counterfactual, Progress, default_target
+from cod.counterfactuals.base import Counterfactual, Progress, default_target, resolve_targets
 from cod.counterfactuals.cache import DiskCache, canonical
 from cod.errors import ConfigError, ProposerError
 
@@ -177,25 +177,8 @@ class LLMProposer:
         return [r for r in results if r is not None]
 
     def _targets(self, target, probs, names: list[str]) -> list[int]:
-        """One target class per example (see `propose`)."""
-
-        def index(t) -> int | None:
-            if t is None:
-                return None
-            if isinstance(t, str):
-                if t not in names:
-                    raise ConfigError(f"Target class {t!r} is not one of the teacher's labels {names}.")
-                return names.index(t)
-            if not (isinstance(t, int) and 0 <= t < len(names)):
-                raise ConfigError(f"Target class {t!r} is not a label index of the teacher (0..{len(names) - 1}: {names}).")
-            return int(t)
-
-        if target is None or isinstance(target, (int, str)):
-            chosen = [index(target)] * len(probs)
-        else:
-            chosen = [index(t) for t in target]
-            if len(chosen) != len(probs):
-                raise ConfigError(f"Got {len(chosen)} targets for {len(probs)} examples: give one per example or one for all.")
+        """One target class per example (see `propose`): given, else the default (the teacher's runner-up)."""
+        chosen = resolve_targets(target, len(probs), names)
         return [default_target(p.tolist()) if t is None else t for t, p in zip(chosen, probs)]
 
     # --- one example -------------------------------------------------------------------------------------------
