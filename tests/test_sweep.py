@@ -175,12 +175,18 @@ def test_sweep_command_line_on_the_demo_task_with_tiny_models(tiny_classifier, t
     argv = ["sweep", "--task", "demo", "--k", "4", "--seeds", "0", "--methods", "kd,ce", "--out", str(out),
             "--teacher", str(tiny_classifier), "--student", str(tiny_student), "--epochs", "1", "--batch-size", "4",
             "--max-validation", "8", "--evaluations", "1", "--test-limit", "40", "--probe-pairs", "0", "--no-figures",
-            "--set", "max_length=24"]  # fmt: skip
+            "--set", "max_length=24", "--db", str(tmp_path / "cod.db")]  # fmt: skip
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "2 cells" in printed and "[2/2] ce-k4-s0: accuracy" in printed and "summary.csv" in printed
+    from cod.store import Store
+
+    with Store(tmp_path / "cod.db") as store:  # recorded, so the app's Compare tab can plot it
+        (sweep,) = store.sweeps()
+        rows = store.sweep_results(sweep["id"])
+        assert [r["method"] for r in rows] == ["kd", "ce"] and all(r["k"] == 4 for r in rows)
     results = pd.read_csv(out / "results.csv")
     assert list(results.method) == ["kd", "ce"] and (results.n == 40).all() and (results.max_length == 24).all()
     assert main(argv) == 0 and "done before, skipped" in capsys.readouterr().out
-    assert main([*argv[:-2], "--set", "max_length=32"]) == 2  # other settings in the same folder: refused
+    assert main([*argv[:-4], "--set", "max_length=32"]) == 2  # other settings in the same folder: refused
     assert "new --out folder" in capsys.readouterr().err

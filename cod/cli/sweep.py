@@ -39,6 +39,9 @@ def register(subparsers) -> None:
         p.add_argument(f"--{flag.replace('_', '-')}", type=kind, default=None, help=f"distill setting {_FIELD.get(flag, flag)}")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any other distill setting (JSON value), repeatable")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    p.add_argument("--project", default=None, help="record the results under this store project (the app's Compare tab shows them)")
+    p.add_argument("--db", default=None, help="project store file [$COD_DB or $COD_HOME/cod.db]")
+    p.add_argument("--no-record", action="store_true", help="do not record the results in the project store")
     p.set_defaults(func=run_sweep)
 
 
@@ -110,4 +113,11 @@ def run_sweep(args: argparse.Namespace) -> int:
     if len(result.summary):
         print(result.summary[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"wrote {result.out_dir / 'results.csv'}, {result.out_dir / 'summary.csv'} in {time.perf_counter() - started:.0f} s")
+    if not args.no_record and len(result.results):
+        from cod.store import Store
+
+        with Store(args.db) as store:
+            sweep_id = store.add_sweep(args.project, config, label=str(result.out_dir))
+            store.add_sweep_results(sweep_id, result.results.to_dict("records"))
+            print(f"recorded as sweep {sweep_id} in {store.path}" + (f" (project {args.project})" if args.project else ""))
     return 0
