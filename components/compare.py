@@ -122,10 +122,11 @@ def accuracy_figure(services, state: PageState):
                          "accuracy": acc, "teacher": run.metrics.get(f"teacher_{split}_accuracy"), "split": split})
     for sweep in store.sweeps(project) if project else store.sweeps():
         for r in store.sweep_results(sweep["id"]):
-            acc = r.get("student_test_accuracy", r.get("accuracy"))
+            # results.csv rows of `cod sweep` say student_accuracy / teacher_accuracy (on test); run metrics say *_test_*
+            acc = next((r[k] for k in ("student_test_accuracy", "student_accuracy", "accuracy") if k in r), None)
+            teacher = next((r[k] for k in ("teacher_test_accuracy", "teacher_accuracy") if k in r), None)
             if isinstance(acc, (int, float)) and r.get("k") is not None:
-                rows.append({"method": r.get("method"), "k": r.get("k"), "accuracy": acc,
-                             "teacher": r.get("teacher_test_accuracy"), "split": "test"})
+                rows.append({"method": r.get("method"), "k": r.get("k"), "accuracy": acc, "teacher": teacher, "split": "test"})
     if not rows:
         return None
     df = pd.DataFrame(rows)

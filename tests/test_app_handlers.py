@@ -310,3 +310,18 @@ def test_while_the_demo_teacher_builds_the_page_says_so_with_progress(monkeypatc
         services.teacher("demo")
     monkeypatch.setattr(S, "demo_teacher_ready", lambda: True)
     assert status_html(services) == ""
+
+
+def test_compare_plots_a_sweep_recorded_by_the_command_line(services):
+    from components import compare
+
+    store = services.store()
+    sweep_id = store.add_sweep(None, {"task": "demo"}, label="cli")
+    store.add_sweep_results(sweep_id, [  # the columns `cod sweep` writes to results.csv
+        {"method": m, "k": k, "seed": s, "student_accuracy": 0.6 + 0.01 * k / 8 + 0.02 * (m == "kd+cod"), "teacher_accuracy": 0.87}
+        for m in ("kd", "kd+cod") for k in (8, 16) for s in (0, 1)
+    ])
+    fig = compare.accuracy_figure(services, PageState(teacher=services.default_teacher, student=services.default_student))
+    assert fig is not None
+    names = {t.name for t in fig.data}
+    assert any("kd+cod" in (n or "") for n in names), names
