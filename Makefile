@@ -23,7 +23,7 @@ $(STAMP): requirements.txt requirements-assets.txt requirements-dev.txt
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-# Builds the embedded demo teacher (a few minutes on 2 cores, once); a no-op when it is already built.
+# Builds the embedded demo teacher (10 to 20 minutes on 2 cores, once); a no-op when it is already built.
 demo: $(STAMP)
 	$(PY) -m cod teacher build-demo
 
