@@ -13,6 +13,8 @@ import os
 import sys
 from pathlib import Path
 
+from cod.cli._common import parse_set
+
 # flag -> DistillConfig field for the common settings; anything else goes through --set KEY=VALUE.
 _FLAGS = {
     "epochs": ("epochs", int), "lr": ("learning_rate", float), "batch_size": ("batch_size", int),
@@ -62,21 +64,13 @@ def register(subparsers) -> None:
 def build_config(args: argparse.Namespace):
     """The DistillConfig from the command line (validated)."""
     from cod.config import DistillConfig
-    from cod.errors import ConfigError
 
     settings = {"method": args.method, "cod": args.cod, "k": args.k, "seed": args.seed, "lora": args.lora,
                 "keep_unflipped": args.keep_unflipped, "ce_on_counterfactuals": not args.no_ce_on_counterfactuals}  # fmt: skip
     for flag, (field, _) in _FLAGS.items():
         if getattr(args, flag) is not None:
             settings[field] = getattr(args, flag)
-    for item in args.set:
-        key, sep, raw = item.partition("=")
-        if not sep:
-            raise ConfigError(f"--set {item!r} is not KEY=VALUE, e.g. --set warmup_ratio=0.06.")
-        try:
-            settings[key.strip()] = json.loads(raw)
-        except json.JSONDecodeError:
-            settings[key.strip()] = raw
+    settings.update(parse_set(args.set))
     return DistillConfig.from_dict(settings)
 
 

@@ -4,8 +4,9 @@ resumable grid of distillation runs; prints one line per cell and the summary ta
 from __future__ import annotations
 
 import argparse
-import json
 import time
+
+from cod.cli._common import parse_set
 
 # CLI flag -> DistillConfig field, for the settings people change most; anything else goes through --set.
 _DISTILL_FLAGS = {
@@ -51,16 +52,7 @@ def _overrides(args: argparse.Namespace) -> dict:
         value = getattr(args, flag)
         if value is not None:
             out[_FIELD.get(flag, flag)] = value
-    for item in args.set:
-        from cod.errors import ConfigError
-
-        key, sep, raw = item.partition("=")
-        if not sep:
-            raise ConfigError(f"--set {item!r} is not KEY=VALUE, e.g. --set keep_unflipped=true.")
-        try:
-            out[key.strip()] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key.strip()] = raw
+    out.update(parse_set(args.set, example="--set keep_unflipped=true"))
     return out
 
 
