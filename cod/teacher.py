@@ -43,27 +43,24 @@ class Teacher:
 
     def logits(self, texts: Sequence[str]) -> np.ndarray:
         """Teacher logits, (n, num_labels); only texts never seen before run through the model."""
-        texts = list(texts)
-        with self._lock:
-            missing = list(dict.fromkeys(t for t in texts if t not in self._logits))
-            if missing:
-                self._forward(missing)
-            if not texts:
-                return np.zeros((0, self.num_labels), dtype=np.float32)
-            return np.stack([self._logits[t] for t in texts])
+        return self._cached(texts, self._logits, self.num_labels)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Mean-pooled last hidden states, (n, hidden); cached with the logits (one forward serves both)."""
+        return self._cached(texts, self._embeddings, self.hidden_size)
+
+    def _cached(self, texts: Sequence[str], cache: dict[str, np.ndarray], width: int) -> np.ndarray:
+        """Rows of `cache` for `texts`, (n, width), running only the texts it lacks through the model."""
         texts = list(texts)
         with self._lock:
-            missing = list(dict.fromkeys(t for t in texts if t not in self._embeddings))
+            missing = list(dict.fromkeys(t for t in texts if t not in cache))
             if missing:
                 self._forward(missing)
             if not texts:
-                return np.zeros((0, self.hidden_size), dtype=np.float32)
-            if any(t not in self._embeddings for t in missing):
+                return np.zeros((0, width), dtype=np.float32)
+            if any(t not in cache for t in missing):  # only embeddings can be absent after a forward
                 raise ModelError(f"The teacher {self.name!r} does not return hidden states, so it cannot embed texts.")
-            return np.stack([self._embeddings[t] for t in texts])
+            return np.stack([cache[t] for t in texts])
 
     @property
     def hidden_size(self) -> int:
