@@ -8,7 +8,7 @@ One forward gives both the logits and the mean-pooled last hidden state (`embed`
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -43,21 +43,23 @@ class Teacher:
 
     def logits(self, texts: Sequence[str]) -> np.ndarray:
         """Teacher logits, (n, num_labels); only texts never seen before run through the model."""
-        return self._cached(texts, self._logits, self.num_labels)
+        return self._cached(texts, self._logits, lambda: self.num_labels)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Mean-pooled last hidden states, (n, hidden); cached with the logits (one forward serves both)."""
-        return self._cached(texts, self._embeddings, self.hidden_size)
+        return self._cached(texts, self._embeddings, lambda: self.hidden_size)
 
-    def _cached(self, texts: Sequence[str], cache: dict[str, np.ndarray], width: int) -> np.ndarray:
-        """Rows of `cache` for `texts`, (n, width), running only the texts it lacks through the model."""
+    def _cached(self, texts: Sequence[str], cache: dict[str, np.ndarray], width: Callable[[], int]) -> np.ndarray:
+        """Rows of `cache` for `texts`, (n, width), running only the texts it lacks through the model.
+
+        `width` is called only for an empty request: some configs have no `hidden_size` to read up front."""
         texts = list(texts)
         with self._lock:
             missing = list(dict.fromkeys(t for t in texts if t not in cache))
             if missing:
                 self._forward(missing)
             if not texts:
-                return np.zeros((0, width), dtype=np.float32)
+                return np.zeros((0, width()), dtype=np.float32)
             if any(t not in cache for t in missing):  # only embeddings can be absent after a forward
                 raise ModelError(f"The teacher {self.name!r} does not return hidden states, so it cannot embed texts.")
             return np.stack([cache[t] for t in texts])
