@@ -160,7 +160,8 @@ def bench_cod_run() -> dict:
     }
 
 
-def bench_heads(ks: list[int], seeds: list[int], epochs: int = 75, test_limit: int = 0, method: str = "kd") -> dict:
+def bench_heads(ks: list[int], seeds: list[int], epochs: int = 75, test_limit: int = 0, method: str = "kd",
+                max_steps: int = 0) -> dict:
     """Test accuracy of KD students with a mean-pooling head and with the CLS head (same draws, same settings)."""
     import numpy as np
 
@@ -174,7 +175,8 @@ def bench_heads(ks: list[int], seeds: list[int], epochs: int = 75, test_limit: i
         for seed in seeds:
             task, draw = _draw(k, seed)
             for head in ("mean", "cls"):
-                cfg = DistillConfig(method=method, k=k, seed=seed, head=head, epochs=epochs, max_validation=200)
+                cfg = DistillConfig(method=method, k=k, seed=seed, head=head, epochs=epochs, max_steps=max_steps,
+                                    max_validation=200)
                 test = task.test[:test_limit] if test_limit else task.test
                 m = distill(cfg, teacher, "demo", draw, None, task.validation, test=test,
                             label_names=task.label_names).metrics  # fmt: skip
@@ -199,6 +201,7 @@ def main() -> int:
     parser.add_argument("--ks", default="8,16", help="budgets for --part heads")
     parser.add_argument("--seeds", default="0,1", help="seeds for --part heads")
     parser.add_argument("--epochs", type=int, default=75, help="epochs for --part heads")
+    parser.add_argument("--max-steps", type=int, default=0, help="optimizer steps per run for --part heads (0: epochs)")
     parser.add_argument("--test-limit", type=int, default=0, help="first N test examples for --part heads (0: all)")
     parser.add_argument("--steps", type=int, default=20, help="optimizer steps per loop in the speed comparison")
     parser.add_argument("--threads", type=int, default=2)
@@ -219,7 +222,7 @@ def main() -> int:
     t0 = time.perf_counter()
     if args.part == "heads":
         ks, seeds = [int(x) for x in args.ks.split(",")], [int(x) for x in args.seeds.split(",")]
-        figures = bench_heads(ks, seeds, args.epochs, args.test_limit)
+        figures = bench_heads(ks, seeds, args.epochs, args.test_limit, max_steps=args.max_steps)
     else:
         figures = bench_cod_run() if args.part == "cod" else bench_speed(args.steps, args.rounds)
     figures["bench_seconds"] = round(time.perf_counter() - t0, 1)

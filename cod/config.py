@@ -165,6 +165,7 @@ class DistillConfig(_Serialisable):
     ce_on_counterfactuals: bool = True  # CE label of a counterfactual is the teacher's argmax
     keep_unflipped: bool = False  # keep counterfactuals the teacher did not flip
     epochs: int = 75
+    max_steps: int = 0  # optimizer steps for the whole run, overriding epochs; 0: epochs x batches per epoch
     learning_rate: float = 6e-5
     batch_size: int = 8
     warmup_ratio: float = 0.1
@@ -197,6 +198,7 @@ class DistillConfig(_Serialisable):
         _check(self.beta >= 0, f"beta must be 0 or more, got {self.beta}.")
         _check(self.lwd_mode in {"auto", "token", "pooled"}, f"lwd_mode {self.lwd_mode!r} is not auto, token or pooled.")
         _check(self.epochs >= 1, f"epochs must be at least 1, got {self.epochs}.")
+        _check(self.max_steps >= 0, f"max_steps must be 0 (use epochs) or a number of optimizer steps, got {self.max_steps}.")
         _check(0 < self.learning_rate < 1, f"learning_rate must be in (0, 1), got {self.learning_rate}.")
         _check(self.batch_size >= 1, f"batch_size must be at least 1, got {self.batch_size}.")
         _check(not self.cod or self.batch_size >= 2, f"With CoD a batch holds whole pairs: batch_size must be at least 2, got {self.batch_size}.")

@@ -238,7 +238,9 @@ def distill(
     loader = torch.utils.data.DataLoader(list(range(len(items))), batch_sampler=sampler, collate_fn=collate)
     local_batches = math.ceil(len(sampler) / accelerator.num_processes)
     steps_per_epoch = math.ceil(local_batches / config.gradient_accumulation)
-    total = steps_per_epoch * config.epochs
+    # A fixed step count (max_steps) trains every k alike; otherwise the run is epochs x batches per epoch.
+    total = config.max_steps or steps_per_epoch * config.epochs
+    n_epochs = math.ceil(total / steps_per_epoch)
     eval_every = config.eval_every or max(1, math.ceil(total / config.evaluations))
     ckpt_every = config.checkpoint_every or eval_every
     no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
@@ -333,7 +335,7 @@ def distill(
     t_train, steps_at_start = time.perf_counter(), step
     epoch = start_epoch
     try:
-        for epoch in range(start_epoch, config.epochs):
+        for epoch in range(start_epoch, n_epochs):
             sampler.set_epoch(epoch)
             if hasattr(loader, "set_epoch"):
                 loader.set_epoch(epoch)
@@ -384,9 +386,9 @@ def distill(
                 stopped = _stop_requested(stop)
                 if step % ckpt_every == 0 or stopped:
                     checkpoint(*next_pos)
-                if stopped or early_stopped:
+                if stopped or early_stopped or step >= total:
                     break
-            if stopped or early_stopped:
+            if stopped or early_stopped or step >= total:
                 break
     except Exception as err:
         emit(DistillEvent("error", step, total, float(epoch), message=f"{type(err).__name__}: {err}",

@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 # Settings that may change between a sweep and its resumption (they only add or drop cells or figures).
 _GRID_KEYS = {"ks", "seeds", "methods", "out", "figures"}
 _ROW_CONFIG = (
-    "epochs", "learning_rate", "batch_size", "alpha", "temperature", "beta", "head", "ce_label",
+    "epochs", "max_steps", "learning_rate", "batch_size", "alpha", "temperature", "beta", "head", "ce_label",
     "ce_on_counterfactuals", "keep_unflipped", "warmup_ratio", "weight_decay", "max_length", "lora",
 )  # fmt: skip
 # Per-cell metrics averaged into summary.csv beside the main metric.

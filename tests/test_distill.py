@@ -144,6 +144,8 @@ def test_settings_are_validated():
         DistillConfig(cod=True, k=7)
     with pytest.raises(ConfigError, match="selection_metric"):
         DistillConfig(selection_metric="test_accuracy")
+    with pytest.raises(ConfigError, match="max_steps must be 0"):
+        DistillConfig(max_steps=-1)
 
 
 def test_uniform_layer_map():
@@ -321,6 +323,16 @@ def test_ce_method_needs_no_teacher_forwards(tiny_classifier, tiny_student, data
     res = distill(_cfg(method="ce"), teacher, str(tiny_student), data["train"], None, [], label_names=["negative", "positive"])
     assert res.metrics["teacher_train_forward_passes"] == 0 and teacher.forward_passes == 0
     assert res.metrics["selection"] == "last"
+
+
+@pytest.mark.parametrize("max_steps", [3, 7])
+def test_max_steps_overrides_epochs(tiny_classifier, tiny_student, data, max_steps):
+    # 8 examples / batch 4 = 2 steps per epoch; 2 epochs would be 4 steps: max_steps wins, mid-epoch or beyond.
+    res = distill(_cfg(method="ce", max_steps=max_steps), None, str(tiny_student), data["train"], None, data["validation"],
+                  label_names=["negative", "positive"])
+    assert res.metrics["steps"] == res.metrics["total_steps"] == max_steps
+    assert res.metrics["epochs_run"] == max_steps / 2
+    assert [e.step for e in res.history if e.kind == "step"] == list(range(1, max_steps + 1))
 
 
 def test_mean_pooling_head_student_round_trips(tiny_classifier, tiny_student, data, tmp_path):

@@ -17,7 +17,7 @@ from cod.cli._common import parse_set
 
 # flag -> DistillConfig field for the common settings; anything else goes through --set KEY=VALUE.
 _FLAGS = {
-    "epochs": ("epochs", int), "lr": ("learning_rate", float), "batch_size": ("batch_size", int),
+    "epochs": ("epochs", int), "max_steps": ("max_steps", int), "lr": ("learning_rate", float), "batch_size": ("batch_size", int),
     "alpha": ("alpha", float), "temperature": ("temperature", float), "beta": ("beta", float),
     "head": ("head", str), "lwd_mode": ("lwd_mode", str), "eval_every": ("eval_every", int),
     "evaluations": ("evaluations", int), "max_validation": ("max_validation", int),

@@ -10,7 +10,7 @@ from cod.cli._common import parse_set
 
 # CLI flag -> DistillConfig field, for the settings people change most; anything else goes through --set.
 _DISTILL_FLAGS = {
-    "epochs": int, "lr": float, "batch_size": int, "alpha": float, "temperature": float, "beta": float,
+    "epochs": int, "max_steps": int, "lr": float, "batch_size": int, "alpha": float, "temperature": float, "beta": float,
     "head": str, "evaluations": int, "max_validation": int, "ce_label": str, "warmup_ratio": float,
 }  # fmt: skip
 _FIELD = {"lr": "learning_rate"}
