@@ -21,6 +21,7 @@ import hashlib
 import importlib.util
 import json
 import logging
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -231,8 +232,9 @@ def _run_setfit(student: str, draw: Sequence, test: Sequence, label_names: Seque
         path = str(demo_student_path())
     model = SetFitModel.from_pretrained(path, labels=list(label_names))
     train = Dataset.from_dict({"text": [e.text for e in draw], "label": [e.label for e in draw]})
-    trainer = Trainer(model=model, args=TrainingArguments(seed=seed, num_epochs=1), train_dataset=train)
-    trainer.train()
+    with tempfile.TemporaryDirectory(prefix="cod-setfit-") as tmp:  # SetFit's defaults, but no ./checkpoints left behind
+        args = TrainingArguments(seed=seed, num_epochs=1, output_dir=tmp, save_strategy="no", report_to="none")
+        Trainer(model=model, args=args, train_dataset=train).train()
     return as_scorer(lambda texts: np.asarray(model.predict_proba(texts, as_numpy=True), dtype=float))
 
 

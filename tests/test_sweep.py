@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -99,6 +100,23 @@ def tiny_task():
     return TaskSplits("tiny", train, validation, test, ["negative", "positive"])
 
 
+def test_setfit_missing_is_skipped_with_a_warning(tiny_task, tiny_student, tmp_path, monkeypatch):
+    import importlib.util
+
+    from cod.sweep import sweep
+    from tests.word_teacher import word_teacher
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "setfit" else real_find_spec(name, *a))
+    config = SweepConfig(out=str(tmp_path / "sweep"), task="tiny", student=str(tiny_student), ks=(4,), seeds=(0,),
+                         methods=("setfit",), probe_pairs=0)
+    events = []
+    sweep(config, teacher=word_teacher("sentiment"), splits=tiny_task, counterfactuals=[], probes=[], on_event=events.append)
+    assert [e.message for e in events if e.kind == "warning"] == [
+        "setfit is not installed: `pip install setfit` to run this baseline; skipped."
+    ]
+
+
 def test_tiny_sweep_runs_resumes_and_summarises(tiny_task, tiny_student, tmp_path):
     from cod.sweep import load_results, sweep
     from tests.word_teacher import word_teacher
@@ -117,9 +135,11 @@ def test_tiny_sweep_runs_resumes_and_summarises(tiny_task, tiny_student, tmp_pat
                  "figures/accuracy_vs_k.html", "figures/cod_gain.json", "figures/edit_paths-kd_cod-k4-s0.json"):  # fmt: skip
         assert (out / name).exists(), name
     results = pd.read_csv(out / "results.csv")
-    assert len(results) == 4 and set(results.status) == {"done"}
-    assert set(results.method) == {"kd", "kd+cod"}  # setfit is not installed: skipped with a warning
-    assert any(e.kind == "warning" and "setfit" in e.message for e in events)
+    assert len(results) == 6 and set(results.status) == {"done"}
+    assert set(results.method) == {"kd", "kd+cod", "setfit"}
+    setfit = results[results.method == "setfit"]  # the real SetFit trainer on the same student, no teacher
+    assert (setfit.real_examples == 4).all() and setfit.student_accuracy.between(0, 1).all()
+    assert not [e for e in events if "setfit" in e.message] and not Path("checkpoints").exists()
     assert (results.n == len(tiny_task.test)).all() and (results.teacher_accuracy == 1.0).all()
     cod = results[results.method == "kd+cod"]
     # Budget matching: 2 real examples + their 2 counterfactuals vs 4 real examples of the same draw.
@@ -130,16 +150,16 @@ def test_tiny_sweep_runs_resumes_and_summarises(tiny_task, tiny_student, tmp_pat
     summary = pd.read_csv(out / "summary.csv")
     assert set(SUMMARY_COLUMNS) <= set(summary.columns)
     assert summary.set_index("method").loc["kd+cod", "n_paired"] == 2
-    assert list(result.summary.method) == ["kd", "kd+cod"]
+    assert list(result.summary.method) == ["kd", "kd+cod", "setfit"]
 
     # Resume: nothing runs again; a larger grid only runs the new cells.
     events.clear()
     sweep(config, teacher=teacher, splits=tiny_task, counterfactuals=pool, probes=probes, on_event=events.append)
-    assert [e.kind for e in events if e.kind in {"cell", "skip"}] == ["skip"] * 4
+    assert [e.kind for e in events if e.kind in {"cell", "skip"}] == ["skip"] * 6
     events.clear()
     sweep(config.replace(seeds=(0, 1, 2)), teacher=teacher, splits=tiny_task, counterfactuals=pool, probes=probes, on_event=events.append)
-    assert [e.cell for e in events if e.kind == "cell"] == ["kd-k4-s2", "kd_cod-k4-s2"]
-    assert len(load_results(out)) == 6
+    assert [e.cell for e in events if e.kind == "cell"] == ["kd-k4-s2", "kd_cod-k4-s2", "setfit-k4-s2"]
+    assert len(load_results(out)) == 9
 
 
 def test_sweep_stops_cleanly_and_leaves_no_half_cell(tiny_task, tiny_student, tmp_path):
