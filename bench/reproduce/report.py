@@ -19,6 +19,14 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))  # run as a script from anywhere: `cod` is the repository's
 # Hamman et al. (NeurIPS 2025), SST-2 accuracy of the KD student without and with CoD.
 PAPER = {"kd": {8: 0.617, 16: 0.712, 32: 0.757, 64: 0.820}, "kd+cod": {8: 0.719, 16: 0.781, 32: 0.821, 64: 0.827}}
+# The issue's quick probes on this setup (teacher 0.85, MiniLM student, lr 6e-5, 75 epochs, batch 8), k = 8 / 16 / 32.
+REFERENCE = {
+    "KD, CLS head (5 seeds)": (0.534, 0.553, 0.578),
+    "CoD, CLS head (5 seeds)": (0.453, 0.595, 0.673),
+    "KD, mean-pooling head (3 seeds)": (0.567, 0.595, 0.642),
+    "CoD, mean-pooling head (3 seeds)": (0.470, 0.634, 0.693),
+    "SetFit, no teacher (3 seeds)": (0.609, 0.627, 0.677),
+}
 
 
 def _fmt(row: pd.Series | None) -> str:
@@ -40,7 +48,25 @@ def _markdown(df: pd.DataFrame) -> str:
     return "\n".join(f"| {r} |" for r in rows)
 
 
-def write_report(sweep_dir: Path, seconds: float | None, command: str, dest: Path = HERE, note: str = "") -> Path:
+def ablation_table(results: pd.DataFrame, ablation: pd.DataFrame) -> str:
+    """One ablation sweep against the main one: per method and k, its accuracy and the paired change per seed."""
+    from cod.stats import paired_difference, summarise
+
+    main = {(r.method, r.k, r.seed): r.student_accuracy for r in results.itertuples()}
+    lines = ["| method | k | seeds | accuracy | main sweep, same cells | change, paired [95% CI] | seeds better |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for (method, k), cells in ablation.groupby(["method", "k"], sort=True):
+        own = dict(zip(cells.seed, cells.student_accuracy))
+        base = {s: main[(method, k, s)] for s in own if (method, k, s) in main}
+        a, b, d = summarise(list(own.values())), summarise(list(base.values())), paired_difference(own, base)
+        base_text = f"{b.mean:.3f} ± {b.std:.3f}" if base else "–"
+        change = f"{d.diff:+.3f} [{d.ci_low:+.3f}, {d.ci_high:+.3f}]" if d.n else "–"
+        lines.append(f"| {method} | {k} | {len(own)} | {a.mean:.3f} ± {a.std:.3f} | {base_text} | {change} | {d.won}/{d.n} |")
+    return "\n".join(lines)
+
+
+def write_report(sweep_dir: Path, seconds: float | None, command: str, dest: Path = HERE, note: str = "",
+                 ablations: dict[str, tuple[Path, str]] | None = None) -> Path:
     """Write SUMMARY.md and copy the tables and figures of `sweep_dir` into `dest`."""
     from cod.plots import accuracy_vs_k, cod_gain_vs_k, save_figure
 
@@ -75,19 +101,26 @@ def write_report(sweep_dir: Path, seconds: float | None, command: str, dest: Pat
         "",
         "Test accuracy: mean ± std [95% bootstrap interval] over seeds; gain: paired difference with its interval and seeds won.",
         "",
-        "| k | KD | KD+CoD | CoD gain | paper KD | paper CoD | LWD | LWD+CoD | LWD CoD gain | CE |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| k | KD | KD+CoD | CoD gain | paper KD | paper CoD | LWD | LWD+CoD | LWD CoD gain | CE | SetFit |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for k in sorted(summary.k.unique()):
         lines.append(
             f"| {k} | {_fmt(cell('kd', k))} | {_fmt(cell('kd+cod', k))} | {_gain(cell('kd+cod', k))} | "
             f"{PAPER['kd'].get(k, '–')} | {PAPER['kd+cod'].get(k, '–')} | {_fmt(cell('lwd', k))} | "
-            f"{_fmt(cell('lwd+cod', k))} | {_gain(cell('lwd+cod', k))} | {_fmt(cell('ce', k))} |"
+            f"{_fmt(cell('lwd+cod', k))} | {_gain(cell('lwd+cod', k))} | {_fmt(cell('ce', k))} | {_fmt(cell('setfit', k))} |"
         )
+    lines += ["", "The issue's reference probes on this setup (teacher 0.85, 75 epochs), k = 8 / 16 / 32:", "",
+              "| reference | k = 8 | k = 16 | k = 32 |", "|---|---|---|---|"]  # fmt: skip
+    lines += [f"| {name} | {' | '.join(f'{v:.3f}' for v in values)} |" for name, values in REFERENCE.items()]
     diag = [c for c in ("mean_agreement", "mean_flip_fidelity", "mean_edit_path_distance", "mean_student_share_last",
-                        "mean_train_teacher_gold_conflict", "mean_cf_flip_rate", "mean_train_examples") if c in summary]  # fmt: skip
+                        "mean_train_teacher_gold_conflict", "mean_train_teacher_mean_p_last", "mean_cf_flip_rate",
+                        "mean_train_examples") if c in summary]  # fmt: skip
     if diag:
         lines += ["", "Diagnostics (means over seeds):", "", _markdown(summary[["method", "k", *diag]])]
+    for title, (path, ablation_command) in (ablations or {}).items():
+        lines += ["", f"## Ablation: {title}", "", f"Command: `{ablation_command}`", "",
+                  ablation_table(results, pd.read_csv(path / "results.csv"))]  # fmt: skip
     lines += ["", "Figures: accuracy_vs_k.html / .json, cod_gain.html / .json (Plotly JSON loads with `plotly.io.from_json`)."]
     path = dest / "SUMMARY.md"
     path.write_text("\n".join(lines) + "\n")
@@ -102,8 +135,11 @@ def main() -> None:
     parser.add_argument("--command", default="bench/reproduce/run.sh")
     parser.add_argument("--dest", type=Path, default=HERE)
     parser.add_argument("--note", default="", help="a paragraph put under the title (what this run is and is not)")
+    parser.add_argument("--ablation", nargs=3, action="append", default=[], metavar=("TITLE", "SWEEP_DIR", "COMMAND"),
+                        help="another sweep over some of the same cells, tabled against this one (repeatable)")
     args = parser.parse_args()
-    print(write_report(args.sweep_dir, args.seconds, args.command, args.dest, args.note))
+    ablations = {title: (Path(path), command) for title, path, command in args.ablation}
+    print(write_report(args.sweep_dir, args.seconds, args.command, args.dest, args.note, ablations))
 
 
 if __name__ == "__main__":
