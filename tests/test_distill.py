@@ -358,3 +358,40 @@ def test_label_mismatch_is_a_clear_error(tiny_classifier_3way, tiny_student, dat
     with pytest.raises(DistillError, match="3 labels"):
         distill(_cfg(), teacher, str(tiny_student), data["train"], None, data["validation"],
                 label_names=["negative", "positive"])
+
+
+_TRACKED_RUN = """
+import json, sys
+from cod.distill import distill
+from tests.test_distill import _cfg, _teacher, _texts
+teacher, student = sys.argv[1:3]
+distill(_cfg(tracker="trackio", seed=3), _teacher(teacher), student, _texts(8, 0), None, _texts(12, 1),
+        label_names=["negative", "positive"])
+from trackio.sqlite_storage import SQLiteStorage
+runs = SQLiteStorage.get_runs("cod-studio")
+print(json.dumps({"runs": runs, "logs": SQLiteStorage.get_logs("cod-studio", run=runs[0])}, default=str))
+"""
+
+
+def test_trackio_tracker_logs_steps_and_validation_locally(tiny_classifier, tiny_student, tmp_path):
+    # trackio reads its folder at import: a fresh interpreter with TRACKIO_DIR in a temporary folder (nothing online).
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("trackio")
+    env = {**os.environ, "TRACKIO_DIR": str(tmp_path / "trackio"), "HF_HUB_OFFLINE": "1"}
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, "-c", _TRACKED_RUN, str(tiny_classifier), str(tiny_student)], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=240)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith('{"runs"')))
+    assert len(out["runs"]) == 1
+    logs = out["logs"]
+    steps = [row for row in logs if "train/loss" in row]
+    evals = [row for row in logs if "val_accuracy" in row]
+    assert [row["step"] for row in steps] == [1, 2, 3, 4]  # 8 examples / batch 4 x 2 epochs
+    assert all(row["train/kd"] >= 0 for row in steps) and 1 <= len(evals) <= 4
+    assert all(0 <= row["val_accuracy"] <= 1 for row in evals)
+    assert any(p.suffix == ".db" for p in (tmp_path / "trackio").rglob("*"))
