@@ -409,7 +409,20 @@ def _check_resumable(config: SweepConfig, out: Path) -> None:
                 f"{out} holds a sweep made with other settings ({', '.join(f'{k}: {theirs.get(k)!r} -> {mine.get(k)!r}' for k in changed)}): "
                 "use a new --out folder, or the same settings to resume it."
             )
-    _atomic_write(path, json.dumps({"settings": mine, "grid": {k: list(getattr(config, k)) for k in ("ks", "seeds", "methods")}}, indent=2))
+    _atomic_write(path, json.dumps({"settings": mine, "grid": _grid(config, out)}, indent=2))
+
+
+def _grid(config: SweepConfig, out: Path) -> dict[str, list]:
+    """Every k, seed and method run in this folder so far (earlier invocations first, then this one's new values):
+    adding a method or a seed to a finished sweep keeps the finished cells in its tables."""
+    path = out / "sweep.json"
+    before = json.loads(path.read_text()).get("grid", {}) if path.exists() else {}
+    grid = {}
+    for key in ("ks", "seeds", "methods"):
+        values = list(before.get(key, []))
+        values += [v for v in getattr(config, key) if v not in values]
+        grid[key] = sorted(values) if key != "methods" else values
+    return grid
 
 
 def _run_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -464,12 +477,14 @@ def _cell_figures(out: Path, name: str, probes, teacher, student, names, memo: d
 
 def _write_tables(config: SweepConfig, out: Path, teacher_accuracy: float | None, figures: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     results = load_results(out)
+    path = out / "sweep.json"
+    grid = json.loads(path.read_text())["grid"] if path.exists() else {k: list(getattr(config, k)) for k in ("ks", "seeds", "methods")}
     if len(results):
-        grid = {(m, k, s) for m in config.methods for k in config.ks for s in config.seeds}
-        results = results[[(m, k, s) in grid for m, k, s in zip(results.method, results.k, results.seed)]]
-        rank = {m: i for i, m in enumerate(config.methods)}
+        cells = {(m, k, s) for m in grid["methods"] for k in grid["ks"] for s in grid["seeds"]}
+        results = results[[(m, k, s) in cells for m, k, s in zip(results.method, results.k, results.seed)]]
+        rank = {m: i for i, m in enumerate(grid["methods"])}
         results = results.sort_values(["k", "seed"], kind="stable").sort_values("method", key=lambda s: s.map(rank), kind="stable")
-    summary = summarise_results(results, confidence=config.confidence, methods=config.methods)
+    summary = summarise_results(results, confidence=config.confidence, methods=grid["methods"])
     results.to_csv(out / "results.csv", index=False)
     summary.to_csv(out / "summary.csv", index=False)
     if figures and config.figures and len(summary):

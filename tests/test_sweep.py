@@ -160,6 +160,13 @@ def test_tiny_sweep_runs_resumes_and_summarises(tiny_task, tiny_student, tmp_pat
     sweep(config.replace(seeds=(0, 1, 2)), teacher=teacher, splits=tiny_task, counterfactuals=pool, probes=probes, on_event=events.append)
     assert [e.cell for e in events if e.kind == "cell"] == ["kd-k4-s2", "kd_cod-k4-s2", "setfit-k4-s2"]
     assert len(load_results(out)) == 9
+    # Adding a method to the finished sweep: its tables keep every earlier cell and add the new ones.
+    events.clear()
+    more = sweep(config.replace(methods=("ce",), seeds=(0,)), teacher=teacher, splits=tiny_task, counterfactuals=pool,
+                 probes=probes, on_event=events.append)  # fmt: skip
+    assert [e.cell for e in events if e.kind == "cell"] == ["ce-k4-s0"]
+    assert len(pd.read_csv(out / "results.csv")) == 10 and list(more.summary.method) == ["kd", "kd+cod", "setfit", "ce"]
+    assert json.loads((out / "sweep.json").read_text())["grid"] == {"ks": [4], "seeds": [0, 1, 2], "methods": ["kd", "kd+cod", "setfit", "ce"]}
 
 
 def test_sweep_stops_cleanly_and_leaves_no_half_cell(tiny_task, tiny_student, tmp_path):
