@@ -53,7 +53,7 @@ def bench_speed(steps: int, rounds: int = 2) -> dict:
     texts = [e.text for e in draw]
     teacher.logits(texts)  # both sides start with a warm teacher cache: the comparison is the loop
 
-    def run_ours() -> float:
+    def run_ours() -> tuple[float, dict]:
         res = distill(cfg, teacher, "demo", draw, None, task.validation, label_names=task.label_names)
         return res.metrics["steps_per_second"], res.metrics
 

@@ -193,6 +193,8 @@ def _build(target: Path, progress: Progress | None, train_size: int) -> Path:
     tokenizer = AutoTokenizer.from_pretrained(encoder_path)
     encoder = AutoModel.from_pretrained(encoder_path, add_pooling_layer=False).eval()
     recipe.truncate(encoder, max(DEMO_LAYERS))  # layers above the highest candidate are never needed
+    device = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+    encoder.to(device)
     log.info("Building the demo teacher: mpnet layers %s probed on %d train sentences", DEMO_LAYERS, len(train))
 
     splits = {"train": train, "validation": task.validation, "test": task.test}
@@ -217,6 +219,7 @@ def _build(target: Path, progress: Progress | None, train_size: int) -> Path:
     check_logits = features["validation"][layer][:32] @ weight.T + bias
     del features
 
+    encoder.to("cpu")
     recipe.truncate(encoder, layer)
     config = MeanPoolingConfig(
         encoder=encoder.config.to_dict(),
@@ -251,7 +254,7 @@ def _build(target: Path, progress: Progress | None, train_size: int) -> Path:
         "validation_accuracy_by_layer": {str(k): round(v, 4) for k, v in by_layer.items()},
         "regularisation_C": c,
         "build_seconds": round(seconds, 1),
-        "device": "cpu",
+        "device": str(device),
         "torch_threads": torch.get_num_threads(),
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }

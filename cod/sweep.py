@@ -477,8 +477,7 @@ def _cell_figures(out: Path, name: str, probes, teacher, student, names, memo: d
 
 def _write_tables(config: SweepConfig, out: Path, teacher_accuracy: float | None, figures: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     results = load_results(out)
-    path = out / "sweep.json"
-    grid = json.loads(path.read_text())["grid"] if path.exists() else {k: list(getattr(config, k)) for k in ("ks", "seeds", "methods")}
+    grid = _grid(config, out)
     if len(results):
         cells = {(m, k, s) for m in grid["methods"] for k in grid["ks"] for s in grid["seeds"]}
         results = results[[(m, k, s) in cells for m, k, s in zip(results.method, results.k, results.seed)]]

@@ -121,7 +121,11 @@ def write_report(sweep_dir: Path, seconds: float | None, command: str, dest: Pat
     for title, (path, ablation_command) in (ablations or {}).items():
         lines += ["", f"## Ablation: {title}", "", f"Command: `{ablation_command}`", "",
                   ablation_table(results, pd.read_csv(path / "results.csv"))]  # fmt: skip
-    lines += ["", "Figures: accuracy_vs_k.html / .json, cod_gain.html / .json (Plotly JSON loads with `plotly.io.from_json`)."]
+    if (dest / "accuracy_vs_k.png").exists():  # screenshots of the same figures, taken outside this script
+        lines += ["", "Figures: accuracy_vs_k.html / .json / .png, cod_gain.html / .json / .png (Plotly JSON loads with "
+                  "`plotly.io.from_json`; the PNGs are screenshots of the same figures)."]  # fmt: skip
+    else:
+        lines += ["", "Figures: accuracy_vs_k.html / .json, cod_gain.html / .json (Plotly JSON loads with `plotly.io.from_json`)."]
     path = dest / "SUMMARY.md"
     path.write_text("\n".join(lines) + "\n")
     return path
