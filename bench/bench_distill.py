@@ -1,6 +1,6 @@
 """Speed of the distillation loop on the demo pair (mpnet teacher -> MiniLM student), printed as figures.
 
-1. steps/s of `cod.distill` against a plain Hugging Face `Trainer` whose `compute_loss` does the same CE + alpha*KL
+1. steps/s of `cod.distill.trainer` against a plain Hugging Face `Trainer` whose `compute_loss` does the same CE + alpha*KL
    on the same data, as a ratio measured in one process: (a) the Trainer runs the teacher in every step, as a plain
    distillation trainer does; (b) the Trainer reads teacher logits precomputed once (the loop overhead alone).
 2. teacher forward passes on training texts == unique training texts (a fresh teacher, a 75-epoch CoD run).
@@ -29,8 +29,8 @@ sys.path.insert(0, str(ROOT))
 
 
 def _draw(k: int, seed: int):
-    from cod.data import sample_few_shot
-    from cod.tasks import load_task
+    from cod.data.readers import sample_few_shot
+    from cod.data.tasks import load_task
 
     task = load_task("demo")
     return task, sample_few_shot(task.train, k, seed=seed, label_names=task.label_names)
@@ -42,9 +42,9 @@ def bench_speed(steps: int, rounds: int = 2) -> dict:
     from transformers import Trainer, TrainingArguments
 
     from cod.config import DistillConfig
-    from cod.distill import distill
-    from cod.losses import ce_loss, kd_loss
-    from cod.models import load_student, load_teacher
+    from cod.distill.trainer import distill
+    from cod.distill.losses import ce_loss, kd_loss
+    from cod.modeling.loading import load_student, load_teacher
 
     task, draw = _draw(16, 0)
     teacher = load_teacher("demo")
@@ -124,10 +124,10 @@ def bench_cod_run() -> dict:
     """A k=16 CoD run (kd+cod, default settings) with a fresh teacher: forward passes, wall time, peak memory."""
     from cod.config import DistillConfig
     from cod.counterfactuals import propose
-    from cod.data import cod_real_half
-    from cod.distill import distill
-    from cod.models import load_classifier
-    from cod.teacher import Teacher
+    from cod.data.readers import cod_real_half
+    from cod.distill.trainer import distill
+    from cod.modeling.loading import load_classifier
+    from cod.modeling.scoring import Teacher
 
     task, draw = _draw(16, 0)
     model, tok = load_classifier("demo")
@@ -166,8 +166,8 @@ def bench_heads(ks: list[int], seeds: list[int], epochs: int = 75, test_limit: i
     import numpy as np
 
     from cod.config import DistillConfig
-    from cod.distill import distill
-    from cod.models import load_teacher
+    from cod.distill.trainer import distill
+    from cod.modeling.loading import load_teacher
 
     teacher = load_teacher("demo")
     rows = []

@@ -35,8 +35,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from cod.config import LexicalConfig
     from cod.counterfactuals.lexical import LexicalProposer
-    from cod.models import load_teacher
-    from cod.tasks import load_task
+    from cod.modeling.loading import load_teacher
+    from cod.data.tasks import load_task
 
     task = load_task("demo")
     examples = task.test[: args.n]

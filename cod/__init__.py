@@ -11,11 +11,11 @@ DEMO = "demo"  # the word that means "the embedded default" wherever a model id 
 
 
 def _register_heads() -> None:
-    """Register cod's mean-pooling classifier with transformers' Auto classes (importing cod.heads does it)."""
-    if "cod.heads" in sys.modules:  # imported, or being imported (it registers itself as its last step)
+    """Register cod's mean-pooling classifier with transformers' Auto classes (importing cod.modeling.heads does it)."""
+    if "cod.modeling.heads" in sys.modules:  # imported, or being imported (it registers itself as its last step)
         return
     try:
-        import cod.heads  # noqa: F401
+        import cod.modeling.heads  # noqa: F401
     except Exception:  # never break `import transformers` for someone who does not need our head
         logging.getLogger(__name__).warning("Could not register cod's mean-pooling head", exc_info=True)
 

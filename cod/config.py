@@ -38,7 +38,7 @@ class _Serialisable:
 
 @dataclass(frozen=True)
 class DataConfig(_Serialisable):
-    """How `cod.data` reads files: column mapping, label set, limits and what to drop."""
+    """How `cod.data.readers` reads files: column mapping, label set, limits and what to drop."""
 
     text_column: str | None = None  # None: guess from common names (text, sentence, review, ...)
     text_pair_column: str | None = None  # None: guessed only for known pairs (sentence1/sentence2, ...)
@@ -66,7 +66,7 @@ class DataConfig(_Serialisable):
 
 @dataclass(frozen=True)
 class ModelConfig(_Serialisable):
-    """Which model and how to run it (`cod.models`). `name` is a Hub id, a local path, or 'demo'."""
+    """Which model and how to run it (`cod.modeling.loading`). `name` is a Hub id, a local path, or 'demo'."""
 
     name: str = "demo"
     device: str | None = None  # None: cuda > mps > cpu
@@ -152,7 +152,7 @@ class LLMConfig(_Serialisable):
 
 @dataclass(frozen=True)
 class DistillConfig(_Serialisable):
-    """One distillation run (`cod.distill`). Paper defaults: alpha 20, T 2."""
+    """One distillation run (`cod.distill.trainer`). Paper defaults: alpha 20, T 2."""
 
     method: str = "kd"  # ce | kd | lwd
     cod: bool = False  # k/2 real examples + their k/2 counterfactuals

@@ -34,7 +34,7 @@ import pandas as pd
 from cod.config import SweepConfig
 from cod.counterfactuals.base import Counterfactual
 from cod.errors import CodError, ConfigError
-from cod.stats import paired_difference, summarise
+from cod.eval.stats import paired_difference, summarise
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +157,7 @@ class _Cache:
         _atomic_write(path, "".join(json.dumps(c.to_record(self.label_names), default=_json_default) + "\n" for c in cfs))
 
     def teacher_probs(self, teacher: Any, texts: Sequence[str]) -> np.ndarray:
-        from cod.evaluate import scorer_probs
+        from cod.eval.metrics import scorer_probs
 
         path = self.out / "teacher_test.npz"
         digest = hashlib.sha256("\n".join(texts).encode()).hexdigest()
@@ -196,8 +196,8 @@ def _make_counterfactuals(config: SweepConfig, real: Sequence, teacher: Any, poo
 
 def _diagnostics(draw: Sequence, cod: bool, cfs: Sequence[Counterfactual], teacher: Any, num_labels: int) -> dict[str, float]:
     """What the student is trained on: teacher-vs-gold conflicts, the teacher's lean, the CE labels' balance."""
-    from cod.data import cod_real_half
-    from cod.evaluate import scorer_probs
+    from cod.data.readers import cod_real_half
+    from cod.eval.metrics import scorer_probs
 
     real = cod_real_half(draw) if cod else list(draw)
     real_texts = {e.text for e in real}
@@ -223,11 +223,11 @@ def _run_setfit(student: str, draw: Sequence, test: Sequence, label_names: Seque
     from datasets import Dataset
     from setfit import SetFitModel, Trainer, TrainingArguments
 
-    from cod.evaluate import as_scorer
+    from cod.eval.metrics import as_scorer
 
     path = student
     if student == "demo":
-        from cod.demo import demo_student_path
+        from cod.modeling.demo.build import demo_student_path
 
         path = str(demo_student_path())
     model = SetFitModel.from_pretrained(path, labels=list(label_names))
@@ -271,19 +271,19 @@ def sweep(
     is an optional pool (e.g. curated ones) used before the proposer for any original it covers; `probes` are
     held-out pairs for boundary fidelity (default: made from test examples by the proposer). `stop` is a callable
     or a threading.Event; a stopped sweep resumes where it left off."""
-    from cod.boundary import check_held_out
-    from cod.data import cod_real_half, sample_few_shot
+    from cod.eval.boundary import check_held_out
+    from cod.data.readers import cod_real_half, sample_few_shot
 
     out = Path(config.out)
     (out / "cells").mkdir(parents=True, exist_ok=True)
     emit = on_event or (lambda event: None)
     _check_resumable(config, out)
     if splits is None:
-        from cod.tasks import load_task
+        from cod.data.tasks import load_task
 
         splits = load_task(config.task)
     if teacher is None:
-        from cod.models import load_teacher
+        from cod.modeling.loading import load_teacher
 
         teacher = load_teacher(config.teacher)
     names = list(splits.label_names)
@@ -336,8 +336,8 @@ def sweep(
 
 def _run_cell(ctx: _Context, method: str, k: int, seed: int, draw: list, cfs: list[Counterfactual], done: int) -> dict | None:
     """Train and evaluate one cell and write its cell.json; None when the run was stopped."""
-    from cod.distill import distill
-    from cod.evaluate import StudentScorer, evaluate
+    from cod.distill.trainer import distill
+    from cod.eval.metrics import StudentScorer, evaluate
 
     config, name, is_cod = ctx.config, cell_name(method, k, seed), method.endswith("+cod")
     started = time.perf_counter()
@@ -358,7 +358,7 @@ def _run_cell(ctx: _Context, method: str, k: int, seed: int, draw: list, cfs: li
         row["student_share_last"] = row.get(f"student_share_{ctx.names[-1]}")
         row.update(_diagnostics(draw, is_cod, cfs, ctx.teacher, len(ctx.names)))
         if ctx.probes:
-            from cod.boundary import boundary_fidelity
+            from cod.eval.boundary import boundary_fidelity
 
             row.update(boundary_fidelity(ctx.probes, ctx.teacher, student))
             if config.figures and seed == config.seeds[0]:
@@ -439,7 +439,7 @@ def _probes(config: SweepConfig, out: Path, cache: _Cache, test: Sequence, train
     """The held-out probe pairs (from test examples, never training ones), made once and cached."""
     if not config.probe_pairs:
         return []
-    from cod.boundary import check_held_out, probe_pairs
+    from cod.eval.boundary import check_held_out, probe_pairs
 
     path = out / "probes.jsonl"
     if path.exists():
@@ -457,8 +457,8 @@ def _probes(config: SweepConfig, out: Path, cache: _Cache, test: Sequence, train
 
 def _cell_figures(out: Path, name: str, probes, teacher, student, names, memo: dict[str, np.ndarray]) -> None:
     """Boundary view and edit paths of one cell (the teacher's embeddings of the probes are computed once)."""
-    from cod.boundary import boundary_points, edit_path_table
-    from cod.plots import boundary_view, edit_path_plot, save_figure
+    from cod.eval.boundary import boundary_points, edit_path_table
+    from cod.eval.plots import boundary_view, edit_path_plot, save_figure
 
     figures = out / "figures"
     save_figure(edit_path_plot(edit_path_table(probes, teacher, student), title=f"Edit paths: {name}"), figures, f"edit_paths-{name}", include_plotlyjs="directory")
@@ -487,7 +487,7 @@ def _write_tables(config: SweepConfig, out: Path, teacher_accuracy: float | None
     results.to_csv(out / "results.csv", index=False)
     summary.to_csv(out / "summary.csv", index=False)
     if figures and config.figures and len(summary):
-        from cod.plots import accuracy_vs_k, cod_gain_vs_k, save_figure
+        from cod.eval.plots import accuracy_vs_k, cod_gain_vs_k, save_figure
 
         save_figure(accuracy_vs_k(summary, teacher_accuracy), out / "figures", "accuracy_vs_k", include_plotlyjs="directory")
         if summary.paired_diff.notna().any():

@@ -32,7 +32,7 @@ def run_choices(services, state: PageState) -> list[tuple[str, str]]:
 
 def student_for(services, state: PageState, key: str | None):
     """A scorer for the chosen run's student (kept in memory after a run; else loaded from its folder)."""
-    from cod.evaluate import StudentScorer
+    from cod.eval.metrics import StudentScorer
 
     key = key or state.run_key
     if not key:
@@ -43,7 +43,7 @@ def student_for(services, state: PageState, key: str | None):
     run = services.store().run(int(key))
     if not run.artifact_dir or not (Path(run.artifact_dir) / "model").exists():
         raise DistillError(f"Run {key} has no saved student (status {run.status}): pick a finished run.")
-    from cod.models import load_classifier
+    from cod.modeling.loading import load_classifier
 
     model, tokenizer = load_classifier(str(Path(run.artifact_dir) / "model"))
     scorer = StudentScorer(model, tokenizer)
@@ -59,7 +59,7 @@ def held_out(state: PageState) -> tuple[list, str]:
 
 def metrics_and_disagreements(services, state: PageState, key: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Teacher and student metrics on held-out examples, and the examples where they disagree."""
-    from cod.evaluate import evaluate, evaluation_table, scorer_probs
+    from cod.eval.metrics import evaluate, evaluation_table, scorer_probs
 
     teacher, student = services.teacher(state.teacher), student_for(services, state, key)
     examples, split = held_out(state)
@@ -84,7 +84,8 @@ def metrics_and_disagreements(services, state: PageState, key: str | None) -> tu
 
 def boundary_figures(services, state: PageState, key: str | None, n_pairs: int, pair: int = 0):
     """Probe pairs on held-out examples: the boundary map and one pair's edit path (teacher orange, student blue)."""
-    from cod import boundary, plots
+    from cod.eval import boundary
+    from cod.eval import plots
 
     teacher, student = services.teacher(state.teacher), student_for(services, state, key)
     probes = state.extra.get("probes")
@@ -108,8 +109,8 @@ def boundary_figures(services, state: PageState, key: str | None, n_pairs: int, 
 
 def accuracy_figure(services, state: PageState):
     """Student test accuracy against k from the project's finished runs and recorded sweeps (mean and interval)."""
-    from cod import plots
-    from cod.stats import summarise
+    from cod.eval import plots
+    from cod.eval.stats import summarise
 
     rows = []
     store = services.store()

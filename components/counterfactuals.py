@@ -316,7 +316,7 @@ def regenerate_selected(services, state: PageState, kind: str, base_url="", mode
 
 
 def _example(store, state: PageState, record):
-    from cod.data import Example
+    from cod.data.readers import Example
 
     for i, e in store.example_rows(state.project, FEW_SHOT):
         if i == record.example_id:

@@ -22,7 +22,7 @@ NONE = "(none)"
 def task_names() -> list[str]:
     """Built-in tasks offered in the dropdown (the demo first)."""
     try:
-        from cod.tasks import TASKS
+        from cod.data.tasks import TASKS
 
         names = list(TASKS)
     except ImportError:
@@ -32,13 +32,13 @@ def task_names() -> list[str]:
 
 def load_task(state: PageState, name: str) -> PageState:
     """Point the session at a built-in task: train split to sample from, validation and test kept aside."""
-    from cod.data import LabelledData, LoadReport
+    from cod.data.readers import LabelledData, LoadReport
 
     name = (name or DEMO).strip()
     try:
-        from cod.tasks import load_task as _load
+        from cod.data.tasks import load_task as _load
     except ImportError:  # DATA's loader not there yet: the demo task exists since the foundation
-        from cod.tasks import rotten_tomatoes
+        from cod.data.tasks import rotten_tomatoes
 
         if name not in (DEMO, "rotten_tomatoes"):
             raise DataError(f"Task {name!r} is not available yet: pick 'demo'.")
@@ -62,7 +62,7 @@ def load_upload(
     if not path:
         raise DataError("No file uploaded: drop a CSV, TSV, JSONL, JSON or Parquet file, or pick a built-in task.")
     from cod.config import DataConfig
-    from cod.data import load
+    from cod.data.readers import load
 
     def pick(v: str | None) -> str | None:
         return None if v in (None, "", AUTO, NONE) else v
@@ -81,7 +81,7 @@ def sample(state: PageState, k: int, seed: int) -> PageState:
     """Draw the class-balanced, seeded few-shot set (classes interleaved, so CoD's real half is the first k/2)."""
     if state.data is None:
         raise DataError("No data yet: upload a file or pick a built-in task first.")
-    from cod.data import sample_few_shot
+    from cod.data.readers import sample_few_shot
 
     k, seed = int(k), int(seed)
     state.k, state.seed = k, seed

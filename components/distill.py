@@ -77,7 +77,7 @@ def start_run(services, state: PageState, session: str, config, resume_from: int
     labels, student = list(state.label_names), state.student
 
     def run(job):
-        from cod.distill import distill
+        from cod.distill.trainer import distill
 
         if resume_from is not None:
             record = store.resume_run(int(resume_from))  # same config and folder: training restarts from its checkpoint

@@ -56,7 +56,7 @@ def check_teacher(services, state: PageState, name: str) -> tuple[PageState, str
                 f"{len(state.label_names)} {state.label_names}: choose a matching teacher or map the labels."
             )
         try:
-            from cod.models import check_labels
+            from cod.modeling.loading import check_labels
 
             check_labels(teacher.label_names, state.label_names)
         except ImportError:

@@ -59,7 +59,7 @@ def ensure_project(services, state: PageState, name: str | None = None) -> str:
 
 def open_project(services, state: PageState, name: str) -> PageState:
     """Reopen a saved project: its data, draw, models and curation exactly as last saved."""
-    from cod.data import LabelledData, LoadReport
+    from cod.data.readers import LabelledData, LoadReport
 
     store = services.store()
     project = store.project(name)

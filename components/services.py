@@ -166,14 +166,14 @@ class Worker:
 
 def demo_teacher_dir() -> Path:
     """Where MODELS builds the embedded demo teacher."""
-    from cod.demo import demo_teacher_dir as _dir
+    from cod.modeling.demo.build import demo_teacher_dir as _dir
 
     return _dir()
 
 
 def demo_teacher_ready() -> bool:
     """Whether the demo teacher is completely built (never starts a build)."""
-    from cod.demo import is_built
+    from cod.modeling.demo.build import is_built
 
     return is_built()
 
@@ -234,7 +234,7 @@ class Services:
         with self._model_lock:
             if name not in self._teachers:
                 try:
-                    from cod.models import load_teacher
+                    from cod.modeling.loading import load_teacher
                 except ImportError as err:  # the library part is still being written
                     raise ModelError(f"Loading teachers is not available yet ({err}).") from err
                 self._teachers[name] = load_teacher(name)
@@ -248,7 +248,7 @@ class Services:
             return None
         with self._lock:
             if self._build_job is None:
-                from cod.demo import build_demo_teacher
+                from cod.modeling.demo.build import build_demo_teacher
 
                 def run(job):
                     return build_demo_teacher(progress=lambda f, m: job.emit({"fraction": f, "message": m}))
@@ -286,7 +286,7 @@ class Services:
         """The project store (SQLite at `store_path`, default `$COD_HOME/cod.db`), opened once."""
         with self._lock:
             if self._store is None:
-                from cod.store import Store
+                from cod.store.projects import Store
 
                 self._store = Store(self.store_path)
             return self._store

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
-    from cod.data import Example, LabelledData
+    from cod.data.readers import Example, LabelledData
 
 
 @dataclass

@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cod.counterfactuals.base import Counterfactual  # noqa: E402
-from cod.store import Store  # noqa: E402
+from cod.store.projects import Store  # noqa: E402
 
 BATCH = 40
 

@@ -17,7 +17,7 @@ from components.projects import open_project
 from components.services import Services, Worker, ui_errors
 from components.state import PageState
 from cod.errors import DataError, DistillError, ProposerError
-from cod.store import Store
+from cod.store.projects import Store
 from tests.fake_openai import FakeOpenAI, ok, original_text
 from tests.tiny import make_tiny_classifier, make_word_classifier
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from cod.boundary import (
+from cod.eval.boundary import (
     boundary_fidelity,
     boundary_points,
     check_held_out,

@@ -1,4 +1,4 @@
-"""cod.data: awkward files of every kind, each validation error's message, few-shot sampling."""
+"""cod.data.readers: awkward files of every kind, each validation error's message, few-shot sampling."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from cod.config import DataConfig
-from cod.data import Example, cod_real_half, from_frame, load, sample_few_shot
+from cod.data.readers import Example, cod_real_half, from_frame, load, sample_few_shot
 from cod.errors import DataError
 
 POS = ["great fun", "a lovely film", "brilliant acting", "so moving", "the best story", "charming plot"]

@@ -11,7 +11,8 @@ import pytest
 
 import torch
 
-from cod import demo, demo_train
+from cod.modeling.demo import build as demo
+from cod.modeling.demo import recipe as demo_train
 from cod.errors import ModelError
 
 
@@ -91,7 +92,7 @@ TEXTS = ["a good film", "bad and dull and boring", "not so great", "the plot was
 def test_pooled_layers_and_truncation_agree_with_the_full_encoder(tiny_mpnet):
     import copy
 
-    from cod.heads import mean_pool
+    from cod.modeling.heads import mean_pool
 
     encoder, tokenizer = tiny_mpnet
     ticks = []
@@ -158,8 +159,8 @@ def test_demo_student_path():
 def test_real_demo_teacher():
     from transformers import AutoModelForSequenceClassification
 
-    from cod.heads import MeanPoolingForSequenceClassification
-    from cod.models import load_teacher
+    from cod.modeling.heads import MeanPoolingForSequenceClassification
+    from cod.modeling.loading import load_teacher
 
     path = demo.demo_teacher_path()  # built once per machine (make setup); built here only if missing
     metrics = demo.demo_teacher_metrics()

@@ -11,9 +11,9 @@ import torch
 
 from cod.config import DistillConfig
 from cod.counterfactuals.base import Counterfactual
-from cod.data import Example
-from cod.distill import DistillEvent, build_training_set, distill
-from cod.distill_data import PairBatchSampler, uniform_layer_map
+from cod.data.readers import Example
+from cod.distill.trainer import DistillEvent, build_training_set, distill
+from cod.distill.batching import PairBatchSampler, uniform_layer_map
 from cod.errors import ConfigError, DistillError
 from tests.tiny import WORDS, make_tiny_classifier
 
@@ -35,7 +35,7 @@ def _texts(n: int, seed: int = 0) -> list[Example]:
 def _teacher(path):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from cod.teacher import Teacher
+    from cod.modeling.scoring import Teacher
 
     return Teacher(AutoModelForSequenceClassification.from_pretrained(path), AutoTokenizer.from_pretrained(path), name="tiny-teacher")
 
@@ -304,7 +304,7 @@ def test_lwd_token_level_with_shared_tokenizer_pooled_otherwise(tiny_classifier,
 def test_three_labels(tiny_classifier_3way, data):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from cod.teacher import Teacher
+    from cod.modeling.scoring import Teacher
 
     teacher = Teacher(AutoModelForSequenceClassification.from_pretrained(tiny_classifier_3way),
                       AutoTokenizer.from_pretrained(tiny_classifier_3way))
@@ -338,7 +338,7 @@ def test_max_steps_overrides_epochs(tiny_classifier, tiny_student, data, max_ste
 def test_mean_pooling_head_student_round_trips(tiny_classifier, tiny_student, data, tmp_path):
     from transformers import AutoModelForSequenceClassification
 
-    from cod.heads import register
+    from cod.modeling.heads import register
 
     register()
     res = distill(_cfg(head="mean", epochs=1), _teacher(tiny_classifier), str(tiny_student), data["train"], None,
@@ -351,7 +351,7 @@ def test_mean_pooling_head_student_round_trips(tiny_classifier, tiny_student, da
 def test_label_mismatch_is_a_clear_error(tiny_classifier_3way, tiny_student, data):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from cod.teacher import Teacher
+    from cod.modeling.scoring import Teacher
 
     teacher = Teacher(AutoModelForSequenceClassification.from_pretrained(tiny_classifier_3way),
                       AutoTokenizer.from_pretrained(tiny_classifier_3way))
@@ -362,7 +362,7 @@ def test_label_mismatch_is_a_clear_error(tiny_classifier_3way, tiny_student, dat
 
 _TRACKED_RUN = """
 import json, sys
-from cod.distill import distill
+from cod.distill.trainer import distill
 from tests.test_distill import _cfg, _teacher, _texts
 teacher, student = sys.argv[1:3]
 distill(_cfg(tracker="trackio", seed=3), _teacher(teacher), student, _texts(8, 0), None, _texts(12, 1),

@@ -38,7 +38,7 @@ def test_cli_kd_run_prints_metrics_and_writes_folder(csv_file, tiny_classifier, 
 def test_cli_cod_with_counterfactual_file(csv_file, tiny_classifier, tiny_student, tmp_path, capsys, cod_home):
     import numpy as np
 
-    from cod.data import load, sample_few_shot
+    from cod.data.readers import load, sample_few_shot
 
     data = load(csv_file)
     # The same draw the command makes: the seeded hold-out, then the class-balanced sample.

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
-from cod.data import Example
+from cod.data.readers import Example
 from cod.errors import ModelError
-from cod.evaluate import (
+from cod.eval.metrics import (
     StudentScorer,
     accuracy,
     agreement,
@@ -109,7 +109,7 @@ def test_evaluate_command_writes_metrics_and_figures(tiny_classifier, tiny_stude
 
     from cod.cli import main
     from cod.counterfactuals.base import Counterfactual
-    from cod.tasks import load_task
+    from cod.data.tasks import load_task
 
     test = load_task("demo").test[:3]
     probes = tmp_path / "probes.jsonl"

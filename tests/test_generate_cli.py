@@ -31,7 +31,7 @@ def _generate(capsys, *args):
 
 
 def test_writes_one_record_per_example_and_resumes_from_cache(cod_home, teacher_dir, data_file, tmp_path, capsys):
-    from cod.models import clear_teacher_cache
+    from cod.modeling.loading import clear_teacher_cache
 
     out_file = tmp_path / "cfes.jsonl"
     code, out, err = _generate(capsys, "--data", data_file, "--teacher", teacher_dir, "--out", out_file)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import cod  # noqa: F401  (registers the head)
-from cod.heads import MeanPoolingConfig, MeanPoolingForSequenceClassification, lora_target_modules, mean_pool
+from cod.modeling.heads import MeanPoolingConfig, MeanPoolingForSequenceClassification, lora_target_modules, mean_pool
 
 
 def test_mean_pool_ignores_padding():

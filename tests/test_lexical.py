@@ -7,7 +7,7 @@ from cod.counterfactuals import make_proposer, propose
 from cod.counterfactuals.lexical import LexicalProposer, Op, match_case, render, split_word
 from cod.counterfactuals.lexicon import load_lexicon, read_vader, read_wordnet_antonyms, usable_word, vader_path
 from cod.counterfactuals.score import char_similarity, margin, score, similarity, tokenizer_fit
-from cod.data import Example
+from cod.data.readers import Example
 from cod.errors import ConfigError
 from tests.tiny import WORDS, make_word_classifier
 
@@ -15,7 +15,7 @@ from tests.tiny import WORDS, make_word_classifier
 def _teacher(path):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from cod.teacher import Teacher
+    from cod.modeling.scoring import Teacher
 
     return Teacher(AutoModelForSequenceClassification.from_pretrained(path), AutoTokenizer.from_pretrained(path))
 

@@ -14,7 +14,7 @@ import pytest
 from cod.config import LLMConfig
 from cod.counterfactuals.llm import LLMProposer, endpoint_name, resolve_api_key
 from cod.counterfactuals.prompts import VERSIONS, build_messages, choose_template, parse_candidates
-from cod.data import Example
+from cod.data.readers import Example
 from cod.errors import ConfigError, ProposerError
 from tests.fake_openai import FakeOpenAI, Reply, Scripted, closed_port_url, fail, ok, original_text
 from tests.word_teacher import word_teacher

@@ -12,7 +12,7 @@ import pytest
 
 from cod.config import LLMConfig
 from cod.counterfactuals.llm import LLMProposer
-from cod.data import Example
+from cod.data.readers import Example
 from tests.word_teacher import word_teacher
 
 BASE_URL = os.environ.get("COD_TEST_LLM_BASE_URL")

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from cod.losses import ce_loss, kd_loss, layerwise_loss
+from cod.distill.losses import ce_loss, kd_loss, layerwise_loss
 
 
 def test_kd_is_zero_for_identical_logits():

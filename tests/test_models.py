@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from cod.errors import ModelError
-from cod.heads import MeanPoolingForSequenceClassification
-from cod.models import (
+from cod.modeling.heads import MeanPoolingForSequenceClassification
+from cod.modeling.loading import (
     check_labels,
     clear_teacher_cache,
     load_classifier,
@@ -58,7 +58,7 @@ def test_check_labels():
 
 
 def test_generic_labels_map_by_index_with_a_warning(caplog):
-    with caplog.at_level(logging.WARNING, logger="cod.models"):
+    with caplog.at_level(logging.WARNING, logger="cod.modeling.loading"):
         check_labels(["LABEL_0", "LABEL_1"], ["negative", "positive"])
     assert "mapped by index" in caplog.text
 
@@ -177,7 +177,7 @@ def test_predict_cli_error_is_one_line(capsys):
 
 def test_model_config(tiny_classifier):
     from cod.config import ConfigError, ModelConfig
-    from cod.models import teacher_from_config
+    from cod.modeling.loading import teacher_from_config
 
     with pytest.raises(ConfigError, match="head 'max'"):
         ModelConfig(head="max")

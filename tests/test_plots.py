@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import plotly.io as pio
 
-from cod.boundary import boundary_points, edit_path_table
-from cod.plots import accuracy_vs_k, boundary_view, cod_gain_vs_k, edit_path_plot, save_figure
+from cod.eval.boundary import boundary_points, edit_path_table
+from cod.eval.plots import accuracy_vs_k, boundary_view, cod_gain_vs_k, edit_path_plot, save_figure
 from tests.test_boundary import PAIRS, count_scorer
 
 

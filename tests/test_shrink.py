@@ -12,7 +12,7 @@ from tests.tiny import make_word_classifier
 def teacher(tmp_path_factory):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from cod.teacher import Teacher
+    from cod.modeling.scoring import Teacher
 
     path = make_word_classifier(tmp_path_factory.mktemp("word-binary"))
     return Teacher(AutoModelForSequenceClassification.from_pretrained(path), AutoTokenizer.from_pretrained(path))

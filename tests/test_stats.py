@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from cod.stats import bootstrap_ci, paired_difference, seeds_won, summarise
+from cod.eval.stats import bootstrap_ci, paired_difference, seeds_won, summarise
 
 
 def test_bootstrap_ci_brackets_the_mean_and_narrows_with_more_data():

@@ -11,10 +11,10 @@ import sys
 import pytest
 
 from cod.counterfactuals.base import Counterfactual
-from cod.data import Example
+from cod.data.readers import Example
 from cod.errors import DataError, StoreError
-from cod.store import Store
-from cod.store_schema import CURRENT_VERSION, SCHEMA_V1
+from cod.store.projects import Store
+from cod.store.db import CURRENT_VERSION, SCHEMA_V1
 
 LABELS = ["negative", "positive"]
 EXAMPLES = [Example("a good film", 1), Example("a bad film", 0), Example("great fun", 1), Example("a dull mess", 0)]
@@ -262,7 +262,7 @@ def _snapshot(store: Store, name: str):
 
 @pytest.mark.parametrize("suffix", ["pairs.jsonl", "pairs.csv", "folder"])
 def test_export_import_round_trip(store, tmp_path, suffix):
-    from cod.store_io import pair_records
+    from cod.store.transfer import pair_records
 
     ids = curated_project(store)
     store.edit(ids[2], 'NA, "quoted"\nline two — é')  # CSV quoting, a newline, a word pandas would read as missing
@@ -306,7 +306,7 @@ def test_dataset_export(store, tmp_path):
 
 
 def test_push_to_hub_offline_fails_clearly(store, monkeypatch):
-    from cod.store_io import dataset_card, push_to_hub
+    from cod.store.transfer import dataset_card, push_to_hub
 
     curated_project(store)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from cod.store import Store
+from cod.store.projects import Store
 
 from tests.store_worker import BATCH
 

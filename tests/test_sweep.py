@@ -66,7 +66,7 @@ SWAP = dict(zip(POS, NEG)) | dict(zip(NEG, POS))
 
 
 def _sentences(n, seed):
-    from cod.data import Example
+    from cod.data.readers import Example
 
     rng = np.random.default_rng(seed)
     out = []
@@ -93,7 +93,7 @@ def _pairs(examples, teacher):
 
 @pytest.fixture(scope="module")
 def tiny_task():
-    from cod.data import TaskSplits
+    from cod.data.readers import TaskSplits
 
     train, validation, test = _sentences(40, 0), _sentences(10, 1), _sentences(24, 2)
     test = [type(e)(e.text + " test", e.label) for e in test]  # held out: no text shared with train
@@ -206,7 +206,7 @@ def test_sweep_command_line_on_the_demo_task_with_tiny_models(tiny_classifier, t
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "2 cells" in printed and "[2/2] ce-k4-s0: accuracy" in printed and "summary.csv" in printed
-    from cod.store import Store
+    from cod.store.projects import Store
 
     with Store(tmp_path / "cod.db") as store:  # recorded, so the app's Compare tab can plot it
         (sweep,) = store.sweeps()

@@ -1,4 +1,4 @@
-"""cod.tasks: the paper's preprocessing on small local files shaped like the Hub datasets, and load_task."""
+"""cod.data.tasks: the paper's preprocessing on small local files shaped like the Hub datasets, and load_task."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import json
 import pandas as pd
 import pytest
 
-from cod import tasks
-from cod.data import Example
+from cod.data import tasks
+from cod.data.readers import Example
 from cod.errors import DataError
-from cod.tasks import (
+from cod.data.tasks import (
     TASKS,
     load_task,
     prepare_amazon,

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from cod.heads import MeanPoolingForSequenceClassification, mean_pool
-from cod.teacher import Teacher
+from cod.modeling.heads import MeanPoolingForSequenceClassification, mean_pool
+from cod.modeling.scoring import Teacher
 
 TEXTS = ["a good film", "bad and dull", "not so great", "the plot was a mess", "a good film"]
 

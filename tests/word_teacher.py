@@ -10,7 +10,7 @@ import torch
 from transformers import BertTokenizer, PretrainedConfig
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-from cod.teacher import Teacher
+from cod.modeling.scoring import Teacher
 from tests.tiny import WORDS
 
 SENTIMENT = {  # (negative, positive) weight of each word

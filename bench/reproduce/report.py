@@ -50,7 +50,7 @@ def _markdown(df: pd.DataFrame) -> str:
 
 def ablation_table(results: pd.DataFrame, ablation: pd.DataFrame) -> str:
     """One ablation sweep against the main one: per method and k, its accuracy and the paired change per seed."""
-    from cod.stats import paired_difference, summarise
+    from cod.eval.stats import paired_difference, summarise
 
     main = {(r.method, r.k, r.seed): r.student_accuracy for r in results.itertuples()}
     lines = ["| method | k | seeds | accuracy | main sweep, same cells | change, paired [95% CI] | seeds better |",
@@ -68,7 +68,7 @@ def ablation_table(results: pd.DataFrame, ablation: pd.DataFrame) -> str:
 def write_report(sweep_dir: Path, seconds: float | None, command: str, dest: Path = HERE, note: str = "",
                  ablations: dict[str, tuple[Path, str]] | None = None) -> Path:
     """Write SUMMARY.md and copy the tables and figures of `sweep_dir` into `dest`."""
-    from cod.plots import accuracy_vs_k, cod_gain_vs_k, save_figure
+    from cod.eval.plots import accuracy_vs_k, cod_gain_vs_k, save_figure
 
     summary = pd.read_csv(sweep_dir / "summary.csv")
     results = pd.read_csv(sweep_dir / "results.csv")

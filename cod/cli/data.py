@@ -56,7 +56,7 @@ def _config(args):
 
 
 def _inspect(args) -> int:
-    from cod.data import load
+    from cod.data.readers import load
 
     data = load(args.source, _config(args))
     head = [{"row": r, "text": e.text, **({"text_pair": e.text_pair} if e.text_pair is not None else {}),
@@ -76,8 +76,8 @@ def _inspect(args) -> int:
 
 
 def _sample(args) -> int:
-    from cod.data import cod_real_half, load, sample_few_shot
-    from cod.tasks import ALIASES, TASKS, load_task
+    from cod.data.readers import cod_real_half, load, sample_few_shot
+    from cod.data.tasks import ALIASES, TASKS, load_task
 
     if args.source.strip().lower() in TASKS or args.source.strip().lower() in ALIASES:
         task = load_task(args.source)
@@ -98,7 +98,7 @@ def _sample(args) -> int:
 
 
 def _tasks(args) -> int:
-    from cod.tasks import TASKS
+    from cod.data.tasks import TASKS
 
     for info in TASKS.values():
         where = "embedded, offline (also: demo)" if info.hub_id is None else f"{info.hub_id}" + (f" / {info.subset}" if info.subset else "")

@@ -1,6 +1,6 @@
 """`python -m cod distill --data FILE|TASK --teacher demo --student demo --method kd [--cod] --k 16 --seed 0 --out DIR`.
 
-Draws the seeded few-shot set, makes (or reads) the counterfactuals of its real half with --cod, runs `cod.distill`
+Draws the seeded few-shot set, makes (or reads) the counterfactuals of its real half with --cod, runs `cod.distill.trainer`
 with progress on stderr, prints the final metrics. Runs as is on CPU or one GPU, and on several GPUs through
 `accelerate launch -m cod distill ...`.
 """
@@ -76,7 +76,7 @@ def build_config(args: argparse.Namespace):
 
 def _load_like(path: str, names: list[str]):
     """Examples of a validation/test file, with labels mapped by name onto the training file's label order."""
-    from cod.data import Example, load
+    from cod.data.readers import Example, load
     from cod.errors import DataError
 
     data = load(path)
@@ -93,9 +93,9 @@ def load_splits(args: argparse.Namespace, seed: int):
     """(pool, validation, test, label_names, description) from a task or files; a file's validation is held out."""
     import numpy as np
 
-    from cod.data import load
+    from cod.data.readers import load
     from cod.errors import DataError
-    from cod.tasks import ALIASES, TASKS, load_task
+    from cod.data.tasks import ALIASES, TASKS, load_task
 
     key = args.data.strip().lower()
     if not Path(args.data).expanduser().exists() and (key in TASKS or key in ALIASES):
@@ -153,10 +153,10 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from cod.counterfactuals.base import Counterfactual
-    from cod.data import cod_real_half, sample_few_shot
-    from cod.distill import distill
+    from cod.data.readers import cod_real_half, sample_few_shot
+    from cod.distill.trainer import distill
     from cod.errors import ConfigError
-    from cod.models import check_labels, load_teacher
+    from cod.modeling.loading import check_labels, load_teacher
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -197,7 +197,7 @@ def run(args: argparse.Namespace) -> int:
     _say(format_metrics(result.metrics))
     _say(f"saved to {out} (student in {out / 'model'})")
     if args.push_to_hub and int(os.environ.get("RANK", "0")) == 0:
-        from cod.distill_io import push_to_hub
+        from cod.distill.run_folder import push_to_hub
 
         _say(f"pushed to {push_to_hub(out, args.push_to_hub)}")
     return 0

@@ -35,12 +35,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     import cod  # noqa: F401  (registers cod's mean-pooling head with the Auto classes)
-    from cod.boundary import boundary_fidelity, boundary_points, check_held_out, edit_path_table, probe_pairs
+    from cod.eval.boundary import boundary_fidelity, boundary_points, check_held_out, edit_path_table, probe_pairs
     from cod.counterfactuals.base import Counterfactual
     from cod.errors import ModelError
-    from cod.evaluate import StudentScorer, evaluate, evaluation_table
-    from cod.models import load_teacher
-    from cod.plots import boundary_view, edit_path_plot, save_figure
+    from cod.eval.metrics import StudentScorer, evaluate, evaluation_table
+    from cod.modeling.loading import load_teacher
+    from cod.eval.plots import boundary_view, edit_path_plot, save_figure
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -97,11 +97,11 @@ def _model_and_run_dir(name: str) -> tuple[str, Path | None]:
 def _held_out(args: argparse.Namespace):
     """(examples, label_names, training texts to keep probes away from)."""
     if args.data:
-        from cod.data import load
+        from cod.data.readers import load
 
         data = load(args.data)
         return list(data.examples), list(data.label_names), []
-    from cod.tasks import load_task
+    from cod.data.tasks import load_task
 
     splits = load_task(args.task or "demo")
     return list(getattr(splits, args.split)), list(splits.label_names), [e.text for e in splits.train]

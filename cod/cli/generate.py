@@ -54,9 +54,9 @@ def register(subparsers) -> None:
 def load_examples(source: str, split: str | None, limit: int | None):
     """(examples, label_names, description) from a built-in task's split or a data file."""
     from cod.config import DataConfig
-    from cod.data import load
+    from cod.data.readers import load
     from cod.errors import ConfigError, DataError
-    from cod.tasks import ALIASES, TASKS, load_task
+    from cod.data.tasks import ALIASES, TASKS, load_task
 
     if limit is not None and limit < 1:
         raise ConfigError(f"--limit must be at least 1, got {limit}.")
@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from cod.errors import ConfigError
-    from cod.models import check_labels, load_teacher
+    from cod.modeling.loading import check_labels, load_teacher
 
     out = Path(args.out).expanduser()
     if out.exists() and out.is_dir():

@@ -28,7 +28,7 @@ def register(subparsers) -> None:
 def predict(args: argparse.Namespace) -> int:
     """Handler of `predict`."""
     from cod.errors import ModelError
-    from cod.models import load_teacher
+    from cod.modeling.loading import load_teacher
 
     texts = list(args.texts) or [line.rstrip("\n") for line in sys.stdin if line.strip()]
     if not texts:

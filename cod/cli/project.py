@@ -48,7 +48,7 @@ def register(subparsers) -> None:
 
 
 def _store(args: argparse.Namespace):
-    from cod.store import Store
+    from cod.store.projects import Store
 
     return Store(args.db) if args.db else Store()
 
@@ -57,7 +57,7 @@ def _create(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from cod.config import DataConfig
-    from cod.data import load
+    from cod.data.readers import load
 
     names = tuple(n.strip() for n in args.label_names.split(",")) if args.label_names else None
     config = DataConfig(text_column=args.text_column, text_pair_column=args.pair_column, label_column=args.label_column, label_names=names)

@@ -24,7 +24,7 @@ def register(subparsers) -> None:
 
 def build_demo(args: argparse.Namespace) -> int:
     """Handler of `teacher build-demo`."""
-    from cod import demo
+    from cod.modeling.demo import build as demo
 
     if demo.is_built() and not args.force:
         print(f"demo teacher already built: {demo.demo_teacher_dir()}")
@@ -42,7 +42,7 @@ def build_demo(args: argparse.Namespace) -> int:
 
 def show_info(args: argparse.Namespace) -> int:
     """Handler of `teacher info`."""
-    from cod import demo
+    from cod.modeling.demo import build as demo
 
     print(json.dumps({"path": str(demo.demo_teacher_dir()), **demo.demo_teacher_metrics()}, indent=2))
     return 0

@@ -9,8 +9,8 @@ from cod.counterfactuals.base import Counterfactual, Proposer, default_target
 from cod.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from cod.data import Example
-    from cod.teacher import Teacher
+    from cod.data.readers import Example
+    from cod.modeling.scoring import Teacher
 
 PROPOSERS = ("lexical", "llm")
 

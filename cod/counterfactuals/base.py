@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from cod.counterfactuals import edits as E
 
 if TYPE_CHECKING:  # pragma: no cover
-    from cod.data import Example
-    from cod.teacher import Teacher
+    from cod.data.readers import Example
+    from cod.modeling.scoring import Teacher
 
 # on_progress(done, total): proposers call it as examples finish (a progress bar in the CLI, a bar in the UI).
 Progress = Callable[[int, int], None]

@@ -45,8 +45,8 @@ from cod.counterfactuals.shrink import shrink, wins
 from cod.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from cod.data import Example
-    from cod.teacher import Teacher
+    from cod.data.readers import Example
+    from cod.modeling.scoring import Teacher
 
 log = logging.getLogger(__name__)
 
@@ -256,7 +256,7 @@ class _Kit:
 
 
 def _as_example(example: "Example | str", teacher: "Teacher") -> "Example":
-    from cod.data import Example
+    from cod.data.readers import Example
 
     if isinstance(example, str):
         return Example(example, int(teacher.predict([example])[0]))

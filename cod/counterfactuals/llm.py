@@ -35,8 +35,8 @@ from cod.counterfactuals.cache import DiskCache, canonical
 from cod.errors import ConfigError, ProposerError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from cod.data import Example
-    from cod.teacher import Teacher
+    from cod.data.readers import Example
+    from cod.modeling.scoring import Teacher
 
 log = logging.getLogger(__name__)
 

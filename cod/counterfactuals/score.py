@@ -22,7 +22,7 @@ from cod.counterfactuals import edits as E
 from cod.counterfactuals.base import Counterfactual
 
 if TYPE_CHECKING:  # pragma: no cover
-    from cod.teacher import Teacher
+    from cod.modeling.scoring import Teacher
 
 
 def similarity(text: str, counterfactual: str) -> float:

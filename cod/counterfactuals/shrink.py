@@ -9,7 +9,7 @@ from cod.counterfactuals import edits as E
 from cod.counterfactuals.base import Counterfactual, wins
 
 if TYPE_CHECKING:  # pragma: no cover
-    from cod.teacher import Teacher
+    from cod.modeling.scoring import Teacher
 
 
 def split_edits(edits: list[E.Edit]) -> list[E.Edit]:

@@ -16,7 +16,7 @@ import torch
 
 from cod.config import DistillConfig
 from cod.counterfactuals.base import Counterfactual
-from cod.data import Example
+from cod.data.readers import Example
 from cod.errors import DistillError
 
 log = logging.getLogger(__name__)
@@ -61,9 +61,9 @@ class TrainingSet:
 
 
 def real_half(examples: Sequence[Example]) -> list[Example]:
-    """CoD's real half: the first k/2 of the same seeded draw (`cod.data.cod_real_half` when it exists)."""
+    """CoD's real half: the first k/2 of the same seeded draw (`cod.data.readers.cod_real_half` when it exists)."""
     try:
-        from cod.data import cod_real_half
+        from cod.data.readers import cod_real_half
     except ImportError:  # DATA's helper not landed: the contract says draw[:len(draw)//2]
         return list(examples[: len(examples) // 2])
     return list(cod_real_half(list(examples)))

@@ -20,8 +20,8 @@ import numpy as np
 
 from cod.config import DistillConfig
 from cod.counterfactuals.base import Counterfactual
-from cod.data import Example
-from cod.distill_data import (
+from cod.data.readers import Example
+from cod.distill.batching import (
     PairBatchSampler,
     TrainingSet,
     build_training_set,
@@ -74,7 +74,7 @@ class DistillResult:
     @property
     def model_dir(self) -> Path | None:
         """Where the student was saved (`out_dir/model`), loadable with AutoModelForSequenceClassification."""
-        from cod.distill_io import MODEL_DIR
+        from cod.distill.run_folder import MODEL_DIR
 
         return self.out_dir / MODEL_DIR if self.out_dir else None
 
@@ -154,9 +154,9 @@ def distill(
     import torch
     from accelerate.utils import set_seed
 
-    from cod import distill_io as io
-    from cod import distill_student as S
-    from cod.losses import ce_loss, kd_loss, layerwise_loss
+    from cod.distill import run_folder as io
+    from cod.distill import student as S
+    from cod.distill.losses import ce_loss, kd_loss, layerwise_loss
 
     t_start = time.perf_counter()
     label_names = list(label_names or (teacher.label_names if teacher is not None else []))
@@ -426,7 +426,7 @@ def distill(
         t_val = teacher.predict([e.text for e in validation])
         metrics["teacher_validation_accuracy"] = float((t_val == np.array([e.label for e in validation])).mean())
     if test and not stopped:
-        from cod.evaluate import StudentScorer, evaluate
+        from cod.eval.metrics import StudentScorer, evaluate
 
         scorer = StudentScorer(model, tokenizer, max_length=config.max_length, batch_size=config.eval_batch_size)
         if teacher is not None:

@@ -28,15 +28,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cod import store_schema as schema
+from cod.store import db as schema
 from cod.counterfactuals import edits as E
 from cod.counterfactuals.base import Counterfactual
 from cod.errors import DataError, StoreError
 from cod.paths import cod_home
-from cod.store_runs import RUN_STATUSES, Run, RunsMixin, _dumps, _now
+from cod.store.runs import RUN_STATUSES, Run, RunsMixin, _dumps, _now
 
 if TYPE_CHECKING:  # pragma: no cover
-    from cod.data import Example  # imported lazily: cod.data pulls in numpy, and the store opens in light processes
+    from cod.data.readers import Example  # imported lazily: cod.data.readers pulls in numpy, and the store opens in light processes
 
 log = logging.getLogger(__name__)
 
@@ -317,7 +317,7 @@ class Store(RunsMixin):
         return cur.lastrowid
 
     def create_project_from_data(self, name: str, data: Any, **kw: Any) -> Project:
-        """Create a project from a `cod.data.LabelledData` (examples, label names, source and column mapping)."""
+        """Create a project from a `cod.data.readers.LabelledData` (examples, label names, source and column mapping)."""
         columns = {"text": getattr(data, "text_column", "text"), "label": getattr(data, "label_column", "label")}
         if getattr(data, "text_pair_column", None):
             columns["text_pair"] = data.text_pair_column
@@ -441,7 +441,7 @@ class Store(RunsMixin):
             if split is not None:
                 query, args = query + " AND split = ?", (pid, split)
             rows = c.execute(query + " ORDER BY split, position", args).fetchall()
-        from cod.data import Example
+        from cod.data.readers import Example
 
         return [(r["id"], Example(r["text"], r["label"], r["text_pair"])) for r in rows]
 
@@ -633,17 +633,17 @@ class Store(RunsMixin):
             c.execute("UPDATE projects SET updated_at = ? WHERE id = ?", (now, pid))
             return _action(c, c.execute("SELECT * FROM actions WHERE id = ?", (action,)).fetchone())
 
-    # ---- export / import (cod.store_io) ---------------------------------------------------------------------
+    # ---- export / import (cod.store.transfer) ---------------------------------------------------------------------
 
     def export(self, name: str, out: str | Path, which: str = "all") -> Path:
         """Write the project's pairs with provenance to .jsonl, .csv, or a folder (a `datasets` save_to_disk)."""
-        from cod import store_io
+        from cod.store import transfer as store_io
 
         return store_io.export_project(self, name, out, which=which)
 
     def import_file(self, path: str | Path, name: str) -> Project:
         """Create project `name` from an export (.jsonl, .csv or a saved folder)."""
-        from cod import store_io
+        from cod.store import transfer as store_io
 
         return store_io.import_project(self, path, name)
 

@@ -71,7 +71,7 @@ def resolve_dtype(dtype: str, device):
 def resolve_teacher_name(name: str) -> str:
     """`demo` -> the built demo teacher's folder (built if missing); anything else unchanged."""
     if name.strip() == DEMO:
-        from cod.demo import demo_teacher_path
+        from cod.modeling.demo.build import demo_teacher_path
 
         return str(demo_teacher_path())
     return name
@@ -80,7 +80,7 @@ def resolve_teacher_name(name: str) -> str:
 def resolve_student_name(name: str) -> str:
     """`demo` -> the packaged all-MiniLM-L6-v2 folder; anything else unchanged."""
     if name.strip() == DEMO:
-        from cod.demo import demo_student_path
+        from cod.modeling.demo.build import demo_student_path
 
         return str(demo_student_path())
     return name
@@ -157,7 +157,7 @@ def check_labels(model_label_names: Sequence[str], data_label_names: Sequence[st
 
 
 def _is_classifier(config) -> bool:
-    from cod.heads import MODEL_TYPE
+    from cod.modeling.heads import MODEL_TYPE
 
     archs = getattr(config, "architectures", None) or []
     return config.model_type == MODEL_TYPE or any("ForSequenceClassification" in a for a in archs)
@@ -181,7 +181,7 @@ def load_classifier(
     import torch
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
-    import cod.heads  # noqa: F401  (registers the mean-pooling head before any Auto lookup)
+    import cod.modeling.heads  # noqa: F401  (registers the mean-pooling head before any Auto lookup)
 
     if head not in HEADS:
         raise ModelError(f"head {head!r} is not one of {', '.join(HEADS)}.")
@@ -232,7 +232,7 @@ def load_student(
     import torch
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
-    from cod.heads import MODEL_TYPE, MeanPoolingForSequenceClassification
+    from cod.modeling.heads import MODEL_TYPE, MeanPoolingForSequenceClassification
 
     if head not in HEADS:
         raise ModelError(f"head {head!r} is not one of {', '.join(HEADS)}.")
@@ -282,7 +282,7 @@ def load_teacher(
     """The `Teacher` for a classifier (Hub id, local folder, or `demo`); one per (model, device, dtype) per process."""
     import torch
 
-    from cod.teacher import Teacher
+    from cod.modeling.scoring import Teacher
 
     path = resolve_teacher_name(name)
     device = pick_device(device) if not isinstance(device, torch.device) else device

@@ -1,4 +1,4 @@
-"""Runs and sweep results in the project store (mixed into `cod.store.Store`).
+"""Runs and sweep results in the project store (mixed into `cod.store.projects.Store`).
 
 A run records its owner (pid, host, the process's start time) while it is 'running'; when a store opens, runs
 whose owner no longer exists are marked 'interrupted' (a run of a live process, here or in another process, is

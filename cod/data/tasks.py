@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cod.data import Example, TaskSplits
+from cod.data.readers import Example, TaskSplits
 from cod.errors import DataError
 
 DEMO_TASK = "rotten_tomatoes"

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from cod.errors import ModelError
-from cod.heads import mean_pool
+from cod.modeling.heads import mean_pool
 
 
 class Teacher:

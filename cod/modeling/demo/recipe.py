@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from cod.heads import mean_pool
+from cod.modeling.heads import mean_pool
 
 C_GRID = (0.0003, 0.001, 0.003, 0.01, 0.03)  # logistic-regression strengths tried, picked on validation accuracy
 

@@ -21,7 +21,7 @@ import pandas as pd
 from cod.counterfactuals import edits as E
 from cod.counterfactuals.base import Counterfactual
 from cod.errors import DataError
-from cod.evaluate import scorer_probs
+from cod.eval.metrics import scorer_probs
 
 
 def probe_pairs(

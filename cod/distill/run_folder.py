@@ -178,7 +178,7 @@ def peak_memory_mb() -> float:
 def write_run_folder(out_dir: Path, config, metrics, model, tokenizer, ts, targets, ce_labels, ce_weights,
                       label_names, teacher, student_name: str, run_info: dict) -> None:
     """Write config.json, metrics.json, train_set.jsonl, README.md and model/ (see the module docstring)."""
-    from cod.modelcard import render_model_card
+    from cod.distill.modelcard import render_model_card
 
     teacher_name = getattr(teacher, "name", "") if teacher is not None else ""
     context = {"teacher": teacher_name, "student": student_name, "label_names": label_names,

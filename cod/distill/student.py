@@ -19,8 +19,8 @@ log = logging.getLogger(__name__)
 
 
 def load_student(name: str, label_names: list[str], head: str = "auto", trust_remote_code: bool = False):
-    """(model, tokenizer) with a fresh head labelled `label_names` (see `cod.models.load_student`)."""
-    from cod.models import load_student as models_load_student
+    """(model, tokenizer) with a fresh head labelled `label_names` (see `cod.modeling.loading.load_student`)."""
+    from cod.modeling.loading import load_student as models_load_student
 
     return models_load_student(name, label_names=label_names, head=head, trust_remote_code=trust_remote_code)
 
@@ -48,7 +48,7 @@ def lora_targets(model) -> list[str]:
     """Attention projections to adapt: peft's table for the architecture, else found by name."""
     from peft.utils import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as TABLE
 
-    from cod.heads import lora_target_modules
+    from cod.modeling.heads import lora_target_modules
 
     model_type = getattr(model.config, "model_type", "")
     encoder = getattr(model.config, "encoder", None)  # cod's mean-pooling head wraps an encoder config
@@ -150,7 +150,7 @@ def validation_metrics(model, tokenizer, validation, config: DistillConfig, labe
     """Validation accuracy, macro-F1 and the share of each predicted class (a collapse shows there)."""
     import numpy as np
 
-    from cod.evaluate import accuracy, macro_f1
+    from cod.eval.metrics import accuracy, macro_f1
 
     texts = [e.text for e in validation]
     labels = np.array([e.label for e in validation])

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cod.counterfactuals.base import Counterfactual
-from cod.data import Example
+from cod.data.readers import Example
 from cod.errors import DataError, StoreError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from cod.store import Project, Store
+    from cod.store.projects import Project, Store
 
 FORMAT = "cod-pairs/1"
 PROJECT_FILE = "cod_project.json"
@@ -42,7 +42,7 @@ FIRST_COLUMNS = (
 
 def pair_records(store: "Store", name: str, which: str = "all") -> list[dict[str, Any]]:
     """The project's pairs as export records (nested values as Python objects), in proposal order."""
-    from cod.store import CURATED
+    from cod.store.projects import CURATED
 
     if which not in ("all", "curated"):
         raise StoreError(f"which={which!r}: export 'all' pairs (with their status) or only the 'curated' ones.")
@@ -310,7 +310,7 @@ def _check_record(record: dict[str, Any], path: Path, n: int) -> dict[str, Any]:
     if missing:
         raise DataError(f"Line {n} of {path} has no {missing} (it has {sorted(record)[:10]}): it is not a CoD pairs export "
                         f"(each line needs {list(REQUIRED)}).")
-    from cod.store import STATUSES
+    from cod.store.projects import STATUSES
 
     status = record.get("status", "proposed")
     if status not in STATUSES:
@@ -375,7 +375,7 @@ def _proposal(r: dict[str, Any], labels: list[str]) -> Counterfactual:
 
 def _insert_pairs(c: Any, project_id: int, labels: list[str], records: list[dict[str, Any]], proposals: list[Counterfactual],
                   pool: list[dict[str, Any]] | None) -> None:
-    from cod.store import _dumps, _new_action, _now, _source_of
+    from cod.store.projects import _dumps, _new_action, _now, _source_of
 
     by_key: dict[tuple[str, int], int] = {}
 
