@@ -77,3 +77,53 @@ def test_cli_push_to_hub_offline_is_a_clear_error(csv_file, tiny_classifier, tin
     assert code == 2 and "Could not push" in capsys.readouterr().err
     assert (tmp_path / "p" / "model" / "config.json").exists()  # the run itself is kept
 
+
+
+def _parse(*argv):
+    from cod.cli import build_parser
+
+    return build_parser().parse_args(list(argv))
+
+
+def test_every_distill_setting_has_help_and_a_generated_flag(capsys):
+    import dataclasses
+
+    from cod.cli import distill as cli_distill
+    from cod.config import DistillConfig
+
+    fields = dataclasses.fields(DistillConfig)
+    assert all(f.metadata.get("help") for f in fields), [f.name for f in fields if not f.metadata.get("help")]
+    with pytest.raises(SystemExit):
+        _parse("distill", "--help")
+    text = capsys.readouterr().out
+    for f in fields:
+        assert f"--{f.name.replace('_', '-')}" in text and f.metadata["help"].split()[0] in text
+    # Generated flags, aliases of older names, --no- booleans, then --set on top; defaults stay the config's own.
+    args = _parse("distill", "--data", "d.csv", "--out", "o", "--lr", "1e-3", "--cod", "--no-resume",
+                  "--early-stopping", "3", "--warmup-ratio", "0.2", "--set", "warmup_ratio=0.3", "--set", "lora_r=4")
+    config = cli_distill.build_config(args)
+    assert (config.learning_rate, config.cod, config.resume, config.patience) == (1e-3, True, False, 3)
+    assert (config.warmup_ratio, config.lora_r, config.epochs) == (0.3, 4, DistillConfig.epochs)
+    with pytest.raises(SystemExit):  # choices come from the field's metadata
+        _parse("distill", "--data", "d.csv", "--out", "o", "--method", "xx")
+    assert "invalid choice: 'xx'" in capsys.readouterr().err
+
+
+def test_sweep_flags_are_generated_from_both_configs():
+    from cod.cli import sweep as cli_sweep
+    from cod.config import DistillConfig
+
+    args = _parse("sweep", "--out", "s", "--k", "4,8", "--methods", "kd, kd+cod", "--no-figures", "--alpha", "5",
+                  "--patience", "2", "--set", "keep_unflipped=true")
+    config = cli_sweep.build_config(args)
+    assert config.ks == (4, 8) and config.methods == ("kd", "kd+cod") and config.figures is False
+    assert config.distill == {"alpha": 5.0, "patience": 2, "keep_unflipped": True}
+    assert config.distill_config("kd", 4, 0).alpha == 5.0 and DistillConfig().alpha == 20.0
+    with pytest.raises(SystemExit):  # the grid's own settings are not distill flags of a sweep
+        _parse("sweep", "--out", "s", "--cod")
+
+
+def test_a_stored_config_with_the_old_early_stopping_name_still_loads():
+    from cod.config import DistillConfig
+
+    assert DistillConfig.from_dict({"early_stopping": 4}).patience == 4

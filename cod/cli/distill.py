@@ -13,18 +13,8 @@ import os
 import sys
 from pathlib import Path
 
-from cod.cli._common import parse_set
-
-# flag -> DistillConfig field for the common settings; anything else goes through --set KEY=VALUE.
-_FLAGS = {
-    "epochs": ("epochs", int), "max_steps": ("max_steps", int), "lr": ("learning_rate", float), "batch_size": ("batch_size", int),
-    "alpha": ("alpha", float), "temperature": ("temperature", float), "beta": ("beta", float),
-    "head": ("head", str), "lwd_mode": ("lwd_mode", str), "eval_every": ("eval_every", int),
-    "evaluations": ("evaluations", int), "max_validation": ("max_validation", int),
-    "early_stopping": ("early_stopping", int), "mixed_precision": ("mixed_precision", str),
-    "max_length": ("max_length", int), "grad_accum": ("gradient_accumulation", int), "tracker": ("tracker", str),
-    "lora_r": ("lora_r", int), "ce_label": ("ce_label", str),
-}  # fmt: skip
+from cod.cli._common import add_config_flags, config_overrides, parse_set
+from cod.config import DistillConfig
 
 
 def register(subparsers) -> None:
@@ -43,35 +33,19 @@ def register(subparsers) -> None:
     p.add_argument("--counterfactuals", default=None, metavar="FILE", help="JSONL from `python -m cod generate` (with --cod)")
     p.add_argument("--teacher", default="demo", help="teacher: 'demo', a Hub id or a local folder [demo]")
     p.add_argument("--student", default="demo", help="student: 'demo', a Hub id or a local folder [demo]")
-    p.add_argument("--method", default="kd", choices=("ce", "kd", "lwd"), help="ce (no teacher), kd, lwd [kd]")
-    p.add_argument("--cod", action="store_true", help="counterfactual distillation: k/2 real + k/2 counterfactuals")
-    p.add_argument("--k", type=int, default=16, help="example budget [16]")
-    p.add_argument("--seed", type=int, default=0, help="seed of the draw and of training [0]")
     p.add_argument("--out", required=True, metavar="DIR", help="run folder (resumed when it holds this run's checkpoint)")
-    p.add_argument("--lora", action="store_true", help="train LoRA adapters (merged into the saved model)")
-    p.add_argument("--keep-unflipped", action="store_true", help="keep counterfactuals that did not flip the teacher")
-    p.add_argument("--no-ce-on-counterfactuals", action="store_true", help="train counterfactuals with KL only")
-    for flag, (field, kind) in _FLAGS.items():
-        p.add_argument(f"--{flag.replace('_', '-')}", type=kind, default=None, help=f"distill setting {field}")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any other distill setting (JSON value)")
     p.add_argument("--device", default=None, help="teacher device: cpu, cuda, cuda:N, mps [best available]")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     p.add_argument("--push-to-hub", default=None, metavar="REPO", help="push the model and its card to this Hub repo")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_config_flags(p, DistillConfig, title="distill settings (any of them also as --set KEY=VALUE)")
     p.set_defaults(func=run)
 
 
-def build_config(args: argparse.Namespace):
-    """The DistillConfig from the command line (validated)."""
-    from cod.config import DistillConfig
-
-    settings = {"method": args.method, "cod": args.cod, "k": args.k, "seed": args.seed, "lora": args.lora,
-                "keep_unflipped": args.keep_unflipped, "ce_on_counterfactuals": not args.no_ce_on_counterfactuals}  # fmt: skip
-    for flag, (field, _) in _FLAGS.items():
-        if getattr(args, flag) is not None:
-            settings[field] = getattr(args, flag)
-    settings.update(parse_set(args.set))
-    return DistillConfig.from_dict(settings)
+def build_config(args: argparse.Namespace) -> DistillConfig:
+    """The DistillConfig from the command line (validated): the generated flags, then `--set` on top."""
+    return DistillConfig.from_dict({**config_overrides(args, DistillConfig), **parse_set(args.set)})
 
 
 def _load_like(path: str, names: list[str]):

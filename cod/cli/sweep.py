@@ -6,14 +6,11 @@ from __future__ import annotations
 import argparse
 import time
 
-from cod.cli._common import parse_set
+from cod.cli._common import add_config_flags, config_overrides, parse_set
+from cod.config import DistillConfig, SweepConfig
 
-# CLI flag -> DistillConfig field, for the settings people change most; anything else goes through --set.
-_DISTILL_FLAGS = {
-    "epochs": int, "max_steps": int, "lr": float, "batch_size": int, "alpha": float, "temperature": float, "beta": float,
-    "head": str, "evaluations": int, "max_validation": int, "ce_label": str, "warmup_ratio": float,
-}  # fmt: skip
-_FIELD = {"lr": "learning_rate"}
+# Each cell's method, cod, k and seed come from the sweep grid, not from distill settings.
+_GRID = ("method", "cod", "k", "seed")
 
 
 def register(subparsers) -> None:
@@ -25,60 +22,32 @@ def register(subparsers) -> None:
         "counterfactuals; its baseline on all k examples of the same seeded draw. Finished cells are skipped when "
         "the same command runs again. Writes results.csv, summary.csv and figures/ under --out.",
     )
-    p.add_argument("--task", default="demo", help="task name (demo, sst2, ...) [demo]")
-    p.add_argument("--k", default="8,16,32,64", help="comma-separated budgets [8,16,32,64]")
-    p.add_argument("--seeds", default="0,1,2,3,4", help="comma-separated seeds [0,1,2,3,4]")
-    p.add_argument("--methods", default="kd,kd+cod,lwd,lwd+cod,ce", help="comma-separated: ce kd lwd ce+cod kd+cod lwd+cod setfit")
-    p.add_argument("--out", required=True, help="sweep folder (created; resumed when it exists)")
-    p.add_argument("--teacher", default="demo", help="teacher: Hub id, local path or demo [demo]")
-    p.add_argument("--student", default="demo", help="student: Hub id, local path or demo [demo]")
-    p.add_argument("--proposer", default="lexical", choices=["lexical", "llm"], help="counterfactual proposer [lexical]")
-    p.add_argument("--probe-pairs", type=int, default=64, help="held-out probe pairs for boundary fidelity; 0 off [64]")
-    p.add_argument("--test-limit", type=int, default=0, help="evaluate on a fixed subset of N test examples (quick runs) [all]")
-    p.add_argument("--no-figures", action="store_true", help="skip the per-cell boundary figures")
-    for flag, kind in _DISTILL_FLAGS.items():
-        p.add_argument(f"--{flag.replace('_', '-')}", type=kind, default=None, help=f"distill setting {_FIELD.get(flag, flag)}")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any other distill setting (JSON value), repeatable")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any distill setting (JSON value)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     p.add_argument("--project", default=None, help="record the results under this store project (the app's Compare tab shows them)")
     p.add_argument("--db", default=None, help="project store file [$COD_DB or $COD_HOME/cod.db]")
     p.add_argument("--no-record", action="store_true", help="do not record the results in the project store")
+    add_config_flags(p, SweepConfig, required=("out",), title="sweep settings")
+    add_config_flags(p, DistillConfig, skip=_GRID, title="distill settings of every cell (also as --set KEY=VALUE)")
     p.set_defaults(func=run_sweep)
 
 
-def _overrides(args: argparse.Namespace) -> dict:
-    out = {}
-    for flag in _DISTILL_FLAGS:
-        value = getattr(args, flag)
-        if value is not None:
-            out[_FIELD.get(flag, flag)] = value
-    out.update(parse_set(args.set, example="--set keep_unflipped=true"))
-    return out
+def build_config(args: argparse.Namespace) -> SweepConfig:
+    """The SweepConfig from the command line (validated): its flags, the distill flags and `--set` of every cell."""
+    settings = parse_set(args.set, example="--set keep_unflipped=true")
+    distill = {**config_overrides(args, DistillConfig, skip=_GRID), **settings}
+    return SweepConfig.from_dict({**config_overrides(args, SweepConfig), "distill": distill})
 
 
 def run_sweep(args: argparse.Namespace) -> int:
     """Handler of `sweep`."""
-    from cod.config import SweepConfig
     from cod.sweep import sweep
 
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
-    config = SweepConfig(
-        task=args.task,
-        ks=args.k,
-        seeds=args.seeds,
-        methods=tuple(m.strip() for m in args.methods.split(",")),
-        out=args.out,
-        teacher=args.teacher,
-        student=args.student,
-        proposer=args.proposer,
-        distill=_overrides(args),
-        probe_pairs=args.probe_pairs,
-        test_limit=args.test_limit,
-        figures=not args.no_figures,
-    )
+    config = build_config(args)
     started = time.perf_counter()
 
     def show(event) -> None:

@@ -380,7 +380,7 @@ def distill(
                 if step % eval_every == 0 or step == total:
                     evaluate_now(round(epoch_f, 4))
                     last_eval_step = step
-                    if config.early_stopping and best["stale"] >= config.early_stopping:
+                    if config.patience and best["stale"] >= config.patience:
                         early_stopped = True
                 next_pos = (epoch + 1, 0) if b + 1 >= local_batches else (epoch, b + 1)
                 stopped = _stop_requested(stop)
