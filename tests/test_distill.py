@@ -309,7 +309,7 @@ def test_three_labels(tiny_classifier_3way, data):
     teacher = Teacher(AutoModelForSequenceClassification.from_pretrained(tiny_classifier_3way),
                       AutoTokenizer.from_pretrained(tiny_classifier_3way))
     train = [Example(t, i % 3) for i, t in enumerate(["sports game team", "politics vote law", "tech computer phone"] * 3)]
-    val = train[:6]
+    val = [Example(t, i % 3) for i, t in enumerate(["the game team", "the vote law", "the computer phone"] * 2)]
     cfs = _counterfactuals(teacher, [train[0]])  # one pair is enough to exercise CoD with 3 labels
     res = distill(_cfg(method="kd", k=6, cod=True, epochs=2), teacher, str(tiny_classifier_3way), train[:6], cfs,
                   val, test=val)
@@ -322,7 +322,7 @@ def test_ce_method_needs_no_teacher_forwards(tiny_classifier, tiny_student, data
     teacher = _teacher(tiny_classifier)
     res = distill(_cfg(method="ce"), teacher, str(tiny_student), data["train"], None, [], label_names=["negative", "positive"])
     assert res.metrics["teacher_train_forward_passes"] == 0 and teacher.forward_passes == 0
-    assert res.metrics["selection"] == "last"
+    assert res.metrics["selection"] == "last_step"
 
 
 @pytest.mark.parametrize("max_steps", [3, 7])

@@ -80,3 +80,45 @@ def test_layerwise_gradients_reach_projection():
 def test_layerwise_rejects_mismatched_layers():
     with pytest.raises(ValueError, match="one to one"):
         layerwise_loss([torch.zeros(1, 2)], [])
+
+
+def _batch(n: int = 4, labels: int = 3, hidden: int = 5) -> dict:
+    torch.manual_seed(0)
+    return {"labels": torch.randint(0, labels, (n,)), "ce_weights": torch.ones(n),
+            "teacher_logits": torch.randn(n, labels), "teacher_states": [torch.randn(n, hidden)]}  # fmt: skip
+
+
+def test_each_objective_adds_its_weighted_term_to_the_one_before():
+    from cod.config import DistillConfig
+    from cod.distill.losses import OBJECTIVES
+
+    batch, logits, states = _batch(), torch.randn(4, 3), [torch.randn(4, 5)]
+    config = DistillConfig(method="lwd", alpha=2.0, beta=3.0, temperature=1.5)
+    ce = OBJECTIVES["ce"].loss(logits, None, batch, config)
+    kd = OBJECTIVES["kd"].loss(logits, None, batch, config)
+    lwd = OBJECTIVES["lwd"].loss(logits, states, batch, config)
+    assert set(ce) == {"loss", "ce"} and set(kd) == {"loss", "ce", "kd"} and set(lwd) == {"loss", "ce", "kd", "lwd"}
+    assert ce["loss"].item() == pytest.approx(ce_loss(logits, batch["labels"]).item())
+    kd_term = kd_loss(logits, batch["teacher_logits"], 1.5)
+    assert kd["loss"].item() == pytest.approx((ce["loss"] + 2.0 * kd_term).item())
+    lw = layerwise_loss(states, batch["teacher_states"])
+    assert lwd["loss"].item() == pytest.approx((kd["loss"] + 3.0 * lw).item(), rel=1e-6)
+    assert all(v.dim() == 0 for v in lwd.values())
+
+
+def test_objectives_are_zero_beyond_ce_when_the_student_matches_the_teacher():
+    from cod.config import DistillConfig
+    from cod.distill.losses import OBJECTIVES
+
+    batch = _batch()
+    terms = OBJECTIVES["lwd"].loss(batch["teacher_logits"].clone(), [s.clone() for s in batch["teacher_states"]],
+                                   batch, DistillConfig(method="lwd"))  # fmt: skip
+    assert terms["kd"].item() == pytest.approx(0.0, abs=1e-6) and terms["lwd"].item() == 0.0
+    assert terms["loss"].item() == pytest.approx(terms["ce"].item(), rel=1e-5)
+
+
+def test_objectives_declare_the_targets_their_batches_carry():
+    from cod.distill.losses import OBJECTIVES
+
+    assert [(m, o.teacher_logits, o.teacher_states) for m, o in OBJECTIVES.items()] == [
+        ("ce", False, False), ("kd", True, False), ("lwd", True, True)]  # fmt: skip

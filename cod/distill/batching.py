@@ -16,7 +16,7 @@ import torch
 
 from cod.config import DistillConfig
 from cod.counterfactuals.base import Counterfactual
-from cod.data.readers import Example
+from cod.data.readers import Example, cod_real_half
 from cod.errors import DistillError
 
 log = logging.getLogger(__name__)
@@ -61,11 +61,7 @@ class TrainingSet:
 
 
 def real_half(examples: Sequence[Example]) -> list[Example]:
-    """CoD's real half: the first k/2 of the same seeded draw (`cod.data.readers.cod_real_half` when it exists)."""
-    try:
-        from cod.data.readers import cod_real_half
-    except ImportError:  # DATA's helper not landed: the contract says draw[:len(draw)//2]
-        return list(examples[: len(examples) // 2])
+    """CoD's real half of the seeded k draw (`cod_real_half`: its first k/2)."""
     return list(cod_real_half(list(examples)))
 
 
@@ -281,6 +277,8 @@ def make_collate(tokenizer, encodings, labels, weights, logits, states, token_le
                 else:
                     per_layer.append(torch.stack(rows))  # (batch, H)
             batch["teacher_states"] = per_layer
+            if token_level:  # token-level states compare real tokens only
+                batch["state_mask"] = batch["attention_mask"]
         return batch
 
     return collate

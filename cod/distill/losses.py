@@ -1,11 +1,14 @@
 """Distillation losses as plain functions over tensors (no models, no state).
 
-Student loss in the paper (Hamman et al., 2025): CE(student, label) + alpha * kd_loss(...) [+ beta * layerwise_loss(...)].
+Student loss in the paper (Hamman et al., 2025): CE(student, label) + alpha * kd_loss(...)
+[+ beta * layerwise_loss(...)].
+Each method (ce, kd, lwd) is one objective over these terms (`OBJECTIVES`); the trainer calls the one it was given.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -43,7 +46,9 @@ def layerwise_loss(
     maps the student's hidden size to the teacher's (identity when None); `mask` (batch, tokens) marks real tokens.
     """
     if len(student_states) != len(teacher_states):
-        raise ValueError(f"{len(student_states)} student layers but {len(teacher_states)} teacher layers: map them one to one.")
+        raise ValueError(
+            f"{len(student_states)} student layers but {len(teacher_states)} teacher layers: map them one to one."
+        )
     if not student_states:
         raise ValueError("layerwise_loss needs at least one pair of layers.")
     losses = []
@@ -59,3 +64,47 @@ def layerwise_loss(
         else:
             losses.append(F.mse_loss(s, t))
     return torch.stack(losses).mean()
+
+
+# ----------------------------------------------------------------------------- one loss computation per method
+#
+# A method's objective takes the student's outputs on a mini-batch and the batch's targets, and returns its loss terms:
+# "loss" (what is minimised) and each weighted part (for the progress report). The batch carries
+#   labels (batch,)  ce_weights (batch,)  teacher_logits (batch, L)  teacher_states [(batch, H) | (batch, tokens, H)]
+#   state_mask (batch, tokens): real tokens of token-level states (absent for pooled states).
+
+
+def ce_objective(logits, states, batch, config) -> dict[str, torch.Tensor]:
+    """CE only: the few-shot baseline without a teacher signal (counterfactuals carry the teacher's argmax)."""
+    ce = ce_loss(logits, batch["labels"], batch["ce_weights"])
+    return {"loss": ce, "ce": ce}
+
+
+def kd_objective(logits, states, batch, config) -> dict[str, torch.Tensor]:
+    """CE + alpha * KD(teacher || student) at temperature T."""
+    terms = ce_objective(logits, states, batch, config)
+    kd = kd_loss(logits, batch["teacher_logits"], config.temperature)
+    return {**terms, "loss": terms["loss"] + config.alpha * kd, "kd": kd}
+
+
+def lwd_objective(logits, states, batch, config) -> dict[str, torch.Tensor]:
+    """KD + beta * layer-wise MSE between the projected student states and the mapped teacher layers."""
+    terms = kd_objective(logits, states, batch, config)
+    lwd = layerwise_loss(states, batch["teacher_states"], None, mask=batch.get("state_mask"))
+    return {**terms, "loss": terms["loss"] + config.beta * lwd, "lwd": lwd}
+
+
+@dataclass(frozen=True)
+class Objective:
+    """What a method trains on (the teacher targets a batch must carry) and its loss computation."""
+
+    loss: Callable[..., dict[str, torch.Tensor]]
+    teacher_logits: bool
+    teacher_states: bool
+
+
+OBJECTIVES = {
+    "ce": Objective(ce_objective, teacher_logits=False, teacher_states=False),
+    "kd": Objective(kd_objective, teacher_logits=True, teacher_states=False),
+    "lwd": Objective(lwd_objective, teacher_logits=True, teacher_states=True),
+}

@@ -7,31 +7,22 @@ Run folder (`out_dir`):
   README.md          the model card
   model/             the student: save_pretrained + tokenizer (+ README.md); loads with AutoModelForSequenceClassification
   checkpoint/        last.pt (resume state) and best.pt (best weights so far); removed when the run finishes
+                     (`cod.distill.checkpoint`)
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import random
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
+from cod.distill.checkpoint import remove_checkpoint
 from cod.errors import DistillError
 
 MODEL_DIR = "model"
-CHECKPOINT_DIR = "checkpoint"
-
-
-def _atomic_torch_save(obj: Any, path: Path) -> None:
-    # Write then rename: a crash while saving never leaves a half-written checkpoint behind.
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 def write_json(path: Path, obj: Any) -> None:
@@ -54,64 +45,6 @@ def write_json(path: Path, obj: Any) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(clean(obj), indent=2, sort_keys=True) + "\n", encoding="utf-8")
     os.replace(tmp, path)
-
-
-def fingerprint(config_dict: dict, texts_labels: list[tuple[str, int]], student: str) -> str:
-    """Identity of a run for resuming: its settings (except resume-only ones), its training data, its student."""
-    settings = {k: v for k, v in config_dict.items() if k not in {"resume", "tracker"}}
-    blob = json.dumps([settings, texts_labels, student], sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def rng_state() -> dict:
-    """Python, numpy and torch random states (restored on resume so dropout repeats)."""
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-
-
-def set_rng_state(state: dict) -> None:
-    """Inverse of `rng_state`."""
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-
-
-def save_checkpoint(out_dir: Path, state: dict) -> None:
-    """Save the resume state (model, optimizer, scheduler, position, best so far) to checkpoint/last.pt."""
-    folder = out_dir / CHECKPOINT_DIR
-    folder.mkdir(parents=True, exist_ok=True)
-    _atomic_torch_save(state, folder / "last.pt")
-
-
-def save_best(out_dir: Path, best_state: dict) -> None:
-    """Save the best trainable weights so far to checkpoint/best.pt."""
-    folder = out_dir / CHECKPOINT_DIR
-    folder.mkdir(parents=True, exist_ok=True)
-    _atomic_torch_save(best_state, folder / "best.pt")
-
-
-def load_checkpoint(out_dir: Path, fp: str) -> tuple[dict, dict | None] | None:
-    """(last state, best weights) of an earlier run with the same fingerprint, or None when there is none."""
-    last = out_dir / CHECKPOINT_DIR / "last.pt"
-    if not last.exists():
-        return None
-    state = torch.load(last, map_location="cpu", weights_only=False)
-    if state.get("fingerprint") != fp:
-        raise DistillError(
-            f"{out_dir} holds a checkpoint of a different run (other settings, data or student): "
-            "choose another output folder, delete its checkpoint/ folder, or set resume off."
-        )
-    best_path = out_dir / CHECKPOINT_DIR / "best.pt"
-    best = torch.load(best_path, map_location="cpu", weights_only=False) if best_path.exists() else None
-    return state, best
-
-
-def remove_checkpoint(out_dir: Path) -> None:
-    """Delete checkpoint/ once the finished run is saved (it is large and no longer needed)."""
-    folder = out_dir / CHECKPOINT_DIR
-    for name in ("last.pt", "best.pt"):
-        (folder / name).unlink(missing_ok=True)
-    if folder.exists() and not any(folder.iterdir()):
-        folder.rmdir()
 
 
 def write_train_set(path: Path, items, label_names: list[str], logits: dict[str, np.ndarray] | None, originals: dict[int, str], ce_labels: list[int], ce_weights: list[float]) -> None:

@@ -14,6 +14,7 @@ from torch import nn
 
 from cod.config import DistillConfig
 from cod.errors import ModelError
+from cod.modeling.heads import mean_pool
 
 log = logging.getLogger(__name__)
 
@@ -84,12 +85,6 @@ def export_model(model):
     return model
 
 
-def mean_pool(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """(batch, tokens, H), (batch, tokens) -> (batch, H): mean over real tokens."""
-    m = mask.unsqueeze(-1).to(states.dtype)
-    return (states * m).sum(dim=1) / m.sum(dim=1).clamp_min(1e-9)
-
-
 def layer_count_and_width(model) -> tuple[int, int]:
     """(number of transformer layers, hidden size) from a model's config."""
     cfg = model.config
@@ -101,26 +96,29 @@ def layer_count_and_width(model) -> tuple[int, int]:
 
 class StudentRunner(nn.Module):
     """Student + LWD projections (student width -> teacher width, one per mapped layer), applied in forward so that
-    DDP on several GPUs sees them as part of the model."""
+    DDP on several GPUs sees them as part of the model. Without projections it returns no states."""
 
-    def __init__(self, student: nn.Module, projections: int = 0, student_width: int = 0, teacher_width: int = 0):
+    def __init__(self, student: nn.Module, projections: int = 0, student_width: int = 0, teacher_width: int = 0,
+                 token_level: bool = False):  # fmt: skip
         super().__init__()
         self.student = student
         self.projections = nn.ModuleList(nn.Linear(student_width, teacher_width) for _ in range(projections))
+        self.token_level = token_level
 
-    def forward(self, input_ids, attention_mask, token_type_ids=None, with_states: bool = False, token_level: bool = False):
-        """Logits (batch, L) and, with states, one projected state per student layer: (batch, Ht) pooled or
-        (batch, tokens, Ht) token-level."""
+    def forward(self, input_ids, attention_mask, token_type_ids=None):
+        """Logits (batch, L) and, with projections, one projected state per student layer: (batch, Ht) pooled or
+        (batch, tokens, Ht) token-level; else None."""
         kwargs: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention_mask}
         if token_type_ids is not None:
             kwargs["token_type_ids"] = token_type_ids
+        with_states = len(self.projections) > 0
         out = self.student(**kwargs, output_hidden_states=with_states)
         if not with_states:
             return out.logits, None
         if out.hidden_states is None:
             raise ModelError("The student returns no hidden states: use method kd instead of lwd.")
         layers = out.hidden_states[1:]  # skip the embeddings: one (batch, tokens, Hs) state per transformer layer
-        if not token_level:
+        if not self.token_level:
             layers = [mean_pool(h, attention_mask) for h in layers]  # (batch, Hs) each
         return out.logits, [proj(h.float()) for proj, h in zip(self.projections, layers)]
 
@@ -144,18 +142,3 @@ def predict_logits(model, tokenizer, texts: list[str], max_length: int, batch_si
     finally:
         model.train(was_training)
     return out
-
-
-def validation_metrics(model, tokenizer, validation, config: DistillConfig, label_names) -> dict:
-    """Validation accuracy, macro-F1 and the share of each predicted class (a collapse shows there)."""
-    import numpy as np
-
-    from cod.eval.metrics import accuracy, macro_f1
-
-    texts = [e.text for e in validation]
-    labels = np.array([e.label for e in validation])
-    preds = predict_logits(model, tokenizer, texts, config.max_length, config.eval_batch_size).argmax(axis=1)
-    metrics = {"val_accuracy": accuracy(labels, preds), "val_macro_f1": macro_f1(labels, preds)}
-    for i, name in enumerate(label_names):  # a collapse onto one class shows here
-        metrics[f"val_share_{name}"] = float((preds == i).mean())
-    return metrics

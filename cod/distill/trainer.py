@@ -1,9 +1,11 @@
-"""`distill(config, teacher, student, examples, counterfactuals, validation, on_event, stop) -> DistillResult`.
+"""`distill(config, teacher, student, examples, counterfactuals, validation, ...) -> DistillResult`.
 
 One loop for the three methods (ce, kd, lwd) with or without CoD, run through `accelerate` (CPU, one GPU or
-several: `accelerate launch -m cod distill ...`). The loop knows nothing of the UI: it reports through
-`on_event(DistillEvent)` and checks `stop()` after every optimizer step. Teacher outputs are computed once per
-unique training text before the first step; model selection uses the validation split only.
+several: `accelerate launch -m cod distill ...`). A method is one objective (`cod.distill.losses.OBJECTIVES`):
+the loss it computes and the teacher targets its batches carry; nothing else in the loop depends on it.
+The loop knows nothing of the UI: it reports through `on_event(DistillEvent)` and checks `stop()` after every
+optimizer step. Teacher outputs are computed once per unique training text before the first step; checkpoints are
+chosen on held-out texts only (`cod.distill.selection`).
 """
 
 from __future__ import annotations
@@ -21,8 +23,11 @@ import numpy as np
 from cod.config import DistillConfig
 from cod.counterfactuals.base import Counterfactual
 from cod.data.readers import Example
+from cod.distill import checkpoint as ckpt
+from cod.distill import student as S
 from cod.distill.batching import (
     PairBatchSampler,
+    TeacherTargets,
     TrainingSet,
     build_training_set,
     candidate_texts,
@@ -33,9 +38,12 @@ from cod.distill.batching import (
     tokenizers_match,
     uniform_layer_map,
 )
+from cod.distill.losses import OBJECTIVES, Objective
+from cod.distill.run_folder import MODEL_DIR, peak_memory_mb, write_run_folder
+from cod.distill.selection import Selection, held_out, selection_metrics
 from cod.errors import DistillError
 
-__all__ = ["DistillEvent", "DistillResult", "build_training_set", "distill"]
+__all__ = ["DistillEvent", "DistillResult", "build_training_set", "distill", "training_step"]
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +57,7 @@ class DistillEvent:
     total: int
     epoch: float
     losses: dict[str, float] = field(default_factory=dict)  # loss, ce, kd, lwd (mean over the step's micro-batches)
-    metrics: dict[str, Any] = field(default_factory=dict)  # validation metrics (eval), final metrics (done)
+    metrics: dict[str, Any] = field(default_factory=dict)  # held-out metrics (eval), final metrics (done)
     eta_s: float | None = None
     elapsed_s: float = 0.0
     message: str = ""
@@ -61,7 +69,7 @@ class DistillEvent:
 
 @dataclass
 class DistillResult:
-    """The trained student (LoRA merged, best validation checkpoint), its metrics and the run's events."""
+    """The trained student (LoRA merged, the selected checkpoint), its metrics and the run's events."""
 
     model: Any
     tokenizer: Any
@@ -74,9 +82,10 @@ class DistillResult:
     @property
     def model_dir(self) -> Path | None:
         """Where the student was saved (`out_dir/model`), loadable with AutoModelForSequenceClassification."""
-        from cod.distill.run_folder import MODEL_DIR
-
         return self.out_dir / MODEL_DIR if self.out_dir else None
+
+
+# ----------------------------------------------------------------------------- preparing a run
 
 
 def _stop_requested(stop) -> bool:
@@ -92,14 +101,17 @@ def _check_inputs(config: DistillConfig, examples, validation, label_names: list
     for name, split in (("training", examples), ("validation", validation or [])):
         bad = [e for e in split if not 0 <= int(e.label) < n]
         if bad:
-            raise DistillError(f"A {name} example has label {bad[0].label} but the labels are {label_names}: fix the data.")
+            raise DistillError(
+                f"A {name} example has label {bad[0].label} but the labels are {label_names}: fix the data."
+            )
     if len(examples) < 2:
         raise DistillError(f"Distillation needs at least 2 training examples, got {len(examples)}.")
     if teacher is None and (config.method != "ce" or config.cod):
         raise DistillError(f"Method {config.label!r} needs a teacher: load one (or use method ce without CoD).")
     if teacher is not None and teacher.num_labels != n:
         raise DistillError(
-            f"The teacher has {teacher.num_labels} labels ({teacher.label_names}) but the data has {n} ({label_names}): "
+            f"The teacher has {teacher.num_labels} labels ({teacher.label_names}) but the data has {n} "
+            f"({label_names}): "
             "choose a matching teacher or map the labels."
         )
 
@@ -110,7 +122,8 @@ def _accelerator(config: DistillConfig):
 
     # Mixed precision is a GPU feature here: on CPU (or MPS) the run stays float32 whatever was asked.
     precision = config.mixed_precision if torch.cuda.is_available() else "no"
-    kwargs: dict[str, Any] = {"mixed_precision": precision, "gradient_accumulation_steps": config.gradient_accumulation}
+    kwargs: dict[str, Any] = {"mixed_precision": precision,
+                              "gradient_accumulation_steps": config.gradient_accumulation}  # fmt: skip
     if config.tracker:
         from accelerate.tracking import get_available_trackers
 
@@ -132,6 +145,332 @@ def _accelerator(config: DistillConfig):
         return Accelerator(**kwargs)
 
 
+def _load_student(student, label_names: list[str], config: DistillConfig):
+    """(model, tokenizer, name): loaded by name (seeded, so a fresh head is the same every run) or given as a pair."""
+    if isinstance(student, str | Path):
+        model, tokenizer = S.load_student(str(student), label_names, head=config.head)
+        name = str(student)
+    else:
+        model, tokenizer = student
+        name = getattr(model.config, "_name_or_path", "") or "student"
+    S.set_label_names(model, label_names)
+    if tokenizer.pad_token is None:  # decoder-style tokenizers: pad with EOS
+        tokenizer.pad_token = tokenizer.eos_token
+        model.config.pad_token_id = tokenizer.pad_token_id
+    return model, tokenizer, name
+
+
+@dataclass
+class _LayerPlan:
+    """LWD's uniform layer map and whether states are compared per token (both tokenizers cut texts alike)."""
+
+    teacher_layers: list[int] | None = None
+    mode: str | None = None  # token | pooled; None without states
+    widths: tuple[int, int] = (0, 0)  # (student, teacher) hidden sizes
+
+    @property
+    def token_level(self) -> bool:
+        return self.mode == "token"
+
+
+def _layer_plan(config: DistillConfig, objective: Objective, teacher, model, tokenizer, texts) -> _LayerPlan:
+    if not objective.teacher_states:
+        return _LayerPlan()
+    s_layers, s_width = S.layer_count_and_width(model)
+    t_count, t_width = S.layer_count_and_width(teacher.model)
+    same = tokenizers_match(teacher.tokenizer, tokenizer, texts, config.max_length)
+    if config.lwd_mode == "token" and not same:
+        raise DistillError("lwd_mode 'token' needs teacher and student to share a tokenizer: use 'pooled' or 'auto'.")
+    mode = "token" if (config.lwd_mode == "token" or (config.lwd_mode == "auto" and same)) else "pooled"
+    return _LayerPlan(uniform_layer_map(s_layers, t_count), mode, (s_width, t_width))
+
+
+@dataclass
+class _Data:
+    """The run's training set with its targets: CE labels and weights per item, teacher outputs, the collate."""
+
+    ts: TrainingSet
+    targets: TeacherTargets | None
+    ce_labels: list[int]
+    ce_weights: list[float]
+    collate: Callable
+    verdicts_changed: int
+    teacher_seconds: float
+
+    @property
+    def texts(self) -> list[str]:
+        return [it.example.text for it in self.ts.items]
+
+
+def _training_data(config, objective: Objective, teacher, tokenizer, examples, counterfactuals, layers: _LayerPlan):
+    """Teacher outputs once per unique text, the training items, their CE labels and weights, and the collate."""
+    t0 = time.perf_counter()
+    texts = candidate_texts(config, examples, counterfactuals)
+    if config.method == "ce" and config.ce_label == "gold":  # the teacher only labels counterfactuals
+        real = {e.text for e in (real_half(examples) if config.cod else examples)}
+        texts = [t for t in texts if t not in real]
+    targets = None
+    if texts and teacher is not None:
+        max_len = config.max_length if layers.token_level else getattr(teacher, "max_length", config.max_length)
+        targets = teacher_targets(teacher, texts, layers.teacher_layers, layers.token_level, max_len)
+    changed = 0
+    if config.cod and targets is not None:  # records may come from another teacher: this run's teacher decides
+        counterfactuals, changed = refresh_verdicts(counterfactuals or [], targets.logits)
+    ts = build_training_set(config, examples, counterfactuals)
+    # CE label: gold for real examples (the teacher's argmax with ce_label teacher), the teacher's for counterfactuals.
+    ce_labels = [it.example.label if it.is_counterfactual or config.ce_label == "gold"
+                 else int(np.argmax(targets.logits[it.example.text])) for it in ts.items]  # fmt: skip
+    ce_weights = [0.0 if it.is_counterfactual and not config.ce_on_counterfactuals else 1.0 for it in ts.items]
+    item_texts = [it.example.text for it in ts.items]
+    logits = [targets.logits[t].astype(np.float32) for t in item_texts] if objective.teacher_logits else None
+    states = [targets.states[t] for t in item_texts] if objective.teacher_states else None
+    enc = tokenizer(item_texts, truncation=True, max_length=config.max_length)
+    collate = make_collate(tokenizer, dict(enc), ce_labels, ce_weights, logits, states, layers.token_level)
+    return _Data(ts, targets, ce_labels, ce_weights, collate, changed, time.perf_counter() - t0)
+
+
+def _optimizer(runner, config: DistillConfig):
+    import torch
+
+    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
+    params = [(n, p) for n, p in runner.named_parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for n, p in params if not n.endswith(no_decay)], "weight_decay": config.weight_decay},
+        {"params": [p for n, p in params if n.endswith(no_decay)], "weight_decay": 0.0},
+    ]
+    try:  # the fused kernel: on CPU the default per-tensor loop costs about a third of a MiniLM step
+        return torch.optim.AdamW(groups, lr=config.learning_rate, fused=True)
+    except (RuntimeError, ValueError):
+        return torch.optim.AdamW(groups, lr=config.learning_rate, foreach=True)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The run's length and cadence in optimizer steps."""
+
+    total: int
+    steps_per_epoch: int
+    batches_per_epoch: int  # mini-batches this process sees per epoch
+    epochs: int
+    eval_every: int
+    checkpoint_every: int
+
+
+def _plan(config: DistillConfig, batches: int, processes: int) -> _Plan:
+    local = math.ceil(batches / processes)
+    per_epoch = math.ceil(local / config.gradient_accumulation)
+    # A fixed step count (max_steps) trains every k alike; otherwise the run is epochs x batches per epoch.
+    total = config.max_steps or per_epoch * config.epochs
+    eval_every = config.eval_every or max(1, math.ceil(total / config.evaluations))
+    checkpoint_every = config.checkpoint_every or eval_every
+    return _Plan(total, per_epoch, local, math.ceil(total / per_epoch), eval_every, checkpoint_every)
+
+
+# ----------------------------------------------------------------------------- one step
+
+
+def training_step(runner, batch: dict[str, Any], objective: Objective, config: DistillConfig, optimizer,
+                  accelerator) -> dict[str, float]:  # fmt: skip
+    """One forward and backward on a mini-batch with the method's loss; the optimizer steps when gradient
+    accumulation says so. Returns the loss terms as floats ("loss" and its parts: ce, kd, lwd)."""
+    with accelerator.accumulate(runner):
+        logits, states = runner(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
+        terms = objective.loss(logits, states, batch, config)  # {"loss": total, "ce": ..., ...}
+        accelerator.backward(terms["loss"])
+        if accelerator.sync_gradients:
+            accelerator.clip_grad_norm_([p for p in runner.parameters() if p.requires_grad], 1.0)
+        optimizer.step()
+        optimizer.zero_grad()
+    return {name: value.item() for name, value in terms.items()}
+
+
+# ----------------------------------------------------------------------------- the loop
+
+
+@dataclass
+class _Trainer:
+    """The prepared run: what the loop steps, evaluates, reports and saves."""
+
+    config: DistillConfig
+    objective: Objective
+    accelerator: Any
+    runner: Any
+    tokenizer: Any
+    optimizer: Any
+    scheduler: Any
+    loader: Any
+    sampler: PairBatchSampler
+    plan: _Plan
+    selection: Selection
+    label_names: list[str]
+    out_dir: Path | None
+    fingerprint: str
+    on_event: Callable[[DistillEvent], None] | None
+    stop: Any
+    t_start: float
+    step: int = 0
+    epoch: int = 0  # where the next step starts: epoch and batch within it
+    batch: int = 0
+    history: list[DistillEvent] = field(default_factory=list)
+    best_weights: dict | None = None
+    stopped: bool = False
+    last_eval_step: int = -1
+    eval_seconds: float = 0.0
+
+    @property
+    def finished(self) -> bool:
+        return self.stopped or self.selection.exhausted or self.step >= self.plan.total
+
+    def emit(self, event: DistillEvent) -> None:
+        self.history.append(event)
+        if self.on_event is None or not self.accelerator.is_main_process:
+            return
+        if event.kind != "error":
+            self.on_event(event)
+            return
+        try:  # reporting an error must not hide it
+            self.on_event(event)
+        except Exception:  # noqa: BLE001
+            log.exception("on_event failed while reporting an error")
+
+    def log(self, values: dict[str, Any]) -> None:
+        if self.config.tracker:
+            self.accelerator.log({k: v for k, v in values.items() if isinstance(v, int | float)}, step=self.step)
+
+    def trainable_weights(self) -> dict:
+        # Only what training changes (the full model, or LoRA adapters + head + projections): name -> CPU tensor.
+        unwrapped = self.accelerator.unwrap_model(self.runner)
+        return {n: p.detach().cpu().clone() for n, p in unwrapped.named_parameters() if p.requires_grad}
+
+    def evaluate(self, epoch: float) -> None:
+        """Score the held-out texts, keep the weights when they are the best so far, report."""
+        if not self.selection.active:
+            return
+        t0 = time.perf_counter()
+        held, config = self.selection.held, self.config
+        model = self.accelerator.unwrap_model(self.runner).student
+        logits = S.predict_logits(model, self.tokenizer, held.texts, config.max_length, config.eval_batch_size)
+        preds = logits.argmax(axis=1)  # (n,)
+        metrics = selection_metrics(preds, held, self.label_names)
+        self.eval_seconds += time.perf_counter() - t0
+        if self.selection.update(self.step, metrics):
+            self.best_weights = self.trainable_weights()
+            if self.out_dir is not None and self.accelerator.is_main_process:
+                ckpt.save_best(self.out_dir, self.best_weights)
+        metrics.update(selection=held.mode, best_step=self.selection.best_step, best_metric=self.selection.best_score)
+        self.last_eval_step = self.step
+        self.emit(DistillEvent("eval", self.step, self.plan.total, epoch, metrics=metrics,
+                               elapsed_s=time.perf_counter() - self.t_start))  # fmt: skip
+        self.log(metrics)
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        """Everything a resumed run needs, in one dictionary (checkpoint/last.pt)."""
+        return {"fingerprint": self.fingerprint, "step": self.step, "epoch": self.epoch, "batch": self.batch,
+                "model": self.accelerator.unwrap_model(self.runner).state_dict(),
+                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "rng": ckpt.rng_state(), "selection": self.selection.state_dict(),
+                "history": [e.to_dict() for e in self.history]}  # fmt: skip
+
+    def save_checkpoint(self) -> None:
+        if self.out_dir is not None and self.accelerator.is_main_process:
+            ckpt.save_checkpoint(self.out_dir, self.checkpoint_state())
+
+    def resume(self) -> int | None:
+        """Continue from out_dir's checkpoint of this same run; the step resumed from, or None."""
+        loaded = ckpt.load_checkpoint(self.out_dir, self.fingerprint) if self.out_dir and self.config.resume else None
+        if loaded is None:
+            return None
+        state, self.best_weights = loaded
+        self.accelerator.unwrap_model(self.runner).load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.step, self.epoch, self.batch = state["step"], state["epoch"], state["batch"]
+        self.selection.load_state_dict(state["selection"])
+        self.history = [DistillEvent(**e) for e in state["history"]]
+        ckpt.set_rng_state(state["rng"])
+        log.info("resuming %s from step %d", self.out_dir, self.step)
+        return self.step
+
+    def report_step(self, parts: list[dict[str, float]], epoch: float, started: tuple[float, int]) -> None:
+        t0, step0 = started
+        eta = (time.perf_counter() - t0) / (self.step - step0) * (self.plan.total - self.step)
+        losses = {k: float(np.mean([p[k] for p in parts])) for k in parts[0]}
+        losses["lr"] = self.scheduler.get_last_lr()[0]
+        self.emit(DistillEvent("step", self.step, self.plan.total, round(epoch, 4), losses=losses, eta_s=eta,
+                               elapsed_s=time.perf_counter() - self.t_start))  # fmt: skip
+        self.log({f"train/{k}": v for k, v in losses.items()})
+
+    def train(self) -> None:
+        """Steps until the schedule ends, `stop` is set or patience runs out; evaluates and checkpoints on the way."""
+        plan, started = self.plan, (time.perf_counter(), self.step)
+        first_epoch, skip = self.epoch, self.batch
+        self.runner.train()
+        for epoch in range(first_epoch, plan.epochs):
+            self.sampler.set_epoch(epoch)
+            if hasattr(self.loader, "set_epoch"):
+                self.loader.set_epoch(epoch)
+            parts: list[dict[str, float]] = []
+            for b, batch in enumerate(self.loader):
+                if epoch == first_epoch and b < skip:  # resumed mid-epoch: trained before the checkpoint
+                    continue
+                parts.append(training_step(self.runner, batch, self.objective, self.config, self.optimizer,
+                                           self.accelerator))  # fmt: skip
+                if not self.accelerator.sync_gradients:
+                    continue
+                self.scheduler.step()
+                self.step += 1
+                self.epoch, self.batch = (epoch + 1, 0) if b + 1 >= plan.batches_per_epoch else (epoch, b + 1)
+                epoch_f = epoch + (b + 1) / max(1, plan.batches_per_epoch)
+                self.report_step(parts, epoch_f, started)
+                parts = []
+                if self.step % plan.eval_every == 0 or self.step == plan.total:
+                    self.evaluate(round(epoch_f, 4))
+                self.stopped = _stop_requested(self.stop)
+                if self.step % plan.checkpoint_every == 0 or self.stopped:
+                    self.save_checkpoint()
+                if self.finished:
+                    return
+
+
+# ----------------------------------------------------------------------------- after the loop
+
+
+def _test_metrics(model, tokenizer, teacher, test, label_names, config: DistillConfig) -> dict[str, Any]:
+    """Test accuracy of the student (and the teacher's, and their agreement): reported, never used to choose."""
+    from cod.eval.metrics import StudentScorer, evaluate
+
+    scorer = StudentScorer(model, tokenizer, max_length=config.max_length, batch_size=config.eval_batch_size)
+    if teacher is None:
+        preds = scorer.predict([e.text for e in test])
+        return {"student_test_accuracy": float((preds == np.array([e.label for e in test])).mean())}
+    out = {}
+    for key, value in evaluate(teacher, scorer, list(test), label_names).items():
+        name = key.replace("student_", "student_test_", 1).replace("teacher_", "teacher_test_", 1)
+        out[name if name != key else f"test_{key}"] = value
+    return out
+
+
+def _run_metrics(t: _Trainer, data: _Data, layers: _LayerPlan, head: str, resumed_from, teacher) -> dict[str, Any]:
+    config, held = t.config, t.selection.held
+    metrics: dict[str, Any] = {
+        "method": config.label, "k": config.k, "seed": config.seed, "head": head, "lora": config.lora,
+        "lwd_mode": layers.mode, "lwd_teacher_layers": layers.teacher_layers,
+        **t.selection.summary(t.step),
+        "steps": t.step, "total_steps": t.plan.total, "epochs_run": round(t.step / max(1, t.plan.steps_per_epoch), 3),
+        "stopped": t.stopped, "early_stopped": t.selection.exhausted, "resumed_from_step": resumed_from,
+        "teacher_train_forward_passes": data.targets.requested if data.targets else 0,
+        "teacher_train_cache_misses": data.targets.new_forwards if data.targets else 0,
+        "counterfactual_verdicts_changed": data.verdicts_changed,
+        **data.ts.counts(),
+        "device": str(t.accelerator.device), "num_processes": t.accelerator.num_processes,
+        "mixed_precision": str(t.accelerator.mixed_precision),
+        "trainable_params": sum(p.numel() for p in t.runner.parameters() if p.requires_grad),
+    }  # fmt: skip
+    if teacher is not None and held.mode == "validation":
+        metrics["teacher_validation_accuracy"] = float((teacher.predict(held.texts) == held.labels).mean())
+    return metrics
+
+
 def distill(
     config: DistillConfig,
     teacher,
@@ -145,314 +484,86 @@ def distill(
     test: Sequence[Example] | None = None,
     label_names: Sequence[str] | None = None,
     run_info: dict[str, Any] | None = None,
+    unlabelled: Sequence[str] | None = None,
 ) -> DistillResult:
     """Distil `teacher` into `student` (a name/path, or a (model, tokenizer) pair trained in place).
 
     `examples` is the full seeded k draw; with `config.cod` the run uses its real half plus their counterfactuals.
-    `stop` is a callable or a threading.Event; `out_dir` gets checkpoints (resumed after a crash) and the run folder.
+    The checkpoint is chosen on `validation` (labelled), else on agreement with the teacher on `unlabelled` texts,
+    else the last step is kept. `stop` is a callable or a threading.Event; `out_dir` gets checkpoints (resumed after
+    a crash) and the run folder.
     """
     import torch
     from accelerate.utils import set_seed
-
-    from cod.distill import run_folder as io
-    from cod.distill import student as S
-    from cod.distill.losses import ce_loss, kd_loss, layerwise_loss
+    from transformers import get_linear_schedule_with_warmup
 
     t_start = time.perf_counter()
     label_names = list(label_names or (teacher.label_names if teacher is not None else []))
     if not label_names:
         raise DistillError("No label names: pass label_names (or a teacher, whose labels are used).")
-    examples, validation = list(examples), list(validation or [])
-    if config.max_validation:
-        validation = validation[: config.max_validation]
+    examples, objective = list(examples), OBJECTIVES[config.method]
     _check_inputs(config, examples, validation, label_names, teacher)
     out_dir = Path(out_dir) if out_dir else None
     accelerator = _accelerator(config)
     set_seed(config.seed)
 
-    # --- the student (seeded, so a fresh head is the same every run)
-    student_name = student if isinstance(student, (str, Path)) else getattr(student[0].config, "_name_or_path", "") or "student"
-    if isinstance(student, (str, Path)):
-        model, tokenizer = S.load_student(str(student), label_names, head=config.head)
-    else:
-        model, tokenizer = student
-    S.set_label_names(model, label_names)
-    if tokenizer.pad_token is None:  # decoder-style tokenizers: pad with EOS
-        tokenizer.pad_token = tokenizer.eos_token
-        model.config.pad_token_id = tokenizer.pad_token_id
+    model, tokenizer, student_name = _load_student(student, label_names, config)
     head = S.head_kind(model)
+    texts = candidate_texts(config, examples, counterfactuals)
+    layers = _layer_plan(config, objective, teacher, model, tokenizer, texts)
+    data = _training_data(config, objective, teacher, tokenizer, examples, counterfactuals, layers)
+    selection = Selection(held_out(validation, unlabelled, teacher, data.texts, config.max_validation),
+                          config.selection_metric, config.patience)  # fmt: skip
 
-    # --- LWD: uniform layer mapping; token-level only when both tokenizers cut every text the same way
-    real_texts = [e.text for e in (real_half(examples) if config.cod else examples)]
-    t_layers = lwd_mode = None
-    if config.method == "lwd":
-        s_layers, s_width = S.layer_count_and_width(model)
-        t_count, t_width = S.layer_count_and_width(teacher.model)
-        t_layers = uniform_layer_map(s_layers, t_count)
-        same = tokenizers_match(teacher.tokenizer, tokenizer, candidate_texts(config, examples, counterfactuals), config.max_length)
-        if config.lwd_mode == "token" and not same:
-            raise DistillError("lwd_mode 'token' needs teacher and student to share a tokenizer: use 'pooled' or 'auto'.")
-        lwd_mode = "token" if (config.lwd_mode == "token" or (config.lwd_mode == "auto" and same)) else "pooled"
-    token_level = lwd_mode == "token"
-
-    # --- teacher outputs, once per unique text (real examples and counterfactual candidates)
-    t_teacher = time.perf_counter()
-    cands = candidate_texts(config, examples, counterfactuals)
-    if config.method == "ce" and config.ce_label == "gold":
-        cands = [t for t in cands if t not in set(real_texts)]  # ce: the teacher only labels counterfactuals
-    targets = None
-    if cands and teacher is not None:
-        max_len = config.max_length if token_level else getattr(teacher, "max_length", config.max_length)
-        targets = teacher_targets(teacher, cands, t_layers, token_level, max_len)
-    verdicts_changed = 0
-    if config.cod and targets is not None:
-        counterfactuals, verdicts_changed = refresh_verdicts(counterfactuals or [], targets.logits)
-    teacher_seconds = time.perf_counter() - t_teacher
-    ts = build_training_set(config, examples, counterfactuals)
-    items = ts.items
-
-    # --- per-item labels: gold for real examples (or the teacher's argmax), the teacher's argmax for counterfactuals
-    def teacher_argmax(text: str) -> int:
-        return int(np.argmax(targets.logits[text]))
-
-    ce_labels = [
-        it.example.label if it.is_counterfactual or config.ce_label == "gold" else teacher_argmax(it.example.text)
-        for it in items
-    ]
-    ce_weights = [0.0 if it.is_counterfactual and not config.ce_on_counterfactuals else 1.0 for it in items]
-    texts = [it.example.text for it in items]
-    use_logits = config.method in ("kd", "lwd")
-    item_logits = [targets.logits[t].astype(np.float32) for t in texts] if use_logits else None
-    item_states = [targets.states[t] for t in texts] if config.method == "lwd" else None
-    enc = tokenizer(texts, truncation=True, max_length=config.max_length)
-    collate = make_collate(tokenizer, dict(enc), ce_labels, ce_weights, item_logits, item_states, token_level)
-
-    # --- model, optimizer, schedule
     if config.lora:
         model = S.wrap_lora(model, config)
-    if t_layers:  # one learned projection per mapped layer, student width -> teacher width
-        runner = S.StudentRunner(model, len(t_layers), s_width, t_width)
-    else:
-        runner = S.StudentRunner(model)
-    sampler = PairBatchSampler([it.pair_id for it in items], config.batch_size, config.seed)
-    loader = torch.utils.data.DataLoader(list(range(len(items))), batch_sampler=sampler, collate_fn=collate)
-    local_batches = math.ceil(len(sampler) / accelerator.num_processes)
-    steps_per_epoch = math.ceil(local_batches / config.gradient_accumulation)
-    # A fixed step count (max_steps) trains every k alike; otherwise the run is epochs x batches per epoch.
-    total = config.max_steps or steps_per_epoch * config.epochs
-    n_epochs = math.ceil(total / steps_per_epoch)
-    eval_every = config.eval_every or max(1, math.ceil(total / config.evaluations))
-    ckpt_every = config.checkpoint_every or eval_every
-    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
-    params = [(n, p) for n, p in runner.named_parameters() if p.requires_grad]
-    groups = [
-        {"params": [p for n, p in params if not n.endswith(no_decay)], "weight_decay": config.weight_decay},
-        {"params": [p for n, p in params if n.endswith(no_decay)], "weight_decay": 0.0},
-    ]
-    try:  # the fused kernel: on CPU the default per-tensor loop costs about a third of a MiniLM step
-        optimizer = torch.optim.AdamW(groups, lr=config.learning_rate, fused=True)
-    except (RuntimeError, ValueError):
-        optimizer = torch.optim.AdamW(groups, lr=config.learning_rate, foreach=True)
-    from transformers import get_linear_schedule_with_warmup
-
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total), total)
+    # One learned projection per mapped layer (student width -> teacher width) when the method compares states.
+    runner = S.StudentRunner(model, len(layers.teacher_layers or []), *layers.widths, token_level=layers.token_level)
+    sampler = PairBatchSampler([it.pair_id for it in data.ts.items], config.batch_size, config.seed)
+    indices = list(range(len(data.ts.items)))
+    loader = torch.utils.data.DataLoader(indices, batch_sampler=sampler, collate_fn=data.collate)
+    plan = _plan(config, len(sampler), accelerator.num_processes)
+    optimizer = _optimizer(runner, config)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * plan.total), plan.total)
     runner, optimizer, loader = accelerator.prepare(runner, optimizer, loader)
-    trainable = [p for p in runner.parameters() if p.requires_grad]
-
-    # --- resume
-    fp = io.fingerprint(config.to_dict(), [(it.example.text, ce) for it, ce in zip(items, ce_labels)], str(student_name))
-    history: list[DistillEvent] = []
-    step, start_epoch, start_batch = 0, 0, 0
-    best = {"metric": -math.inf, "step": 0, "metrics": {}, "state": None, "stale": 0}
-    resumed_from = None
-    if out_dir is not None and config.resume:
-        loaded = io.load_checkpoint(out_dir, fp)
-        if loaded is not None:
-            state, best_state = loaded
-            accelerator.unwrap_model(runner).load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            step, start_epoch, start_batch = state["step"], state["epoch"], state["batch"]
-            best = {**state["best"], "state": best_state}
-            history = [DistillEvent(**e) for e in state["history"]]
-            io.set_rng_state(state["rng"])
-            resumed_from = step
-            log.info("resuming %s from step %d", out_dir, step)
-
-    def trainable_state() -> dict:
-        # Only what training changes (the full model, or LoRA adapters + head + projections): (name -> CPU tensor).
-        unwrapped = accelerator.unwrap_model(runner)
-        return {n: p.detach().cpu().clone() for n, p in unwrapped.named_parameters() if p.requires_grad}
-
-    def emit(event: DistillEvent) -> None:
-        history.append(event)
-        if on_event is not None and accelerator.is_main_process:
-            if event.kind != "error":
-                on_event(event)
-                return
-            try:  # reporting an error must not hide it
-                on_event(event)
-            except Exception:  # noqa: BLE001
-                log.exception("on_event failed while reporting an error")
-
-    def checkpoint(epoch: int, batch: int) -> None:
-        if out_dir is None or not accelerator.is_main_process:
-            return
-        io.save_checkpoint(out_dir, {
-            "fingerprint": fp, "step": step, "epoch": epoch, "batch": batch,
-            "model": accelerator.unwrap_model(runner).state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(), "rng": io.rng_state(),
-            "best": {k: v for k, v in best.items() if k != "state"}, "history": [e.to_dict() for e in history],
-        })
-
-    eval_seconds = 0.0
-
-    def evaluate_now(epoch_f: float) -> dict:
-        nonlocal eval_seconds
-        if not validation:
-            return {}
-        t0 = time.perf_counter()
-        metrics = S.validation_metrics(accelerator.unwrap_model(runner).student, tokenizer, validation, config, label_names)
-        eval_seconds += time.perf_counter() - t0
-        score = metrics[f"val_{config.selection_metric}"]
-        if score > best["metric"]:
-            best.update(metric=score, step=step, metrics=metrics, state=trainable_state(), stale=0)
-            if out_dir is not None and accelerator.is_main_process:
-                io.save_best(out_dir, best["state"])
-        else:
-            best["stale"] += 1
-        metrics.update(best_step=best["step"], best_metric=best["metric"])
-        emit(DistillEvent("eval", step, total, epoch_f, metrics=metrics, elapsed_s=time.perf_counter() - t_start))
-        if config.tracker:
-            accelerator.log({k: v for k, v in metrics.items() if isinstance(v, (int, float))}, step=step)
-        return metrics
+    fingerprint = ckpt.fingerprint(config.to_dict(), list(zip(data.texts, data.ce_labels)), student_name)
+    t = _Trainer(config, objective, accelerator, runner, tokenizer, optimizer, scheduler, loader, sampler, plan,
+                 selection, label_names, out_dir, fingerprint, on_event, stop, t_start)  # fmt: skip
+    resumed_from = t.resume()
 
     if config.tracker:
         accelerator.init_trackers("cod-studio", config=config.to_dict())
-    runner.train()
-    stopped = early_stopped = False
-    last_eval_step = -1
-    t_train, steps_at_start = time.perf_counter(), step
-    epoch = start_epoch
+    t_train = time.perf_counter()
     try:
-        for epoch in range(start_epoch, n_epochs):
-            sampler.set_epoch(epoch)
-            if hasattr(loader, "set_epoch"):
-                loader.set_epoch(epoch)
-            skip = start_batch if epoch == start_epoch else 0
-            parts_acc: list[dict[str, float]] = []
-            for b, batch in enumerate(loader):
-                if b < skip:  # resumed mid-epoch: these batches were trained before the checkpoint
-                    continue
-                with accelerator.accumulate(runner):
-                    logits, states = runner(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"),
-                                            with_states=config.method == "lwd", token_level=token_level)
-                    ce = ce_loss(logits, batch["labels"], batch["ce_weights"])
-                    loss, parts = ce, {"ce": ce.item()}
-                    if use_logits:
-                        kd = kd_loss(logits, batch["teacher_logits"], config.temperature)
-                        loss, parts["kd"] = loss + config.alpha * kd, kd.item()
-                    if config.method == "lwd":
-                        mask = batch["attention_mask"] if token_level else None
-                        lw = layerwise_loss(states, batch["teacher_states"], None, mask=mask)
-                        loss, parts["lwd"] = loss + config.beta * lw, lw.item()
-                    parts["loss"] = loss.item()
-                    accelerator.backward(loss)
-                    if accelerator.sync_gradients:
-                        accelerator.clip_grad_norm_(trainable, 1.0)
-                    optimizer.step()
-                    optimizer.zero_grad()
-                parts_acc.append(parts)
-                if not accelerator.sync_gradients:
-                    continue
-                scheduler.step()
-                step += 1
-                done_steps = step - steps_at_start
-                eta = (time.perf_counter() - t_train) / done_steps * (total - step)
-                losses = {k: float(np.mean([p[k] for p in parts_acc])) for k in parts_acc[0]}
-                losses["lr"] = scheduler.get_last_lr()[0]
-                parts_acc = []
-                epoch_f = epoch + (b + 1) / max(1, local_batches)
-                emit(DistillEvent("step", step, total, round(epoch_f, 4), losses=losses, eta_s=eta,
-                                  elapsed_s=time.perf_counter() - t_start))
-                if config.tracker:
-                    accelerator.log({f"train/{k}": v for k, v in losses.items()}, step=step)
-                if step % eval_every == 0 or step == total:
-                    evaluate_now(round(epoch_f, 4))
-                    last_eval_step = step
-                    if config.patience and best["stale"] >= config.patience:
-                        early_stopped = True
-                next_pos = (epoch + 1, 0) if b + 1 >= local_batches else (epoch, b + 1)
-                stopped = _stop_requested(stop)
-                if step % ckpt_every == 0 or stopped:
-                    checkpoint(*next_pos)
-                if stopped or early_stopped or step >= total:
-                    break
-            if stopped or early_stopped or step >= total:
-                break
+        t.train()
     except Exception as err:
-        emit(DistillEvent("error", step, total, float(epoch), message=f"{type(err).__name__}: {err}",
-                          elapsed_s=time.perf_counter() - t_start))
+        t.emit(DistillEvent("error", t.step, plan.total, float(t.epoch), message=f"{type(err).__name__}: {err}",
+                            elapsed_s=time.perf_counter() - t_start))  # fmt: skip
         raise
-    train_seconds = time.perf_counter() - t_train - eval_seconds  # optimizer steps only, validation excluded
-
-    # --- the best validation checkpoint (the last state counts too)
-    if validation and last_eval_step != step:
-        evaluate_now(float(epoch + 1))
-    unwrapped = accelerator.unwrap_model(runner)
-    if best["state"] is not None:
-        unwrapped.load_state_dict(best["state"], strict=False)
+    train_seconds = time.perf_counter() - t_train - t.eval_seconds  # optimizer steps only, evaluation excluded
+    if t.last_eval_step != t.step:  # the last state is a candidate too
+        t.evaluate(float(t.epoch))
+    unwrapped = accelerator.unwrap_model(t.runner)
+    if t.best_weights is not None:
+        unwrapped.load_state_dict(t.best_weights, strict=False)
     model = S.export_model(unwrapped.student).eval()
 
-    # --- final metrics: validation (selection) and test (only evaluated, never used to choose)
-    metrics: dict[str, Any] = {
-        "method": config.label, "k": config.k, "seed": config.seed, "head": head, "lora": config.lora,
-        "lwd_mode": lwd_mode, "lwd_teacher_layers": t_layers,
-        "student_validation_accuracy": best["metrics"].get("val_accuracy"),
-        "student_validation_macro_f1": best["metrics"].get("val_macro_f1"),
-        "best_step": best["step"] if validation else step, "selection": "validation" if validation else "last",
-        "steps": step, "total_steps": total, "epochs_run": round(step / max(1, steps_per_epoch), 3),
-        "stopped": stopped, "early_stopped": early_stopped, "resumed_from_step": resumed_from,
-        "teacher_train_forward_passes": targets.requested if targets else 0,
-        "teacher_train_cache_misses": targets.new_forwards if targets else 0,
-        "counterfactual_verdicts_changed": verdicts_changed,
-        **ts.counts(),
-        "device": str(accelerator.device), "num_processes": accelerator.num_processes,
-        "mixed_precision": str(accelerator.mixed_precision),
-        "trainable_params": sum(p.numel() for p in trainable),
-    }
+    metrics = _run_metrics(t, data, layers, head, resumed_from, teacher)
     t_eval = time.perf_counter()
-    if teacher is not None and validation:
-        t_val = teacher.predict([e.text for e in validation])
-        metrics["teacher_validation_accuracy"] = float((t_val == np.array([e.label for e in validation])).mean())
-    if test and not stopped:
-        from cod.eval.metrics import StudentScorer, evaluate
-
-        scorer = StudentScorer(model, tokenizer, max_length=config.max_length, batch_size=config.eval_batch_size)
-        if teacher is not None:
-            m = evaluate(teacher, scorer, list(test), label_names)
-            for key, value in m.items():
-                name = key.replace("student_", "student_test_", 1).replace("teacher_", "teacher_test_", 1)
-                metrics[name if name != key else f"test_{key}"] = value
-        else:
-            preds = scorer.predict([e.text for e in test])
-            metrics["student_test_accuracy"] = float((preds == np.array([e.label for e in test])).mean())
-    eval_seconds += time.perf_counter() - t_eval
+    if test and not t.stopped:
+        metrics.update(_test_metrics(model, tokenizer, teacher, test, label_names, config))
+    eval_seconds = t.eval_seconds + time.perf_counter() - t_eval
     metrics.update(
-        teacher_seconds=round(teacher_seconds, 3), train_seconds=round(train_seconds, 3),
+        teacher_seconds=round(data.teacher_seconds, 3), train_seconds=round(train_seconds, 3),
         eval_seconds=round(eval_seconds, 3),
-        steps_per_second=round((step - steps_at_start) / train_seconds, 4) if train_seconds > 0 else None,
-        peak_memory_mb=io.peak_memory_mb(),
-    )
-    metrics["wall_seconds"] = round(time.perf_counter() - t_start, 3)
-
-    # --- the run folder
+        steps_per_second=round((t.step - (resumed_from or 0)) / train_seconds, 4) if train_seconds > 0 else None,
+        peak_memory_mb=peak_memory_mb(), wall_seconds=round(time.perf_counter() - t_start, 3),
+    )  # fmt: skip
     if out_dir is not None and accelerator.is_main_process:
-        io.write_run_folder(out_dir, config, metrics, model, tokenizer, ts, targets, ce_labels, ce_weights,
-                          label_names, teacher, str(student_name), run_info or {})
+        write_run_folder(out_dir, config, metrics, model, tokenizer, data.ts, data.targets, data.ce_labels,
+                         data.ce_weights, label_names, teacher, student_name, run_info or {})  # fmt: skip
     if config.tracker:
         accelerator.end_training()
-    kind = "stopped" if stopped else "done"
-    emit(DistillEvent(kind, step, total, float(epoch + (0 if stopped else 1)), metrics=metrics,
-                      elapsed_s=metrics["wall_seconds"]))
-    return DistillResult(model, tokenizer, metrics, out_dir, history, config, ts)
+    kind = "stopped" if t.stopped else "done"
+    t.emit(DistillEvent(kind, t.step, plan.total, float(t.epoch), metrics=metrics, elapsed_s=metrics["wall_seconds"]))
+    return DistillResult(model, tokenizer, metrics, out_dir, t.history, config, data.ts)

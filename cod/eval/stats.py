@@ -114,3 +114,19 @@ def paired_difference(
 def seeds_won(method: Mapping[int, float], baseline: Mapping[int, float]) -> int:
     """How many common seeds `method` beat `baseline` on (strictly)."""
     return paired_difference(method, baseline).won
+
+
+def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a proportion (successes of n): honest at small n and near 0 or 1; NaN for n = 0."""
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}.")
+    if n <= 0:
+        return (math.nan, math.nan)
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf(1 - (1 - confidence) / 2)
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    # At 0 or n successes the bound is exactly 0 or 1 (rounding would leave 1e-17 there).
+    return (0.0 if successes <= 0 else centre - half, 1.0 if successes >= n else centre + half)
