@@ -32,9 +32,10 @@ import numpy as np
 import pandas as pd
 
 from cod.config import SweepConfig
-from cod.counterfactuals.base import Counterfactual
+from cod.counterfactuals.base import Counterfactual, read_counterfactuals, write_counterfactuals
 from cod.errors import CodError, ConfigError
 from cod.eval.stats import paired_difference, summarise
+from cod.io import atomic_path, write_json
 
 log = logging.getLogger(__name__)
 
@@ -149,12 +150,11 @@ class _Cache:
         path = self.out / "counterfactuals" / f"{key}.jsonl"
         if not path.exists():
             return None
-        return [Counterfactual.from_record(json.loads(line), self.label_names) for line in path.read_text().splitlines() if line.strip()]
+        return read_counterfactuals(path, self.label_names)
 
     def save_counterfactuals(self, key: str, cfs: Sequence[Counterfactual]) -> None:
         path = self.out / "counterfactuals" / f"{key}.jsonl"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write(path, "".join(json.dumps(c.to_record(self.label_names), default=_json_default) + "\n" for c in cfs))
+        write_counterfactuals(path, cfs, self.label_names)
 
     def teacher_probs(self, teacher: Any, texts: Sequence[str]) -> np.ndarray:
         from cod.eval.metrics import scorer_probs
@@ -166,14 +166,9 @@ class _Cache:
             if str(saved["digest"]) == digest:
                 return saved["probs"]
         probs = scorer_probs(teacher, texts, len(self.label_names))
-        np.savez(path, probs=probs, digest=np.array(digest))
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:  # a file object: np.savez adds no suffix
+            np.savez(f, probs=probs, digest=np.array(digest))
         return probs
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 def _subset(examples: Sequence, limit: int, seed: int = 0) -> list:
@@ -377,7 +372,7 @@ def _run_cell(ctx: _Context, method: str, k: int, seed: int, draw: list, cfs: li
     cell_dir = ctx.out / "cells" / name
     cell_dir.mkdir(parents=True, exist_ok=True)
     payload = {"row": row, "distill_config": dc.to_dict() if dc else None, "sweep": settings_key(config)}
-    _atomic_write(cell_dir / "cell.json", json.dumps(payload, indent=2, default=_json_default))
+    write_json(cell_dir / "cell.json", payload, sort_keys=False)
     return row
 
 
@@ -385,12 +380,6 @@ def _stopped(stop: Any) -> bool:
     if stop is None:
         return False
     return bool(stop.is_set()) if hasattr(stop, "is_set") else bool(stop())
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    return str(value)
 
 
 def _finished(cell_dir: Path) -> bool:
@@ -409,7 +398,7 @@ def _check_resumable(config: SweepConfig, out: Path) -> None:
                 f"{out} holds a sweep made with other settings ({', '.join(f'{k}: {theirs.get(k)!r} -> {mine.get(k)!r}' for k in changed)}): "
                 "use a new --out folder, or the same settings to resume it."
             )
-    _atomic_write(path, json.dumps({"settings": mine, "grid": _grid(config, out)}, indent=2))
+    write_json(path, {"settings": mine, "grid": _grid(config, out)}, sort_keys=False)
 
 
 def _grid(config: SweepConfig, out: Path) -> dict[str, list]:
@@ -443,14 +432,14 @@ def _probes(config: SweepConfig, out: Path, cache: _Cache, test: Sequence, train
 
     path = out / "probes.jsonl"
     if path.exists():
-        pairs = [Counterfactual.from_record(json.loads(line), cache.label_names) for line in path.read_text().splitlines() if line.strip()]
+        pairs = read_counterfactuals(path, cache.label_names)
     else:
         try:
             pairs = probe_pairs(test, teacher, n=config.probe_pairs, proposer=config.proposer, train_texts=[e.text for e in train])
         except (ImportError, CodError) as err:
             emit(SweepEvent("warning", 0, 0, message=f"No probe pairs, so no boundary fidelity: {err}"))
             return []
-        _atomic_write(path, "".join(json.dumps(p.to_record(cache.label_names), default=_json_default) + "\n" for p in pairs))
+        write_counterfactuals(path, pairs, cache.label_names)
     check_held_out(pairs, [e.text for e in train])
     return pairs
 

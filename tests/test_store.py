@@ -329,7 +329,7 @@ def test_import_plain_proposer_output(store, tmp_path):
 
 BAD_FILES = {
     "binary.jsonl": (b"\x89PNG\r\n\x1a\n\x00\xff\xfe", "not UTF-8"),
-    "text.jsonl": (b"hello world\n", "Line 1 .* is not JSON"),
+    "text.jsonl": (b"hello world\n", "text.jsonl line 1 is not valid JSON"),
     "array.jsonl": (b"[1, 2]\n", "JSON list, not an object"),
     "foreign.jsonl": (b'{"user": "x", "score": 3}\n', r"has no \['text', 'label', 'counterfactual', 'target_label'\]"),
     "empty.jsonl": (b"\n\n", "holds no pairs"),

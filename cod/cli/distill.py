@@ -8,7 +8,6 @@ with progress on stderr, prints the final metrics. Runs as is on CPU or one GPU,
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -126,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
     """Handler of `distill`: load, draw, propose (with --cod), distil, print the metrics."""
     import torch
 
-    from cod.counterfactuals.base import Counterfactual
+    from cod.counterfactuals.base import read_counterfactuals, write_counterfactuals
     from cod.data.readers import cod_real_half, sample_few_shot
     from cod.distill.trainer import distill
     from cod.errors import ConfigError
@@ -151,18 +150,14 @@ def run(args: argparse.Namespace) -> int:
     cfs = None
     if config.cod:
         if args.counterfactuals:
-            lines = Path(args.counterfactuals).expanduser().read_text(encoding="utf-8").splitlines()
-            cfs = [Counterfactual.from_record(json.loads(line), names) for line in lines if line.strip()]
+            cfs = read_counterfactuals(args.counterfactuals, names)
         else:  # the offline proposer, cached under $COD_HOME/cache/lexical
             from cod.counterfactuals import propose
 
             real = cod_real_half(draw)
             _say(f"proposing counterfactuals for the {len(real)} real examples (lexical, cached) ...", file=sys.stderr)
             cfs = propose(real, teacher, proposer="lexical", few_shot=draw)
-            out.mkdir(parents=True, exist_ok=True)
-            with open(out / "counterfactuals.jsonl", "w", encoding="utf-8") as f:
-                for cf in cfs:
-                    f.write(json.dumps(cf.to_record(names), ensure_ascii=False) + "\n")
+            write_counterfactuals(out / "counterfactuals.jsonl", cfs, names)
             _say(f"{sum(c.flipped for c in cfs)} of {len(cfs)} flip the teacher", file=sys.stderr)
 
     run_info = {"data": args.data, "counterfactuals_file": args.counterfactuals, "task_description": description}

@@ -4,7 +4,6 @@ teacher and student metrics on held-out data, boundary fidelity on probe pairs, 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 
@@ -36,8 +35,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     import cod  # noqa: F401  (registers cod's mean-pooling head with the Auto classes)
     from cod.eval.boundary import boundary_fidelity, boundary_points, check_held_out, edit_path_table, probe_pairs
-    from cod.counterfactuals.base import Counterfactual
+    from cod.counterfactuals.base import read_counterfactuals
     from cod.errors import ModelError
+    from cod.io import write_json
     from cod.eval.metrics import StudentScorer, evaluate, evaluation_table
     from cod.modeling.loading import load_teacher
     from cod.eval.plots import boundary_view, edit_path_plot, save_figure
@@ -63,9 +63,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else (run_dir / "eval" if run_dir else Path("eval"))
     pairs = []
     if args.probes:
-        lines = Path(args.probes).read_text().splitlines()
-        pairs = [Counterfactual.from_record(json.loads(x), label_names) for x in lines if x.strip()]
-        pairs = [p for p in pairs if p.counterfactual and not p.error]
+        pairs = [p for p in read_counterfactuals(args.probes, label_names) if p.counterfactual and not p.error]
     elif args.probe_pairs:
         pairs = probe_pairs(examples, teacher, n=args.probe_pairs, train_texts=train_texts)
     if pairs:
@@ -79,7 +77,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         if hasattr(teacher, "embed"):
             save_figure(boundary_view(boundary_points(pairs, teacher, student, label_names=label_names)), out, "boundary")
     out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    write_json(out / "metrics.json", metrics, sort_keys=False)
     print(f"wrote {out / 'metrics.json'}")
     return 0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from cod.counterfactuals import edits as E
@@ -126,6 +127,23 @@ class Counterfactual:
             edits=[E.Edit.from_dict(d) for d in record.get("edits", [])],
             extra=dict(record.get("extra", {})),
         )
+
+
+_RECORD_FIX = "Each line must be one counterfactual record, as `python -m cod generate` writes it"
+
+
+def read_counterfactuals(path: str | Path, label_names: Sequence[str]) -> list[Counterfactual]:
+    """The counterfactual records of a JSONL file; a bad line is a `DataError` naming the file and line."""
+    from cod.io import read_jsonl
+
+    return read_jsonl(path, _RECORD_FIX, lambda record: Counterfactual.from_record(record, label_names))
+
+
+def write_counterfactuals(path: str | Path, counterfactuals: Sequence[Counterfactual], label_names: Sequence[str]) -> Path:
+    """Write the records as JSONL, atomically (read back with `read_counterfactuals`)."""
+    from cod.io import write_jsonl
+
+    return write_jsonl(path, (c.to_record(label_names) for c in counterfactuals))
 
 
 def wins(probs: Sequence[float], target: int) -> bool:

@@ -10,12 +10,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from cod.errors import ConfigError
+from cod.io import write_text
 
 log = logging.getLogger(__name__)
 
@@ -76,18 +75,7 @@ class DiskCache:
             raise ConfigError(f"A cache value must be a dict, got {type(value).__name__}: wrap it as {{'value': ...}}.")
         path = self.path(key)
         text = json.dumps({"key": json.loads(canonical(key)), "value": value}, ensure_ascii=False, indent=1)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        write_text(path, text)
         return path
 
     def __contains__(self, key: dict[str, Any]) -> bool:

@@ -26,6 +26,7 @@ import numpy as np
 
 from cod.config import DataConfig
 from cod.errors import DataError
+from cod.io import parse_jsonl
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -280,18 +281,8 @@ def _read_csv(text: str, name: str, fmt: str, report: LoadReport) -> pd.DataFram
 def _read_jsonl(text: str, name: str) -> pd.DataFrame:
     import pandas as pd
 
-    rows, numbers = [], []
-    for lineno, line in enumerate(text.split("\n"), 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise DataError(f"{name} line {lineno} is not valid JSON ({err.msg}): {line[:80]!r}. Each line must be one JSON object.") from err
-        if not isinstance(obj, dict):
-            raise DataError(f"{name} line {lineno} is a JSON {type(obj).__name__}, not an object: write one {{\"text\": ..., \"label\": ...}} per line.")
-        rows.append(obj)
-        numbers.append(lineno)
+    parsed = parse_jsonl(text, name)
+    numbers, rows = [n for n, _ in parsed], [row for _, row in parsed]
     if not rows:
         raise DataError(f"{name} has no JSON objects: write one {{\"text\": ..., \"label\": ...}} per line.")
     df = pd.DataFrame(rows)

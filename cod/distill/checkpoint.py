@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 from pathlib import Path
 from typing import Any
@@ -17,15 +16,15 @@ import numpy as np
 import torch
 
 from cod.errors import DistillError
+from cod.io import atomic_path
 
 CHECKPOINT_DIR = "checkpoint"
 
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:
-    # Write then rename: a crash while saving never leaves a half-written checkpoint behind.
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    # A crash while saving never leaves a half-written checkpoint behind.
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def fingerprint(config_dict: dict, texts_labels: list[tuple[str, int]], student: str) -> str:

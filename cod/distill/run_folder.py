@@ -1,4 +1,4 @@
-"""Files of a distillation run: resumable checkpoints and the finished run folder.
+"""The finished run folder of a distillation run (checkpoints during the run: `cod.distill.checkpoint`).
 
 Run folder (`out_dir`):
   config.json        the DistillConfig and the run's context (teacher, student, labels, lwd mode, ...)
@@ -12,61 +12,31 @@ Run folder (`out_dir`):
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from cod.distill.checkpoint import remove_checkpoint
 from cod.errors import DistillError
+from cod.io import write_json, write_jsonl, write_text
 
 MODEL_DIR = "model"
 
 
-def write_json(path: Path, obj: Any) -> None:
-    """JSON with sorted keys and NaN written as null."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+def train_set_rows(items, label_names: list[str], logits: dict[str, np.ndarray] | None, originals: dict[int, str],
+                   ce_labels: list[int], ce_weights: list[float]):  # fmt: skip
+    """One row per training example: text, labels by name, counterfactual flag, pair, teacher probabilities."""
+    from cod.eval.metrics import softmax
 
-    def clean(x):
-        if isinstance(x, float) and x != x:
-            return None
-        if isinstance(x, dict):
-            return {str(k): clean(v) for k, v in x.items()}
-        if isinstance(x, (list, tuple)):
-            return [clean(v) for v in x]
-        if isinstance(x, (np.floating, np.integer)):
-            return clean(x.item())
-        if isinstance(x, Path):
-            return str(x)
-        return x
-
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(clean(obj), indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def write_train_set(path: Path, items, label_names: list[str], logits: dict[str, np.ndarray] | None, originals: dict[int, str], ce_labels: list[int], ce_weights: list[float]) -> None:
-    """One JSON line per training example: text, labels by name, counterfactual flag, pair, teacher probabilities."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as f:
-        for item, ce_label, ce_weight in zip(items, ce_labels, ce_weights):
-            ex = item.example
-            row = {
-                "text": ex.text,
-                "label": label_names[ex.label],
-                "ce_label": label_names[ce_label],
-                "ce_weight": ce_weight,
-                "is_counterfactual": item.is_counterfactual,
-                "pair_id": item.pair_id,
-            }
-            if item.is_counterfactual:
-                row["original"] = originals.get(item.pair_id)
-            if logits is not None and ex.text in logits:
-                z = np.exp(logits[ex.text] - logits[ex.text].max())
-                row["teacher_probs"] = dict(zip(label_names, (z / z.sum()).round(6).tolist()))
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    for item, ce_label, ce_weight in zip(items, ce_labels, ce_weights):
+        ex = item.example
+        row = {"text": ex.text, "label": label_names[ex.label], "ce_label": label_names[ce_label],
+               "ce_weight": ce_weight, "is_counterfactual": item.is_counterfactual, "pair_id": item.pair_id}  # fmt: skip
+        if item.is_counterfactual:
+            row["original"] = originals.get(item.pair_id)
+        if logits is not None and ex.text in logits:
+            row["teacher_probs"] = dict(zip(label_names, softmax(logits[ex.text]).round(6).tolist()))
+        yield row
 
 
 def save_student(model_dir: Path, model, tokenizer, card: str) -> None:
@@ -118,10 +88,11 @@ def write_run_folder(out_dir: Path, config, metrics, model, tokenizer, ts, targe
                "lwd_mode": metrics.get("lwd_mode"), "head": metrics.get("head"), **run_info}
     write_json(out_dir / "config.json", {"distill": config.to_dict(), **context})
     write_json(out_dir / "metrics.json", metrics)
-    write_train_set(out_dir / "train_set.jsonl", ts.items, label_names, targets.logits if targets else None,
-                       ts.originals, ce_labels, ce_weights)
+    logits = targets.logits if targets else None
+    write_jsonl(out_dir / "train_set.jsonl", train_set_rows(ts.items, label_names, logits, ts.originals, ce_labels,
+                                                            ce_weights))  # fmt: skip
     card = render_model_card(config.to_dict(), metrics, teacher_name, student_name, label_names, run_info.get("data", ""))
-    (out_dir / "README.md").write_text(card, encoding="utf-8")
+    write_text(out_dir / "README.md", card)
     save_student(out_dir / MODEL_DIR, model, tokenizer, card)
     if not metrics["stopped"]:
         remove_checkpoint(out_dir)

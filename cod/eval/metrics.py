@@ -134,10 +134,10 @@ class _FunctionScorer:
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax of (n, num_labels) logits."""
-    z = logits - logits.max(axis=1, keepdims=True)
+    """Softmax over the last axis: (num_labels,) or (n, num_labels) logits."""
+    z = logits - logits.max(axis=-1, keepdims=True)
     e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
+    return e / e.sum(axis=-1, keepdims=True)
 
 
 def as_scorer(obj: Any):

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from cod.counterfactuals.base import Counterfactual
 from cod.data.readers import Example
 from cod.errors import DataError, StoreError
+from cod.io import atomic_path, parse_jsonl, write_jsonl
 
 if TYPE_CHECKING:  # pragma: no cover
     from cod.store.projects import Project, Store
@@ -81,19 +82,15 @@ def export_project(store: "Store", name: str, out: str | Path, which: str = "all
     kind = _kind(out, for_writing=True)
     records = pair_records(store, name, which)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".partial")
-    if kind == "jsonl":
-        with open(tmp, "w", encoding="utf-8") as f:
-            for r in records:
-                f.write(json.dumps(r, ensure_ascii=False) + "\n")
-        os.replace(tmp, out)  # a crash mid-export never leaves a truncated file under the real name
+    if kind == "jsonl":  # atomic: a crash mid-export never leaves a truncated file under the real name
+        write_jsonl(out, records)
     elif kind == "csv":
         import pandas as pd
 
         rows = [_flat(r) for r in records]
         columns = list(FIRST_COLUMNS) + sorted({k for r in rows for k in r} - set(FIRST_COLUMNS))
-        pd.DataFrame(rows, columns=columns).to_csv(tmp, index=False)
-        os.replace(tmp, out)
+        with atomic_path(out) as tmp:
+            pd.DataFrame(rows, columns=columns).to_csv(tmp, index=False)
     else:
         import datasets
 
@@ -245,24 +242,15 @@ def read_records(path: str | Path) -> tuple[list[dict[str, Any]], list[dict[str,
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    records = []
     try:
-        with open(path, encoding="utf-8") as f:
-            for n, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    value = json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise DataError(f"Line {n} of {path} is not JSON ({err.msg}: {line[:80]!r}): a CoD export has one JSON object a line.") from err
-                if not isinstance(value, dict):
-                    raise DataError(f"Line {n} of {path} is a JSON {type(value).__name__}, not an object: a CoD export has one pair a line.")
-                records.append(_check_record(value, path, n))
+        text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as err:
-        raise DataError(f"{path} is not UTF-8 text ({err.reason} at byte {err.start}): is it a binary file? Import a .jsonl or .csv export.") from err
-    if not records:
+        raise DataError(f"{path} is not UTF-8 text ({err.reason} at byte {err.start}): is it a binary file? "
+                        "Import a .jsonl or .csv export.") from err  # fmt: skip
+    rows = parse_jsonl(text, str(path), fix="A CoD export has one pair (a JSON object) a line")
+    if not rows:
         raise DataError(f"{path} holds no pairs: export a project with counterfactuals first.")
-    return records
+    return [_check_record(value, path, n) for n, value in rows]
 
 
 def _read_csv(path: Path) -> list[dict[str, Any]]:
