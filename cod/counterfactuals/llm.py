@@ -21,9 +21,9 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from http import HTTPStatus
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import openai
 
@@ -32,7 +32,9 @@ from cod.counterfactuals import edits as E
 from cod.counterfactuals import prompts as P
 from cod.counterfactuals.base import Counterfactual, Progress, default_target, resolve_targets
 from cod.counterfactuals.cache import DiskCache, canonical
+from cod import net
 from cod.errors import ConfigError, ProposerError
+from cod.public import public_mode
 
 if TYPE_CHECKING:  # pragma: no cover
     from cod.data.readers import Example
@@ -40,14 +42,15 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-DEFAULT_ENDPOINT = "https://api.openai.com/v1"
+DEFAULT_ENDPOINT = net.OPENAI_ENDPOINT
 PLACEHOLDER_KEY = "not-needed"  # local servers ignore the key, but the client insists on one
 _CACHE_FORMAT = 1  # bump when the cached value's shape changes
 
 
 def resolve_api_key(api_key: str | None = None, base_url: str | None = None) -> str:
-    """The key to send: the argument, else COD_LLM_API_KEY, else OPENAI_API_KEY, else a placeholder for a local server."""
-    key = api_key or os.environ.get("COD_LLM_API_KEY") or os.environ.get("OPENAI_API_KEY")
+    """The key to send: the argument; else the owner's (COD_LLM_API_KEY, else OPENAI_API_KEY), but only to the owner's
+    endpoint (COD_LLM_BASE_URL, else OpenAI's); else a placeholder for a local server that wants none."""
+    key = net.api_key_for(base_url, api_key)
     if key:
         return key
     if base_url:
@@ -60,12 +63,7 @@ def resolve_api_key(api_key: str | None = None, base_url: str | None = None) -> 
 
 def endpoint_name(base_url: str | None) -> str:
     """The endpoint as shown to users and put in cache keys: no credentials, query or fragment."""
-    if not base_url:
-        return DEFAULT_ENDPOINT
-    parts = urlsplit(base_url)
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}{parts.path.rstrip('/')}"
+    return net.endpoint(base_url)
 
 
 class _RequestFailed(Exception):
@@ -93,15 +91,21 @@ class LLMProposer:
         from cod.paths import cache_dir as default_cache_dir
 
         self.config = config or LLMConfig()
-        self.endpoint = endpoint_name(self.config.base_url)
-        self._key = resolve_api_key(api_key, self.config.base_url)  # kept in memory for the client only
+        # An empty base URL means the owner's endpoint (COD_LLM_BASE_URL), never silently OpenAI's.
+        base_url = self.config.base_url or os.environ.get("COD_LLM_BASE_URL") or None
+        self.endpoint = endpoint_name(base_url)
+        net.check_url(base_url or DEFAULT_ENDPOINT)  # public mode: a visitor's URL must be a public address
+        self._key = resolve_api_key(api_key, base_url)  # kept in memory for the client only
+        self._public = public_mode()
         if cache_dir is False:
             self.cache: DiskCache | None = None
         else:
             self.cache = DiskCache(default_cache_dir("llm") if cache_dir in (None, True) else cache_dir)
+        # A visitor's endpoint is dialled through the guarded transport (re-checked on every connection and redirect).
+        http_client = None if net.is_owner_endpoint(base_url) or not self._public else net.guarded_http_client(self.config.timeout_s)
         # Retries are ours (bounded, interruptible, with a per-example error), so the client's own are off.
         self._client = openai.OpenAI(
-            api_key=self._key, base_url=self.config.base_url, timeout=self.config.timeout_s, max_retries=0
+            api_key=self._key, base_url=base_url, timeout=self.config.timeout_s, max_retries=0, http_client=http_client
         )
 
     def __repr__(self) -> str:
@@ -329,7 +333,11 @@ class LLMProposer:
                     raise _RequestFailed(f"The endpoint {self.endpoint} rejected the request ({reason}).") from None
             except openai.APITimeoutError:
                 reason = f"no answer within {cfg.timeout_s:g} s (timeout_s)"
+            except net.URLRefused as err:  # a redirect to a private address (public mode): never retried
+                raise ProposerError(f"The endpoint {self.endpoint} redirected the request elsewhere: {err}") from None
             except openai.APIConnectionError as err:
+                if (refusal := net.refused(err)) is not None:
+                    raise ProposerError(f"The endpoint {self.endpoint} cannot be used: {refusal}") from None
                 reason = f"cannot connect ({self._say(err)})"
             except (openai.OpenAIError, ValueError) as err:  # e.g. a 200 whose body is not JSON
                 reason = f"an unreadable response ({type(err).__name__}: {self._say(err)})"
@@ -353,7 +361,14 @@ class LLMProposer:
         return not stop()
 
     def _say(self, err: Exception) -> str:
-        """An error's message, short, without the key (some servers echo it back)."""
+        """An error's message, short, without the key (some servers echo it back); in public mode only the HTTP
+        status's standard phrase or the error's kind, never the remote body."""
+        if self._public:
+            status = getattr(err, "status_code", None)
+            try:
+                return HTTPStatus(status).phrase if status else type(err).__name__
+            except ValueError:
+                return f"status {int(status)}"
         body = getattr(err, "body", None)
         if isinstance(body, dict) and isinstance(body.get("error"), dict):  # {"error": {"message": ...}}
             body = body["error"]
