@@ -7,7 +7,7 @@ The limits are read from the environment once per call, so the owner configures 
 | variable | default | what it bounds |
 |---|---|---|
 | COD_PUBLIC | on with SPACE_ID | public mode itself (`1` / `0` overrides) |
-| COD_ALLOWED_HOSTS | | hosts (`host` or `host:port`) a visitor's URL may name even when private (the owner's LLM server) |
+| COD_ALLOWED_HOSTS | | hosts (`host`, `host:port`) a visitor's URL may name even when private (an owner's server) |
 | COD_ALLOWED_MODELS | | models besides `demo` a visitor may load (comma-separated Hub ids or paths) |
 | COD_MAX_MODEL_PARAMS | 200e6 | parameters of any model loaded in public mode, read from its config first |
 | COD_ALLOW_OWNER_HF_TOKEN | 0 | model loads may use the owner's HF_TOKEN (private or gated models) |
@@ -73,7 +73,7 @@ class Limits:
     retention_hours: float = 24.0
 
     @classmethod
-    def from_env(cls) -> "Limits":
+    def from_env(cls) -> Limits:
         """The limits as the owner set them in the environment (defaults otherwise)."""
         d = cls()
         return cls(
@@ -109,5 +109,5 @@ class Limits:
 
 
 def hub_token_for_load() -> bool | None:
-    """`token=` for `from_pretrained` and Hub reads: False in public mode (unless allowed), None (the default) locally."""
+    """`token=` for `from_pretrained` and Hub reads: False in public mode (unless allowed), None locally."""
     return Limits.from_env().model_token() if public_mode() else None

@@ -30,7 +30,8 @@ def teacher():
 
 @pytest.fixture
 def clean_env(monkeypatch):
-    for name in ("COD_LLM_API_KEY", "OPENAI_API_KEY", "COD_LLM_BASE_URL", "COD_ALLOWED_HOSTS", "COD_PUBLIC", "SPACE_ID"):
+    names = ("COD_LLM_API_KEY", "OPENAI_API_KEY", "COD_LLM_BASE_URL", "COD_ALLOWED_HOSTS", "COD_PUBLIC", "SPACE_ID")
+    for name in names:
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
 

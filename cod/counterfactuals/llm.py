@@ -27,12 +27,12 @@ from typing import TYPE_CHECKING, Any
 
 import openai
 
+from cod import net
 from cod.config import LLMConfig
 from cod.counterfactuals import edits as E
 from cod.counterfactuals import prompts as P
 from cod.counterfactuals.base import Counterfactual, Progress, default_target, resolve_targets
 from cod.counterfactuals.cache import DiskCache, canonical
-from cod import net
 from cod.errors import ConfigError, ProposerError
 from cod.public import public_mode
 
@@ -102,7 +102,8 @@ class LLMProposer:
         else:
             self.cache = DiskCache(default_cache_dir("llm") if cache_dir in (None, True) else cache_dir)
         # A visitor's endpoint is dialled through the guarded transport (re-checked on every connection and redirect).
-        http_client = None if net.is_owner_endpoint(base_url) or not self._public else net.guarded_http_client(self.config.timeout_s)
+        guard = self._public and not net.is_owner_endpoint(base_url)
+        http_client = net.guarded_http_client(self.config.timeout_s) if guard else None
         # Retries are ours (bounded, interruptible, with a per-example error), so the client's own are off.
         self._client = openai.OpenAI(
             api_key=self._key, base_url=base_url, timeout=self.config.timeout_s, max_retries=0, http_client=http_client
