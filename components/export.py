@@ -51,7 +51,7 @@ def zip_student(services, key: str | None) -> Path:
 
 def push(services, state: PageState, key: str | None, dataset_repo: str, model_repo: str, token: str, private: bool) -> str:
     """Push the pairs as a Hub dataset and/or the student as a Hub model; the token is used once and forgotten."""
-    token = (token or "").strip() or None
+    token = visitor_token(token)
     done = []
     if (dataset_repo or "").strip():
         if not state.project:
@@ -66,6 +66,17 @@ def push(services, state: PageState, key: str | None, dataset_repo: str, model_r
     if not done:
         raise StoreError("Give a dataset repo id (for the pairs) and/or a model repo id (for the student), e.g. you/my-cod-pairs.")
     return "Pushed: " + ", ".join(f'<a href="{esc(u)}" target="_blank">{esc(u)}</a>' for u in done)
+
+
+def visitor_token(token: str | None) -> str | None:
+    """The Hub token for a push: the one typed; in public mode never the owner's HF_TOKEN (None would read it)."""
+    from cod.public import public_mode
+
+    token = (token or "").strip() or None
+    if token is None and public_mode():
+        raise StoreError("Pushing needs your own Hub token with write access: paste it in the token field "
+                         "(it is used for this push only, never stored).")
+    return token
 
 
 def build(services, state):

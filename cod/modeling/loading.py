@@ -99,6 +99,55 @@ def _check_name(name: str) -> None:
         raise ModelError(f"{name!r} has no config.json: point at a folder saved with save_pretrained (or a Hub id, or 'demo').")
 
 
+def hub_kwargs() -> dict:
+    """`from_pretrained` keywords for the Hub token: in public mode `token=False`, so a visitor's load never uses the
+    owner's HF_TOKEN (private or gated models), unless the owner sets COD_ALLOW_OWNER_HF_TOKEN=1."""
+    from cod.public import hub_token_for_load
+
+    token = hub_token_for_load()
+    return {} if token is None else {"token": token}
+
+
+def check_public_model(name: str) -> None:
+    """In public mode only `demo` and the owner's COD_ALLOWED_MODELS load (nothing is looked up for other names, so
+    the answer says nothing of which server folders exist)."""
+    from cod.public import Limits, public_mode
+
+    if not public_mode() or name.strip() == DEMO:
+        return
+    allowed = Limits.from_env().allowed_models
+    if name.strip() not in allowed:
+        listed = ", ".join(repr(a) for a in (DEMO, *allowed))
+        raise ModelError(f"This public app loads only these models: {listed}, not {name.strip()!r}. Run CoD Studio "
+                         "yourself to use any Hub model or local folder (the owner can allow more with COD_ALLOWED_MODELS).")
+
+
+def count_parameters(config) -> int:
+    """Parameters of a model built from `config`, counted on the meta device (no weights are loaded or allocated)."""
+    import torch
+    from transformers import AutoModel, AutoModelForSequenceClassification
+
+    with torch.device("meta"):
+        try:
+            model = AutoModelForSequenceClassification.from_config(config)
+        except ValueError:  # no sequence-classification class for this model type
+            model = AutoModel.from_config(config)
+    return sum(p.numel() for p in model.parameters())
+
+
+def check_public_size(name: str, config) -> None:
+    """In public mode a model larger than COD_MAX_MODEL_PARAMS is refused from its config, before any weights load."""
+    from cod.public import Limits, public_mode
+
+    if not public_mode():
+        return
+    cap = Limits.from_env().max_model_params
+    n = count_parameters(config)
+    if n > cap:
+        raise ModelError(f"{name!r} has {n / 1e6:.1f}M parameters, above this public app's limit of {cap / 1e6:.0f}M "
+                         "(COD_MAX_MODEL_PARAMS): choose a smaller model or 'demo'.")
+
+
 def _load_error(name: str, err: Exception, what: str = "model") -> ModelError:
     offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0") or "couldn't connect" in str(err).lower()
     hint = (
@@ -185,14 +234,17 @@ def load_classifier(
 
     if head not in HEADS:
         raise ModelError(f"head {head!r} is not one of {', '.join(HEADS)}.")
+    check_public_model(name)
     path = resolve_teacher_name(name)
     _check_name(path)
     device = pick_device(device) if not isinstance(device, torch.device) else device
     torch_dtype = resolve_dtype(dtype, device)
+    hub = hub_kwargs()
     try:
-        config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+        config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code, **hub)
     except (OSError, ValueError) as err:
         raise _load_error(name, err) from err
+    check_public_size(name, config)
     if not _is_classifier(config) and require_head:
         raise ModelError(
             f"{name!r} is not a trained sequence classifier (architectures {getattr(config, 'architectures', None)}), "
@@ -205,9 +257,9 @@ def load_classifier(
                                         trust_remote_code=trust_remote_code)
         return model.to(torch_dtype).eval(), tokenizer
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code, **hub)
         model = AutoModelForSequenceClassification.from_pretrained(
-            path, config=config, dtype=torch_dtype, trust_remote_code=trust_remote_code
+            path, config=config, dtype=torch_dtype, trust_remote_code=trust_remote_code, **hub
         )
     except (OSError, ValueError) as err:
         raise _load_error(name, err) from err
@@ -239,23 +291,28 @@ def load_student(
     label_names = [str(n) for n in label_names]
     if len(label_names) < 2 or len(set(label_names)) != len(label_names):
         raise ModelError(f"A student needs at least two distinct label names, got {label_names}.")
+    check_public_model(name)
     path = resolve_student_name(name)
     _check_name(path)
     device = pick_device(device) if not isinstance(device, torch.device) else device
     labels = {"id2label": dict(enumerate(label_names)), "label2id": {n: i for i, n in enumerate(label_names)}}
+    hub = hub_kwargs()
     try:
-        config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
-        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+        config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code, **hub)
+        check_public_size(name, config)
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code, **hub)
         if head == "auto":
             head = "mean" if config.model_type == MODEL_TYPE or has_sentence_transformers_files(path) else "cls"
         if head == "mean" and config.model_type != MODEL_TYPE:
-            model = MeanPoolingForSequenceClassification.from_encoder(path, label_names, trust_remote_code=trust_remote_code)
+            model = MeanPoolingForSequenceClassification.from_encoder(
+                path, label_names, trust_remote_code=trust_remote_code, **hub
+            )
         else:
             if head == "mean" or config.model_type == MODEL_TYPE:
                 head = "mean"  # a saved mean-pooling model stays one
             model = AutoModelForSequenceClassification.from_pretrained(
                 path, num_labels=len(label_names), ignore_mismatched_sizes=True,
-                trust_remote_code=trust_remote_code, dtype=torch.float32, **labels,
+                trust_remote_code=trust_remote_code, dtype=torch.float32, **labels, **hub,
             )
     except (OSError, ValueError) as err:
         raise _load_error(name, err, "student") from err

@@ -1,0 +1,115 @@
+"""The owner's Hub token and models in public mode: a recording stand-in for the Hub client (no network), a real
+tiny classifier on disk for loads."""
+
+from types import SimpleNamespace
+
+import huggingface_hub
+import pytest
+import transformers
+
+from components import export
+from components.services import Services
+from components.state import PageState
+from cod.errors import ModelError, StoreError
+from cod.modeling.loading import load_classifier, load_student
+
+OWNER_TOKEN = "hf_OWNER_token_never_for_visitors"
+VISITOR_TOKEN = "hf_visitor_own_token"
+
+
+class RecordingHfApi:
+    """Stands in for huggingface_hub.HfApi: records the token of every client made and every call."""
+
+    calls: list[tuple[str, object]] = []
+
+    def __init__(self, token=None, **kwargs):
+        self.token = token
+        RecordingHfApi.calls.append(("init", token))
+
+    def create_repo(self, repo_id, **kwargs):
+        RecordingHfApi.calls.append(("create_repo", self.token))
+        return f"https://huggingface.co/{repo_id}"
+
+    def upload_folder(self, **kwargs):
+        RecordingHfApi.calls.append(("upload_folder", self.token))
+
+
+@pytest.fixture
+def hub(monkeypatch):
+    RecordingHfApi.calls = []
+    monkeypatch.setattr(huggingface_hub, "HfApi", RecordingHfApi)
+    monkeypatch.setenv("HF_TOKEN", OWNER_TOKEN)
+    return RecordingHfApi.calls
+
+
+@pytest.fixture
+def finished_run(tmp_path):
+    services = Services(store_path=tmp_path / "cod.db", artifacts=tmp_path / "app")
+    folder = tmp_path / "run"
+    (folder / "model").mkdir(parents=True)
+    (folder / "model" / "config.json").write_text("{}")
+    services.results["7"] = SimpleNamespace(out_dir=str(folder))
+    return services
+
+
+def test_a_push_with_an_empty_token_never_reaches_the_hub_client_in_public_mode(hub, finished_run, monkeypatch):
+    monkeypatch.setenv("COD_PUBLIC", "1")
+    with pytest.raises(StoreError, match="your own Hub token"):
+        export.push(finished_run, PageState(), "7", "", "visitor/student", "  ", True)
+    assert hub == []
+    export.push(finished_run, PageState(), "7", "", "visitor/student", VISITOR_TOKEN, True)
+    assert hub and all(token == VISITOR_TOKEN for _, token in hub)
+
+
+def test_locally_an_empty_token_field_still_uses_the_login(hub, finished_run, monkeypatch):
+    monkeypatch.setenv("COD_PUBLIC", "0")
+    export.push(finished_run, PageState(), "7", "", "me/student", "", True)
+    assert ("init", None) in hub  # None: huggingface_hub reads the person's own HF_TOKEN / login
+
+
+@pytest.fixture
+def loads(monkeypatch):
+    """The keyword arguments of every from_pretrained call (the real ones still run)."""
+    seen: list[tuple[str, dict]] = []
+    for cls in (transformers.AutoConfig, transformers.AutoTokenizer, transformers.AutoModelForSequenceClassification):
+        real = cls.from_pretrained.__func__
+
+        def record(klass, *args, _real=real, _name=cls.__name__, **kwargs):
+            seen.append((_name, kwargs))
+            return _real(klass, *args, **kwargs)
+
+        monkeypatch.setattr(cls, "from_pretrained", classmethod(record))
+    return seen
+
+
+def test_public_model_loads_never_use_the_owners_token(loads, tiny_classifier, monkeypatch):
+    monkeypatch.setenv("COD_PUBLIC", "1")
+    monkeypatch.setenv("COD_ALLOWED_MODELS", str(tiny_classifier))
+    load_classifier(str(tiny_classifier))
+    load_student(str(tiny_classifier), ["negative", "positive"])
+    assert loads and all(kwargs.get("token") is False for _, kwargs in loads)
+    monkeypatch.setenv("COD_ALLOW_OWNER_HF_TOKEN", "1")  # the owner may allow it (their own private models)
+    loads.clear()
+    load_classifier(str(tiny_classifier))
+    assert all("token" not in kwargs for _, kwargs in loads)
+
+
+def test_public_mode_loads_only_allowed_models_and_says_nothing_of_server_folders(loads, tiny_classifier, monkeypatch):
+    monkeypatch.setenv("COD_PUBLIC", "1")
+    messages = []
+    for name in (str(tiny_classifier), "/etc", "/no/such/folder", "org/huge-model"):
+        with pytest.raises(ModelError) as err:
+            load_classifier(name)
+        messages.append(str(err.value).replace(repr(name), "NAME"))
+    assert len(set(messages)) == 1 and "'demo'" in messages[0]
+    assert loads == []  # refused before anything is read
+
+
+def test_the_parameter_cap_is_read_from_the_config_before_any_weights(loads, tiny_classifier, monkeypatch):
+    monkeypatch.setenv("COD_PUBLIC", "1")
+    monkeypatch.setenv("COD_ALLOWED_MODELS", str(tiny_classifier))
+    monkeypatch.setenv("COD_MAX_MODEL_PARAMS", "1000")
+    for load in (load_classifier, lambda name: load_student(name, ["a", "b"])):
+        with pytest.raises(ModelError, match="parameters, above this public app's limit"):
+            load(str(tiny_classifier))
+    assert [name for name, _ in loads] == ["AutoConfig", "AutoConfig"]
