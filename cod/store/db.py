@@ -3,15 +3,17 @@
 Version 1 was the first layout (projects, examples, counterfactuals with a bare status log, runs with their
 events inlined as JSON). Version 2 adds what curation needs to be undoable and traceable: per-change history
 with before/after states grouped into user actions, a separate run event timeline, run owners (pid, host)
-so cut-off runs can be told from live ones, and sweep results. A migration runs inside one transaction,
-after the store has written a backup copy of the file.
+so cut-off runs can be told from live ones, and sweep results. Version 3 gives every project, run and sweep an
+`owner` (the account that made it: '' locally, 'hf:<user>' or 'anon:<id>' on a public Space); project names are
+unique per owner. A migration runs inside one transaction (with foreign keys off, so rebuilding `projects` cascades
+nothing), after the store has written a backup copy of the file.
 """
 
 from __future__ import annotations
 
 import sqlite3
 
-CURRENT_VERSION = 2
+CURRENT_VERSION = 3
 
 # The original layout, kept verbatim: tests build a real version-1 file from it and migrate it.
 SCHEMA_V1 = """
@@ -177,6 +179,16 @@ CREATE TABLE sweep_results (
 CREATE INDEX sweep_results_sweep ON sweep_results (sweep_id, id);
 """
 
+_PROJECTS_V3 = _PROJECTS_V2.replace(
+    "    name TEXT NOT NULL UNIQUE,\n", "    owner TEXT NOT NULL DEFAULT '',           -- '' local; 'hf:<user>' or 'anon:<id>'\n    name TEXT NOT NULL,\n"
+).replace("    updated_at TEXT NOT NULL\n);", "    updated_at TEXT NOT NULL,\n    UNIQUE (owner, name)\n);")
+_OWNERS_V3 = """
+ALTER TABLE runs ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+ALTER TABLE sweeps ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+CREATE INDEX runs_owner ON runs (owner);
+CREATE INDEX sweeps_owner ON sweeps (owner);
+"""
+
 SCHEMA_V2 = (
     "CREATE TABLE schema_version (version INTEGER NOT NULL);\n"
     + _PROJECTS_V2
@@ -242,8 +254,41 @@ def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
         conn.execute(f"DROP TABLE old_{table}")
 
 
+SCHEMA_V3 = (
+    "CREATE TABLE schema_version (version INTEGER NOT NULL);\n"
+    + _PROJECTS_V3
+    + _EXAMPLES_V2
+    + _COUNTERFACTUALS_V2
+    + _ACTIONS_AND_HISTORY_V2
+    + _RUNS_V2
+    + _SWEEPS_V2
+    + _OWNERS_V3
+    + "CREATE INDEX projects_owner ON projects (owner, updated_at);\n"
+    + "INSERT INTO schema_version (version) VALUES (3);\n"
+)
+
+# Version 3 applied to a new file (the latest layout).
+SCHEMA = SCHEMA_V3
+
+
+def _migrate_2_to_3(conn: sqlite3.Connection) -> None:
+    """Owners: rebuild `projects` with an owner column (names unique per owner), add owners to runs and sweeps.
+
+    Every existing row belongs to the local owner ''. The caller has turned foreign keys off, so dropping the old
+    `projects` deletes no example, counterfactual or run; the rebuilt table keeps every id."""
+    _executescript(conn, _PROJECTS_V3.replace("CREATE TABLE projects", "CREATE TABLE new_projects"))
+    columns = "id, name, task, data_source, columns, label_names, teacher, student, k, seed, settings, created_at, updated_at"
+    conn.execute(f"INSERT INTO new_projects ({columns}) SELECT {columns} FROM projects")
+    conn.execute("DROP TABLE projects")
+    conn.execute("ALTER TABLE new_projects RENAME TO projects")
+    _executescript(conn, _OWNERS_V3 + "CREATE INDEX projects_owner ON projects (owner, updated_at);\n")
+    broken = conn.execute("PRAGMA foreign_key_check").fetchall()
+    if broken:  # raising rolls the whole migration back
+        raise sqlite3.IntegrityError(f"foreign keys broken by the version-3 migration: {broken[:5]}")
+
+
 # MIGRATIONS[v] turns a version-v database into version v + 1.
-MIGRATIONS = {1: _migrate_1_to_2}
+MIGRATIONS = {1: _migrate_1_to_2, 2: _migrate_2_to_3}
 
 
 def _executescript(conn: sqlite3.Connection, script: str) -> None:

@@ -16,6 +16,7 @@ and after, and undo/redo replays the action log (append-only) to find what to re
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import json
 import logging
@@ -72,6 +73,7 @@ class Project:
     settings: dict[str, Any]
     created_at: str
     updated_at: str
+    owner: str = ""  # '' local; 'hf:<user>' or 'anon:<id>' on a public Space (not part of an export)
 
     def meta(self) -> dict[str, Any]:
         """The settings that define the project (what an export carries), without ids and times."""
@@ -151,8 +153,11 @@ class Action:
 class Store(RunsMixin):
     """The project store in one SQLite file; safe to share between threads and processes."""
 
-    def __init__(self, path: str | Path | None = None, timeout_s: float = 30.0, recover: bool = True):
+    def __init__(self, path: str | Path | None = None, timeout_s: float = 30.0, recover: bool = True,
+                 owner: str | None = None):
+        """`owner` None: every owner's rows (the CLI, the app's owner); a string: only that owner's (`for_owner`)."""
         self.path = Path(path).expanduser() if path else default_path()
+        self.owner = owner
         self.timeout_s = timeout_s
         self._lock = threading.RLock()  # one connection shared by the app's worker threads
         self.backup_path: Path | None = None  # set when opening migrated an older file
@@ -166,9 +171,9 @@ class Store(RunsMixin):
             if str(mode).lower() != "wal":
                 log.warning("The store %s could not use WAL mode (got %s); concurrent access will be slower.", self.path, mode)
             self._conn.execute("PRAGMA synchronous=FULL")  # curation is hours of work: fsync every commit
-            self._conn.execute("PRAGMA foreign_keys=ON")
             self._conn.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
-            self._ensure_schema()
+            self._ensure_schema()  # foreign keys still off: a migration may rebuild a parent table
+            self._conn.execute("PRAGMA foreign_keys=ON")
         except sqlite3.DatabaseError as err:
             with contextlib.suppress(Exception):
                 self._conn.close()
@@ -181,6 +186,15 @@ class Store(RunsMixin):
             self.recover_runs()
 
     # ---- plumbing -------------------------------------------------------------------------------------------
+
+    def for_owner(self, owner: str) -> "Store":
+        """This store seen by one owner (same connection): every read and write is limited to their rows."""
+        view = copy.copy(self)
+        view.owner = str(owner)
+        return view
+
+    def _owns(self, owner: str) -> bool:
+        return self.owner is None or owner == self.owner
 
     def close(self) -> None:
         """Close the connection (further calls fail)."""
@@ -225,7 +239,7 @@ class Store(RunsMixin):
         with self._write() as c:
             tables = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             if not tables:
-                schema._executescript(c, schema.SCHEMA_V2)
+                schema._executescript(c, schema.SCHEMA)
                 return
             if "schema_version" not in tables:
                 raise StoreError(f"{self.path} is an SQLite file but not a CoD store (tables {sorted(tables)}): pass another path.")
@@ -290,7 +304,6 @@ class Store(RunsMixin):
             self._insert_project(c, name, label_names, examples=examples, split=split, task=task, data_source=data_source,
                                  columns=columns, teacher=teacher, student=student, k=k, seed=seed, settings=settings)
         return self.project(_check_name(name))
-        return self.project(name)
 
     def _insert_project(self, c: sqlite3.Connection, name: str, label_names: Sequence[str], *, examples: Sequence[Example] = (),
                         split: str = "train", task: str = "", data_source: str = "", columns: dict[str, Any] | None = None,
@@ -304,13 +317,14 @@ class Store(RunsMixin):
         for field_name, value in (("teacher", teacher), ("student", student)):
             if not str(value or "").strip():
                 raise StoreError(f"A {field_name} model is required for project {name!r}: a Hub id, a local path, or 'demo'.")
-        if c.execute("SELECT 1 FROM projects WHERE name = ?", (name,)).fetchone():
+        owner = self.owner or ""
+        if c.execute("SELECT 1 FROM projects WHERE name = ? AND owner = ?", (name, owner)).fetchone():
             raise StoreError(f"A project named {name!r} already exists: choose another name or open it.")
         now = _now()
         cur = c.execute(
-            "INSERT INTO projects (name, task, data_source, columns, label_names, teacher, student, k, seed, settings, "
-            "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (name, task, str(data_source), _dumps(columns or {}), _dumps(labels), teacher, student, k, int(seed),
+            "INSERT INTO projects (owner, name, task, data_source, columns, label_names, teacher, student, k, seed, "
+            "settings, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (owner, name, task, str(data_source), _dumps(columns or {}), _dumps(labels), teacher, student, k, int(seed),
              _dumps(settings or {}), now, now),
         )
         self._insert_examples(c, cur.lastrowid, labels, examples, split)
@@ -329,16 +343,15 @@ class Store(RunsMixin):
     def project(self, name: str) -> Project:
         """The project called `name` (StoreError listing the known names when there is none)."""
         with self._read() as c:
-            row = c.execute("SELECT * FROM projects WHERE name = ?", (name,)).fetchone()
-            if row is None:
-                known = [r[0] for r in c.execute("SELECT name FROM projects ORDER BY name")]
-                raise StoreError(f"No project named {name!r} in {self.path}: known projects are {known or 'none yet'}.")
+            row = c.execute("SELECT * FROM projects WHERE id = ?", (self._project_id(c, name),)).fetchone()
         return _project(row)
 
     def projects(self) -> list[Project]:
         """Every project, most recently changed first."""
+        where, args = ("", ()) if self.owner is None else (" WHERE owner = ?", (self.owner,))
         with self._read() as c:
-            return [_project(r) for r in c.execute("SELECT * FROM projects ORDER BY updated_at DESC, id DESC")]
+            rows = c.execute(f"SELECT * FROM projects{where} ORDER BY updated_at DESC, id DESC", args).fetchall()
+        return [_project(r) for r in rows]
 
     def update_project(self, name: str, **changes: Any) -> Project:
         """Change project settings (task, data_source, columns, teacher, student, k, seed, settings, name)."""
@@ -353,7 +366,9 @@ class Store(RunsMixin):
         values = {key: _dumps(v) if key in ("columns", "settings") else v for key, v in changes.items()}
         with self._write() as c:
             pid = self._project_id(c, name)
-            if "name" in values and values["name"] != name and c.execute("SELECT 1 FROM projects WHERE name = ?", (values["name"],)).fetchone():
+            owner = c.execute("SELECT owner FROM projects WHERE id = ?", (pid,)).fetchone()[0]
+            taken = c.execute("SELECT 1 FROM projects WHERE name = ? AND owner = ?", (values.get("name"), owner)).fetchone()
+            if "name" in values and values["name"] != name and taken:
                 raise StoreError(f"A project named {values['name']!r} already exists: choose another name.")
             sets = ", ".join(f"{key} = ?" for key in values)
             c.execute(f"UPDATE projects SET {sets}{', ' if sets else ''}updated_at = ? WHERE id = ?", (*values.values(), _now(), pid))
@@ -395,12 +410,33 @@ class Store(RunsMixin):
             }
 
     def _project_id(self, c: sqlite3.Connection, name: str | Project) -> int:
+        """The id of this owner's project `name`; unscoped, the local one ('') when several owners use the name."""
         name = getattr(name, "name", name)
-        row = c.execute("SELECT id FROM projects WHERE name = ?", (name,)).fetchone()
-        if row is None:
+        if self.owner is not None:
+            row = c.execute("SELECT id FROM projects WHERE name = ? AND owner = ?", (name, self.owner)).fetchone()
+            if row is None:  # a visitor learns nothing of other owners' projects or of the server's paths
+                raise StoreError(f"You have no project named {name!r}: pick one of yours or create it.")
+            return row[0]
+        rows = c.execute("SELECT id, owner FROM projects WHERE name = ? ORDER BY owner != '', id", (name,)).fetchall()
+        if not rows:
             known = [r[0] for r in c.execute("SELECT name FROM projects ORDER BY name")]
             raise StoreError(f"No project named {name!r} in {self.path}: known projects are {known or 'none yet'}.")
-        return row[0]
+        if len(rows) > 1 and rows[0]["owner"] != "":
+            owners = [r["owner"] for r in rows]
+            raise StoreError(f"{len(rows)} owners have a project named {name!r} ({owners}): open the store for one "
+                             "owner (Store(owner=...)).")
+        return rows[0]["id"]
+
+    def _own_row(self, c: sqlite3.Connection, cf_id: int) -> sqlite3.Row:
+        """The counterfactual `cf_id`, if it belongs to this owner's project (else as if it did not exist)."""
+        row = _row(c, cf_id)
+        owner = c.execute("SELECT owner FROM projects WHERE id = ?", (row["project_id"],)).fetchone()[0]
+        if not self._owns(owner):
+            raise StoreError(f"No counterfactual with id {cf_id}: it may belong to a deleted project; reload the list.")
+        return row
+
+    def _own_rows(self, c: sqlite3.Connection, cf_ids: Sequence[int]) -> list[sqlite3.Row]:
+        return [self._own_row(c, i) for i in cf_ids]
 
     def _labels_of(self, c: sqlite3.Connection, project_id: int) -> list[str]:
         return json.loads(c.execute("SELECT label_names FROM projects WHERE id = ?", (project_id,)).fetchone()[0])
@@ -502,7 +538,7 @@ class Store(RunsMixin):
     def counterfactual(self, cf_id: int) -> CounterfactualRecord:
         """One stored counterfactual by id."""
         with self._read() as c:
-            row = _row(c, cf_id)
+            row = self._own_row(c, cf_id)
             return _record(row, self._labels_of(c, row["project_id"]))
 
     def curated(self, name: str) -> list[Counterfactual]:
@@ -529,7 +565,7 @@ class Store(RunsMixin):
         _check_status(status)
         kind = {"accepted": "accept", "rejected": "reject", "proposed": "reset", "edited": "edit"}[status]
         with self._write() as c:
-            rows = _rows(c, cf_ids)
+            rows = self._own_rows(c, cf_ids)
             pid = _one_project(rows)
             _check_versions(rows, expected_versions)
             now = _now()
@@ -560,7 +596,7 @@ class Store(RunsMixin):
         if not text:
             raise StoreError(f"The edited text of counterfactual {cf_id} is empty: write a counterfactual or reject it.")
         with self._write() as c:
-            row = _row(c, cf_id)
+            row = self._own_row(c, cf_id)
             labels = self._labels_of(c, row["project_id"])
             _check_versions([row], None if expected_version is None else [expected_version])
             probs = [float(p) for p in counterfactual_teacher_probs] if counterfactual_teacher_probs is not None else None
@@ -581,7 +617,7 @@ class Store(RunsMixin):
             raise StoreError("Pass exactly one of cf_id or project to history().")
         with self._read() as c:
             if cf_id is not None:
-                _row(c, cf_id)
+                self._own_row(c, cf_id)
                 rows = c.execute("SELECT * FROM history WHERE counterfactual_id = ? ORDER BY id", (cf_id,)).fetchall()
             else:
                 rows = c.execute(
@@ -768,7 +804,7 @@ def _project(row: sqlite3.Row) -> Project:
     return Project(
         id=row["id"], name=row["name"], task=row["task"], data_source=row["data_source"], columns=json.loads(row["columns"]),
         label_names=json.loads(row["label_names"]), teacher=row["teacher"], student=row["student"], k=row["k"], seed=row["seed"],
-        settings=json.loads(row["settings"]), created_at=row["created_at"], updated_at=row["updated_at"],
+        settings=json.loads(row["settings"]), created_at=row["created_at"], updated_at=row["updated_at"], owner=row["owner"],
     )
 
 

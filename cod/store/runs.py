@@ -69,10 +69,11 @@ class RunsMixin:
         now = _now()
         with self._write() as c:
             project_id = self._project_id(c, project) if project is not None else None
+            owner = self._owner_of(c, project_id)
             cur = c.execute(
-                "INSERT INTO runs (project_id, kind, config, status, artifact_dir, pid, host, pid_started, heartbeat_at, "
-                "resumed_from, started_at) VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)",
-                (project_id, kind, _dumps(config), str(artifact_dir) if artifact_dir else None, pid_, host, started, now, resumed_from, now),
+                "INSERT INTO runs (owner, project_id, kind, config, status, artifact_dir, pid, host, pid_started, "
+                "heartbeat_at, resumed_from, started_at) VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)",
+                (owner, project_id, kind, _dumps(config), str(artifact_dir) if artifact_dir else None, pid_, host, started, now, resumed_from, now),
             )
             c.execute("INSERT INTO run_events (run_id, kind, payload, at) VALUES (?, 'started', ?, ?)", (cur.lastrowid, _dumps({"pid": pid_, "host": host}), now))
             run_id = cur.lastrowid
@@ -111,8 +112,10 @@ class RunsMixin:
         """Runs (of one project, of one status), newest first."""
         with self._read() as c:
             query, args = "SELECT * FROM runs WHERE 1 = 1", []
+            if self.owner is not None:
+                query, args = query + " AND owner = ?", [self.owner]
             if project is not None:
-                query, args = query + " AND project_id = ?", [self._project_id(c, project)]
+                query, args = query + " AND project_id = ?", [*args, self._project_id(c, project)]
             if status is not None:
                 query, args = query + " AND status = ?", [*args, status]
             return [_run(r) for r in c.execute(query + " ORDER BY id DESC", args)]
@@ -159,8 +162,24 @@ class RunsMixin:
 
     def _run_row(self, c: sqlite3.Connection, run_id: int) -> sqlite3.Row:
         row = c.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is not None and self.owner is not None and row["owner"] != self.owner:
+            row = None  # another owner's run reads as missing
         if row is None:
-            raise StoreError(f"No run with id {run_id} in {self.path}.")
+            where = "" if self.owner is not None else f" in {self.path}"
+            raise StoreError(f"No run with id {run_id}{where}: pick one of the runs listed for your project.")
+        return row
+
+    def _owner_of(self, c: sqlite3.Connection, project_id: int | None) -> str:
+        """The owner of a new run or sweep: its project's, else this store's ('' unscoped)."""
+        if project_id is not None:
+            return c.execute("SELECT owner FROM projects WHERE id = ?", (project_id,)).fetchone()[0]
+        return self.owner or ""
+
+    def _sweep_row(self, c: sqlite3.Connection, sweep_id: int) -> sqlite3.Row:
+        row = c.execute("SELECT * FROM sweeps WHERE id = ?", (sweep_id,)).fetchone()
+        if row is None or (self.owner is not None and row["owner"] != self.owner):
+            where = "" if self.owner is not None else f" in {self.path}"
+            raise StoreError(f"No sweep with id {sweep_id}{where}.")
         return row
 
     # ---- sweeps ---------------------------------------------------------------------------------------------
@@ -170,26 +189,31 @@ class RunsMixin:
         config = config.to_dict() if hasattr(config, "to_dict") else dict(config)
         with self._write() as c:
             project_id = self._project_id(c, project) if project is not None else None
-            return c.execute("INSERT INTO sweeps (project_id, label, config, created_at) VALUES (?, ?, ?, ?)", (project_id, label, _dumps(config), _now())).lastrowid
+            return c.execute(
+                "INSERT INTO sweeps (owner, project_id, label, config, created_at) VALUES (?, ?, ?, ?, ?)",
+                (self._owner_of(c, project_id), project_id, label, _dumps(config), _now()),
+            ).lastrowid
 
     def add_sweep_results(self, sweep_id: int, rows: Sequence[dict[str, Any]], run_id: int | None = None) -> None:
         """Append result rows (one results.csv line each) to a sweep, in one transaction."""
         with self._write() as c:
-            if c.execute("SELECT 1 FROM sweeps WHERE id = ?", (sweep_id,)).fetchone() is None:
-                raise StoreError(f"No sweep with id {sweep_id} in {self.path}.")
+            self._sweep_row(c, sweep_id)
             c.executemany("INSERT INTO sweep_results (sweep_id, run_id, row) VALUES (?, ?, ?)", [(sweep_id, run_id, _dumps(dict(r))) for r in rows])
 
     def sweep_results(self, sweep_id: int) -> list[dict[str, Any]]:
         """A sweep's result rows in the order they were added."""
         with self._read() as c:
+            self._sweep_row(c, sweep_id)
             return [json.loads(r[0]) for r in c.execute("SELECT row FROM sweep_results WHERE sweep_id = ? ORDER BY id", (sweep_id,))]
 
     def sweeps(self, project: str | None = None) -> list[dict[str, Any]]:
         """Sweeps (of one project): id, label, config, created_at and the number of result rows, newest first."""
         with self._read() as c:
-            query, args = "SELECT s.*, (SELECT COUNT(*) FROM sweep_results r WHERE r.sweep_id = s.id) AS n FROM sweeps s", []
+            query, args = "SELECT s.*, (SELECT COUNT(*) FROM sweep_results r WHERE r.sweep_id = s.id) AS n FROM sweeps s WHERE 1 = 1", []
+            if self.owner is not None:
+                query, args = query + " AND s.owner = ?", [self.owner]
             if project is not None:
-                query, args = query + " WHERE s.project_id = ?", [self._project_id(c, project)]
+                query, args = query + " AND s.project_id = ?", [*args, self._project_id(c, project)]
             rows = c.execute(query + " ORDER BY s.id DESC", args).fetchall()
         return [{"id": r["id"], "label": r["label"], "config": json.loads(r["config"]), "created_at": r["created_at"], "rows": r["n"]} for r in rows]
 
