@@ -12,9 +12,10 @@ import os
 import gradio as gr
 
 from components import compare, counterfactuals, data, distill, export, models
-from components.services import Services
+from components.services import Services, owner_for
 from components.state import PageState
 from components.style import ASSETS, css, esc, notice, theme
+from cod.public import public_mode
 
 TITLE = "CoD Studio"
 
@@ -43,9 +44,17 @@ def status_html(services: Services) -> str:
 def build_app(services: Services | None = None) -> gr.Blocks:
     """The whole app; `services` holds the process-level model cache, store and worker (a fresh one if None)."""
     services = services or Services()
+    public = public_mode()
     with gr.Blocks(title=TITLE, fill_width=True) as app:
         state = gr.State(PageState(teacher=services.default_teacher, student=services.default_student))
-        gr.HTML(header_html())
+        # The visitor's anonymous identity lives in their browser (encrypted localStorage); signed-in users are theirs.
+        browser_id = gr.BrowserState("", storage_key="cod-visitor", secret=os.environ.get("COD_BROWSER_SECRET"))
+        if public and os.environ.get("SPACE_ID"):  # Spaces provide the OAuth login (README metadata hf_oauth: true)
+            with gr.Row():
+                gr.HTML(header_html())
+                gr.LoginButton(scale=0, min_width=200)
+        else:
+            gr.HTML(header_html())
         banner = gr.HTML(status_html(services), elem_id="status-banner")
         timer = gr.Timer(3.0, active=not services.teacher_status()[0])
         with gr.Tabs(elem_id="tabs"):
@@ -71,8 +80,16 @@ def build_app(services: Services | None = None) -> gr.Blocks:
         tick.then(models_tab.live, [models_tab.teacher, models_tab.probe], models_tab.probe_out,
                   show_progress="hidden", api_visibility="private")
 
-        # First visit: the default task and its few-shot draw, and the teacher on the example sentence.
-        load = app.load(
+        def identify(s: PageState, token: str, profile: gr.OAuthProfile | None):
+            """Who this session is: the signed-in user, else the browser's anonymous id (locally: the shared '')."""
+            if not public:
+                return s, token
+            s.owner, token = owner_for(profile.username if profile is not None else None, token)
+            return s, token
+
+        # First visit: who the visitor is, the default task and its few-shot draw, the teacher on the example sentence.
+        who = app.load(identify, [state, browser_id], [state, browser_id], api_visibility="private", **data.SERIAL)
+        load = who.then(
             data_tab.on_task, [state, data_tab.task, data_tab.k, data_tab.seed], data_tab.outputs,
             api_visibility="private", **data.SERIAL,
         )
@@ -105,7 +122,7 @@ def main() -> None:
     services = Services()
     services.warm()  # builds the demo teacher if it is missing, then loads it before the first visitor types
     app = build_app(services)
-    app.queue(default_concurrency_limit=4)
+    app.queue(default_concurrency_limit=4, max_size=int(os.environ.get("COD_QUEUE_SIZE", "256")))
     app.launch(
         server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),

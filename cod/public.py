@@ -11,7 +11,7 @@ The limits are read from the environment once per call, so the owner configures 
 | COD_ALLOWED_MODELS | | models besides `demo` a visitor may load (comma-separated Hub ids or paths) |
 | COD_MAX_MODEL_PARAMS | 200e6 | parameters of any model loaded in public mode, read from its config first |
 | COD_ALLOW_OWNER_HF_TOKEN | 0 | model loads may use the owner's HF_TOKEN (private or gated models) |
-| COD_MAX_K / _EPOCHS / _STEPS / _BATCH / _CANDIDATES | 64 / 20 / 2000 / 64 / 10 | request sizes |
+| COD_MAX_K / _EPOCHS / _STEPS / _BATCH / _CANDIDATES | 64 / 100 / 2000 / 64 / 10 | request sizes |
 | COD_MAX_QUEUED | 3 | jobs a visitor may have waiting behind their running one |
 | COD_RETENTION_HOURS | 24 | anonymous visitors' run folders and exports older than this are removed |
 """
@@ -65,7 +65,7 @@ class Limits:
     max_model_params: int = 200_000_000
     owner_hf_token: bool = False
     max_k: int = 64
-    max_epochs: int = 20
+    max_epochs: int = 100
     max_steps: int = 2000
     max_batch: int = 64
     max_candidates: int = 10

@@ -37,15 +37,15 @@ def student_for(services, state: PageState, key: str | None):
     key = key or state.run_key
     if not key:
         raise DistillError("No distilled student yet: run a distillation on the Distill tab first.")
+    run = services.store().run(int(key))  # the visitor's own run, or an error (before the in-memory copy is used)
     result = services.results.get(str(key))
     if result is not None:
         return StudentScorer(result.model, result.tokenizer)
-    run = services.store().run(int(key))
     if not run.artifact_dir or not (Path(run.artifact_dir) / "model").exists():
         raise DistillError(f"Run {key} has no saved student (status {run.status}): pick a finished run.")
     from cod.modeling.loading import load_classifier
 
-    model, tokenizer = load_classifier(str(Path(run.artifact_dir) / "model"))
+    model, tokenizer = load_classifier(str(Path(run.artifact_dir) / "model"), own_run=True)
     scorer = StudentScorer(model, tokenizer)
     return scorer
 

@@ -13,7 +13,7 @@ import gradio as gr
 import pandas as pd
 
 from components.projects import FEW_SHOT, ensure_project
-from components.services import QUEUED, RUNNING, gpu, ui_errors
+from components.services import CONTROL, FOLLOW, LIVE, QUEUED, RUNNING, gpu, ui_errors
 from components.state import PageState
 from components.style import badge, diff_html, esc, notice, probs_html
 from cod.errors import ProposerError, StoreError
@@ -212,6 +212,10 @@ def make_proposer(state: PageState, kind: str, base_url: str = "", model: str = 
 
         config = LLMConfig(base_url=(base_url or "").strip() or None, model=(model or "").strip() or LLMConfig().model,
                            task_description=state.extra.get("task_description", ""))
+        from cod.public import Limits, public_mode
+
+        if public_mode():
+            Limits.from_env().check(candidates=config.candidates)
         return LLMProposer(config, api_key=(api_key or "").strip() or None, cache_dir=False if fresh else None)
     from cod.config import LexicalConfig
     from cod.counterfactuals.lexical import LexicalProposer
@@ -259,7 +263,7 @@ def start_generation(services, state: PageState, session: str, kind: str, base_u
             getattr(proposer, "close", lambda: None)()  # the LLM client's connections
         return done
 
-    state.cf_job = services.worker.submit("generate", gpu(run), owner=session).id
+    state.cf_job = services.worker.submit("generate", gpu(run), owner=session, visitor=state.owner).id
     return state.cf_job
 
 
@@ -412,12 +416,11 @@ def build(services, state):
 
     table.select(ui_errors(on_select), [state], [state, original, cf_text, live], api_visibility="private")
     cf_text.input(ui_errors(gpu(lambda s, t: live_html(services, s, t), duration=10)), [state, cf_text], live,
-                  trigger_mode="always_last", show_progress="hidden", queue=False, api_name="live_counterfactual")
+                  trigger_mode="always_last", show_progress="hidden", api_name="live_counterfactual", **LIVE)
     cf_text.blur(after(lambda s, t: "Edit saved." if save_edit(services, s, t) else ""), [state, cf_text], view,
                  show_progress="hidden", api_visibility="private")
-    generate.click(ui_errors(on_generate), [state, *llm_inputs], view + [progress], api_name="generate",
-                   concurrency_limit=None)
-    stop.click(on_stop, [state], progress, queue=False, api_visibility="private")
+    generate.click(ui_errors(on_generate), [state, *llm_inputs], view + [progress], api_name="generate", **FOLLOW)
+    stop.click(on_stop, [state], progress, api_visibility="private", **CONTROL)
     accept.click(after(lambda s, t: set_status(services, s, "accepted", t)), [state, cf_text], view, api_name="accept")
     reject.click(after(lambda s, t: set_status(services, s, "rejected", t)), [state, cf_text], view, api_name="reject")
     shrink_btn.click(after(lambda s: shrink_selected(services, s)), [state], view, api_visibility="private")

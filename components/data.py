@@ -13,7 +13,8 @@ from cod import DEMO
 from cod.errors import DataError
 
 PREVIEW_ROWS = 200
-SERIAL = {"concurrency_id": "data", "concurrency_limit": 1}
+# Data events share a bounded group; each visitor's own ones run in order (one_at_a_time_per_visitor).
+SERIAL = {"concurrency_id": "data", "concurrency_limit": 4}
 AUTO = "(guess)"
 NONE = "(none)"
 
@@ -84,6 +85,10 @@ def sample(state: PageState, k: int, seed: int) -> PageState:
     from cod.data.readers import sample_few_shot
 
     k, seed = int(k), int(seed)
+    from cod.public import Limits, public_mode
+
+    if public_mode():
+        Limits.from_env().check(k=k)
     state.k, state.seed = k, seed
     state.few_shot = list(sample_few_shot(state.data.examples, k, seed, label_names=state.label_names))
     if not state.validation:  # uploads: validate on up to 500 examples outside the draw
@@ -142,7 +147,7 @@ def build(services, state):
     """The Data tab's widgets and events; returns the components other tabs listen to."""
     import gradio as gr
 
-    from components.services import ui_errors
+    from components.services import one_at_a_time_per_visitor, ui_errors
 
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=280):
@@ -222,14 +227,17 @@ def build(services, state):
         s = open_project(services, s, name)
         return (*outputs(s), gr.update(value=s.source if s.source in task_names() else None), s.k, s.seed)
 
-    def on_projects():
+    def on_projects(s: PageState):  # the state names the visitor whose projects are listed
         from components.projects import project_names
 
         return gr.Dropdown(choices=project_names(services))
 
     main = [state, report, preview, fewshot, views]
-    # Events that replace the session's data run one at a time (SERIAL), so a slow first load of the default
+    # Events that replace the session's data run one at a time per visitor, so a slow first load of the default
     # task can never land after, and overwrite, a file the user uploaded meanwhile.
+    on_task, on_upload, on_remap, on_draw, on_open = (
+        one_at_a_time_per_visitor(f) for f in (on_task, on_upload, on_remap, on_draw, on_open)
+    )
     task_event = task.input(ui_errors(on_task), [state, task, k, seed], main, api_name="load_task", **SERIAL)
     upload.upload(ui_errors(on_upload), [state, upload], main + [text_col, pair_col, label_col, mapping_box],
                   api_name="upload", **SERIAL)
@@ -237,7 +245,7 @@ def build(services, state):
     draw_event = draw.click(ui_errors(on_draw), [state, k, seed], main, api_name="draw", **SERIAL)
     open_event = reopen.click(ui_errors(on_open), [state, saved], main + [task, k, seed], api_name="open_project",
                               **SERIAL)
-    saved.focus(ui_errors(on_projects), None, saved, show_progress="hidden", api_visibility="private")
+    saved.focus(ui_errors(on_projects), [state], saved, show_progress="hidden", api_visibility="private")
     return SimpleNamespace(
         task=task, upload=upload, k=k, seed=seed, draw=draw, report=report, preview=preview, fewshot=fewshot,
         on_task=ui_errors(on_task), outputs=main, changed=[task_event, draw_event, open_event],

@@ -20,7 +20,7 @@ from plotly.subplots import make_subplots
 
 from components.counterfactuals import curated
 from components.projects import ensure_project
-from components.services import DONE, QUEUED, RUNNING, STOPPED, gpu, ui_errors
+from components.services import CONTROL, DONE, FOLLOW, QUEUED, RUNNING, STOPPED, gpu, ui_errors
 from components.state import PageState
 from components.style import SERIES_COLORS, STUDENT_COLOR, TEACHER_COLOR, badge, esc, notice
 from cod.errors import DistillError
@@ -39,12 +39,17 @@ def make_config(state: PageState, method: str, cod: bool, alpha, temperature, be
                 max_validation=0):
     """A validated DistillConfig from the form (the library's ConfigError names a bad value)."""
     from cod.config import DistillConfig
+    from cod.public import Limits, public_mode
 
-    return DistillConfig(
+    config = DistillConfig(
         method=METHODS.get(method, method), cod=bool(cod), k=max(2, len(state.few_shot)), seed=state.seed,
         alpha=float(alpha), temperature=float(temperature), beta=float(beta), epochs=int(epochs),
         learning_rate=float(lr), batch_size=int(batch), lora=bool(lora), max_validation=int(max_validation or 0),
     )
+    if public_mode():
+        steps = config.max_steps or config.epochs * -(-config.k // config.batch_size)
+        Limits.from_env().check(k=config.k, epochs=config.epochs, batch_size=config.batch_size, steps=steps)
+    return config
 
 
 def start_run(services, state: PageState, session: str, config, resume_from: int | None = None) -> str:
@@ -104,7 +109,7 @@ def start_run(services, state: PageState, session: str, config, resume_from: int
         services.results[key] = result
         return key
 
-    job = services.worker.submit("distill", gpu(run, duration=600), owner=session)
+    job = services.worker.submit("distill", gpu(run, duration=600), owner=session, visitor=state.owner)
     state.run_job = job.id
     return job.id
 
@@ -287,8 +292,8 @@ def build(services, state):
         return notice("Stopping: the run ends after the current step and keeps its best checkpoint…")
 
     outputs = [state, progress, plot, result, runs]
-    run_event = start.click(ui_errors(on_start), [state, *form], outputs, api_name="distill", concurrency_limit=None)
-    resume.click(ui_errors(on_resume), [state, resume_id], outputs, api_name="resume_distill", concurrency_limit=None)
-    stop.click(on_stop, [state], progress, queue=False, api_name="stop_distill")
+    run_event = start.click(ui_errors(on_start), [state, *form], outputs, api_name="distill", **FOLLOW)
+    resume.click(ui_errors(on_resume), [state, resume_id], outputs, api_name="resume_distill", **FOLLOW)
+    stop.click(on_stop, [state], progress, api_name="stop_distill", **CONTROL)
     return SimpleNamespace(run_event=run_event, plot=plot, progress=progress,
                            refresh=(ui_errors(lambda s: runs_frame(services, s)), [state], [runs]))

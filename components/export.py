@@ -31,10 +31,10 @@ def run_folder(services, key: str | None) -> Path:
     """The artifact folder of a finished run (where `model/` was saved)."""
     if not key:
         raise DistillError("No distilled student yet: run a distillation on the Distill tab first.")
+    run = services.store().run(int(key))  # the visitor's own run, or an error
     result = services.results.get(str(key))
     folder = Path(result.out_dir) if result is not None and result.out_dir else None
     if folder is None:
-        run = services.store().run(int(key))
         folder = Path(run.artifact_dir) if run.artifact_dir else None
     if folder is None or not (folder / "model" / "config.json").exists():
         raise DistillError(f"Run {key} has no saved student: pick a run that finished.")

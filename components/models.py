@@ -118,7 +118,7 @@ def build(services, state):
     """The Models tab; returns the components other tabs listen to."""
     import gradio as gr
 
-    from components.services import gpu, ui_errors
+    from components.services import LIVE, gpu, ui_errors
 
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=300):
@@ -142,7 +142,7 @@ def build(services, state):
 
     live = ui_errors(gpu(lambda name, text: predict_html(services, name, text), duration=10))
     probe.input(live, [teacher, probe], probe_out, trigger_mode="always_last", show_progress="hidden",
-                queue=False, api_name="predict")
+                api_name="predict", **LIVE)
     load_teacher.click(
         ui_errors(lambda s, n: check_teacher(services, s, n)), [state, teacher], [state, teacher_info, mapping],
         api_name="check_teacher",

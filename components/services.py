@@ -7,9 +7,14 @@ the UI only follows a job's events, so a closed tab or a Stop click never corrup
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
+import hashlib
 import logging
-import queue
+import re
+import secrets
+import shutil
 import threading
 import time
 import traceback
@@ -21,11 +26,64 @@ from pathlib import Path
 from typing import Any
 
 from cod import DEMO
-from cod.errors import CodError, ModelError
+from cod.errors import CodError, ModelError, StoreError
 
 log = logging.getLogger("cod.app")
 
+# The owner of the request being handled: set by `ui_errors` from the session's PageState, read by `Services.store()`
+# and `Services.artifacts_dir()`, so every store access of a handler is limited to its visitor's rows.
+_current_owner: contextvars.ContextVar[str | None] = contextvars.ContextVar("cod_owner", default=None)
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]{32,64}$")
+
+
+def new_browser_token() -> str:
+    """A fresh anonymous identity for a visitor's browser (kept in gr.BrowserState)."""
+    return secrets.token_urlsafe(32)
+
+
+def owner_for(profile_username: str | None, browser_token: str | None) -> tuple[str, str]:
+    """(owner, browser token): the signed-in Hugging Face user, else the browser's anonymous identity (a new one when
+    the browser sent none or a malformed one). The stored owner is a hash, so the store never holds the token."""
+    if profile_username:
+        return f"hf:{profile_username}", browser_token or ""
+    token = browser_token if isinstance(browser_token, str) and _TOKEN.match(browser_token) else new_browser_token()
+    return "anon:" + hashlib.sha256(token.encode()).hexdigest()[:32], token
+
+
+def session_owner(state) -> str:
+    """The owner of a session: set on page load; a session that never loaded the page (an API client) gets a fresh
+    anonymous identity in public mode, and the shared local owner '' otherwise."""
+    from cod.public import public_mode
+
+    if not state.owner and public_mode():
+        state.owner = owner_for(None, None)[0]
+    return state.owner
+
+
+@contextlib.contextmanager
+def acting_as(owner: str):
+    """Run the block as `owner`: `Services.store()` and `artifacts_dir()` inside it are that owner's."""
+    token = _current_owner.set(owner)
+    try:
+        yield
+    finally:
+        _current_owner.reset(token)
+
+
+def _owner_in(args) -> str | None:
+    from components.state import PageState
+
+    state = next((a for a in args if isinstance(a, PageState)), None)
+    return None if state is None else session_owner(state)
+
 QUEUED, RUNNING, DONE, STOPPED, FAILED = "queued", "running", "done", "stopped", "error"
+
+# Every endpoint goes through Gradio's queue in a bounded group. Live predictions have their own group, so they
+# never wait behind data loads or model loads; the handlers that only follow a background job's events (they sleep
+# between polls) share a large group; Stop buttons their own small one.
+LIVE = {"concurrency_id": "live", "concurrency_limit": 4}
+FOLLOW = {"concurrency_id": "follow", "concurrency_limit": 64}
+CONTROL = {"concurrency_id": "control", "concurrency_limit": 4}
 
 
 def gpu(fn: Callable | None = None, *, duration: int = 120):
@@ -60,23 +118,54 @@ def ui_errors(fn: Callable) -> Callable:
             return err
         return gr.Error(short_error(err), print_exception=False)
 
+    def scope(args):
+        owner = _owner_in(args)
+        return acting_as(owner) if owner is not None else contextlib.nullcontext()
+
     if inspect.isgeneratorfunction(fn):
 
         @functools.wraps(fn)
         def gen(*args, **kwargs):
-            try:
-                yield from fn(*args, **kwargs)
-            except Exception as err:  # noqa: BLE001 - every error reaches the user as a short message
-                raise convert(err) from err
+            steps = fn(*args, **kwargs)
+            while True:
+                # Each step may run on another thread (Gradio iterates generators in a pool): scope every step.
+                try:
+                    with scope(args):
+                        value = next(steps)
+                except StopIteration:
+                    return
+                except Exception as err:  # noqa: BLE001 - every error reaches the user as a short message
+                    raise convert(err) from err
+                yield value
 
         return gen
 
     @functools.wraps(fn)
     def call(*args, **kwargs):
         try:
-            return fn(*args, **kwargs)
+            with scope(args):
+                return fn(*args, **kwargs)
         except Exception as err:  # noqa: BLE001
             raise convert(err) from err
+
+    return call
+
+
+_visitor_locks: dict[str, threading.Lock] = {}
+_visitor_locks_guard = threading.Lock()
+
+
+def one_at_a_time_per_visitor(fn: Callable) -> Callable:
+    """Run `fn` under its visitor's own lock (the PageState argument's owner): one visitor's events that replace their
+    data stay in order (a slow first load cannot land after an upload) while other visitors run alongside."""
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        owner = _owner_in(args) or ""
+        with _visitor_locks_guard:
+            lock = _visitor_locks.setdefault(owner, threading.Lock())
+        with lock:
+            return fn(*args, **kwargs)
 
     return call
 
@@ -86,7 +175,8 @@ class Job:
     """One piece of long work: its events (append-only), status, result and stop flag."""
 
     kind: str
-    owner: str = ""
+    owner: str = ""  # the session that started it
+    visitor: str = ""  # whom it is for (the session's owner): the unit of fairness and of queue limits
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     status: str = QUEUED
     events: list[Any] = field(default_factory=list)
@@ -114,23 +204,36 @@ class Job:
 
 
 class Worker:
-    """Background lanes, one thread per job kind: jobs of a kind run one at a time, in submission order."""
+    """Background lanes, one thread per job kind: jobs of a kind run one at a time. The next job is the oldest one of
+    the visitor served longest ago (round robin), so one visitor's queue never starves the others; with
+    `max_queued` set (public mode) a visitor may have one job running and at most that many waiting."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_queued: int | None = None) -> None:
         self._jobs: dict[str, Job] = {}
-        self._lanes: dict[str, queue.Queue] = {}
-        self._lock = threading.Lock()
+        self._lanes: dict[str, list] = {}
+        self._served: dict[str, int] = {}  # visitor -> turn of their last start
+        self._turn = 0
+        self._lock = threading.Condition()
+        self.max_queued = max_queued
 
-    def submit(self, kind: str, fn: Callable[[Job], Any], owner: str = "") -> Job:
-        """Queue `fn(job)`; its return value becomes `job.result`."""
+    def submit(self, kind: str, fn: Callable[[Job], Any], owner: str = "", visitor: str | None = None) -> Job:
+        """Queue `fn(job)`; its return value becomes `job.result`. `owner`: the session; `visitor`: who it is for
+        (the session's owner; the session itself when not given)."""
         job = Job(kind=kind, owner=owner)
+        job.visitor = owner if visitor is None else visitor
         with self._lock:
+            if self.max_queued is not None and kind != "build":
+                waiting = [j for j in self._jobs.values() if j.visitor == job.visitor and not j.done]
+                if len(waiting) > self.max_queued:
+                    raise CodError(f"You already have {len(waiting)} jobs running or waiting (at most "
+                                   f"{self.max_queued + 1}): wait for one to finish or stop one.")
             self._jobs[job.id] = job
             lane = self._lanes.get(kind)
             if lane is None:
-                lane = self._lanes[kind] = queue.Queue()
+                lane = self._lanes[kind] = []
                 threading.Thread(target=self._run_lane, args=(lane,), name=f"cod-{kind}", daemon=True).start()
-        lane.put((job, fn))
+            lane.append((job, fn))
+            self._lock.notify_all()
         return job
 
     def get(self, job_id: str | None) -> Job | None:
@@ -148,9 +251,19 @@ class Worker:
         """Jobs of a kind not finished yet (optionally of one owner)."""
         return [j for j in self._jobs.values() if j.kind == kind and not j.done and (owner is None or j.owner == owner)]
 
-    def _run_lane(self, lane: queue.Queue) -> None:
+    def _next(self, lane: list) -> tuple[Job, Callable]:
+        with self._lock:
+            while not lane:
+                self._lock.wait()
+            i = min(range(len(lane)), key=lambda n: (self._served.get(lane[n][0].visitor, -1), n))
+            job, fn = lane.pop(i)
+            self._turn += 1
+            self._served[job.visitor] = self._turn
+            return job, fn
+
+    def _run_lane(self, lane: list) -> None:
         while True:
-            job, fn = lane.get()
+            job, fn = self._next(lane)
             if job.should_stop():
                 job.status = STOPPED
                 continue
@@ -162,6 +275,12 @@ class Worker:
                 job.error = short_error(err)
                 job.status = FAILED
             job.finished = time.time()
+
+
+def _newest_change(path: Path) -> float:
+    """The latest modification time in a file or folder tree."""
+    times = [path.stat().st_mtime] + [p.stat().st_mtime for p in path.rglob("*")] if path.is_dir() else [path.stat().st_mtime]
+    return max(times)
 
 
 def demo_teacher_dir() -> Path:
@@ -206,8 +325,16 @@ class Services:
         self.default_task = task
         self.store_path = store_path
         self.artifacts = Path(artifacts) if artifacts else None
-        self.worker = Worker()
-        self._teachers: dict[str, Any] = {}
+        from cod.public import Limits, public_mode
+
+        self.public = public_mode()
+        self.limits = Limits.from_env()
+        self.worker = Worker(max_queued=self.limits.max_queued if self.public else None)
+        from cod.modeling.loading import max_cached_teachers
+        from cod.modeling.scoring import LRU
+
+        self._teachers: LRU = LRU(max_cached_teachers())  # name -> Teacher, least recently used dropped
+        self._loading: dict[str, threading.Lock] = {}
         self._store = None
         self._build_job: Job | None = None
         self._lock = threading.Lock()  # the store and the build job
@@ -231,14 +358,22 @@ class Services:
         ready, message = self.teacher_status(name)
         if not ready:
             raise ModelError(message)
-        with self._model_lock:
-            if name not in self._teachers:
-                try:
-                    from cod.modeling.loading import load_teacher
-                except ImportError as err:  # the library part is still being written
-                    raise ModelError(f"Loading teachers is not available yet ({err}).") from err
-                self._teachers[name] = load_teacher(name)
-            return self._teachers[name]
+        with self._model_lock:  # held only for lookups: a slow load never freezes other models' predictions
+            teacher = self._teachers.get(name)
+            if teacher is not None:
+                return teacher
+            loading = self._loading.setdefault(name, threading.Lock())
+        with loading:  # one load per name; a second visitor asking for it waits for the first load
+            with self._model_lock:
+                teacher = self._teachers.get(name)
+            if teacher is None:
+                from cod.modeling.loading import load_teacher
+
+                teacher = load_teacher(name)
+                with self._model_lock:
+                    self._teachers[name] = teacher
+                    self._loading.pop(name, None)
+            return teacher
 
     def build_demo_teacher(self) -> Job | None:
         """Start building the demo teacher in the background (once per process); None when nothing is to build.
@@ -280,23 +415,69 @@ class Services:
                 log.warning("Could not warm the teacher: %s", short_error(err))
 
         threading.Thread(target=run, name="cod-warm", daemon=True).start()
+        if self.public:
+            threading.Thread(target=self._clean_up_forever, name="cod-retention", daemon=True).start()
+
+    def _clean_up_forever(self, every_s: float = 3600.0) -> None:
+        """Remove anonymous visitors' expired run folders and exports, hourly (public mode)."""
+        while True:
+            try:
+                removed = self.remove_expired(self.limits.retention_hours)
+                if removed:
+                    log.info("Removed %d expired anonymous run folder(s) and export(s).", len(removed))
+            except OSError as err:
+                log.warning("Could not remove expired files: %s", err)
+            time.sleep(every_s)
 
     # --- store --------------------------------------------------------------------------------------------------
     def store(self):
-        """The project store (SQLite at `store_path`, default `$COD_HOME/cod.db`), opened once."""
+        """The project store (SQLite at `store_path`, default `$COD_HOME/cod.db`, opened once), as seen by the owner
+        of the request being handled; outside a request: locally the shared owner '', in public mode an error."""
         with self._lock:
             if self._store is None:
                 from cod.store.projects import Store
 
                 self._store = Store(self.store_path)
-            return self._store
+        return self._store.for_owner(self._owner())
 
-    def artifacts_dir(self) -> Path:
-        """Where runs and exports are written."""
+    def _owner(self) -> str:
+        owner = _current_owner.get()
+        if owner is not None:
+            return owner
+        from cod.public import public_mode
+
+        if public_mode():
+            raise StoreError("This request has no visitor identity: reload the page.")
+        return ""
+
+    def artifacts_root(self) -> Path:
+        """The folder holding every owner's runs and exports."""
         if self.artifacts is None:
             from cod.paths import cod_home
 
             self.artifacts = cod_home() / "app"
         self.artifacts.mkdir(parents=True, exist_ok=True)
         return self.artifacts
+
+    def artifacts_dir(self) -> Path:
+        """Where the current owner's runs and exports are written (their own folder in public mode)."""
+        owner = self._owner()
+        root = self.artifacts_root()
+        if not owner:
+            return root
+        folder = root / "owners" / re.sub(r"[^A-Za-z0-9_-]+", "-", owner)
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def remove_expired(self, max_age_hours: float, now: float | None = None) -> list[Path]:
+        """Delete anonymous owners' run folders and exports not changed for `max_age_hours`; returns what went."""
+        owners = self.artifacts_root() / "owners"
+        cutoff = (now or time.time()) - max_age_hours * 3600
+        removed = []
+        for kind in ("runs", "exports"):
+            for item in sorted(owners.glob(f"anon-*/{kind}/*")):
+                if _newest_change(item) < cutoff:
+                    shutil.rmtree(item, ignore_errors=True) if item.is_dir() else item.unlink(missing_ok=True)
+                    removed.append(item)
+        return removed
 

@@ -35,6 +35,7 @@ class PageState:
     cf_job: str | None = None  # worker job ids this session started
     run_job: str | None = None
     run_key: str | None = None  # the last distillation run (its key in Services.results)
+    owner: str = ""  # who this session is: '' locally; 'hf:<user>' or 'anon:<id>' in public mode (set on page load)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

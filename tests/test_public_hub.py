@@ -8,7 +8,7 @@ import pytest
 import transformers
 
 from components import export
-from components.services import Services
+from components.services import Services, acting_as
 from components.state import PageState
 from cod.errors import ModelError, StoreError
 from cod.modeling.loading import load_classifier, load_student
@@ -44,26 +44,38 @@ def hub(monkeypatch):
 
 @pytest.fixture
 def finished_run(tmp_path):
+    """Services with one finished run of visitor 'anon:v' (a saved model folder) and its in-memory result."""
     services = Services(store_path=tmp_path / "cod.db", artifacts=tmp_path / "app")
     folder = tmp_path / "run"
     (folder / "model").mkdir(parents=True)
     (folder / "model" / "config.json").write_text("{}")
-    services.results["7"] = SimpleNamespace(out_dir=str(folder))
-    return services
+    with acting_as("anon:v"):
+        run = services.store().start_run(None, {"method": "kd"}, artifact_dir=folder)
+        services.store().finish_run(run.id, "done")
+    services.results[str(run.id)] = SimpleNamespace(out_dir=str(folder))
+    return services, str(run.id)
 
 
 def test_a_push_with_an_empty_token_never_reaches_the_hub_client_in_public_mode(hub, finished_run, monkeypatch):
+    services, key = finished_run
     monkeypatch.setenv("COD_PUBLIC", "1")
-    with pytest.raises(StoreError, match="your own Hub token"):
-        export.push(finished_run, PageState(), "7", "", "visitor/student", "  ", True)
-    assert hub == []
-    export.push(finished_run, PageState(), "7", "", "visitor/student", VISITOR_TOKEN, True)
+    with acting_as("anon:v"):
+        with pytest.raises(StoreError, match="your own Hub token"):
+            export.push(services, PageState(), key, "", "visitor/student", "  ", True)
+        assert hub == []
+        export.push(services, PageState(), key, "", "visitor/student", VISITOR_TOKEN, True)
     assert hub and all(token == VISITOR_TOKEN for _, token in hub)
+    hub.clear()
+    with acting_as("anon:someone-else"), pytest.raises(StoreError, match="No run"):  # nor another visitor's run
+        export.push(services, PageState(), key, "", "thief/student", VISITOR_TOKEN, True)
+    assert hub == []
 
 
 def test_locally_an_empty_token_field_still_uses_the_login(hub, finished_run, monkeypatch):
+    services, key = finished_run
     monkeypatch.setenv("COD_PUBLIC", "0")
-    export.push(finished_run, PageState(), "7", "", "me/student", "", True)
+    with acting_as("anon:v"):
+        export.push(services, PageState(), key, "", "me/student", "", True)
     assert ("init", None) in hub  # None: huggingface_hub reads the person's own HF_TOKEN / login
 
 

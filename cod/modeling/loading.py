@@ -25,7 +25,7 @@ DTYPES = ("auto", "float32", "float16", "bfloat16")
 HEADS = ("auto", "cls", "mean")
 SENTENCE_TRANSFORMERS_FILES = ("modules.json", "1_Pooling/config.json", "sentence_bert_config.json")
 
-_teachers: dict[tuple, object] = {}  # process-level cache: key -> Teacher
+_teachers: dict[tuple, object] = {}  # process-level cache: key -> Teacher, at most max_cached_teachers() (LRU)
 _teachers_lock = threading.Lock()
 
 
@@ -220,12 +220,14 @@ def load_classifier(
     trust_remote_code: bool = False,
     head: str = "auto",
     require_head: bool = False,
+    own_run: bool = False,
 ):
     """(model, tokenizer) of a trained sequence classifier: a Hub id, a local folder, or `demo` (the demo teacher).
 
     `label_names`, when given, must match the model's (see `check_labels`). `head` only matters for checkpoints
     without a trained head ("mean" or "cls" picks the kind of fresh head; "auto" as in `load_student`), which are
-    refused with `require_head` (a teacher with a random head would teach noise).
+    refused with `require_head` (a teacher with a random head would teach noise). `own_run`: a student folder the
+    app itself saved (exempt from the public-mode model list; never a name a visitor typed).
     """
     import torch
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
@@ -234,7 +236,8 @@ def load_classifier(
 
     if head not in HEADS:
         raise ModelError(f"head {head!r} is not one of {', '.join(HEADS)}.")
-    check_public_model(name)
+    if not own_run:
+        check_public_model(name)
     path = resolve_teacher_name(name)
     _check_name(path)
     device = pick_device(device) if not isinstance(device, torch.device) else device
@@ -352,8 +355,17 @@ def load_teacher(
             )
             teacher = Teacher(model, tokenizer, name=name, max_length=max_length, batch_size=batch_size)
             _teachers[key] = teacher
+            while len(_teachers) > max_cached_teachers():  # the least recently loaded one goes first
+                _teachers.pop(next(iter(_teachers)))
+        else:
+            _teachers[key] = _teachers.pop(key)  # now the most recently used
         teacher.batch_size = batch_size  # batching does not change results: share the teacher and its cache
         return teacher
+
+
+def max_cached_teachers() -> int:
+    """Teachers kept loaded per process (COD_MAX_MODELS, default 3): each is hundreds of MB."""
+    return max(1, int(os.environ.get("COD_MAX_MODELS", "3")))
 
 
 def clear_teacher_cache() -> None:

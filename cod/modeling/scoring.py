@@ -7,7 +7,9 @@ One forward gives both the logits and the mean-pooled last hidden state (`embed`
 
 from __future__ import annotations
 
+import os
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -15,6 +17,31 @@ import torch
 
 from cod.errors import ModelError
 from cod.modeling.heads import mean_pool
+
+
+class LRU(OrderedDict):
+    """A dict that keeps at most `limit` entries, dropping the least recently used (read with `get`)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def get(self, key, default=None):
+        if key in self:
+            self.move_to_end(key)
+            return self[key]
+        return default
+
+    def __setitem__(self, key, value) -> None:
+        super().__setitem__(key, value)
+        self.move_to_end(key)
+        while len(self) > self.limit:
+            self.popitem(last=False)
+
+
+def cache_limit() -> int:
+    """Texts whose scores a teacher keeps (COD_TEACHER_CACHE, default 20,000: about 60 MB with 768-wide embeddings)."""
+    return max(1, int(os.environ.get("COD_TEACHER_CACHE", "20000")))
 
 
 class Teacher:
@@ -28,8 +55,9 @@ class Teacher:
         self.batch_size = batch_size
         config = model.config
         self.label_names = [str(config.id2label[i]) for i in range(config.num_labels)]
-        self._logits: dict[str, np.ndarray] = {}  # text -> (num_labels,)
-        self._embeddings: dict[str, np.ndarray] = {}  # text -> (hidden,), mean-pooled last layer
+        # Bounded: a public app scores every visitor's keystrokes, so the oldest texts fall out.
+        self._logits: LRU = LRU(cache_limit())  # text -> (num_labels,)
+        self._embeddings: LRU = LRU(cache_limit())  # text -> (hidden,), mean-pooled last layer
         self._lock = threading.Lock()  # one forward at a time: the UI and workers share a teacher
         self.forward_passes = 0  # texts run through the model (cache misses)
 
@@ -49,20 +77,23 @@ class Teacher:
         """Mean-pooled last hidden states, (n, hidden); cached with the logits (one forward serves both)."""
         return self._cached(texts, self._embeddings, lambda: self.hidden_size)
 
-    def _cached(self, texts: Sequence[str], cache: dict[str, np.ndarray], width: Callable[[], int]) -> np.ndarray:
+    def _cached(self, texts: Sequence[str], cache: LRU, width: Callable[[], int]) -> np.ndarray:
         """Rows of `cache` for `texts`, (n, width), running only the texts it lacks through the model.
 
-        `width` is called only for an empty request: some configs have no `hidden_size` to read up front."""
+        `width` is called only for an empty request: some configs have no `hidden_size` to read up front.
+        The rows are gathered before anything is evicted, so a request larger than the cache still works."""
         texts = list(texts)
         with self._lock:
-            missing = list(dict.fromkeys(t for t in texts if t not in cache))
+            rows = {t: row for t in dict.fromkeys(texts) if (row := cache.get(t)) is not None}
+            missing = [t for t in dict.fromkeys(texts) if t not in rows]
             if missing:
-                self._forward(missing)
+                fresh = self._forward(missing)  # text -> (logits, pooled or None)
+                rows.update({t: pair[cache is self._embeddings] for t, pair in fresh.items()})
             if not texts:
                 return np.zeros((0, width()), dtype=np.float32)
-            if any(t not in cache for t in missing):  # only embeddings can be absent after a forward
+            if any(rows.get(t) is None for t in missing):  # only embeddings can be absent after a forward
                 raise ModelError(f"The teacher {self.name!r} does not return hidden states, so it cannot embed texts.")
-            return np.stack([cache[t] for t in texts])
+            return np.stack([rows[t] for t in texts])
 
     @property
     def hidden_size(self) -> int:
@@ -81,7 +112,9 @@ class Teacher:
         return self.logits(texts).argmax(axis=1)
 
     @torch.inference_mode()
-    def _forward(self, texts: list[str]) -> None:
+    def _forward(self, texts: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
+        """Run texts through the model, cache the results, and return them: text -> (logits, pooled or None)."""
+        fresh: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
         # Sort by length so each batch pads to similar lengths (a large saving on CPU).
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         for start in range(0, len(order), self.batch_size):
@@ -99,4 +132,6 @@ class Teacher:
                 self._logits[text] = logits[j]
                 if pooled is not None:
                     self._embeddings[text] = pooled[j]
+                fresh[text] = (logits[j], None if pooled is None else pooled[j])
             self.forward_passes += len(batch)
+        return fresh
