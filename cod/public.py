@@ -19,6 +19,7 @@ The limits are read from the environment once per call, so the owner configures 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 
 from cod.errors import ConfigError
@@ -111,3 +112,11 @@ class Limits:
 def hub_token_for_load() -> bool | None:
     """`token=` for `from_pretrained` and Hub reads: False in public mode (unless allowed), None locally."""
     return Limits.from_env().model_token() if public_mode() else None
+
+
+_PATH = re.compile(r"(?<![\w:/.~-])(?:~|/)(?:[^\s'\"/<>]+/)+([^\s'\"/<>]*)")
+
+
+def hide_paths(message: str) -> str:
+    """The message with server paths cut to their last part (`/srv/app/runs/rt-1/model` -> `.../model`); URLs stay."""
+    return _PATH.sub(lambda m: f".../{m.group(1)}", message)

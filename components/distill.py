@@ -20,7 +20,7 @@ from plotly.subplots import make_subplots
 
 from components.counterfactuals import curated
 from components.projects import ensure_project
-from components.services import CONTROL, DONE, FOLLOW, QUEUED, RUNNING, STOPPED, gpu, ui_errors
+from components.services import CONTROL, DONE, shown_path, FOLLOW, QUEUED, RUNNING, STOPPED, gpu, ui_errors
 from components.state import PageState
 from components.style import SERIES_COLORS, STUDENT_COLOR, TEACHER_COLOR, badge, esc, notice
 from cod.errors import DistillError
@@ -197,7 +197,7 @@ def result_html(services, job) -> str:
         f'<div class="cod-stat"><b style="color:{TEACHER_COLOR}">{pct(f"teacher_{split}_accuracy")}</b><span>teacher {split} accuracy</span></div>'
         + (f'<div class="cod-stat"><b>{pct("test_agreement")}</b><span>agreement on test</span></div>' if split == "test" else "")
         + f'<div class="cod-stat"><b>{m.get("steps", "–")}</b><span>steps · {esc(m.get("method", ""))}</span></div>'
-        f'</div><div class="cod-muted">{badge("student", "student")} run {esc(job.result)} saved to {esc(result.out_dir)}</div>'
+        f'</div><div class="cod-muted">{badge("student", "student")} run {esc(job.result)} saved to {esc(shown_path(result.out_dir))}</div>'
     )
 
 

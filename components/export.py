@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import gradio as gr
 
 from components.compare import run_choices
-from components.services import ui_errors
+from components.services import shown_path, ui_errors
 from components.state import PageState
 from components.style import esc, notice
 from cod.errors import DistillError, StoreError
@@ -105,7 +105,7 @@ def build(services, state):
 
     def on_prepare(s: PageState, w: str, key: str | None):
         pairs_jsonl, pairs_csv = export_pairs(services, s, w)
-        messages = [f"Pairs written to {esc(pairs_jsonl.parent)}"]
+        messages = [f"Pairs written to {esc(shown_path(pairs_jsonl.parent))}"]
         try:
             student = gr.DownloadButton(value=str(zip_student(services, key)), interactive=True)
         except DistillError as err:

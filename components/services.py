@@ -100,11 +100,24 @@ def gpu(fn: Callable | None = None, *, duration: int = 120):
 
 
 def short_error(err: BaseException) -> str:
-    """The user-facing message: a library error as worded; anything else short, with its traceback logged."""
+    """The user-facing message: a library error as worded; anything else short, with its traceback logged. In public
+    mode server paths are cut to their last part and an unexpected error shows only its kind."""
+    from cod.public import hide_paths, public_mode
+
+    public = public_mode()
     if isinstance(err, CodError):
-        return str(err)
+        return hide_paths(str(err)) if public else str(err)
     log.error("Unexpected error: %s", "".join(traceback.format_exception(err)))
+    if public:
+        return f"Unexpected {type(err).__name__} (details are in the server log)."
     return f"Unexpected {type(err).__name__}: {str(err)[:200]} (details are in the server log)."
+
+
+def shown_path(path) -> str:
+    """A path as shown to the person using the app: whole locally, only its last part in public mode."""
+    from cod.public import public_mode
+
+    return Path(path).name if public_mode() else str(path)
 
 
 def ui_errors(fn: Callable) -> Callable:
@@ -279,8 +292,9 @@ class Worker:
 
 def _newest_change(path: Path) -> float:
     """The latest modification time in a file or folder tree."""
-    times = [path.stat().st_mtime] + [p.stat().st_mtime for p in path.rglob("*")] if path.is_dir() else [path.stat().st_mtime]
-    return max(times)
+    if not path.is_dir():
+        return path.stat().st_mtime
+    return max([path.stat().st_mtime] + [p.stat().st_mtime for p in path.rglob("*")])
 
 
 def demo_teacher_dir() -> Path:

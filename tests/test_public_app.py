@@ -13,10 +13,10 @@ from components import counterfactuals as C
 from components import data as D
 from components import distill as R
 from components import export as X
-from components.projects import ensure_project, open_project, project_names
+from components.projects import open_project, project_names
 from components.services import Services, Worker, acting_as, owner_for, session_owner, ui_errors
 from components.state import PageState
-from cod.errors import CodError, DistillError, StoreError
+from cod.errors import CodError, StoreError
 from tests.e2e.app_server import EXAMPLE, running_app, tiny_services
 from tests.tiny import make_tiny_classifier, make_word_classifier
 
@@ -30,7 +30,8 @@ def public(monkeypatch):
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     root = tmp_path_factory.mktemp("public-models")
-    return str(make_word_classifier(root / "teacher")), str(make_tiny_classifier(root / "student", hidden=16, layers=1))
+    student = make_tiny_classifier(root / "student", hidden=16, layers=1)
+    return str(make_word_classifier(root / "teacher")), str(student)
 
 
 @pytest.fixture
@@ -217,3 +218,12 @@ def test_two_clients_cannot_open_or_resume_each_others_projects_and_runs(public_
         bob.predict(1, api_name="/resume_distill")
     with pytest.raises(AppError, match="only these models"):
         bob.predict("/etc", "some text", api_name="/predict")
+
+
+def test_visitors_see_no_server_paths(services, tmp_path):
+    from components.services import short_error
+
+    err = StoreError(f"The store {tmp_path}/cod.db stayed locked: try again (see http://127.0.0.1:8080/v1/docs).")
+    shown = short_error(err)
+    assert str(tmp_path) not in shown and ".../cod.db" in shown and "http://127.0.0.1:8080/v1/docs" in shown
+    assert str(tmp_path) not in short_error(OSError(f"[Errno 2] No such file: '{tmp_path}/x'"))

@@ -66,7 +66,8 @@ def test_a_version_2_file_migrates_to_owners_keeping_every_row(tmp_path):
     conn.execute("INSERT INTO projects (id, name, label_names, created_at, updated_at) VALUES (5, 'old', ?, ?, ?)",
                  ('["negative", "positive"]', now, now))
     conn.execute("INSERT INTO examples (id, project_id, position, text, label) VALUES (9, 5, 0, 'a good film', 1)")
-    conn.execute("INSERT INTO runs (id, project_id, config, status, started_at) VALUES (3, 5, '{}', 'done', ?)", (now,))
+    conn.execute("INSERT INTO runs (id, project_id, config, status, started_at) VALUES (3, 5, '{}', 'done', ?)",
+                 (now,))
     conn.execute("INSERT INTO sweeps (id, project_id, config, created_at) VALUES (2, 5, '{}', ?)", (now,))
     conn.close()
 
@@ -83,3 +84,15 @@ def test_a_version_2_file_migrates_to_owners_keeping_every_row(tmp_path):
     store.for_owner("").delete_project("old")  # cascades still work after the rebuild
     assert store.runs() == [] and store.sweeps() == []
     store.close()
+
+
+def test_the_cli_lists_every_owners_projects(tmp_path, capsys):
+    from cod.cli import main
+
+    admin = Store(tmp_path / "cod.db")
+    admin.for_owner("anon:alice").create_project("rt", LABELS, examples=EXAMPLES)
+    admin.for_owner("hf:bob").create_project("rt", LABELS, examples=EXAMPLES[:1])
+    admin.close()
+    assert main(["project", "--db", str(tmp_path / "cod.db"), "list"]) == 0
+    out = capsys.readouterr().out
+    assert "anon:alice" in out and "hf:bob" in out and out.count("rt ") == 2

@@ -80,8 +80,8 @@ def _list(args: argparse.Namespace) -> int:
     with _store(args) as store:
         rows = []
         for p in store.projects():
-            s = store.summary(p.name)
-            rows.append({"name": p.name, "examples": s["examples"], **s["counterfactuals"], "runs": sum(s["runs"].values()),
+            s = store.for_owner(p.owner).summary(p.name)  # names are unique per owner (a public Space has many)
+            rows.append({"name": p.name, "owner": p.owner or "(local)", "examples": s["examples"], **s["counterfactuals"], "runs": sum(s["runs"].values()),
                          "teacher": p.teacher, "updated": p.updated_at[:19]})
         if args.json:
             print(json.dumps(rows, indent=2, ensure_ascii=False))

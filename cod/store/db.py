@@ -277,7 +277,8 @@ def _migrate_2_to_3(conn: sqlite3.Connection) -> None:
     Every existing row belongs to the local owner ''. The caller has turned foreign keys off, so dropping the old
     `projects` deletes no example, counterfactual or run; the rebuilt table keeps every id."""
     _executescript(conn, _PROJECTS_V3.replace("CREATE TABLE projects", "CREATE TABLE new_projects"))
-    columns = "id, name, task, data_source, columns, label_names, teacher, student, k, seed, settings, created_at, updated_at"
+    columns = ("id, name, task, data_source, columns, label_names, teacher, student, k, seed, settings, created_at, "
+               "updated_at")
     conn.execute(f"INSERT INTO new_projects ({columns}) SELECT {columns} FROM projects")
     conn.execute("DROP TABLE projects")
     conn.execute("ALTER TABLE new_projects RENAME TO projects")

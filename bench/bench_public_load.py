@@ -1,0 +1,185 @@
+"""Public-mode load: N concurrent visitors (gradio_client threads) against one app while a distillation runs.
+
+Starts the app in public mode (COD_PUBLIC=1) on a free loopback port with a throw-away store. One extra visitor starts
+a distillation first (it runs in the worker throughout). Then each of N visitors, in its own thread and its own
+session (an anonymous identity of its own): uploads its own copy of the example CSV (so its project has its own name),
+draws k=8, generates counterfactuals offline, and makes E live edits (the live counterfactual endpoint) and E live
+teacher predictions (the Models tab endpoint), each after the previous one was answered. Finally every visitor tries
+to open the next visitor's project (must fail) and its own (must work).
+
+Reports live-prediction latency p50/p95 (client-side round trip through Gradio's queue), errors, peak memory of the
+process (server and client threads together: VmHWM), and the isolation result.
+
+    python bench/bench_public_load.py [--visitors 20] [--edits 15] [--models tiny|demo]
+
+`--models demo` uses the embedded demo teacher (all-mpnet-base-v2 + head, 110M parameters; built once) and student;
+`tiny` a word-weight teacher and a tiny student built in code (the app machinery alone).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ["COD_PUBLIC"] = "1"
+
+EXAMPLE = ROOT / "assets" / "example_reviews.csv"
+EDITS = ["really", "quite", "truly", "so", "very", "rather", "fairly", "most", "pretty", "deeply"]
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process (VmHWM), MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def make_services(root: Path, models: str):
+    from components.services import Services
+
+    if models == "demo":
+        from cod import DEMO
+
+        return Services(teacher=DEMO, student=DEMO, store_path=root / "cod.db", artifacts=root / "art")
+    from tests.tiny import make_tiny_classifier, make_word_classifier
+
+    teacher = str(make_word_classifier(root / "teacher"))
+    student = str(make_tiny_classifier(root / "student", hidden=16, layers=1, seed=1))
+    os.environ["COD_ALLOWED_MODELS"] = f"{teacher},{student}"
+    return Services(teacher=teacher, student=student, store_path=root / "cod.db", artifacts=root / "art")
+
+
+class Visitor(threading.Thread):
+    """One visitor's journey; latencies of live calls in `latencies`, failures in `errors`."""
+
+    def __init__(self, url: str, n: int, edits: int, files: Path, teacher: str) -> None:
+        super().__init__(name=f"visitor-{n}", daemon=True)
+        self.url, self.n, self.edits, self.teacher = url, n, edits, teacher
+        self.csv = files / f"visitor{n:02d}.csv"
+        shutil.copy(EXAMPLE, self.csv)
+        self.project = f"visitor{n:02d}-k8-seed0"
+        self.latencies: list[float] = []
+        self.errors: list[str] = []
+        self.client = None
+
+    def call(self, *args, api_name: str, live: bool = False):
+        start = time.perf_counter()
+        try:
+            out = self.client.predict(*args, api_name=api_name)
+        except Exception as err:  # noqa: BLE001 - a benchmark counts every failure
+            self.errors.append(f"{api_name}: {type(err).__name__}: {str(err)[:120]}")
+            return None
+        if live:
+            self.latencies.append(time.perf_counter() - start)
+        return out
+
+    def run(self) -> None:
+        from gradio_client import Client, handle_file
+
+        from components.counterfactuals import OFFLINE
+
+        self.client = Client(self.url, verbose=False)
+        self.call(handle_file(str(self.csv)), api_name="/upload")
+        self.call(8, 0, api_name="/draw")
+        self.call(OFFLINE, "", "", "", api_name="/generate")
+        text = "the movie was awful and the acting brilliant ."
+        for i in range(self.edits):
+            word = EDITS[(i + self.n) % len(EDITS)]
+            self.call(f"{text[:-2]} {word} .", api_name="/live_counterfactual", live=True)
+            self.call(self.teacher, f"a {word} good film , visitor {self.n}", api_name="/predict", live=True)
+
+
+def isolation(visitors: list[Visitor]) -> tuple[int, int]:
+    """(own projects opened, other visitors' projects refused)."""
+    own = refused = 0
+    for i, v in enumerate(visitors):
+        other = visitors[(i + 1) % len(visitors)]
+        try:
+            v.client.predict(other.project, api_name="/open_project")
+        except Exception:  # noqa: BLE001 - the refusal is what we expect
+            refused += 1
+        try:
+            report = v.client.predict(v.project, api_name="/open_project")[0]
+            own += v.project.split("-")[0] in report
+        except Exception as err:  # noqa: BLE001
+            v.errors.append(f"open own project: {err}")
+    return own, refused
+
+
+def start_distillation(url: str, epochs: int):
+    """A separate visitor whose distillation keeps the worker busy during the run."""
+    from gradio_client import Client, handle_file
+
+    client = Client(url, verbose=False)
+    client.predict(handle_file(str(EXAMPLE)), api_name="/upload")
+    client.predict(8, 0, api_name="/draw")
+    return client.submit("KD (logits)", False, 20, 2, 1, epochs, 1e-3, 2, False, 8, api_name="/distill")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--visitors", type=int, default=20)
+    parser.add_argument("--edits", type=int, default=15, help="live edits and live predictions per visitor")
+    parser.add_argument("--models", choices=["tiny", "demo"], default="tiny")
+    parser.add_argument("--epochs", type=int, default=60, help="epochs of the background distillation")
+    args = parser.parse_args()
+
+    from app import build_app, launch_options
+    from tests.e2e.app_server import free_port
+
+    root = Path(tempfile.mkdtemp(prefix="cod-load-"))
+    os.environ.setdefault("COD_HOME", str(root / "home"))
+    services = make_services(root, args.models)
+    teacher = services.default_teacher
+    services.teacher()  # loaded before the visitors arrive, as `python app.py` does with warm()
+    blocks = build_app(services)
+    blocks.queue(default_concurrency_limit=4)
+    port = free_port()
+    blocks.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_options())
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        distillation = start_distillation(url, args.epochs)
+        files = root / "uploads"
+        files.mkdir()
+        visitors = [Visitor(url, n, args.edits, files, teacher) for n in range(args.visitors)]
+        start = time.perf_counter()
+        for v in visitors:
+            v.start()
+        for v in visitors:
+            v.join()
+        wall = time.perf_counter() - start
+        busy = not distillation.done()
+        own, refused = isolation(visitors)
+    finally:
+        blocks.close()
+    latencies = sorted(x for v in visitors for x in v.latencies)
+    errors = [e for v in visitors for e in v.errors]
+    ms = [1000 * x for x in latencies]
+    p95 = ms[min(len(ms) - 1, int(0.95 * len(ms)))] if ms else float("nan")
+    print(f"models: {args.models} (teacher {Path(teacher).name}); visitors: {args.visitors}; cores: {os.cpu_count()}; "
+          f"torch threads: {__import__('torch').get_num_threads()}")
+    print(f"journeys (upload, draw, generate, {args.edits} live edits + {args.edits} live predictions each): "
+          f"{wall:.1f} s wall; distillation still running at the end: {busy}")
+    print(f"live calls: {len(ms)}; p50 {statistics.median(ms):.0f} ms; p95 {p95:.0f} ms; max {max(ms):.0f} ms")
+    print(f"errors: {len(errors)}")
+    for e in errors[:10]:
+        print("  ", e)
+    print(f"isolation: {own}/{len(visitors)} opened their own project; {refused}/{len(visitors)} refused another's")
+    print(f"peak memory (server + client threads, VmHWM): {peak_rss_mb():.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
