@@ -191,7 +191,7 @@ def _make_counterfactuals(config: SweepConfig, real: Sequence, teacher: Any, poo
 
 def _diagnostics(draw: Sequence, cod: bool, cfs: Sequence[Counterfactual], teacher: Any, num_labels: int) -> dict[str, float]:
     """What the student is trained on: teacher-vs-gold conflicts, the teacher's lean, the CE labels' balance."""
-    from cod.data.readers import cod_real_half
+    from cod.data.splits import cod_real_half
     from cod.eval.metrics import scorer_probs
 
     real = cod_real_half(draw) if cod else list(draw)
@@ -267,7 +267,7 @@ def sweep(
     held-out pairs for boundary fidelity (default: made from test examples by the proposer). `stop` is a callable
     or a threading.Event; a stopped sweep resumes where it left off."""
     from cod.eval.boundary import check_held_out
-    from cod.data.readers import cod_real_half, sample_few_shot
+    from cod.data.splits import cod_real_half, sample_few_shot
 
     out = Path(config.out)
     (out / "cells").mkdir(parents=True, exist_ok=True)

@@ -12,8 +12,9 @@ from types import SimpleNamespace
 import gradio as gr
 import pandas as pd
 
-from components.projects import FEW_SHOT, ensure_project
+from components.projects import ensure_project
 from components.services import CONTROL, FOLLOW, LIVE, QUEUED, RUNNING, gpu, ui_errors
+from cod.experiment import FEW_SHOT
 from components.state import PageState
 from components.style import badge, diff_html, esc, notice, probs_html
 from cod.errors import ProposerError, StoreError

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import pandas as pd
 
+from components.projects import open_project, project_names
 from components.state import PageState
 from components.style import esc, notice
 from cod import DEMO
@@ -17,42 +18,25 @@ PREVIEW_ROWS = 200
 SERIAL = {"concurrency_id": "data", "concurrency_limit": 4}
 AUTO = "(guess)"
 NONE = "(none)"
+# The Data tab's held-out choices -> `PageState.held_out` (the experiment core's rules).
+HELD_OUT = {"Rows not drawn (default)": "auto", "A labelled validation file": "validation",
+            "Unlabelled texts (agreement with the teacher)": "unlabelled", "None: fixed schedule, last step": "none"}
 
 
 # --- handlers (plain functions, tested without a server) --------------------------------------------------------
 def task_names() -> list[str]:
     """Built-in tasks offered in the dropdown (the demo first)."""
-    try:
-        from cod.data.tasks import TASKS
+    from cod.data.tasks import TASKS
 
-        names = list(TASKS)
-    except ImportError:
-        names = ["rotten_tomatoes"]
-    return [DEMO] + [n for n in names if n != DEMO]
+    return [DEMO] + [n for n in TASKS if n != DEMO]
 
 
 def load_task(state: PageState, name: str) -> PageState:
-    """Point the session at a built-in task: train split to sample from, validation and test kept aside."""
-    from cod.data.readers import LabelledData, LoadReport
+    """Point the session at a built-in task: its train split to draw from, validation and test kept aside."""
+    from cod.experiment import task_source
 
-    name = (name or DEMO).strip()
-    try:
-        from cod.data.tasks import load_task as _load
-    except ImportError:  # DATA's loader not there yet: the demo task exists since the foundation
-        from cod.data.tasks import rotten_tomatoes
-
-        if name not in (DEMO, "rotten_tomatoes"):
-            raise DataError(f"Task {name!r} is not available yet: pick 'demo'.")
-        splits = rotten_tomatoes()
-    else:
-        splits = _load(name)
-    report = LoadReport(source=f"task:{splits.name}", rows_read=len(splits.train))
-    state.source, state.source_path, state.mapping = name, "", {}
-    state.data = LabelledData(examples=list(splits.train), label_names=list(splits.label_names), report=report)
-    state.validation, state.test = list(splits.validation), list(splits.test)
-    state.label_names = list(splits.label_names)
-    state.few_shot = []
-    state.extra["task_description"] = splits.description
+    state.show_source(task_source((name or DEMO).strip()))
+    state.source = (name or DEMO).strip()
     return state
 
 
@@ -63,38 +47,50 @@ def load_upload(
     if not path:
         raise DataError("No file uploaded: drop a CSV, TSV, JSONL, JSON or Parquet file, or pick a built-in task.")
     from cod.config import DataConfig
-    from cod.data.readers import load
+    from cod.experiment import file_source
 
     def pick(v: str | None) -> str | None:
         return None if v in (None, "", AUTO, NONE) else v
 
     config = DataConfig(text_column=pick(text), label_column=pick(label), text_pair_column=pick(pair))
-    data = load(str(path), config)
-    state.source, state.source_path = Path(path).name, str(path)
-    state.mapping = {"text": data.text_column, "label": data.label_column, "text_pair": data.text_pair_column}
-    state.data, state.label_names = data, list(data.label_names)
-    # An upload has no held-out split of its own: validation comes from the draw's complement (see sample()).
-    state.validation, state.test, state.few_shot = [], [], []
+    state.show_source(file_source(str(path), config))
     return state
 
 
-def sample(state: PageState, k: int, seed: int) -> PageState:
-    """Draw the class-balanced, seeded few-shot set (classes interleaved, so CoD's real half is the first k/2)."""
-    if state.data is None:
-        raise DataError("No data yet: upload a file or pick a built-in task first.")
-    from cod.data.readers import sample_few_shot
+def set_held_out(state: PageState, choice: str, path: str | Path | None = None) -> PageState:
+    """The held-out data of the next draw: rows not drawn (default), a labelled file, unlabelled texts, or none."""
+    from cod.experiment import read_like, read_texts, with_unlabelled, with_validation
 
-    k, seed = int(k), int(seed)
+    source = _source(state)
+    source.validation, source.unlabelled = (source.validation if source.task else None), []
+    state.held_out = HELD_OUT[choice] if choice in HELD_OUT else choice
+    if state.held_out in ("validation", "unlabelled") and not path:
+        raise DataError(f"Choose the file for '{choice}': a {'labelled' if state.held_out == 'validation' else 'text'} "
+                        "file (CSV, JSONL, ...).")
+    if state.held_out == "validation":
+        with_validation(source, read_like(path, source.label_names), Path(str(path)).name)
+    elif state.held_out == "unlabelled":
+        with_unlabelled(source, read_texts(path), Path(str(path)).name)
+    elif state.held_out == "none":
+        source.validation = None
+    return state
+
+
+def _source(state: PageState):
+    if state.source_obj is None:
+        raise DataError("No data yet: upload a file or pick a built-in task first.")
+    return state.source_obj
+
+
+def sample(state: PageState, k: int, seed: int) -> PageState:
+    """Draw the class-balanced, seeded few-shot set and its held-out data (never holding a drawn example)."""
+    from cod.experiment import split
+
     from cod.public import Limits, public_mode
 
     if public_mode():
-        Limits.from_env().check(k=k)
-    state.k, state.seed = k, seed
-    state.few_shot = list(sample_few_shot(state.data.examples, k, seed, label_names=state.label_names))
-    if not state.validation:  # uploads: validate on up to 500 examples outside the draw
-        drawn = set(state.few_shot)
-        state.validation = [e for e in state.data.examples if e not in drawn][:500]
-    state.project, state.rows, state.selected = None, [], None  # a new draw is a new project (made on first save)
+        Limits.from_env().check(k=int(k))
+    state.show_splits(split(_source(state), int(k), int(seed), "none" if state.held_out == "none" else "auto"))
     return state
 
 
@@ -108,9 +104,8 @@ def report_html(state: PageState) -> str:
     parts = [f'<div class="cod-report-head"><b>{esc(state.source)}</b>: {len(state.data.examples):,} examples · {label_counts}</div>']
     if state.extra.get("task_description") and not state.source_path:
         parts.append(f'<div class="cod-muted">{esc(state.extra["task_description"])}</div>')
-    if state.validation or state.test:
-        held = f"validation {len(state.validation):,}" + (f" · test {len(state.test):,} (only evaluated, never trained on)" if state.test else "")
-        parts.append(f'<div class="cod-muted">Held out: {held}</div>')
+    if state.splits is not None:  # the draw's own account: what trains, what chooses the checkpoint
+        parts += [f'<div class="cod-muted cod-held-out">{esc(line)}</div>' for line in state.splits.lines()]
     if state.source_path:  # an upload: show every line of the library's report
         for line in r.lines() if hasattr(r, "lines") else []:
             kind = "warn" if line.startswith(("Warning", "Dropped ")) and not line.startswith("Dropped no") else ""
@@ -167,6 +162,12 @@ def build(services, state):
             with gr.Row():
                 k = gr.Number(16, label="k (examples)", precision=0, minimum=2, maximum=1024, elem_id="k")
                 seed = gr.Number(0, label="Seed", precision=0, minimum=0, elem_id="seed")
+            with gr.Accordion("Held-out data (chooses the checkpoint)", open=False):
+                held = gr.Radio(list(HELD_OUT), value=next(iter(HELD_OUT)), label="Choose checkpoints on",
+                                elem_id="held-out")
+                held_file = gr.File(label="Validation file (labelled) or texts file (unlabelled)",
+                                    file_types=[".csv", ".tsv", ".txt", ".jsonl", ".json", ".parquet"],
+                                    elem_id="held-out-file")
             draw = gr.Button("Draw few-shot set", variant="primary", elem_id="draw")
             gr.Markdown("### Saved projects")
             saved = gr.Dropdown([], label="Curation is saved as you go: reopen a project", allow_custom_value=True,
@@ -193,10 +194,7 @@ def build(services, state):
     def on_task(s: PageState, name: str, k_: float, seed_: float):
         s = load_task(s, name)
         if s.data and len(s.data.examples) >= int(k_ or 2):
-            try:
-                s = sample(s, int(k_), int(seed_))
-            except ImportError:
-                pass  # sampling lands with DATA; the preview still shows
+            s = sample(s, int(k_), int(seed_))
         return outputs(s)
 
     def on_upload(s: PageState, path: str | None):
@@ -219,17 +217,17 @@ def build(services, state):
     def on_draw(s: PageState, k_: float, seed_: float):
         return outputs(sample(s, int(k_ or 16), int(seed_ or 0)))
 
-    def on_open(s: PageState, name: str | None):
-        from components.projects import open_project
+    def on_held_out(s: PageState, choice: str, path: str | None, k_: float, seed_: float):
+        s = set_held_out(s, choice, path)
+        return outputs(sample(s, int(k_ or 16), int(seed_ or 0)) if s.few_shot else s)
 
+    def on_open(s: PageState, name: str | None):
         if not name:
             raise DataError("Choose a saved project to open.")
         s = open_project(services, s, name)
         return (*outputs(s), gr.update(value=s.source if s.source in task_names() else None), s.k, s.seed)
 
     def on_projects(s: PageState):  # the state names the visitor whose projects are listed
-        from components.projects import project_names
-
         return gr.Dropdown(choices=project_names(services))
 
     main = [state, report, preview, fewshot, views]
@@ -242,11 +240,13 @@ def build(services, state):
     upload.upload(ui_errors(on_upload), [state, upload], main + [text_col, pair_col, label_col, mapping_box],
                   api_name="upload", **SERIAL)
     remap.click(ui_errors(on_remap), [state, upload, text_col, pair_col, label_col], main, **SERIAL)
+    held_event = gr.on([held.input, held_file.upload], ui_errors(on_held_out), [state, held, held_file, k, seed], main,
+                       api_name="held_out", **SERIAL)
     draw_event = draw.click(ui_errors(on_draw), [state, k, seed], main, api_name="draw", **SERIAL)
     open_event = reopen.click(ui_errors(on_open), [state, saved], main + [task, k, seed], api_name="open_project",
                               **SERIAL)
     saved.focus(ui_errors(on_projects), [state], saved, show_progress="hidden", api_visibility="private")
     return SimpleNamespace(
         task=task, upload=upload, k=k, seed=seed, draw=draw, report=report, preview=preview, fewshot=fewshot,
-        on_task=ui_errors(on_task), outputs=main, changed=[task_event, draw_event, open_event],
+        on_task=ui_errors(on_task), outputs=main, changed=[task_event, draw_event, open_event, held_event],
     )

@@ -1,4 +1,8 @@
-"""Projects in the store: created on the first curation action, reopened by name after a reload or a crash."""
+"""Projects in the store: created on the first curation action, reopened by name after a reload or a crash.
+
+What a project holds and how it reopens is `cod.experiment` (save_project / open_project), so a project made
+here is listed by `python -m cod project ...` and one made there opens here.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,6 @@ import re
 
 from components.state import PageState
 from cod.errors import DataError
-
-FEW_SHOT, VALIDATION, POOL = "fewshot", "validation", "train"
 
 
 def project_names(services) -> list[str]:
@@ -28,59 +30,26 @@ def default_name(services, state: PageState) -> str:
 
 def ensure_project(services, state: PageState, name: str | None = None) -> str:
     """The session's project, created from the current draw if there is none yet."""
+    from cod.experiment import save_project
+
     if state.project:
         return state.project
-    if not state.few_shot:
+    if not state.few_shot or state.splits is None or state.source_obj is None:
         raise DataError("No few-shot set yet: draw one on the Data tab first.")
-    store = services.store()
     name = (name or "").strip() or default_name(services, state)
-    upload = bool(state.source_path)
-    store.create_project(
-        name,
-        state.label_names,
-        examples=state.few_shot,
-        split=FEW_SHOT,
-        task="" if upload else state.source,
-        data_source=state.source_path or f"task:{state.source}",
-        columns={k: v for k, v in state.mapping.items() if v},
-        teacher=state.teacher,
-        student=state.student,
-        k=state.k,
-        seed=state.seed,
-        settings={"source": state.source},
-    )
-    if state.validation:
-        store.add_examples(name, state.validation, split=VALIDATION)
-    if upload and state.data is not None:  # an upload's temp file may vanish: keep its examples in the project
-        store.add_examples(name, state.data.examples, split=POOL)
+    save_project(services.store(), name, state.source_obj, state.splits, teacher=state.teacher, student=state.student)
     state.project = name
     return name
 
 
 def open_project(services, state: PageState, name: str) -> PageState:
-    """Reopen a saved project: its data, draw, models and curation exactly as last saved."""
-    from cod.data.readers import LabelledData, LoadReport
+    """Reopen a saved project (made here or by the command line): its data, draw, models and curation."""
+    from cod.experiment import open_project as open_stored
 
-    store = services.store()
-    project = store.project(name)
-    state.label_names = list(project.label_names)
-    state.k, state.seed = project.k, project.seed
+    project, source, splits = open_stored(services.store(), name)
+    state.show_source(source)
+    state.show_splits(splits)
+    state.source = source.task or project.settings.get("source") or source.name
     state.teacher, state.student = project.teacher, project.student
-    state.few_shot = store.examples(name, FEW_SHOT)
-    state.mapping = dict(project.columns)
-    state.source = project.settings.get("source") or project.task or project.data_source
-    state.test = []
-    if project.task:  # a built-in task: its splits come from the library again
-        from components.data import load_task
-
-        draw, labels = state.few_shot, state.label_names
-        load_task(state, project.task)
-        state.few_shot, state.label_names = draw, labels
-    else:
-        pool = store.examples(name, POOL)
-        state.source_path = project.data_source
-        report = LoadReport(source=project.data_source, rows_read=len(pool))
-        state.data = LabelledData(examples=pool, label_names=state.label_names, report=report)
-    state.validation = store.examples(name, VALIDATION) or state.validation
     state.project, state.rows, state.selected = name, [], None
     return state

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     from cod.data.readers import Example, LabelledData
+    from cod.experiment import Source, Splits
 
 
 @dataclass
@@ -27,6 +28,9 @@ class PageState:
     k: int = 16
     seed: int = 0
     few_shot: list["Example"] = field(default_factory=list)  # the full seeded k draw (classes interleaved)
+    source_obj: "Source | None" = None  # the experiment core's source (task or file, with given held-out data)
+    splits: "Splits | None" = None  # the current draw and its held-out data
+    held_out: str = "auto"  # auto | validation | unlabelled | none (see cod.experiment.split)
     teacher: str = "demo"
     student: str = "demo"
     project: str | None = None  # the store project holding this session's curation
@@ -37,6 +41,24 @@ class PageState:
     run_key: str | None = None  # the last distillation run (its key in Services.results)
     owner: str = ""  # who this session is: '' locally; 'hf:<user>' or 'anon:<id>' in public mode (set on page load)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def show_source(self, source: "Source") -> None:
+        """Point the session at a source (a task or a file); the draw comes with `show_splits`."""
+        from cod.data.readers import LabelledData
+
+        self.source_obj = source
+        self.source, self.source_path = source.name, source.path
+        self.mapping = {"text": None, "label": None, "text_pair": None, **source.columns} if source.path else {}
+        self.data = source.data or LabelledData(list(source.pool), list(source.label_names), source.report)
+        self.label_names = list(source.label_names)
+        self.validation, self.test, self.few_shot, self.splits = [], list(source.test), [], None
+        self.extra["task_description"] = source.description
+
+    def show_splits(self, splits: "Splits") -> None:
+        """Take a draw and its held-out data (a new draw starts a new project, made on the first save)."""
+        self.splits, self.k, self.seed = splits, splits.k, splits.seed
+        self.few_shot, self.validation, self.test = list(splits.few_shot), list(splits.validation), list(splits.test)
+        self.project, self.rows, self.selected = None, [], None
 
     @property
     def real_half(self) -> list["Example"]:

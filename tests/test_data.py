@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 from cod.config import DataConfig
-from cod.data.readers import Example, cod_real_half, from_frame, load, sample_few_shot
+from cod.data.readers import Example, from_frame, load
+from cod.data.splits import cod_real_half, sample_few_shot
 from cod.errors import DataError
 
 POS = ["great fun", "a lovely film", "brilliant acting", "so moving", "the best story", "charming plot"]

@@ -36,15 +36,12 @@ def test_cli_kd_run_prints_metrics_and_writes_folder(csv_file, tiny_classifier, 
 
 
 def test_cli_cod_with_counterfactual_file(csv_file, tiny_classifier, tiny_student, tmp_path, capsys, cod_home):
-    import numpy as np
-
-    from cod.data.readers import load, sample_few_shot
+    from cod.data.readers import load
+    from cod.data.splits import sample_few_shot
 
     data = load(csv_file)
-    # The same draw the command makes: the seeded hold-out, then the class-balanced sample.
-    order = np.random.default_rng([0, 7]).permutation(len(data.examples))
-    pool = [data.examples[i] for i in order[len(data.examples) // 5 :]]
-    draw = sample_few_shot(pool, 8, seed=0, label_names=data.label_names)
+    # The same draw the command makes: the class-balanced sample of every row (held-out data is what is left).
+    draw = sample_few_shot(data.examples, 8, seed=0, label_names=data.label_names)
     cfs = _counterfactuals(_teacher(tiny_classifier), draw[:4])
     cf_file = tmp_path / "cfes.jsonl"
     cf_file.write_text("".join(json.dumps(c.to_record(data.label_names)) + "\n" for c in cfs))

@@ -26,9 +26,14 @@ def register(subparsers) -> None:
         "metrics.json, train_set.jsonl, README.md and model/ under --out.",
     )
     p.add_argument("--data", required=True, metavar="FILE|TASK", help="a data file or a built-in task (demo, sst2, ...)")
-    p.add_argument("--validation", default=None, metavar="FILE", help="validation file (default: the task's split, "
-                   "or a seeded hold-out of the data file)")  # fmt: skip
+    p.add_argument("--validation", default=None, metavar="FILE|none", help="labelled examples that choose the checkpoint "
+                   "(default: the task's split, or a file's rows not drawn; 'none': keep the last step)")
+    p.add_argument("--unlabelled", default=None, metavar="FILE", help="texts without labels (a text column): the "
+                   "checkpoint agreeing most with the teacher on them is kept (when no validation is given)")
+    p.add_argument("--unlabelled-column", default=None, metavar="C", help="the text column of --unlabelled [guessed]")
     p.add_argument("--test", default=None, metavar="FILE", help="test file (default: the task's test split; none for a file)")
+    p.add_argument("--text-column", default=None, metavar="C", help="the text column of --data [guessed by name]")
+    p.add_argument("--label-column", default=None, metavar="L", help="the label column of --data [label, sentiment, ...]")
     p.add_argument("--counterfactuals", default=None, metavar="FILE", help="JSONL from `python -m cod generate` (with --cod)")
     p.add_argument("--teacher", default="demo", help="teacher: 'demo', a Hub id or a local folder [demo]")
     p.add_argument("--student", default="demo", help="student: 'demo', a Hub id or a local folder [demo]")
@@ -47,49 +52,18 @@ def build_config(args: argparse.Namespace) -> DistillConfig:
     return DistillConfig.from_dict({**config_overrides(args, DistillConfig), **parse_set(args.set)})
 
 
-def _load_like(path: str, names: list[str]):
-    """Examples of a validation/test file, with labels mapped by name onto the training file's label order."""
-    from cod.data.readers import Example, load
-    from cod.errors import DataError
+def load_splits(args: argparse.Namespace, k: int, seed: int):
+    """(source, splits) from a task or files: the draw, and held-out data that never holds a drawn example."""
+    from cod.config import DataConfig
+    from cod.experiment import open_source, split
 
-    data = load(path)
-    if list(data.label_names) == names:
-        return list(data.examples)
-    unknown = sorted(set(data.label_names) - set(names))
-    if unknown:
-        raise DataError(f"{path} has labels {unknown} that the training data does not have ({names}): use the same labels.")
-    index = [names.index(n) for n in data.label_names]
-    return [Example(e.text, index[e.label], e.text_pair) for e in data.examples]
-
-
-def load_splits(args: argparse.Namespace, seed: int):
-    """(pool, validation, test, label_names, description) from a task or files; a file's validation is held out."""
-    import numpy as np
-
-    from cod.data.readers import load
-    from cod.errors import DataError
-    from cod.data.tasks import ALIASES, TASKS, load_task
-
-    key = args.data.strip().lower()
-    if not Path(args.data).expanduser().exists() and (key in TASKS or key in ALIASES):
-        task = load_task(args.data)
-        pool, validation, test, names = list(task.train), list(task.validation), list(task.test), list(task.label_names)
-        description = task.description
-    else:
-        data = load(args.data)
-        pool, names, description, test = list(data.examples), list(data.label_names), "", []
-        if not args.validation:  # a seeded hold-out, disjoint from the few-shot pool
-            order = np.random.default_rng([seed, 7]).permutation(len(pool))
-            n_val = min(500, len(pool) // 5)
-            validation = [pool[i] for i in order[:n_val]]
-            pool = [pool[i] for i in order[n_val:]]
-    if args.validation:
-        validation = _load_like(args.validation, names)
-    if args.test:
-        test = _load_like(args.test, names)
-    if not pool:
-        raise DataError(f"{args.data!r} has no training examples.")
-    return pool, validation, test, names, description
+    no_validation = str(args.validation or "").strip().lower() == "none"
+    config = DataConfig(text_column=args.text_column, label_column=args.label_column)
+    source = open_source(args.data, config, validation=None if no_validation else args.validation, test=args.test,
+                         unlabelled=args.unlabelled, unlabelled_column=args.unlabelled_column)
+    if no_validation:
+        source.validation = None
+    return source, split(source, k, seed, "none" if no_validation else "auto")
 
 
 def _progress(quiet: bool):
@@ -126,9 +100,8 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from cod.counterfactuals.base import read_counterfactuals, write_counterfactuals
-    from cod.data.readers import cod_real_half, sample_few_shot
-    from cod.distill.trainer import distill
     from cod.errors import ConfigError
+    from cod.experiment import run_distillation
     from cod.modeling.loading import check_labels, load_teacher
 
     if args.threads:
@@ -137,8 +110,10 @@ def run(args: argparse.Namespace) -> int:
     if args.counterfactuals and not config.cod:
         raise ConfigError("--counterfactuals is only used with --cod: add --cod, or leave the file out.")
     out = Path(args.out).expanduser()
-    pool, validation, test, names, description = load_splits(args, config.seed)
-    draw = sample_few_shot(pool, config.k, seed=config.seed, label_names=names)
+    source, splits = load_splits(args, config.k, config.seed)
+    names, draw = source.label_names, splits.few_shot
+    for line in splits.lines():
+        _say(line, file=sys.stderr)
     device = args.device
     if device is None and torch.cuda.is_available():  # under `accelerate launch`, each process uses its own GPU
         from accelerate import PartialState
@@ -154,15 +129,15 @@ def run(args: argparse.Namespace) -> int:
         else:  # the offline proposer, cached under $COD_HOME/cache/lexical
             from cod.counterfactuals import propose
 
-            real = cod_real_half(draw)
+            real = splits.real_half
             _say(f"proposing counterfactuals for the {len(real)} real examples (lexical, cached) ...", file=sys.stderr)
             cfs = propose(real, teacher, proposer="lexical", few_shot=draw)
             write_counterfactuals(out / "counterfactuals.jsonl", cfs, names)
             _say(f"{sum(c.flipped for c in cfs)} of {len(cfs)} flip the teacher", file=sys.stderr)
 
-    run_info = {"data": args.data, "counterfactuals_file": args.counterfactuals, "task_description": description}
-    result = distill(config, teacher, args.student, draw, cfs, validation, on_event=_progress(args.quiet),
-                     out_dir=out, test=test or None, label_names=names, run_info=run_info)  # fmt: skip
+    run_info = {"data": args.data, "counterfactuals_file": args.counterfactuals, "task_description": source.description}
+    result = run_distillation(config, teacher, args.student, splits, cfs, on_event=_progress(args.quiet), out_dir=out,
+                              label_names=names, run_info=run_info)
     _say(format_metrics(result.metrics))
     _say(f"saved to {out} (student in {out / 'model'})")
     if args.push_to_hub and int(os.environ.get("RANK", "0")) == 0:
@@ -183,11 +158,23 @@ def format_metrics(metrics: dict) -> str:
         + (f" lwd={metrics['lwd_mode']}" if metrics.get("lwd_mode") else ""),
         f"  student test accuracy {f('student_test_accuracy')}  macro-F1 {f('student_test_macro_f1')}  "
         f"(teacher {f('teacher_test_accuracy')}, agreement {f('test_agreement')})",
-        f"  student validation accuracy {f('student_validation_accuracy')} at step {metrics['best_step']} of {metrics['steps']}"
-        + (" (stopped)" if metrics.get("stopped") else "") + (" (early stop)" if metrics.get("early_stopped") else ""),
+        _selection(metrics, f) + (" (stopped)" if metrics.get("stopped") else "")
+        + (" (early stop)" if metrics.get("early_stopped") else ""),
         f"  {metrics['train_examples']} training examples ({metrics['real_examples']} real, {metrics['counterfactuals_used']} "
         f"counterfactuals, {metrics['counterfactuals_dropped']} dropped); teacher passes {metrics['teacher_train_forward_passes']} "
         f"for {metrics['unique_train_texts']} unique texts",
         f"  {f('wall_seconds', 1)} s wall ({f('train_seconds', 1)} s training, {f('eval_seconds', 1)} s evaluating), "
         f"peak memory {f('peak_memory_mb', 0)} MB on {metrics['device']}",
     ])  # fmt: skip
+
+
+def _selection(metrics: dict, f) -> str:
+    """How the kept checkpoint was chosen, with the held-out sizes."""
+    where = f"step {metrics['best_step']} of {metrics['steps']}"
+    if metrics.get("selection") == "teacher_agreement":
+        return (f"  checkpoint: agreement with the teacher {f('student_teacher_agreement')} on "
+                f"{metrics.get('unlabelled_size')} unlabelled texts, at {where}")
+    if metrics.get("selection") == "last_step":
+        return f"  checkpoint: the last step ({where}; no held-out data)"
+    return (f"  checkpoint: student validation accuracy {f('student_validation_accuracy')} on "
+            f"{metrics.get('validation_size')} examples, at {where}")

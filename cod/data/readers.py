@@ -180,6 +180,31 @@ def from_frame(df: pd.DataFrame, config: DataConfig | None = None, source: str =
     return _build(df.reset_index(drop=True), config, report, {})
 
 
+def load_texts(source: str | Path, text_column: str | None = None, config: DataConfig | None = None) -> list[str]:
+    """The non-empty texts of an unlabelled file (a text column; any label column is ignored), in file order."""
+    config = config or DataConfig()
+    path = Path(source).expanduser()
+    if not path.is_file():
+        raise DataError(f"File {str(source)!r} not found: give a file of texts (CSV, JSONL, ...) with a text column.")
+    df, _, report = _read_file(path, config)
+    columns = [str(c) for c in df.columns]
+    by_key = {_key(c): c for c in reversed(columns)}
+    wanted = text_column or config.text_column
+    if wanted is not None:
+        column = by_key.get(_key(wanted))
+        if column is None:
+            raise DataError(f"{report.source} has no text column {wanted!r}; its columns are {columns}: choose one.")
+    else:
+        column = next((by_key[k] for k in TEXT_COLUMNS if k in by_key), columns[0] if len(columns) == 1 else None)
+    if column is None:
+        raise DataError(f"{report.source} has no column named like a text ({', '.join(TEXT_COLUMNS[:4])}, ...) among "
+                        f"{columns}: name it with --unlabelled-column (or rename it to 'text').")
+    texts = [t for t in (_as_text(v) for v in df[column].tolist()) if t]
+    if not texts:
+        raise DataError(f"{report.source}: the column {column!r} holds no text.")
+    return texts
+
+
 def _looks_like_path(source: str) -> bool:
     suffixes = [s.lower() for s in Path(source).suffixes]
     return source.startswith(("/", ".", "~")) or "\\" in source or any(s in FILE_SUFFIXES or s in _COMPRESSED for s in suffixes)
@@ -687,42 +712,3 @@ def _rows(rows: list[int], shown: int = 10) -> str:
 
 def _sep_name(sep: str) -> str:
     return {"": "", ",": "comma-separated", "\t": "tab-separated", ";": "semicolon-separated", "|": "pipe-separated"}.get(sep, repr(sep))
-
-
-# --------------------------------------------------------------------------------------------------- sampling
-
-
-def sample_few_shot(examples: Sequence[Example], k: int, seed: int = 0, label_names: Sequence[str] | None = None,
-                    num_classes: int | None = None) -> list[Example]:
-    """Class-balanced few-shot draw: k // C per class, seeded, classes interleaved (c0, c1, c0, c1, ...).
-
-    Each class is shuffled with its own generator seeded by (seed, class), so a draw does not depend on the other
-    classes' sizes and the draw for a smaller k is a prefix of the draw for a larger one. Any prefix of C*m
-    examples holds m per class.
-    """
-    if num_classes is None:
-        num_classes = len(label_names) if label_names is not None else (max((e.label for e in examples), default=-1) + 1)
-    names = list(label_names) if label_names is not None else [str(i) for i in range(num_classes)]
-    if num_classes < 2:
-        raise DataError(f"Few-shot sampling needs at least two classes, got {num_classes}.")
-    if k < num_classes:
-        raise DataError(f"k={k} is smaller than the number of classes ({num_classes}): choose k of at least {num_classes} (k // {num_classes} per class).")
-    per_class = k // num_classes
-    by_class: list[list[Example]] = [[] for _ in range(num_classes)]
-    for e in examples:
-        if not 0 <= e.label < num_classes:
-            raise DataError(f"Example {e.text[:40]!r} has label {e.label}, outside 0..{num_classes - 1}: pass the task's label_names.")
-        by_class[e.label].append(e)
-    short = [f"{names[c]!r} has {len(xs)}" for c, xs in enumerate(by_class) if len(xs) < per_class]
-    if short:
-        raise DataError(f"k={k} needs {per_class} examples per class but {', '.join(short)}: choose a smaller k or add examples.")
-    picks = []
-    for c, xs in enumerate(by_class):
-        order = np.random.default_rng([seed % 2**32, c]).permutation(len(xs))[:per_class]
-        picks.append([xs[i] for i in order])
-    return [picks[c][i] for i in range(per_class) for c in range(num_classes)]
-
-
-def cod_real_half(draw: Sequence[Example]) -> list[Example]:
-    """CoD's real half: the first k/2 of the same seeded draw (balanced, since the draw interleaves classes)."""
-    return list(draw[: len(draw) // 2])

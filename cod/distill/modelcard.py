@@ -7,6 +7,22 @@ from typing import Any
 PAPER = "Hamman et al., Few-Shot Knowledge Distillation of LLMs With Counterfactual Explanations (NeurIPS 2025)"
 
 
+_SELECTION = {  # how the checkpoint was chosen (metrics["selection"]); never on training or test data
+    "validation": "The checkpoint was chosen on {validation_size} labelled validation examples; the test split was "
+                  "only evaluated.",
+    "teacher_agreement": "No labelled validation data: the checkpoint agreeing most with the teacher on "
+                         "{unlabelled_size} unlabelled texts was kept; the test split was only evaluated.",
+    "last_step": "No held-out data: training ran a fixed schedule and kept the last step.",
+}
+
+
+def _selection_line(metrics: dict[str, Any]) -> str:
+    """How the checkpoint was chosen, in words (older run folders have no sizes: 'n/a')."""
+    line = _SELECTION.get(metrics.get("selection"), _SELECTION["validation"])
+    return line.format(validation_size=metrics.get("validation_size", "n/a"),
+                       unlabelled_size=metrics.get("unlabelled_size", "n/a"))
+
+
 def _fmt(value: Any) -> str:
     if value is None:
         return "n/a"
@@ -70,7 +86,7 @@ def render_model_card(
         "",
         "## Results",
         "",
-        "Model selection used the validation split only; the test split was only evaluated.",
+        _selection_line(metrics),
         "",
         "| metric | value |",
         "|---|---|",
