@@ -76,24 +76,19 @@ def _inspect(args) -> int:
 
 
 def _sample(args) -> int:
-    from cod.data.readers import cod_real_half, load, sample_few_shot
-    from cod.data.tasks import ALIASES, TASKS, load_task
+    from cod.experiment import open_source, split
 
-    if args.source.strip().lower() in TASKS or args.source.strip().lower() in ALIASES:
-        task = load_task(args.source)
-        pool, names = task.train, task.label_names
-    else:
-        data = load(args.source, _config(args))
-        pool, names = data.examples, data.label_names
-    draw = sample_few_shot(pool, args.k, args.seed, label_names=names)
-    if args.cod:
-        draw = cod_real_half(draw)
+    source = open_source(args.source, _config(args))
+    splits = split(source, args.k, args.seed)
+    names = source.label_names
+    draw = splits.real_half if args.cod else splits.few_shot
     if args.json:
         print(json.dumps([{"text": e.text, "label": names[e.label]} for e in draw], indent=2, ensure_ascii=False))
         return 0
     print(f"{len(draw)} examples (k={args.k}, seed={args.seed}{', CoD real half' if args.cod else ''}):")
     for e in draw:
         print(f"  [{names[e.label]}]  {_short(e.text)}")
+    print("\n".join(splits.lines()))
     return 0
 
 
