@@ -239,9 +239,7 @@ def split(source: Source, k: int, seed: int, held_out_rule: str = "auto") -> Spl
 def training_counterfactuals(store: Store, project: str, include_unreviewed: bool = False) -> list[Counterfactual]:
     """The counterfactual that trains for each example: the user's edit, else the accepted proposal; proposals
     nobody reviewed only with `include_unreviewed`. One rule, used by the app and the command line."""
-    from cod.store.curation import choose
-
-    return [r.counterfactual for r in choose(store.counterfactuals(project), include_unreviewed)]
+    return store.curated(project, include_unreviewed)
 
 
 def run_distillation(config, teacher, student, splits: Splits, counterfactuals: Sequence[Counterfactual] | None = None,
@@ -256,6 +254,20 @@ def run_distillation(config, teacher, student, splits: Splits, counterfactuals: 
     return distill(config, teacher, student, splits.few_shot, counterfactuals if config.cod else None,
                    splits.validation, test=splits.test or None, unlabelled=splits.unlabelled or None,
                    run_info=run_info, **kwargs)
+
+
+def recorded_distillation(store: Store, project: str, config, teacher, student, splits: Splits,
+                          counterfactuals: Sequence[Counterfactual] | None = None, *, out_dir: str | Path, **kwargs: Any):
+    """`run_distillation`, recorded as a run of the project in the store (done, stopped or failed with its error)."""
+    record = store.start_run(project, config, artifact_dir=out_dir)
+    try:
+        result = run_distillation(config, teacher, student, splits, counterfactuals, out_dir=out_dir, **kwargs)
+    except Exception as err:
+        store.finish_run(record.id, "failed", error=str(err)[:500])
+        raise
+    status = "stopped" if result.metrics.get("stopped") else "done"
+    store.finish_run(record.id, status, metrics=result.metrics, artifact_dir=out_dir)
+    return result, record.id
 
 
 # ----------------------------------------------------------------------------------------------------- projects

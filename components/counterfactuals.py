@@ -43,9 +43,13 @@ def current_records(services, state: PageState) -> list:
     return shown
 
 
-def curated(services, state: PageState) -> list:
-    """The kept counterfactuals (accepted or edited) among those shown: what distillation and export use."""
-    return [r.counterfactual for r in current_records(services, state) if r.curated]
+def curated(services, state: PageState, include_unreviewed: bool = False) -> list:
+    """The counterfactual that trains for each example (the library's one rule: the edit, else the accepted one)."""
+    from cod.experiment import training_counterfactuals
+
+    if not state.project:
+        return []
+    return training_counterfactuals(services.store(), state.project, include_unreviewed)
 
 
 def _top(label_names, probs) -> str:

@@ -57,6 +57,15 @@ def load_upload(
     return state
 
 
+def upload_columns(path: str | Path) -> list[str]:
+    """The columns of a file that could not be read without a mapping (for the Column mapping controls)."""
+    try:
+        load_upload(PageState(), path)
+    except DataError as err:
+        return list(getattr(err, "columns", []))
+    return []
+
+
 def set_held_out(state: PageState, choice: str, path: str | Path | None = None) -> PageState:
     """The held-out data of the next draw: rows not drawn (default), a labelled file, unlabelled texts, or none."""
     from cod.experiment import read_like, read_texts, with_unlabelled, with_validation
@@ -200,7 +209,17 @@ def build(services, state):
     def on_upload(s: PageState, path: str | None):
         if not path:
             return (*outputs(s), gr.update(), gr.update(), gr.update(), gr.update())
-        s = load_upload(s, path)
+        try:
+            s = load_upload(s, path)
+        except DataError as err:
+            cols = list(getattr(err, "columns", []))
+            if not cols:
+                raise
+            # No label-like column: offer the columns in the mapping controls, and say which control picks it.
+            gr.Warning(str(err))
+            return (s, notice(esc(str(err)), "warn"), gr.update(), gr.update(), gr.update(),
+                    gr.update(choices=[AUTO] + cols), gr.update(choices=[NONE] + cols),
+                    gr.update(choices=[AUTO] + cols, value=AUTO), gr.update(open=True))
         cols = list(s.data.report.columns)
         choices = [AUTO] + cols
         return (

@@ -52,23 +52,26 @@ def make_config(state: PageState, method: str, cod: bool, alpha, temperature, be
     return config
 
 
-def start_run(services, state: PageState, session: str, config, resume_from: int | None = None) -> str:
-    """Queue a distillation of the session's draw (and its curated counterfactuals with CoD); returns the job id.
+def start_run(services, state: PageState, session: str, config, resume_from: int | None = None,
+              include_unreviewed: bool = False) -> str:
+    """Queue a distillation of the session's draw (and, with CoD, the counterfactual that trains for each example:
+    the edit, else the accepted one; unreviewed proposals only with `include_unreviewed`); returns the job id.
 
     `resume_from`: a stopped, failed or interrupted run of the project to continue from its last checkpoint."""
-    if not state.few_shot:
+    if not state.few_shot or state.splits is None:
         raise DistillError("No few-shot set yet: draw one on the Data tab first.")
     mine = services.worker.running("distill", owner=session)
     if mine:
         raise DistillError("A distillation from this session is already queued or running: stop it or wait for it to finish.")
+    project = ensure_project(services, state)
     counterfactuals = None
     if config.cod:
-        counterfactuals = curated(services, state)
+        counterfactuals = curated(services, state, include_unreviewed)
         if not counterfactuals:
             raise DistillError(
-                "CoD needs curated counterfactuals: accept some on the Counterfactuals tab (or turn CoD off for plain KD)."
+                "CoD needs curated counterfactuals: accept some on the Counterfactuals tab, tick 'also unreviewed "
+                "proposals', or turn CoD off for plain KD."
             )
-    project = ensure_project(services, state)
     teacher = services.teacher(state.teacher) if config.method != "ce" or config.cod else None
     store = services.store()
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -78,11 +81,10 @@ def start_run(services, state: PageState, session: str, config, resume_from: int
         if old.status not in ("stopped", "failed", "interrupted") or not old.artifact_dir:
             raise DistillError(f"Run {resume_from} is {old.status}: only a stopped, failed or interrupted run can be resumed.")
         out_dir = Path(old.artifact_dir)
-    examples, validation, test = list(state.few_shot), list(state.validation), list(state.test)
-    labels, student = list(state.label_names), state.student
+    splits, labels, student = state.splits, list(state.label_names), state.student
 
     def run(job):
-        from cod.distill.trainer import distill
+        from cod.experiment import run_distillation
 
         if resume_from is not None:
             record = store.resume_run(int(resume_from))  # same config and folder: training restarts from its checkpoint
@@ -97,9 +99,9 @@ def start_run(services, state: PageState, session: str, config, resume_from: int
                 store.log_event(record.id, d)
 
         try:
-            result = distill(config, teacher, student, examples, counterfactuals, validation, on_event=on_event,
-                             stop=job.should_stop, out_dir=out_dir, test=test or None, label_names=labels,
-                             run_info={"project": project, "app": "cod-studio"})
+            result = run_distillation(config, teacher, student, splits, counterfactuals, on_event=on_event,
+                                      stop=job.should_stop, out_dir=out_dir, label_names=labels,
+                                      run_info={"project": project, "app": "cod-studio"})
         except Exception as err:
             store.finish_run(record.id, "failed", error=str(err)[:500])
             raise
@@ -237,6 +239,8 @@ def build(services, state):
                 batch = gr.Number(8, label="Batch", precision=0, minimum=1, elem_id="batch")
             lr = gr.Number(6e-5, label="Learning rate", minimum=1e-7, elem_id="lr")
             lora = gr.Checkbox(False, label="LoRA adapters (instead of full fine-tuning)")
+            unreviewed = gr.Checkbox(False, label="CoD: also train on proposals nobody reviewed yet",
+                                     elem_id="unreviewed")
             max_val = gr.Number(200, label="Validation examples per evaluation (0: all)", precision=0, minimum=0,
                                 elem_id="max-val")
             with gr.Row():
@@ -257,7 +261,9 @@ def build(services, state):
 
     def on_start(s: PageState, request: gr.Request, *values):
         session = getattr(request, "session_hash", "") or ""
-        yield from follow(s, start_run(services, s, session, make_config(s, *values)))
+        *form_values, unreviewed_ = values
+        yield from follow(s, start_run(services, s, session, make_config(s, *form_values),
+                                       include_unreviewed=bool(unreviewed_)))
 
     def on_resume(s: PageState, request: gr.Request, run_id):
         if run_id is None:
@@ -292,7 +298,7 @@ def build(services, state):
         return notice("Stopping: the run ends after the current step and keeps its best checkpoint…")
 
     outputs = [state, progress, plot, result, runs]
-    run_event = start.click(ui_errors(on_start), [state, *form], outputs, api_name="distill", **FOLLOW)
+    run_event = start.click(ui_errors(on_start), [state, *form, unreviewed], outputs, api_name="distill", **FOLLOW)
     resume.click(ui_errors(on_resume), [state, resume_id], outputs, api_name="resume_distill", **FOLLOW)
     stop.click(on_stop, [state], progress, api_name="stop_distill", **CONTROL)
     return SimpleNamespace(run_event=run_event, plot=plot, progress=progress,

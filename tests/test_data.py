@@ -196,11 +196,14 @@ def test_pair_columns_are_guessed(tmp_path):
     assert data.text_pair_column == "sentence2" and data.examples[0] == Example("A man runs", 1, "A person moves")
 
 
-def test_columns_guessed_from_content_when_names_are_unknown(tmp_path):
+def test_text_guessed_from_content_but_the_label_column_never(tmp_path):
     rows = "".join(f"{i},{t} and more words,{y}\n" for i, (t, y) in enumerate(balanced_rows(3)))
-    data = load(write(tmp_path, "a.csv", "id,words,verdict\n" + rows))
+    path = write(tmp_path, "a.csv", "id,words,verdict\n" + rows)
+    with pytest.raises(DataError, match=r"no label column among \['id', 'words', 'verdict'\].*--label-column"):
+        load(path)
+    data = load(path, DataConfig(label_column="verdict"))
     assert (data.text_column, data.label_column) == ("words", "verdict")
-    assert any("guessed from content" in n for n in data.report.notes)
+    assert any("guessed from content: text" in n for n in data.report.notes)
 
 
 def test_columns_can_be_overridden(tmp_path):

@@ -25,7 +25,12 @@ def register(subparsers) -> None:
         "seeded draw) plus their k/2 counterfactuals; without it, all k real examples. Writes config.json, "
         "metrics.json, train_set.jsonl, README.md and model/ under --out.",
     )
-    p.add_argument("--data", required=True, metavar="FILE|TASK", help="a data file or a built-in task (demo, sst2, ...)")
+    p.add_argument("--data", default=None, metavar="FILE|TASK", help="a data file or a built-in task (demo, sst2, ...)")
+    p.add_argument("--project", default=None, metavar="NAME", help="instead of --data: a project of the store (its "
+                   "draw, held-out data, models and curated counterfactuals); the run is recorded in it")
+    p.add_argument("--db", default=None, metavar="PATH", help="the store file of --project [$COD_DB or $COD_HOME/cod.db]")
+    p.add_argument("--unreviewed", action="store_true", help="with --project --cod: also train on proposals nobody "
+                   "reviewed (default: only the edited or accepted counterfactual of each example)")
     p.add_argument("--validation", default=None, metavar="FILE|none", help="labelled examples that choose the checkpoint "
                    "(default: the task's split, or a file's rows not drawn; 'none': keep the last step)")
     p.add_argument("--unlabelled", default=None, metavar="FILE", help="texts without labels (a text column): the "
@@ -35,8 +40,8 @@ def register(subparsers) -> None:
     p.add_argument("--text-column", default=None, metavar="C", help="the text column of --data [guessed by name]")
     p.add_argument("--label-column", default=None, metavar="L", help="the label column of --data [label, sentiment, ...]")
     p.add_argument("--counterfactuals", default=None, metavar="FILE", help="JSONL from `python -m cod generate` (with --cod)")
-    p.add_argument("--teacher", default="demo", help="teacher: 'demo', a Hub id or a local folder [demo]")
-    p.add_argument("--student", default="demo", help="student: 'demo', a Hub id or a local folder [demo]")
+    p.add_argument("--teacher", default=None, help="teacher: 'demo', a Hub id or a local folder [the project's, or demo]")
+    p.add_argument("--student", default=None, help="student: 'demo', a Hub id or a local folder [the project's, or demo]")
     p.add_argument("--out", required=True, metavar="DIR", help="run folder (resumed when it holds this run's checkpoint)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any other distill setting (JSON value)")
     p.add_argument("--device", default=None, help="teacher device: cpu, cuda, cuda:N, mps [best available]")
@@ -50,6 +55,25 @@ def register(subparsers) -> None:
 def build_config(args: argparse.Namespace) -> DistillConfig:
     """The DistillConfig from the command line (validated): the generated flags, then `--set` on top."""
     return DistillConfig.from_dict({**config_overrides(args, DistillConfig), **parse_set(args.set)})
+
+
+def _open_project(args: argparse.Namespace):
+    """(store, project, source, splits) of --project; its k, seed and models fill the flags not given."""
+    from cod.errors import ConfigError
+    from cod.experiment import open_project
+    from cod.store.projects import Store
+
+    for flag in ("data", "validation", "unlabelled", "test"):
+        if getattr(args, flag):
+            raise ConfigError(f"--{flag} does not go with --project: the project holds its data and held-out split.")
+    for flag in ("k", "seed"):
+        if getattr(args, flag) is not None:
+            raise ConfigError(f"--{flag} does not go with --project: the project holds its draw (k and seed).")
+    store = Store(args.db) if args.db else Store()
+    project, source, splits = open_project(store, args.project)
+    args.k, args.seed = project.k, project.seed
+    args.teacher, args.student = args.teacher or project.teacher, args.student or project.student
+    return store, project, source, splits
 
 
 def load_splits(args: argparse.Namespace, k: int, seed: int):
@@ -101,16 +125,26 @@ def run(args: argparse.Namespace) -> int:
 
     from cod.counterfactuals.base import read_counterfactuals, write_counterfactuals
     from cod.errors import ConfigError
-    from cod.experiment import run_distillation
+    from cod.experiment import recorded_distillation, run_distillation
     from cod.modeling.loading import check_labels, load_teacher
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if bool(args.data) == bool(args.project):
+        raise ConfigError("Give either --data (a file or a task) or --project (a project of the store), not "
+                          f"{'both' if args.data else 'neither'}.")
+    store = None
+    if args.project:
+        if args.counterfactuals:
+            raise ConfigError("--counterfactuals does not go with --project: the project's curated ones are used.")
+        store, _, source, splits = _open_project(args)
+    args.teacher, args.student = args.teacher or "demo", args.student or "demo"
     config = build_config(args)
     if args.counterfactuals and not config.cod:
         raise ConfigError("--counterfactuals is only used with --cod: add --cod, or leave the file out.")
     out = Path(args.out).expanduser()
-    source, splits = load_splits(args, config.k, config.seed)
+    if store is None:
+        source, splits = load_splits(args, config.k, config.seed)
     names, draw = source.label_names, splits.few_shot
     for line in splits.lines():
         _say(line, file=sys.stderr)
@@ -124,7 +158,13 @@ def run(args: argparse.Namespace) -> int:
 
     cfs = None
     if config.cod:
-        if args.counterfactuals:
+        if store is not None:  # the project's: the edit, else the accepted one (unreviewed only with --unreviewed)
+            from cod.experiment import training_counterfactuals
+
+            cfs = training_counterfactuals(store, args.project, args.unreviewed)
+            _say(f"{len(cfs)} counterfactual(s) of project {args.project!r} train "
+                 f"({'including unreviewed proposals' if args.unreviewed else 'edited or accepted'})", file=sys.stderr)
+        elif args.counterfactuals:
             cfs = read_counterfactuals(args.counterfactuals, names)
         else:  # the offline proposer, cached under $COD_HOME/cache/lexical
             from cod.counterfactuals import propose
@@ -135,9 +175,16 @@ def run(args: argparse.Namespace) -> int:
             write_counterfactuals(out / "counterfactuals.jsonl", cfs, names)
             _say(f"{sum(c.flipped for c in cfs)} of {len(cfs)} flip the teacher", file=sys.stderr)
 
-    run_info = {"data": args.data, "counterfactuals_file": args.counterfactuals, "task_description": source.description}
-    result = run_distillation(config, teacher, args.student, splits, cfs, on_event=_progress(args.quiet), out_dir=out,
-                              label_names=names, run_info=run_info)
+    run_info = {"data": args.data or f"project:{args.project}", "counterfactuals_file": args.counterfactuals,
+                "task_description": source.description}
+    kwargs = {"on_event": _progress(args.quiet), "out_dir": out, "label_names": names, "run_info": run_info}
+    if store is not None:
+        with store:
+            result, run_id = recorded_distillation(store, args.project, config, teacher, args.student, splits, cfs,
+                                                   **kwargs)
+        _say(f"recorded as run {run_id} of project {args.project!r}")
+    else:
+        result = run_distillation(config, teacher, args.student, splits, cfs, **kwargs)
     _say(format_metrics(result.metrics))
     _say(f"saved to {out} (student in {out / 'model'})")
     if args.push_to_hub and int(os.environ.get("RANK", "0")) == 0:

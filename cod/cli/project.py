@@ -12,14 +12,19 @@ def register(subparsers) -> None:
     group.add_argument("--db", metavar="PATH", help="the store file (default $COD_DB, else $COD_HOME/cod.db)")
     sub = group.add_subparsers(dest="project_command", required=True, metavar="SUBCOMMAND")
 
-    create = sub.add_parser("create", help="start a project from a labelled data file")
+    create = sub.add_parser("create", help="start a project from a labelled data file or a built-in task: the draw "
+                            "and its held-out data, as the app makes them (it opens there)")
     create.add_argument("--name", required=True, help="a new project name")
-    create.add_argument("--data", required=True, metavar="FILE", help="CSV, TSV, JSONL, JSON, Parquet, a save_to_disk folder or a Hub id")
+    create.add_argument("--data", required=True, metavar="FILE|TASK", help="CSV, TSV, JSONL, JSON, Parquet, a "
+                        "save_to_disk folder, a Hub id, or a built-in task (demo, sst2, ...)")
+    create.add_argument("--validation", default=None, metavar="FILE|none", help="labelled examples that choose the "
+                        "checkpoint (default: the task's split, or the file's rows not drawn; 'none': the last step)")
+    create.add_argument("--unlabelled", default=None, metavar="FILE", help="texts without labels: choose the "
+                        "checkpoint by agreement with the teacher on them")
     create.add_argument("--teacher", default="demo", help="teacher model: Hub id, local path or 'demo' (default)")
     create.add_argument("--student", default="demo", help="student model: Hub id, local path or 'demo' (default)")
     create.add_argument("--k", type=int, default=16, help="few-shot budget k (default 16)")
     create.add_argument("--seed", type=int, default=0, help="seed of the few-shot draw (default 0)")
-    create.add_argument("--task", default="", help="a short task name to show (default: the file name)")
     create.add_argument("--text-column", metavar="C", help="the text column (default: guessed)")
     create.add_argument("--pair-column", metavar="C", help="a second text column for pair tasks")
     create.add_argument("--label-column", metavar="L", help="the label column (default: guessed)")
@@ -47,6 +52,9 @@ def register(subparsers) -> None:
     imp.set_defaults(func=_import)
 
 
+_SPLIT_NAMES = {"fewshot": "few-shot draw", "validation": "validation", "train": "source rows", "test": "test"}
+
+
 def _store(args: argparse.Namespace):
     from cod.store.projects import Store
 
@@ -57,20 +65,25 @@ def _create(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from cod.config import DataConfig
-    from cod.data.readers import load
+    from cod.experiment import open_source, save_project, split
 
     names = tuple(n.strip() for n in args.label_names.split(",")) if args.label_names else None
     config = DataConfig(text_column=args.text_column, text_pair_column=args.pair_column, label_column=args.label_column, label_names=names)
-    data = load(args.data, config)
-    source = str(Path(args.data).expanduser().resolve()) if Path(args.data).expanduser().exists() else args.data
+    no_validation = str(args.validation or "").strip().lower() == "none"
+    source = open_source(args.data, config, validation=None if no_validation else args.validation,
+                         unlabelled=args.unlabelled)
+    if no_validation:
+        source.validation = None
+    if source.path and Path(source.path).expanduser().exists():
+        source.path = str(Path(source.path).expanduser().resolve())
+    splits = split(source, args.k, args.seed, "none" if no_validation else "auto")
     with _store(args) as store:
-        project = store.create_project_from_data(
-            args.name, data, data_source=source, task=args.task or Path(args.data).stem, teacher=args.teacher,
-            student=args.student, k=args.k, seed=args.seed,
-        )
-        print(f"Created project {project.name!r}: {len(data.examples)} examples, labels {project.label_names}, "
+        project = save_project(store, args.name, source, splits, teacher=args.teacher, student=args.student)
+        print(f"Created project {project.name!r}: {len(source.pool)} examples, labels {project.label_names}, "
               f"teacher {project.teacher}, student {project.student}, k {project.k}, seed {project.seed}")
-        for line in data.report.warnings:
+        for line in splits.lines():
+            print(f"  {line}")
+        for line in source.report.notes + source.report.warnings:
             print(f"  note: {line}")
         print(f"Store: {store.path}")
     return 0
@@ -81,7 +94,8 @@ def _list(args: argparse.Namespace) -> int:
         rows = []
         for p in store.projects():
             s = store.for_owner(p.owner).summary(p.name)  # names are unique per owner (a public Space has many)
-            rows.append({"name": p.name, "owner": p.owner or "(local)", "examples": s["examples"], **s["counterfactuals"], "runs": sum(s["runs"].values()),
+            rows.append({"name": p.name, "owner": p.owner or "(local)", "k": p.k, "drawn": s["splits"].get("fewshot", 0),
+                         **s["counterfactuals"], "runs": sum(s["runs"].values()),
                          "teacher": p.teacher, "updated": p.updated_at[:19]})
         if args.json:
             print(json.dumps(rows, indent=2, ensure_ascii=False))
@@ -116,7 +130,10 @@ def _show(args: argparse.Namespace) -> int:
         if project.settings:
             print(f"  settings: {json.dumps(project.settings, ensure_ascii=False)}")
         counts = ", ".join(f"{n} {s}" for s, n in summary["counterfactuals"].items())
-        print(f"  examples: {summary['examples']}   counterfactuals: {counts} (curated {summary['curated']})")
+        splits = ", ".join(f"{_SPLIT_NAMES.get(k, k)} {n}" for k, n in summary["splits"].items())
+        print(f"  examples: {summary['examples']} ({splits or 'none'})   counterfactuals: {counts} "
+              f"(curated {summary['curated']})")
+        print(f"  checkpoint selection: {project.settings.get('selection', 'validation')}")
         print(f"  actions: {summary['actions']} (undo {'yes' if store.can_undo(args.name) else 'no'}, "
               f"redo {'yes' if store.can_redo(args.name) else 'no'})   sweeps: {summary['sweeps']}")
         for r in runs:

@@ -25,6 +25,15 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from cod.config import DataConfig
+from cod.data.labels import (
+    LABEL_COLUMNS,
+    cached_key,
+    check_rare,
+    explicit_index,
+    folding_note,
+    infer_names,
+    no_label_column,
+)
 from cod.errors import DataError
 from cod.io import parse_jsonl
 
@@ -407,8 +416,7 @@ TEXT_COLUMNS = ("text", "sentence", "review", "content", "review_text", "reviewt
                 "question1", "description", "abstract", "title")
 PAIR_COLUMNS = (("sentence1", "sentence2"), ("text_a", "text_b"), ("premise", "hypothesis"), ("question1", "question2"),
                 ("question", "sentence"), ("text", "text_pair"))
-LABEL_COLUMNS = ("label", "labels", "sentiment", "polarity", "class", "class_label", "category", "target",
-                 "gold_label", "y", "stars", "rating", "emotion", "intent", "topic", "tag")
+
 
 
 def _key(name: str) -> str:
@@ -444,15 +452,12 @@ def _resolve_columns(df: pd.DataFrame, config: DataConfig, report: LoadReport) -
     if label is None:
         label = next((by_key[k] for k in LABEL_COLUMNS if k in by_key and by_key[k] not in (text, pair)), None)
     guessed = []
-    if text is None or label is None:
-        text, label, guessed = _guess_by_content(df, text, pair, label)
+    if text is None:
+        text, guessed = _guess_text(df, pair, label), ["text"]
     if text is None:
         raise DataError(f"{source} has no text column among {columns}: name one with --text-column (or rename it to 'text').")
-    if label is None:
-        raise DataError(
-            f"{source} has no label column among {columns}: name one with --label-column (or rename it to 'label'). "
-            f"If the file has no header row, add one (e.g. text,label)."
-        )
+    if label is None:  # only ever from a label-like name or the user's choice, never from content
+        raise no_label_column(source, columns)
     if len({text, label, pair} - {None}) < 2 + (pair is not None):
         raise DataError(f"{source}: the text, pair and label columns must differ, got text={text!r}, pair={pair!r}, label={label!r}.")
     how = f" (guessed from content: {', '.join(guessed)})" if guessed else ""
@@ -460,98 +465,13 @@ def _resolve_columns(df: pd.DataFrame, config: DataConfig, report: LoadReport) -
     return text, pair, label
 
 
-def _guess_by_content(df: pd.DataFrame, text: str | None, pair: str | None, label: str | None) -> tuple[str | None, str | None, list[str]]:
-    """Without a known name: the text is the column with the longest strings, the label the one with fewest values."""
-    guessed = []
-    free = [c for c in df.columns if c not in (text, pair, label)]
+def _guess_text(df: pd.DataFrame, pair: str | None, label: str | None) -> str | None:
+    """Without a known name, the text is the column with the longest strings (at least 8 characters on average)."""
+    free = [c for c in df.columns if c not in (pair, label)]
     sample = df.head(500)
-    if text is None:
-        lengths = {c: sample[c].map(lambda v: len(v) if isinstance(v, str) else 0).mean() for c in free}
-        best = max(lengths, key=lengths.get) if lengths else None
-        if best is not None and lengths[best] >= 8:
-            text = str(best)
-            free.remove(best)
-            guessed.append("text")
-    if label is None:
-        distinct = {c: sample[c].astype(str).nunique() for c in free}
-        ok = {c: n for c, n in distinct.items() if 2 <= n <= max(2, min(50, len(sample) // 2))}
-        if ok:
-            label = str(min(ok, key=ok.get))
-            guessed.append("label")
-    return text, label, guessed
-
-
-# --------------------------------------------------------------------------------------------------- labels
-
-# Label sets with a natural order (the first is class 0); any other set of strings is sorted naturally.
-NATURAL_ORDERS = (
-    ("negative", "neutral", "positive"), ("neg", "neu", "pos"), ("unacceptable", "acceptable"),
-    ("false", "true"), ("no", "yes"), ("bad", "good"), ("rotten", "fresh"), ("ham", "spam"),
-    ("not_duplicate", "duplicate"), ("entailment", "neutral", "contradiction"), ("low", "medium", "high"),
-)
-_INT = re.compile(r"^[+-]?\d+(\.0*)?$")
-
-
-def _label_key(value: Any) -> int | str | None:
-    """An int, a normalised (case-folded, single-spaced) string, or None for a missing label."""
-    if value is None or isinstance(value, bool):
-        return None if value is None else str(value).lower()
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        if math.isnan(value):
-            return None
-        return int(value) if float(value).is_integer() else str(value)
-    text = " ".join(str(value).split()).casefold()
-    if not text or text in {"nan", "none", "null", "n/a", "na"}:
-        return None
-    return int(float(text)) if _INT.match(text) else text
-
-
-def _cached_key(raw: Any, cache: dict) -> int | str | None:
-    if isinstance(raw, (str, int)):
-        if raw not in cache:
-            cache[raw] = _label_key(raw)
-        return cache[raw]
-    return _label_key(raw)
-
-
-def _natural(s: str) -> list:
-    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", s) if t]
-
-
-def _infer_names(keys: set) -> tuple[list[str], dict, str]:
-    """(label_names, key -> index, a note when the mapping is not the obvious one)."""
-    if all(isinstance(k, int) for k in keys):
-        ordered = sorted(keys)
-        note = "" if ordered == list(range(len(ordered))) else (
-            f"Integer labels {ordered} were mapped to classes 0..{len(ordered) - 1} in that order.")
-        return [str(k) for k in ordered], {k: i for i, k in enumerate(ordered)}, note
-    strings = {str(k) for k in keys}
-    order = next((o for o in NATURAL_ORDERS if strings <= set(o)), None)
-    names = [n for n in order if n in strings] if order else sorted(strings, key=_natural)
-    index = {n: i for i, n in enumerate(names)}
-    return names, {k: index[str(k)] for k in keys}, ""
-
-
-def _explicit_index(key: int | str, names: list[str], from_classlabel: bool) -> int | None:
-    """Index of `key` in explicit `names`; None for the `datasets` 'no label' marker -1; raises KeyError if unknown."""
-    if isinstance(key, int):
-        if all(_INT.match(n.strip()) for n in names):  # numeric names (e.g. stars "1".."5"): match by name
-            keys = [int(float(n)) for n in names]
-            if key in keys:
-                return keys.index(key)
-        elif 0 <= key < len(names):
-            return key
-        if key == -1 and from_classlabel:
-            return None
-        if str(key) in names:
-            return names.index(str(key))
-        raise KeyError(key)
-    folded = [n.strip().casefold() for n in names]
-    if key in folded:
-        return folded.index(key)
-    raise KeyError(key)
+    lengths = {c: sample[c].map(lambda v: len(v) if isinstance(v, str) else 0).mean() for c in free}
+    best = max(lengths, key=lengths.get) if lengths else None
+    return str(best) if best is not None and lengths[best] >= 8 else None
 
 
 # ----------------------------------------------------------------------------------------------- validation
@@ -590,6 +510,7 @@ def _build(df: pd.DataFrame, config: DataConfig, report: LoadReport, class_names
     # 1. texts and raw labels; rows without either are dropped and counted
     rows = []  # (row number, text, pair, label key)
     label_keys: dict = {}  # raw label -> key: a column holds few distinct labels
+    raw_labels: dict[int, Any] = {}  # row number -> raw label, for the report of what normalisation changed
     pairs = df[pair_col].tolist() if pair_col else [None] * len(df)
     for row, text, pair, raw in zip(numbers, df[text_col].tolist(), pairs, df[label_col].tolist()):
         text = _as_text(text)
@@ -600,10 +521,11 @@ def _build(df: pd.DataFrame, config: DataConfig, report: LoadReport, class_names
             report.drop("empty text", row)
         elif pair_col and pair == "":
             report.drop("empty text pair", row)
-        elif (key := _cached_key(raw, label_keys)) is None:
+        elif (key := cached_key(raw, label_keys)) is None:
             report.drop("missing label", row)
         else:
             rows.append((row, text, pair, key))
+            raw_labels[row] = raw
     if not rows:
         reasons = ", ".join(f"{r} {n}" for r, n in report.dropped.items())
         raise DataError(f"{source}: all {len(df)} rows were dropped ({reasons}): check the text column {text_col!r} and label column {label_col!r}.")
@@ -614,7 +536,7 @@ def _build(df: pd.DataFrame, config: DataConfig, report: LoadReport, class_names
         names, kept = list(explicit), []
         for row, text, pair, key in rows:
             try:
-                index = _explicit_index(key, names, label_col in class_names and not config.label_names)
+                index = explicit_index(key, names, label_col in class_names and not config.label_names)
             except KeyError:
                 raise DataError(
                     f"{source} row {row}: label {key!r} is not one of the label names {names}"
@@ -625,8 +547,8 @@ def _build(df: pd.DataFrame, config: DataConfig, report: LoadReport, class_names
             else:
                 kept.append((row, text, pair, index))
     else:
-        rows = _check_rare(rows, config, report, label_col)
-        names, index, note = _infer_names({key for *_, key in rows})
+        rows = check_rare(rows, config, report, label_col)
+        names, index, note = infer_names({key for *_, key in rows})
         if note:
             report.notes.append(note)
         kept = [(row, text, pair, index[key]) for row, text, pair, key in rows]
@@ -635,6 +557,10 @@ def _build(df: pd.DataFrame, config: DataConfig, report: LoadReport, class_names
                 f"{source}: the label column {label_col!r} has {len(names)} different values in {len(rows)} rows "
                 f"(e.g. {names[:3]}): it does not look like a label column. Choose another with --label-column."
             )
+
+    note = folding_note((raw_labels[row], names[index]) for row, *_, index in kept)
+    if note:
+        report.notes.append(note)
 
     # 3. one class only, truncation, duplicates
     counts = Counter(index for *_, index in kept)
@@ -678,30 +604,6 @@ def _build(df: pd.DataFrame, config: DataConfig, report: LoadReport, class_names
     final = Counter(e.label for e in examples)
     report.label_counts = {n: final.get(i, 0) for i, n in enumerate(names)}
     return LabelledData(examples, names, report, text_col, label_col, pair_col, row_numbers)
-
-
-def _check_rare(rows: list, config: DataConfig, report: LoadReport, label_col: str) -> list:
-    """A label seen once while every other label is seen at least 5 times is likely a typo: error, or drop."""
-    counts = Counter(key for *_, key in rows)
-    rare = [k for k, n in counts.items() if n == 1]
-    common = {k: n for k, n in counts.items() if n > 1}
-    if not rare or not common or len(rows) < 10 or min(common.values()) < 5:
-        return rows
-    if config.drop_rare_labels:
-        for row, *_, key in rows:
-            if key in rare:
-                report.drop("rare label", row)
-        return [r for r in rows if r[3] not in rare]
-    where = {key: row for row, *_, key in rows}
-    parts = []
-    for k in rare[:5]:
-        close = difflib.get_close_matches(str(k), [str(c) for c in common], n=1, cutoff=0.6)
-        parts.append(f"{k!r} (row {where[k]}" + (f", a typo of {close[0]!r}?)" if close else ")"))
-    raise DataError(
-        f"{report.source}: the label(s) {', '.join(parts)} occur only once in column {label_col!r}, while the other "
-        f"labels occur at least {min(common.values())} times: likely typos. Fix those rows, set drop_rare_labels "
-        f"(--drop-rare-labels) to drop them, or give label_names (--label-names) to keep them."
-    )
 
 
 def _rows(rows: list[int], shown: int = 10) -> str:

@@ -29,6 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cod.store import curation
 from cod.store import db as schema
 from cod.counterfactuals import edits as E
 from cod.counterfactuals.base import Counterfactual
@@ -402,6 +403,8 @@ class Store(RunsMixin):
             runs = {r[0]: r[1] for r in c.execute("SELECT status, COUNT(*) FROM runs WHERE project_id = ? GROUP BY status", (pid,))}
             return {
                 "examples": c.execute("SELECT COUNT(*) FROM examples WHERE project_id = ?", (pid,)).fetchone()[0],
+                "splits": {r[0]: r[1] for r in c.execute(
+                    "SELECT split, COUNT(*) FROM examples WHERE project_id = ? GROUP BY split ORDER BY split", (pid,))},
                 "counterfactuals": by_status,
                 "curated": sum(by_status[s] for s in CURATED),
                 "actions": c.execute("SELECT COUNT(*) FROM actions WHERE project_id = ?", (pid,)).fetchone()[0],
@@ -541,9 +544,10 @@ class Store(RunsMixin):
             row = self._own_row(c, cf_id)
             return _record(row, self._labels_of(c, row["project_id"]))
 
-    def curated(self, name: str) -> list[Counterfactual]:
-        """The accepted and edited counterfactuals (current text) as `Counterfactual`s, ready for distillation."""
-        return [r.counterfactual for r in self.counterfactuals(name, CURATED)]
+    def curated(self, name: str, include_unreviewed: bool = False) -> list[Counterfactual]:
+        """The counterfactual that trains for each example (`cod.store.curation`: the person's edit, else the accepted
+        one; unreviewed proposals only when asked), with its current text, ready for distillation."""
+        return [r.counterfactual for r in curation.choose(self.counterfactuals(name), include_unreviewed)]
 
     def accept(self, cf_id: int, source: str = PERSON, expected_version: int | None = None) -> CounterfactualRecord:
         """Mark a counterfactual accepted (one action)."""
