@@ -57,6 +57,8 @@ class Source:
     unlabelled_source: str = ""
     description: str = ""
     data: LabelledData | None = None  # the file as read (report, column mapping); None for a task
+    own_validation: list[Example] | None = None  # a task's own validation split (what `validation` starts as)
+    carve: bool = True  # without given held-out data, hold out the rows not drawn (False: keep the last step)
 
     @property
     def report(self) -> LoadReport:
@@ -89,7 +91,7 @@ def task_source(name: str) -> Source:
     task = load_task(name)
     return Source(name=task.name, pool=list(task.train), label_names=list(task.label_names), task=task.name,
                   validation=list(task.validation), validation_source="the task's validation split",
-                  test=list(task.test), description=task.description)
+                  test=list(task.test), description=task.description, own_validation=list(task.validation))
 
 
 def file_source(path: str | Path, config: DataConfig | None = None, data: LabelledData | None = None) -> Source:
@@ -104,14 +106,40 @@ def file_source(path: str | Path, config: DataConfig | None = None, data: Labell
 def open_source(data: str | Path, config: DataConfig | None = None, *, validation: str | Path | None = None,
                 test: str | Path | None = None, unlabelled: str | Path | None = None,
                 unlabelled_column: str | None = None) -> Source:
-    """A task or a file, with an optional labelled validation file, test file and unlabelled texts file."""
+    """A task or a file, with an optional test file and held-out data: `validation` a labelled file (or "none": keep
+    the last step), else `unlabelled` a file of texts (selection by agreement with the teacher)."""
     source = task_source(str(data)) if is_task(str(data)) else file_source(data, config)
-    if validation:
-        with_validation(source, read_like(validation, source.label_names), Path(str(validation)).name)
     if test:
         source.test = read_like(test, source.label_names)
-    if unlabelled:
-        with_unlabelled(source, read_texts(unlabelled, unlabelled_column), Path(str(unlabelled)).name)
+    with_held_out(source, *held_out_choice(validation, unlabelled), text_column=unlabelled_column)
+    return source
+
+
+def held_out_choice(validation: str | None, unlabelled: str | None) -> tuple[str, str | None]:
+    """(choice, file) from the command line's --validation FILE|none and --unlabelled FILE (validation first)."""
+    if str(validation or "").strip().lower() == "none":
+        return "none", None
+    if validation:
+        return "validation", validation
+    return ("unlabelled", unlabelled) if unlabelled else ("auto", None)
+
+
+def with_held_out(source: Source, choice: str, path: str | Path | None = None, text_column: str | None = None) -> Source:
+    """Set the source's held-out data: "auto" (a task's split, or a file's rows not drawn), "validation" (a labelled
+    file), "unlabelled" (a file of texts) or "none" (no held-out data: keep the last step)."""
+    if choice not in ("auto", "validation", "unlabelled", "none"):
+        raise DataError(f"Held-out choice {choice!r} is not one of auto, validation, unlabelled, none.")
+    if choice in ("validation", "unlabelled") and not path:
+        kind = "labelled" if choice == "validation" else "text"
+        raise DataError(f"Choose the file for the held-out data: a {kind} file (CSV, JSONL, ...).")
+    source.validation, source.validation_source = source.own_validation, "the task's validation split"
+    source.unlabelled, source.unlabelled_source, source.carve = [], "", choice != "none"
+    if choice == "validation":
+        with_validation(source, read_like(path, source.label_names), Path(str(path)).name)
+    elif choice == "unlabelled":
+        with_unlabelled(source, read_texts(path, text_column), Path(str(path)).name)
+    elif choice == "none":
+        source.validation = None
     return source
 
 
@@ -202,13 +230,15 @@ class Splits:
                 "held_out_from": self.held_out_from, "carved_rows": self.carved_rows}
 
 
-def split(source: Source, k: int, seed: int, held_out_rule: str = "auto") -> Splits:
+def split(source: Source, k: int, seed: int, held_out_rule: str | None = None) -> Splits:
     """Draw k examples and set the held-out data aside; validation never holds a drawn example.
 
     Given validation (a task's split, a file) is used minus any drawn text. Otherwise, with unlabelled texts the
-    checkpoint is chosen by agreement with the teacher; with neither, `held_out_rule="auto"` holds out the rows that
-    were not drawn (up to 500), and "none" (or a pool with nothing left over) keeps the last step.
+    checkpoint is chosen by agreement with the teacher; with neither, `held_out_rule` "auto" (the default unless the
+    source says none) holds out the rows that were not drawn (up to 500), and "none" (or a pool with nothing left
+    over) keeps the last step.
     """
+    held_out_rule = held_out_rule or ("auto" if source.carve else "none")
     if held_out_rule not in HELD_OUT_CHOICES:
         raise DataError(f"held_out {held_out_rule!r} is not one of {list(HELD_OUT_CHOICES)}.")
     k, seed = int(k), int(seed)

@@ -18,7 +18,7 @@ PREVIEW_ROWS = 200
 SERIAL = {"concurrency_id": "data", "concurrency_limit": 4}
 AUTO = "(guess)"
 NONE = "(none)"
-# The Data tab's held-out choices -> `PageState.held_out` (the experiment core's rules).
+# The Data tab's held-out choices -> `cod.experiment.with_held_out` choices.
 HELD_OUT = {"Rows not drawn (default)": "auto", "A labelled validation file": "validation",
             "Unlabelled texts (agreement with the teacher)": "unlabelled", "None: fixed schedule, last step": "none"}
 
@@ -68,20 +68,9 @@ def upload_columns(path: str | Path) -> list[str]:
 
 def set_held_out(state: PageState, choice: str, path: str | Path | None = None) -> PageState:
     """The held-out data of the next draw: rows not drawn (default), a labelled file, unlabelled texts, or none."""
-    from cod.experiment import read_like, read_texts, with_unlabelled, with_validation
+    from cod.experiment import with_held_out
 
-    source = _source(state)
-    source.validation, source.unlabelled = (source.validation if source.task else None), []
-    state.held_out = HELD_OUT[choice] if choice in HELD_OUT else choice
-    if state.held_out in ("validation", "unlabelled") and not path:
-        raise DataError(f"Choose the file for '{choice}': a {'labelled' if state.held_out == 'validation' else 'text'} "
-                        "file (CSV, JSONL, ...).")
-    if state.held_out == "validation":
-        with_validation(source, read_like(path, source.label_names), Path(str(path)).name)
-    elif state.held_out == "unlabelled":
-        with_unlabelled(source, read_texts(path), Path(str(path)).name)
-    elif state.held_out == "none":
-        source.validation = None
+    with_held_out(_source(state), HELD_OUT.get(choice, choice), path)
     return state
 
 
@@ -99,7 +88,7 @@ def sample(state: PageState, k: int, seed: int) -> PageState:
 
     if public_mode():
         Limits.from_env().check(k=int(k))
-    state.show_splits(split(_source(state), int(k), int(seed), "none" if state.held_out == "none" else "auto"))
+    state.show_splits(split(_source(state), int(k), int(seed)))
     return state
 
 

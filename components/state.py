@@ -30,7 +30,6 @@ class PageState:
     few_shot: list["Example"] = field(default_factory=list)  # the full seeded k draw (classes interleaved)
     source_obj: "Source | None" = None  # the experiment core's source (task or file, with given held-out data)
     splits: "Splits | None" = None  # the current draw and its held-out data
-    held_out: str = "auto"  # auto | validation | unlabelled | none (see cod.experiment.split)
     teacher: str = "demo"
     student: str = "demo"
     project: str | None = None  # the store project holding this session's curation

@@ -127,8 +127,29 @@ def test_cli_says_how_many_rows_a_default_held_out(tmp_path, tiny_classifier, ti
     assert metrics["selection"] == "validation" and metrics["validation_size"] == 24
 
 
+def test_the_app_data_tab_offers_the_same_held_out_choices(tmp_path):
+    from components import data as D
+    from components.state import PageState
+
+    state = D.load_upload(PageState(), write_csv(tmp_path / "forty.csv", 20))
+    pool = tmp_path / "pool.csv"
+    pool.write_text("text\n" + "".join(f"an unlabelled review {i} .\n" for i in range(7)))
+    assert D.sample(state, 8, 0).splits.selection == "validation"
+    assert D.sample(D.set_held_out(state, "Unlabelled texts (agreement with the teacher)", pool), 8, 0).splits.unlabelled \
+        == [f"an unlabelled review {i} ." for i in range(7)]
+    assert state.splits.selection == "teacher_agreement"
+    assert D.sample(D.set_held_out(state, "None: fixed schedule, last step"), 8, 0).splits.selection == "last_step"
+    assert "keeps the last step" in D.report_html(state)
+    with pytest.raises(Exception, match="Choose the file"):
+        D.set_held_out(state, "A labelled validation file")
+    D.set_held_out(state, "A labelled validation file", write_csv(tmp_path / "val.csv", 3))
+    assert len(D.sample(state, 8, 0).validation) + state.splits.dropped_drawn == 6  # its drawn texts removed
+    assert state.splits.selection == "validation" and state.splits.held_out_from == "given"
+
+
 def test_validation_none_keeps_the_last_step(tmp_path):
     source = open_source(write_csv(tmp_path / "forty.csv", 20))
     assert split(source, 8, 0, "none").selection == "last_step"
+    assert split(open_source(source.path, validation="none"), 8, 0).selection == "last_step"
     with pytest.raises(Exception, match="held_out"):
         split(source, 8, 0, "sometimes")

@@ -81,13 +81,10 @@ def load_splits(args: argparse.Namespace, k: int, seed: int):
     from cod.config import DataConfig
     from cod.experiment import open_source, split
 
-    no_validation = str(args.validation or "").strip().lower() == "none"
     config = DataConfig(text_column=args.text_column, label_column=args.label_column)
-    source = open_source(args.data, config, validation=None if no_validation else args.validation, test=args.test,
-                         unlabelled=args.unlabelled, unlabelled_column=args.unlabelled_column)
-    if no_validation:
-        source.validation = None
-    return source, split(source, k, seed, "none" if no_validation else "auto")
+    source = open_source(args.data, config, validation=args.validation, test=args.test, unlabelled=args.unlabelled,
+                         unlabelled_column=args.unlabelled_column)
+    return source, split(source, k, seed)
 
 
 def _progress(quiet: bool):

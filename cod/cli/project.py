@@ -69,14 +69,10 @@ def _create(args: argparse.Namespace) -> int:
 
     names = tuple(n.strip() for n in args.label_names.split(",")) if args.label_names else None
     config = DataConfig(text_column=args.text_column, text_pair_column=args.pair_column, label_column=args.label_column, label_names=names)
-    no_validation = str(args.validation or "").strip().lower() == "none"
-    source = open_source(args.data, config, validation=None if no_validation else args.validation,
-                         unlabelled=args.unlabelled)
-    if no_validation:
-        source.validation = None
+    source = open_source(args.data, config, validation=args.validation, unlabelled=args.unlabelled)
     if source.path and Path(source.path).expanduser().exists():
         source.path = str(Path(source.path).expanduser().resolve())
-    splits = split(source, args.k, args.seed, "none" if no_validation else "auto")
+    splits = split(source, args.k, args.seed)
     with _store(args) as store:
         project = save_project(store, args.name, source, splits, teacher=args.teacher, student=args.student)
         print(f"Created project {project.name!r}: {len(source.pool)} examples, labels {project.label_names}, "

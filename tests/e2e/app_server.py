@@ -40,3 +40,24 @@ def running_app(services):
         yield f"http://127.0.0.1:{port}/"
     finally:
         blocks.close()
+
+
+def curated_project(services, name: str, edit: bool = False) -> str:
+    """A project of the example CSV (k=8, seed 0) made through the library, its counterfactuals proposed offline and
+    every flipped one accepted (the first one edited by hand with `edit`), so a browser test can open it by name."""
+    from cod.counterfactuals import propose
+    from cod.experiment import file_source, save_project, split
+
+    source = file_source(EXAMPLE)
+    splits = split(source, 8, 0)
+    store = services.store()
+    save_project(store, name, source, splits, teacher=services.default_teacher, student=services.default_student)
+    teacher = services.teacher(services.default_teacher)
+    records = store.add_counterfactuals(name, propose(splits.real_half, teacher, proposer="lexical",
+                                                      few_shot=splits.few_shot))
+    if edit:
+        store.edit(records[0].id, records[0].text + " !", teacher.predict_proba([records[0].text + " !"])[0].tolist())
+    flipped = [r.id for r in store.counterfactuals(name) if r.status == "proposed" and r.counterfactual.flipped]
+    if flipped:
+        store.set_status(flipped, "accepted")
+    return name
