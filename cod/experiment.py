@@ -72,7 +72,8 @@ class Source:
         """The file's column mapping (text, label, text_pair); empty for a task."""
         if self.data is None:
             return {}
-        mapping = {"text": self.data.text_column, "label": self.data.label_column, "text_pair": self.data.text_pair_column}
+        data = self.data
+        mapping = {"text": data.text_column, "label": data.label_column, "text_pair": data.text_pair_column}
         return {k: v for k, v in mapping.items() if v}
 
 
@@ -124,7 +125,8 @@ def held_out_choice(validation: str | None, unlabelled: str | None) -> tuple[str
     return ("unlabelled", unlabelled) if unlabelled else ("auto", None)
 
 
-def with_held_out(source: Source, choice: str, path: str | Path | None = None, text_column: str | None = None) -> Source:
+def with_held_out(source: Source, choice: str, path: str | Path | None = None,
+                  text_column: str | None = None) -> Source:
     """Set the source's held-out data: "auto" (a task's split, or a file's rows not drawn), "validation" (a labelled
     file), "unlabelled" (a file of texts) or "none" (no held-out data: keep the last step)."""
     if choice not in ("auto", "validation", "unlabelled", "none"):
@@ -132,26 +134,15 @@ def with_held_out(source: Source, choice: str, path: str | Path | None = None, t
     if choice in ("validation", "unlabelled") and not path:
         kind = "labelled" if choice == "validation" else "text"
         raise DataError(f"Choose the file for the held-out data: a {kind} file (CSV, JSONL, ...).")
-    source.validation, source.validation_source = source.own_validation, "the task's validation split"
+    source.validation = source.own_validation  # a task's split, until a file replaces it
+    source.validation_source = "the task's validation split" if source.own_validation is not None else ""
     source.unlabelled, source.unlabelled_source, source.carve = [], "", choice != "none"
     if choice == "validation":
-        with_validation(source, read_like(path, source.label_names), Path(str(path)).name)
+        source.validation, source.validation_source = read_like(path, source.label_names), Path(str(path)).name
     elif choice == "unlabelled":
-        with_unlabelled(source, read_texts(path, text_column), Path(str(path)).name)
+        source.unlabelled, source.unlabelled_source = read_texts(path, text_column), Path(str(path)).name
     elif choice == "none":
         source.validation = None
-    return source
-
-
-def with_validation(source: Source, examples: Sequence[Example], where: str) -> Source:
-    """Use these labelled examples to choose the checkpoint (they replace a task's own validation split)."""
-    source.validation, source.validation_source = list(examples), where
-    return source
-
-
-def with_unlabelled(source: Source, texts: Sequence[str], where: str) -> Source:
-    """Choose the checkpoint by agreement with the teacher on these texts (when no labelled validation is given)."""
-    source.unlabelled, source.unlabelled_source = [str(t) for t in texts], where
     return source
 
 
@@ -287,7 +278,8 @@ def run_distillation(config, teacher, student, splits: Splits, counterfactuals: 
 
 
 def recorded_distillation(store: Store, project: str, config, teacher, student, splits: Splits,
-                          counterfactuals: Sequence[Counterfactual] | None = None, *, out_dir: str | Path, **kwargs: Any):
+                          counterfactuals: Sequence[Counterfactual] | None = None, *, out_dir: str | Path,
+                          **kwargs: Any):
     """`run_distillation`, recorded as a run of the project in the store (done, stopped or failed with its error)."""
     record = store.start_run(project, config, artifact_dir=out_dir)
     try:
@@ -335,7 +327,8 @@ def open_project(store: Store, name: str) -> tuple[Project, Source, Splits]:
         source = Source(name=settings.get("source") or Path(project.data_source).name or name, pool=pool,
                         label_names=list(project.label_names), path=project.data_source,
                         description=settings.get("task_description", ""))
-        source.data = LabelledData(pool, list(project.label_names), LoadReport(source=source.name, rows_read=len(pool)),
+        report = LoadReport(source=source.name, rows_read=len(pool))
+        source.data = LabelledData(pool, list(project.label_names), report,
                                    text_column=project.columns.get("text", "text"),
                                    label_column=project.columns.get("label", "label"),
                                    text_pair_column=project.columns.get("text_pair"))

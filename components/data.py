@@ -7,11 +7,11 @@ from types import SimpleNamespace
 
 import pandas as pd
 
+from cod import DEMO
+from cod.errors import DataError
 from components.projects import open_project, project_names
 from components.state import PageState
 from components.style import esc, notice
-from cod import DEMO
-from cod.errors import DataError
 
 PREVIEW_ROWS = 200
 # Data events share a bounded group; each visitor's own ones run in order (one_at_a_time_per_visitor).

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import re
 
-from components.state import PageState
 from cod.errors import DataError
+from components.state import PageState
 
 
 def project_names(services) -> list[str]:

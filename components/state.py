@@ -21,15 +21,15 @@ class PageState:
     source: str = ""  # built-in task name or uploaded file name
     source_path: str = ""  # the uploaded file on disk ("" for built-in tasks)
     mapping: dict[str, str | None] = field(default_factory=dict)  # text / text_pair / label column
-    data: "LabelledData | None" = None  # training pool (upload or task train split)
-    validation: list["Example"] = field(default_factory=list)
-    test: list["Example"] = field(default_factory=list)
+    data: LabelledData | None = None  # training pool (upload or task train split)
+    validation: list[Example] = field(default_factory=list)
+    test: list[Example] = field(default_factory=list)
     label_names: list[str] = field(default_factory=list)
     k: int = 16
     seed: int = 0
-    few_shot: list["Example"] = field(default_factory=list)  # the full seeded k draw (classes interleaved)
-    source_obj: "Source | None" = None  # the experiment core's source (task or file, with given held-out data)
-    splits: "Splits | None" = None  # the current draw and its held-out data
+    few_shot: list[Example] = field(default_factory=list)  # the full seeded k draw (classes interleaved)
+    source_obj: Source | None = None  # the experiment core's source (task or file, with given held-out data)
+    splits: Splits | None = None  # the current draw and its held-out data
     teacher: str = "demo"
     student: str = "demo"
     project: str | None = None  # the store project holding this session's curation
@@ -41,7 +41,7 @@ class PageState:
     owner: str = ""  # who this session is: '' locally; 'hf:<user>' or 'anon:<id>' in public mode (set on page load)
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def show_source(self, source: "Source") -> None:
+    def show_source(self, source: Source) -> None:
         """Point the session at a source (a task or a file); the draw comes with `show_splits`."""
         from cod.data.readers import LabelledData
 
@@ -53,14 +53,14 @@ class PageState:
         self.validation, self.test, self.few_shot, self.splits = [], list(source.test), [], None
         self.extra["task_description"] = source.description
 
-    def show_splits(self, splits: "Splits") -> None:
+    def show_splits(self, splits: Splits) -> None:
         """Take a draw and its held-out data (a new draw starts a new project, made on the first save)."""
         self.splits, self.k, self.seed = splits, splits.k, splits.seed
         self.few_shot, self.validation, self.test = list(splits.few_shot), list(splits.validation), list(splits.test)
         self.project, self.rows, self.selected = None, [], None
 
     @property
-    def real_half(self) -> list["Example"]:
+    def real_half(self) -> list[Example]:
         """CoD's real half: the first k/2 of the seeded draw (classes interleaved, so still balanced)."""
         return self.few_shot[: len(self.few_shot) // 2]
 

@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import json
 
-from components import counterfactuals as C
-from components import data as D
-from components.projects import ensure_project, open_project
-from components.state import PageState
 from cod.cli import main
 from cod.counterfactuals.base import Counterfactual
 from cod.data.readers import Example
 from cod.experiment import FEW_SHOT, training_counterfactuals
 from cod.store.curation import choose
 from cod.store.projects import Store
+from components import counterfactuals as C
+from components import data as D
+from components.projects import ensure_project, open_project
+from components.state import PageState
 from tests.test_app_handlers import generate, models, services  # noqa: F401  (fixtures)
 from tests.test_experiment import texts, write_csv
 
@@ -24,7 +24,7 @@ LABELS = ["negative", "positive"]
 # ---- finding 2: a project is one thing -------------------------------------------------------------------------
 
 
-def test_cli_project_opens_in_the_app_and_app_project_goes_back_to_the_cli(services, models, tmp_path, capsys):
+def test_cli_project_opens_in_the_app_and_app_project_goes_back_to_the_cli(services, models, tmp_path, capsys):  # noqa: F811 (fixtures)
     db = str(services.store_path)
     data = write_csv(tmp_path / "reviews.csv", 20)
     assert main(["project", "--db", db, "create", "--name", "from-cli", "--data", str(data), "--k", "8", "--seed", "1",
@@ -62,7 +62,7 @@ def test_cli_project_opens_in_the_app_and_app_project_goes_back_to_the_cli(servi
     assert copy.few_shot == state.few_shot and copy.validation == state.validation
 
 
-def test_a_project_stored_without_a_draw_gets_its_seeded_draw_when_opened(services, tmp_path):
+def test_a_project_stored_without_a_draw_gets_its_seeded_draw_when_opened(services, tmp_path):  # noqa: F811 (fixtures)
     store = services.store()
     pool = [Example(f"the film number {i} was {'good' if i % 2 else 'bad'} .", i % 2) for i in range(24)]
     store.create_project("old", LABELS, examples=pool, task="reviews", data_source="reviews.csv", k=8, seed=2)
@@ -82,7 +82,8 @@ def cf(text: str, new: str, label: int, flipped: bool = True) -> Counterfactual:
 
 def test_the_edit_else_the_accepted_one_trains_and_unreviewed_only_when_asked(tmp_path):
     store = Store(tmp_path / "cod.db")
-    examples = [Example("a good film", 1), Example("a bad film", 0), Example("great fun", 1), Example("a dull mess", 0)]
+    examples = [Example(text, label) for text, label in
+                [("a good film", 1), ("a bad film", 0), ("great fun", 1), ("a dull mess", 0)]]
     store.create_project("p", LABELS, examples=examples)
     first = store.add_counterfactuals("p", [cf("a good film", "a bad film", 1), cf("a bad film", "a fine film", 0),
                                             cf("great fun", "great pain", 1), cf("a dull mess", "a fun mess", 0)])
@@ -100,7 +101,7 @@ def test_the_edit_else_the_accepted_one_trains_and_unreviewed_only_when_asked(tm
     assert len(choose(store.counterfactuals("p"))) == 2
 
 
-def test_the_app_trains_the_same_counterfactual_as_the_library(services, models, tmp_path):
+def test_the_app_trains_the_same_counterfactual_as_the_library(services, models, tmp_path):  # noqa: F811 (fixtures)
     state = PageState(teacher=models[0], student=models[1])
     D.load_upload(state, write_csv(tmp_path / "reviews.csv", 20))
     D.sample(state, 8, 0)
@@ -110,9 +111,9 @@ def test_the_app_trains_the_same_counterfactual_as_the_library(services, models,
     kept = records[0]
     store.accept(kept.id)
     # A newer proposal for the same example that nobody reviewed (regenerated elsewhere, or by another session).
-    newer = Counterfactual(kept.counterfactual.text, kept.counterfactual.label, kept.counterfactual.teacher_probs,
-                           kept.text + " !", kept.counterfactual.target, kept.counterfactual.counterfactual_teacher_probs,
-                           "lexical")
+    old = kept.counterfactual
+    newer = Counterfactual(old.text, old.label, old.teacher_probs, kept.text + " !", old.target,
+                           old.counterfactual_teacher_probs, "lexical")
     store.add_counterfactuals(state.project, [newer], example_ids=[kept.example_id])
     app = [c.counterfactual for c in C.curated(services, state)]
     assert app == [c.counterfactual for c in training_counterfactuals(store, state.project)] == [kept.text]

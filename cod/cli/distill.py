@@ -25,10 +25,12 @@ def register(subparsers) -> None:
         "seeded draw) plus their k/2 counterfactuals; without it, all k real examples. Writes config.json, "
         "metrics.json, train_set.jsonl, README.md and model/ under --out.",
     )
-    p.add_argument("--data", default=None, metavar="FILE|TASK", help="a data file or a built-in task (demo, sst2, ...)")
+    p.add_argument("--data", default=None, metavar="FILE|TASK",
+                   help="a data file or a built-in task (demo, sst2, ...)")
     p.add_argument("--project", default=None, metavar="NAME", help="instead of --data: a project of the store (its "
                    "draw, held-out data, models and curated counterfactuals); the run is recorded in it")
-    p.add_argument("--db", default=None, metavar="PATH", help="the store file of --project [$COD_DB or $COD_HOME/cod.db]")
+    p.add_argument("--db", default=None, metavar="PATH",
+                   help="the store file of --project [$COD_DB or $COD_HOME/cod.db]")
     p.add_argument("--unreviewed", action="store_true", help="with --project --cod: also train on proposals nobody "
                    "reviewed (default: only the edited or accepted counterfactual of each example)")
     p.add_argument("--validation", default=None, metavar="FILE|none", help="labelled examples that choose the checkpoint "
@@ -38,10 +40,13 @@ def register(subparsers) -> None:
     p.add_argument("--unlabelled-column", default=None, metavar="C", help="the text column of --unlabelled [guessed]")
     p.add_argument("--test", default=None, metavar="FILE", help="test file (default: the task's test split; none for a file)")
     p.add_argument("--text-column", default=None, metavar="C", help="the text column of --data [guessed by name]")
-    p.add_argument("--label-column", default=None, metavar="L", help="the label column of --data [label, sentiment, ...]")
+    p.add_argument("--label-column", default=None, metavar="L",
+                   help="the label column of --data [a column named label, sentiment, class, stars, ...]")
     p.add_argument("--counterfactuals", default=None, metavar="FILE", help="JSONL from `python -m cod generate` (with --cod)")
-    p.add_argument("--teacher", default=None, help="teacher: 'demo', a Hub id or a local folder [the project's, or demo]")
-    p.add_argument("--student", default=None, help="student: 'demo', a Hub id or a local folder [the project's, or demo]")
+    p.add_argument("--teacher", default=None,
+                   help="teacher: 'demo', a Hub id or a local folder [the project's, or demo]")
+    p.add_argument("--student", default=None,
+                   help="student: 'demo', a Hub id or a local folder [the project's, or demo]")
     p.add_argument("--out", required=True, metavar="DIR", help="run folder (resumed when it holds this run's checkpoint)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any other distill setting (JSON value)")
     p.add_argument("--device", default=None, help="teacher device: cpu, cuda, cuda:N, mps [best available]")

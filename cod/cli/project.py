@@ -90,8 +90,8 @@ def _list(args: argparse.Namespace) -> int:
         rows = []
         for p in store.projects():
             s = store.for_owner(p.owner).summary(p.name)  # names are unique per owner (a public Space has many)
-            rows.append({"name": p.name, "owner": p.owner or "(local)", "k": p.k, "drawn": s["splits"].get("fewshot", 0),
-                         **s["counterfactuals"], "runs": sum(s["runs"].values()),
+            rows.append({"name": p.name, "owner": p.owner or "(local)", "k": p.k,
+                         "drawn": s["splits"].get("fewshot", 0), **s["counterfactuals"], "runs": sum(s["runs"].values()),
                          "teacher": p.teacher, "updated": p.updated_at[:19]})
         if args.json:
             print(json.dumps(rows, indent=2, ensure_ascii=False))

@@ -40,9 +40,9 @@ def label_key(value: Any) -> int | str | None:
     """An int, a normalised (case-folded, single-spaced) string, or None for a missing label."""
     if value is None or isinstance(value, bool):
         return None if value is None else str(value).lower()
-    if isinstance(value, (int, np.integer)):
+    if isinstance(value, int | np.integer):
         return int(value)
-    if isinstance(value, (float, np.floating)):
+    if isinstance(value, float | np.floating):
         if math.isnan(value):
             return None
         return int(value) if float(value).is_integer() else str(value)
@@ -53,7 +53,7 @@ def label_key(value: Any) -> int | str | None:
 
 
 def cached_key(raw: Any, cache: dict) -> int | str | None:
-    if isinstance(raw, (str, int)):
+    if isinstance(raw, str | int):
         if raw not in cache:
             cache[raw] = label_key(raw)
         return cache[raw]

@@ -35,7 +35,8 @@ def sample_few_shot(examples: Sequence[Example], k: int, seed: int = 0, label_na
     examples holds m per class.
     """
     if num_classes is None:
-        num_classes = len(label_names) if label_names is not None else (max((e.label for e in examples), default=-1) + 1)
+        inferred = max((e.label for e in examples), default=-1) + 1
+        num_classes = len(label_names) if label_names is not None else inferred
     names = list(label_names) if label_names is not None else [str(i) for i in range(num_classes)]
     if num_classes < 2:
         raise DataError(f"Few-shot sampling needs at least two classes, got {num_classes}.")

@@ -17,7 +17,8 @@ import torch
 
 from cod.config import DistillConfig
 from cod.counterfactuals.base import Counterfactual
-from cod.data.readers import Example, cod_real_half
+from cod.data.readers import Example
+from cod.data.splits import cod_real_half
 from cod.errors import DistillError
 
 log = logging.getLogger(__name__)
