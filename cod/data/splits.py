@@ -5,6 +5,7 @@
 - `held_out`: a validation set carved from the examples NOT drawn, so it never holds a training example,
   whatever draws came before; none at all when every example is drawn (the true few-shot case).
 - `without_drawn`: a given held-out set (a validation file, a task's split) minus any text of the draw.
+- `task_validation`: a built-in task's fixed validation split, carved once from its train split.
 
 Examples are compared by text (and text pair): the same sentence under two row numbers is the same example.
 """
@@ -64,6 +65,14 @@ def sample_few_shot(examples: Sequence[Example], k: int, seed: int = 0, label_na
 def cod_real_half(draw: Sequence[Example]) -> list[Example]:
     """CoD's real half: the first k/2 of the same seeded draw (balanced, since the draw interleaves classes)."""
     return list(draw[: len(draw) // 2])
+
+
+def task_validation(train: Sequence[Example], size: int, seed: int) -> tuple[list[Example], list[int]]:
+    """A built-in task's fixed validation split carved from its train split (GLUE hides its test labels): the first
+    min(size, len(train) // 5) of one seeded permutation; returns it and the order of the rest (train)."""
+    order = np.random.default_rng(seed).permutation(len(train))
+    n_val = min(size, len(train) // 5)
+    return [train[i] for i in order[:n_val]], [int(i) for i in order[n_val:]]
 
 
 def not_drawn(pool: Sequence[Example], draw: Sequence[Example]) -> list[Example]:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from cod.data.readers import Example, TaskSplits
+from cod.data.splits import task_validation
 from cod.errors import DataError
 
 DEMO_TASK = "rotten_tomatoes"
@@ -167,10 +168,8 @@ def load_task(name: str, *, validation_size: int = 1000, max_train: int | None =
     raw = _load_raw(info, data_files, cache_dir)
     train = _prepared(info, raw, "train")
     test = _prepared(info, raw, info.test_split)
-    order = np.random.default_rng(TASK_SPLIT_SEED).permutation(len(train))
-    n_val = min(validation_size, len(train) // 5)
-    validation = [train[i] for i in order[:n_val]]
-    rest = order[n_val:] if max_train is None else order[n_val : n_val + max_train]
+    validation, rest = task_validation(train, validation_size, TASK_SPLIT_SEED)
+    rest = rest if max_train is None else rest[:max_train]
     return TaskSplits(
         name=key,
         train=[train[i] for i in rest],
