@@ -277,6 +277,22 @@ def run_distillation(config, teacher, student, splits: Splits, counterfactuals: 
                    run_info=run_info, **kwargs)
 
 
+def checkpoint_line(metrics: dict[str, Any]) -> str:
+    """How a run's checkpoint was chosen, in words, from its metrics (the CLI prints it, the app shows it)."""
+    def value(key: str) -> str:
+        v = metrics.get(key)
+        return f"{v:.4f}" if isinstance(v, float) else "n/a"
+
+    where = f"step {metrics.get('best_step')} of {metrics.get('steps')}"
+    if metrics.get("selection") == "teacher_agreement":
+        return (f"agreement with the teacher {value('student_teacher_agreement')} on "
+                f"{metrics.get('unlabelled_size')} unlabelled texts, at {where}")
+    if metrics.get("selection") == "last_step":
+        return f"the last step ({where}; no held-out data)"
+    return (f"student validation accuracy {value('student_validation_accuracy')} on "
+            f"{metrics.get('validation_size')} examples, at {where}")
+
+
 def recorded_distillation(store: Store, project: str, config, teacher, student, splits: Splits,
                           counterfactuals: Sequence[Counterfactual] | None = None, *, out_dir: str | Path,
                           **kwargs: Any):

@@ -64,7 +64,8 @@ def metrics_and_disagreements(services, state: PageState, key: str | None) -> tu
     teacher, student = services.teacher(state.teacher), student_for(services, state, key)
     examples, split = held_out(state)
     if not examples:
-        raise DistillError("No held-out examples to compare on: pick a task with validation/test splits.")
+        raise DistillError("No held-out examples to compare on: give a labelled validation file on the Data tab "
+                           "(Held-out data), or pick a task with validation/test splits.")
     metrics = evaluate(teacher, student, examples, state.label_names)
     table = evaluation_table(metrics).round(3).rename(columns={
         "macro_f1": "macro F1", "ece": "ECE", "agreement_with_teacher": "agreement", "kl_from_teacher": "KL(t‖s)"})

@@ -35,6 +35,11 @@ def _as_dict(event) -> dict:
     return dict(event)
 
 
+def _held_out_accuracy(metrics: dict):
+    """The accuracy the checkpoint is chosen on: on validation, or agreement with the teacher on unlabelled texts."""
+    return metrics.get("val_accuracy", metrics.get("agreement_accuracy"))
+
+
 def make_config(state: PageState, method: str, cod: bool, alpha, temperature, beta, epochs, lr, batch, lora,
                 max_validation=0):
     """A validated DistillConfig from the form (the library's ConfigError names a bad value)."""
@@ -132,7 +137,7 @@ def chart(events: list) -> go.Figure:
             ), secondary_y=False)
     if evals:
         fig.add_trace(go.Scatter(
-            x=[e["step"] for e in evals], y=[e["metrics"].get("val_accuracy") for e in evals], mode="lines+markers",
+            x=[e["step"] for e in evals], y=[_held_out_accuracy(e["metrics"]) for e in evals], mode="lines+markers",
             name="student validation accuracy", line={"color": STUDENT_COLOR, "width": 3}, marker={"size": 7},
         ), secondary_y=True)
     fig.update_layout(
@@ -185,6 +190,8 @@ def result_html(services, job) -> str:
     result = services.results.get(job.result)
     if result is None:
         return ""
+    from cod.experiment import checkpoint_line
+
     m = result.metrics
 
     def pct(key):
@@ -199,7 +206,9 @@ def result_html(services, job) -> str:
         f'<div class="cod-stat"><b style="color:{TEACHER_COLOR}">{pct(f"teacher_{split}_accuracy")}</b><span>teacher {split} accuracy</span></div>'
         + (f'<div class="cod-stat"><b>{pct("test_agreement")}</b><span>agreement on test</span></div>' if split == "test" else "")
         + f'<div class="cod-stat"><b>{m.get("steps", "–")}</b><span>steps · {esc(m.get("method", ""))}</span></div>'
-        f'</div><div class="cod-muted">{badge("student", "student")} run {esc(job.result)} saved to {esc(shown_path(result.out_dir))}</div>'
+        f'</div><div class="cod-muted">Checkpoint: {esc(checkpoint_line(m))}</div>'
+        f'<div class="cod-muted">{badge("student", "student")} run {esc(job.result)} saved to '
+        f'{esc(shown_path(result.out_dir))}</div>'
     )
 
 

@@ -104,10 +104,13 @@ def _progress(quiet: bool):
             state["bar"].update(e.step - state["bar"].n)
             state["bar"].set_postfix(loss=f"{e.losses['loss']:.3f}", epoch=f"{e.epoch:.1f}")
         elif e.kind == "eval":
-            shares = " ".join(f"{k[10:]}={v:.2f}" for k, v in e.metrics.items() if k.startswith("val_share_"))
-            line = (f"step {e.step}/{e.total}: val accuracy {e.metrics['val_accuracy']:.4f} macro-F1 "
-                    f"{e.metrics['val_macro_f1']:.4f} (best {e.metrics['best_metric']:.4f} at step {e.metrics['best_step']}) "
-                    f"predicted {shares}")  # fmt: skip
+            from cod.distill.selection import PREFIX
+
+            m, prefix = e.metrics, PREFIX.get(e.metrics.get("selection", "validation")) or "val"
+            shares = " ".join(f"{k[len(prefix) + 7:]}={v:.2f}" for k, v in m.items() if k.startswith(f"{prefix}_share_"))
+            line = (f"step {e.step}/{e.total}: {prefix} accuracy {m[f'{prefix}_accuracy']:.4f} macro-F1 "
+                    f"{m[f'{prefix}_macro_f1']:.4f} (best {m['best_metric']:.4f} at step {m['best_step']}) "
+                    f"predicted {shares}")
             (state["bar"].write if state["bar"] is not None else print)(line, file=sys.stderr)
         elif e.kind in ("done", "stopped", "error") and state["bar"] is not None:
             state["bar"].close()
@@ -198,6 +201,8 @@ def run(args: argparse.Namespace) -> int:
 
 def format_metrics(metrics: dict) -> str:
     """The final lines: accuracy, selection, counts, time."""
+    from cod.experiment import checkpoint_line
+
     def f(key, digits=4):
         value = metrics.get(key)
         return "n/a" if value is None else (f"{value:.{digits}f}" if isinstance(value, float) else str(value))
@@ -207,7 +212,7 @@ def format_metrics(metrics: dict) -> str:
         + (f" lwd={metrics['lwd_mode']}" if metrics.get("lwd_mode") else ""),
         f"  student test accuracy {f('student_test_accuracy')}  macro-F1 {f('student_test_macro_f1')}  "
         f"(teacher {f('teacher_test_accuracy')}, agreement {f('test_agreement')})",
-        _selection(metrics, f) + (" (stopped)" if metrics.get("stopped") else "")
+        f"  checkpoint: {checkpoint_line(metrics)}" + (" (stopped)" if metrics.get("stopped") else "")
         + (" (early stop)" if metrics.get("early_stopped") else ""),
         f"  {metrics['train_examples']} training examples ({metrics['real_examples']} real, {metrics['counterfactuals_used']} "
         f"counterfactuals, {metrics['counterfactuals_dropped']} dropped); teacher passes {metrics['teacher_train_forward_passes']} "
@@ -216,14 +221,3 @@ def format_metrics(metrics: dict) -> str:
         f"peak memory {f('peak_memory_mb', 0)} MB on {metrics['device']}",
     ])  # fmt: skip
 
-
-def _selection(metrics: dict, f) -> str:
-    """How the kept checkpoint was chosen, with the held-out sizes."""
-    where = f"step {metrics['best_step']} of {metrics['steps']}"
-    if metrics.get("selection") == "teacher_agreement":
-        return (f"  checkpoint: agreement with the teacher {f('student_teacher_agreement')} on "
-                f"{metrics.get('unlabelled_size')} unlabelled texts, at {where}")
-    if metrics.get("selection") == "last_step":
-        return f"  checkpoint: the last step ({where}; no held-out data)"
-    return (f"  checkpoint: student validation accuracy {f('student_validation_accuracy')} on "
-            f"{metrics.get('validation_size')} examples, at {where}")
