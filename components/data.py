@@ -241,8 +241,8 @@ def build(services, state):
     main = [state, report, preview, fewshot, views]
     # Events that replace the session's data run one at a time per visitor, so a slow first load of the default
     # task can never land after, and overwrite, a file the user uploaded meanwhile.
-    on_task, on_upload, on_remap, on_draw, on_open = (
-        one_at_a_time_per_visitor(f) for f in (on_task, on_upload, on_remap, on_draw, on_open)
+    on_task, on_upload, on_remap, on_draw, on_open, on_held_out = (
+        one_at_a_time_per_visitor(f) for f in (on_task, on_upload, on_remap, on_draw, on_open, on_held_out)
     )
     task_event = task.input(ui_errors(on_task), [state, task, k, seed], main, api_name="load_task", **SERIAL)
     upload.upload(ui_errors(on_upload), [state, upload], main + [text_col, pair_col, label_col, mapping_box],
