@@ -227,3 +227,14 @@ def test_visitors_see_no_server_paths(services, tmp_path):
     shown = short_error(err)
     assert str(tmp_path) not in shown and ".../cod.db" in shown and "http://127.0.0.1:8080/v1/docs" in shown
     assert str(tmp_path) not in short_error(OSError(f"[Errno 2] No such file: '{tmp_path}/x'"))
+
+
+def test_every_endpoint_goes_through_the_queue_in_a_bounded_group(services):
+    from app import build_app
+
+    fns = [f for f in build_app(services).fns.values() if f.fn is not None]
+    assert all(f.queue for f in fns)  # the live predictions skipped the queue before
+    assert all(f.concurrency_limit is not None for f in fns)
+    by_name = {f.api_name: f for f in fns if f.api_name}
+    assert by_name["predict"].concurrency_id == by_name["live_counterfactual"].concurrency_id == "live"
+    assert by_name["upload"].concurrency_id != "live" and by_name["upload"].concurrency_limit > 1
