@@ -113,5 +113,6 @@ def read_jsonl(path: str | Path, fix: str = _FIX, convert: Callable[[dict[str, A
         except CodError:
             raise
         except (KeyError, TypeError, ValueError) as err:
-            raise DataError(f"{path} line {lineno} is not a valid record ({type(err).__name__}: {err}). {fix}.") from err
+            kind = type(err).__name__
+            raise DataError(f"{path} line {lineno} is not a valid record ({kind}: {err}). {fix}.") from err
     return out

@@ -20,6 +20,7 @@ from cod.counterfactuals.base import Counterfactual
 from cod.data.readers import Example
 from cod.data.splits import cod_real_half
 from cod.errors import DistillError
+from cod.modeling.inference import length_sorted_batches, softmax
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +63,6 @@ class TrainingSet:
         }
 
 
-def real_half(examples: Sequence[Example]) -> list[Example]:
-    """CoD's real half of the seeded k draw (`cod_real_half`: its first k/2)."""
-    return list(cod_real_half(list(examples)))
-
-
 def build_training_set(
     config: DistillConfig,
     examples: Sequence[Example],
@@ -86,7 +82,7 @@ def build_training_set(
         items = [TrainItem(e, False, i) for i, e in enumerate(examples)]
         return TrainingSet(items=items, real_examples=len(items))
 
-    real = real_half(examples)
+    real = cod_real_half(examples)
     by_text: dict[str, list[Counterfactual]] = {}
     for cf in counterfactuals or []:
         by_text.setdefault(cf.text, []).append(cf)
@@ -129,8 +125,7 @@ def refresh_verdicts(
         if logits is None:
             out.append(c)
             continue
-        z = np.exp(logits - logits.max())
-        new = replace(c, counterfactual_teacher_probs=[float(x) for x in z / z.sum()], edits=c.edits)
+        new = replace(c, counterfactual_teacher_probs=[float(x) for x in softmax(logits)], edits=c.edits)
         changed += bool(c.counterfactual_teacher_probs) and new.teacher_label != c.teacher_label
         out.append(new)
     return out, changed
@@ -139,7 +134,7 @@ def refresh_verdicts(
 def candidate_texts(config: DistillConfig, examples: Sequence[Example], counterfactuals) -> list[str]:
     """Texts the teacher must score for a run: the real examples used and the counterfactual candidates of the
     real half (to verify their flips), each once."""
-    real = real_half(examples) if config.cod else list(examples)
+    real = cod_real_half(examples) if config.cod else list(examples)
     texts = [e.text for e in real]
     if config.cod:
         wanted = set(texts)
@@ -232,19 +227,14 @@ def teacher_targets(
         logits = teacher.logits(unique)  # (n, L); cached inside the teacher
         return TeacherTargets(dict(zip(unique, logits)), None, len(unique), teacher.forward_passes - before)
     # LWD: one pass with hidden states; the Teacher caches logits only, so this runs the model directly.
-    model, tok = teacher.model, teacher.tokenizer
-    device = next(model.parameters()).device
     out_logits, out_states = {}, {}
-    order = sorted(range(len(unique)), key=lambda i: len(unique[i]))
-    batch_size = getattr(teacher, "batch_size", 32)
-    for start in range(0, len(order), batch_size):
-        batch = [unique[i] for i in order[start : start + batch_size]]
-        enc = tok(batch, padding=True, truncation=True, max_length=max_length, return_tensors="pt").to(device)
-        out = model(**enc, output_hidden_states=True)
+    batches = length_sorted_batches(teacher.model, teacher.tokenizer, unique, max_length,
+                                    getattr(teacher, "batch_size", 32), output_hidden_states=True)  # fmt: skip
+    for idx, out, enc in batches:
         if out.hidden_states is None:
             raise DistillError(f"The teacher {teacher.name!r} returns no hidden states: use method kd instead of lwd.")
         mask = enc["attention_mask"]  # (batch, tokens)
-        for j, text in enumerate(batch):
+        for j, text in enumerate(unique[i] for i in idx):
             real = mask[j].bool()  # (tokens,): real tokens, whichever side the tokenizer pads
             out_logits[text] = out.logits[j].float().cpu().numpy()
             per_layer = []

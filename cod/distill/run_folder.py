@@ -26,7 +26,7 @@ MODEL_DIR = "model"
 def train_set_rows(items, label_names: list[str], logits: dict[str, np.ndarray] | None, originals: dict[int, str],
                    ce_labels: list[int], ce_weights: list[float]):  # fmt: skip
     """One row per training example: text, labels by name, counterfactual flag, pair, teacher probabilities."""
-    from cod.eval.metrics import softmax
+    from cod.modeling.inference import softmax
 
     for item, ce_label, ce_weight in zip(items, ce_labels, ce_weights):
         ex = item.example

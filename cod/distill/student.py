@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import torch
 from torch import nn
 
 from cod.config import DistillConfig
@@ -121,24 +120,3 @@ class StudentRunner(nn.Module):
         if not self.token_level:
             layers = [mean_pool(h, attention_mask) for h in layers]  # (batch, Hs) each
         return out.logits, [proj(h.float()) for proj, h in zip(self.projections, layers)]
-
-
-@torch.inference_mode()
-def predict_logits(model, tokenizer, texts: list[str], max_length: int, batch_size: int) -> "np.ndarray":
-    """Logits (n, L) of a classifier on texts, batched by similar length, in eval mode (restored after)."""
-    import numpy as np
-
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    out = np.zeros((len(texts), model.config.num_labels), dtype=np.float32)
-    try:
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            enc = tokenizer([texts[i] for i in idx], padding=True, truncation=True, max_length=max_length,
-                            return_tensors="pt").to(device)
-            out[idx] = model(**enc).logits.float().cpu().numpy()
-    finally:
-        model.train(was_training)
-    return out

@@ -22,7 +22,7 @@ import numpy as np
 
 from cod.config import DistillConfig
 from cod.counterfactuals.base import Counterfactual
-from cod.data.readers import Example
+from cod.data import Example, cod_real_half
 from cod.distill import checkpoint as ckpt
 from cod.distill import student as S
 from cod.distill.batching import (
@@ -32,7 +32,6 @@ from cod.distill.batching import (
     build_training_set,
     candidate_texts,
     make_collate,
-    real_half,
     refresh_verdicts,
     teacher_targets,
     tokenizers_match,
@@ -42,6 +41,7 @@ from cod.distill.losses import OBJECTIVES, Objective
 from cod.distill.run_folder import MODEL_DIR, peak_memory_mb, write_run_folder
 from cod.distill.selection import Selection, held_out, selection_metrics
 from cod.errors import DistillError
+from cod.modeling.inference import predict_logits
 
 __all__ = ["DistillEvent", "DistillResult", "build_training_set", "distill", "training_step"]
 
@@ -207,7 +207,7 @@ def _training_data(config, objective: Objective, teacher, tokenizer, examples, c
     t0 = time.perf_counter()
     texts = candidate_texts(config, examples, counterfactuals)
     if config.method == "ce" and config.ce_label == "gold":  # the teacher only labels counterfactuals
-        real = {e.text for e in (real_half(examples) if config.cod else examples)}
+        real = {e.text for e in (cod_real_half(examples) if config.cod else examples)}
         texts = [t for t in texts if t not in real]
     targets = None
     if texts and teacher is not None:
@@ -349,7 +349,7 @@ class _Trainer:
         t0 = time.perf_counter()
         held, config = self.selection.held, self.config
         model = self.accelerator.unwrap_model(self.runner).student
-        logits = S.predict_logits(model, self.tokenizer, held.texts, config.max_length, config.eval_batch_size)
+        logits = predict_logits(model, self.tokenizer, held.texts, config.max_length, config.eval_batch_size)
         preds = logits.argmax(axis=1)  # (n,)
         metrics = selection_metrics(preds, held, self.label_names)
         self.eval_seconds += time.perf_counter() - t0

@@ -98,6 +98,8 @@ class StudentScorer:
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Probabilities, (n, num_labels)."""
+        from cod.modeling.inference import softmax
+
         return softmax(self.logits(texts))
 
     def predict(self, texts: Sequence[str]) -> np.ndarray:
@@ -105,24 +107,10 @@ class StudentScorer:
         return self.logits(texts).argmax(axis=1)
 
     def _forward(self, texts: list[str]) -> None:
-        import torch
+        from cod.modeling.inference import predict_logits
 
-        was_training = self.model.training
-        self.model.eval()
-        device = next(self.model.parameters()).device
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths pad less
-        try:
-            with torch.inference_mode():
-                for start in range(0, len(order), self.batch_size):
-                    batch = [texts[i] for i in order[start : start + self.batch_size]]
-                    enc = self.tokenizer(
-                        batch, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
-                    ).to(device)
-                    out = self.model(**enc).logits.float().cpu().numpy()  # (batch, num_labels)
-                    for text, row in zip(batch, out):
-                        self._logits[text] = row
-        finally:
-            self.model.train(was_training)
+        logits = predict_logits(self.model, self.tokenizer, texts, self.max_length, self.batch_size)
+        self._logits.update(zip(texts, logits))
 
 
 class _FunctionScorer:
@@ -131,13 +119,6 @@ class _FunctionScorer:
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         return np.asarray(self.fn(list(texts)), dtype=float)
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Softmax over the last axis: (num_labels,) or (n, num_labels) logits."""
-    z = logits - logits.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
 
 
 def as_scorer(obj: Any):

@@ -17,6 +17,7 @@ import torch
 
 from cod.errors import ModelError
 from cod.modeling.heads import mean_pool
+from cod.modeling.inference import length_sorted_batches, softmax
 
 
 class LRU(OrderedDict):
@@ -102,36 +103,27 @@ class Teacher:
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Teacher probabilities, (n, num_labels)."""
-        logits = self.logits(texts)
-        z = logits - logits.max(axis=1, keepdims=True)
-        e = np.exp(z)
-        return e / e.sum(axis=1, keepdims=True)
+        return softmax(self.logits(texts))
 
     def predict(self, texts: Sequence[str]) -> np.ndarray:
         """Teacher's predicted class indices, (n,)."""
         return self.logits(texts).argmax(axis=1)
 
-    @torch.inference_mode()
     def _forward(self, texts: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
         """Run texts through the model, cache the results, and return them: text -> (logits, pooled or None)."""
         fresh: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
-        # Sort by length so each batch pads to similar lengths (a large saving on CPU).
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        for start in range(0, len(order), self.batch_size):
-            batch = [texts[i] for i in order[start : start + self.batch_size]]
-            enc = self.tokenizer(
-                batch, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
-            ).to(self.device)
-            out = self.model(**enc, output_hidden_states=True)
+        batches = length_sorted_batches(self.model, self.tokenizer, texts, self.max_length, self.batch_size,
+                                        output_hidden_states=True)  # fmt: skip
+        for idx, out, enc in batches:
             logits = out.logits.float().cpu().numpy()  # (batch, num_labels)
             states = getattr(out, "hidden_states", None)
             pooled = None
             if states:  # mean over real tokens of the last layer: (batch, seq, H) -> (batch, H)
                 pooled = mean_pool(states[-1], enc.get("attention_mask")).float().cpu().numpy()
-            for j, text in enumerate(batch):
-                self._logits[text] = logits[j]
+            for j, i in enumerate(idx):
+                self._logits[texts[i]] = logits[j]
                 if pooled is not None:
-                    self._embeddings[text] = pooled[j]
-                fresh[text] = (logits[j], None if pooled is None else pooled[j])
-            self.forward_passes += len(batch)
+                    self._embeddings[texts[i]] = pooled[j]
+                fresh[texts[i]] = (logits[j], None if pooled is None else pooled[j])
+            self.forward_passes += len(idx)
         return fresh

@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import numpy as np
-import torch
 
 from cod.modeling.heads import mean_pool
+from cod.modeling.inference import length_sorted_batches
 
 C_GRID = (0.0003, 0.001, 0.003, 0.01, 0.03)  # logistic-regression strengths tried, picked on validation accuracy
 
@@ -24,18 +24,13 @@ C_GRID = (0.0003, 0.001, 0.003, 0.01, 0.03)  # logistic-regression strengths tri
 def pooled_layers(encoder, tokenizer, texts: Sequence[str], layers: Sequence[int], max_length: int,
                   tick: Callable[[int], None], batch_size: int = 32) -> dict[int, np.ndarray]:
     """Mean-pooled hidden states of `texts` at each of `layers` (0 = embeddings): {layer: (n, H)}, input order."""
-    device = next(encoder.parameters()).device
     out = {layer: np.zeros((len(texts), encoder.config.hidden_size), dtype=np.float32) for layer in layers}
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths per batch: less padding
-    with torch.inference_mode():
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            enc = tokenizer([texts[i] for i in idx], padding=True, truncation=True, max_length=max_length,
-                            return_tensors="pt").to(device)
-            states = encoder(**enc, output_hidden_states=True).hidden_states  # L+1 of (b, s, H)
-            for layer in layers:
-                out[layer][idx] = mean_pool(states[layer], enc["attention_mask"]).float().cpu().numpy()
-            tick(len(idx))
+    batches = length_sorted_batches(encoder, tokenizer, texts, max_length, batch_size, output_hidden_states=True)
+    for idx, output, enc in batches:
+        states = output.hidden_states  # L+1 of (b, s, H)
+        for layer in layers:
+            out[layer][idx] = mean_pool(states[layer], enc["attention_mask"]).float().cpu().numpy()
+        tick(len(idx))
     return out
 
 

@@ -1,0 +1,52 @@
+"""Batched inference, one way for every model: texts sorted by length (a batch pads to similar lengths, a large saving
+on CPU), no gradients, eval mode (restored after). The teacher, the student scorer, validation during training, LWD
+targets and the demo recipe all run through `length_sorted_batches`; `softmax` turns their logits into probabilities.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["length_sorted_batches", "predict_logits", "softmax"]
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis: (num_labels,) or (n, num_labels) logits -> probabilities of the same shape."""
+    logits = np.asarray(logits, dtype=np.float64)
+    z = logits - logits.max(axis=-1, keepdims=True)  # shift by the max: no overflow
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def length_sorted_batches(model, tokenizer, texts: Sequence[str], max_length: int, batch_size: int,
+                          **forward: Any) -> Iterator[tuple[list[int], Any, Any]]:  # fmt: skip
+    """Run `model` over `texts` in batches of similar length; yields (indices into `texts`, model output, encoding).
+
+    `forward` goes to the model call (e.g. `output_hidden_states=True`). No gradients; eval mode, restored after."""
+    texts = list(texts)
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    try:
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            enc = tokenizer([texts[i] for i in idx], padding=True, truncation=True, max_length=max_length,
+                            return_tensors="pt").to(device)  # fmt: skip
+            with torch.inference_mode():
+                out = model(**enc, **forward)
+            yield idx, out, enc
+    finally:
+        model.train(was_training)
+
+
+def predict_logits(model, tokenizer, texts: Sequence[str], max_length: int = 128, batch_size: int = 32) -> np.ndarray:
+    """Logits of a sequence classifier, (n, num_labels) float32, in the order of `texts`."""
+    out = np.zeros((len(texts), model.config.num_labels), dtype=np.float32)
+    for idx, output, _ in length_sorted_batches(model, tokenizer, texts, max_length, batch_size):
+        out[idx] = output.logits.float().cpu().numpy()
+    return out
