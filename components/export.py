@@ -56,7 +56,7 @@ def push(services, state: PageState, key: str | None, dataset_repo: str, model_r
     if (dataset_repo or "").strip():
         if not state.project:
             raise StoreError("Nothing to push yet: generate and curate counterfactuals first.")
-        from cod.store.transfer import push_to_hub as push_pairs
+        from cod.store import push_to_hub as push_pairs
 
         done.append(push_pairs(services.store(), state.project, dataset_repo.strip(), token=token, private=bool(private)))
     if (model_repo or "").strip():

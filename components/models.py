@@ -55,12 +55,9 @@ def check_teacher(services, state: PageState, name: str) -> tuple[PageState, str
                 f"The teacher has {teacher.num_labels} labels {teacher.label_names} but the data has "
                 f"{len(state.label_names)} {state.label_names}: choose a matching teacher or map the labels."
             )
-        try:
-            from cod.modeling.loading import check_labels
+        from cod.modeling.loading import check_labels
 
-            check_labels(teacher.label_names, state.label_names)
-        except ImportError:
-            pass
+        check_labels(teacher.label_names, state.label_names)
     accuracy = teacher_accuracy(services, state, name)
     if accuracy is not None:
         lines.append(f"Validation accuracy <b>{accuracy:.1%}</b> on {min(len(state.validation), EVAL_LIMIT):,} examples")

@@ -449,7 +449,7 @@ class Services:
         of the request being handled; outside a request: locally the shared owner '', in public mode an error."""
         with self._lock:
             if self._store is None:
-                from cod.store.projects import Store
+                from cod.store import Store
 
                 self._store = Store(self.store_path)
         return self._store.for_owner(self._owner())

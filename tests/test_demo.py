@@ -159,9 +159,10 @@ def test_demo_student_path():
 def test_real_demo_teacher():
     from transformers import AutoModelForSequenceClassification
 
-    from cod.modeling.heads import MeanPoolingForSequenceClassification
+    from cod.modeling.heads import MeanPoolingForSequenceClassification, register
     from cod.modeling.loading import load_teacher
 
+    register()
     path = demo.demo_teacher_path()  # built once per machine (make setup); built here only if missing
     metrics = demo.demo_teacher_metrics()
     assert metrics["test_accuracy"] >= 0.86 and metrics["test_size"] >= 1000

@@ -6,8 +6,15 @@ import sys
 import pytest
 import torch
 
-import cod  # noqa: F401  (registers the head)
-from cod.modeling.heads import MeanPoolingConfig, MeanPoolingForSequenceClassification, lora_target_modules, mean_pool
+from cod.modeling.heads import (
+    MeanPoolingConfig,
+    MeanPoolingForSequenceClassification,
+    lora_target_modules,
+    mean_pool,
+    register,
+)
+
+register()  # the Auto classes below load saved mean-pooling models
 
 
 def test_mean_pool_ignores_padding():
@@ -70,16 +77,22 @@ def test_save_and_load_with_auto_classes(tmp_path, tiny_classifier, mean_model):
     assert bf16.classifier.weight.dtype == torch.bfloat16 and bf16.encoder.dtype == torch.bfloat16
 
 
-def test_import_cod_registers_without_importing_torch(tmp_path, tiny_classifier, mean_model):
+def test_import_cod_is_light_and_registration_is_an_explicit_call(tmp_path, tiny_classifier, mean_model):
     mean_model.save_pretrained(tmp_path)
     code = (
-        "import sys, cod; assert 'torch' not in sys.modules, 'import cod must stay light'\n"
+        "import sys, cod, cod.config, cod.io, cod.cli\n"
+        "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, 'import cod must stay light'\n"
+        "assert not [f for f in sys.meta_path if type(f).__module__.startswith('cod')], 'no import hook'\n"
         "from transformers import AutoModelForSequenceClassification as A\n"
-        f"m = A.from_pretrained({str(tmp_path)!r}); print(type(m).__name__)\n"
+        "from cod.modeling.heads import register\n"
+        f"try:\n    A.from_pretrained({str(tmp_path)!r}); print('loaded without register')\n"
+        "except (ValueError, KeyError):\n    print('unknown before register')\n"
+        f"register(); register()\nprint(type(A.from_pretrained({str(tmp_path)!r})).__name__)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip().endswith("MeanPoolingForSequenceClassification")
+    lines = out.stdout.strip().splitlines()
+    assert lines[-2:] == ["unknown before register", "MeanPoolingForSequenceClassification"]
 
 
 def test_lora_finds_the_encoder_projections(mean_model):

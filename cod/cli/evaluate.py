@@ -33,11 +33,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    import cod  # noqa: F401  (registers cod's mean-pooling head with the Auto classes)
     from cod.eval.boundary import boundary_fidelity, boundary_points, check_held_out, edit_path_table, probe_pairs
     from cod.counterfactuals.base import read_counterfactuals
     from cod.errors import ModelError
     from cod.io import write_json
+    from cod.modeling.heads import register
     from cod.eval.metrics import StudentScorer, evaluate, evaluation_table
     from cod.modeling.loading import load_teacher
     from cod.eval.plots import boundary_view, edit_path_plot, save_figure
@@ -49,6 +49,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if args.limit:
         examples = examples[: args.limit]
     try:
+        register()  # a student with cod's mean-pooling head loads through the Auto classes
         model = AutoModelForSequenceClassification.from_pretrained(model_path)
         tokenizer = AutoTokenizer.from_pretrained(model_path)
     except OSError as err:

@@ -56,7 +56,7 @@ _SPLIT_NAMES = {"fewshot": "few-shot draw", "validation": "validation", "train":
 
 
 def _store(args: argparse.Namespace):
-    from cod.store.projects import Store
+    from cod.store import Store
 
     return Store(args.db) if args.db else Store()
 

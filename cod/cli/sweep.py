@@ -75,7 +75,7 @@ def run_sweep(args: argparse.Namespace) -> int:
         print(result.summary[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"wrote {result.out_dir / 'results.csv'}, {result.out_dir / 'summary.csv'} in {time.perf_counter() - started:.0f} s")
     if not args.no_record and len(result.results):
-        from cod.store.projects import Store
+        from cod.store import Store
 
         with Store(args.db) as store:
             sweep_id = store.add_sweep(args.project, config, label=str(result.out_dir))

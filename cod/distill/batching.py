@@ -77,7 +77,7 @@ def build_training_set(
     if not examples:
         raise DistillError("No training examples: draw a few-shot set (k examples) first.")
     if any(e.text_pair is not None for e in examples):
-        raise DistillError("Sentence-pair examples (text_pair) are not supported by distillation yet: use single texts.")
+        raise DistillError("Sentence-pair examples (text_pair) cannot be distilled: use single texts.")
     if not config.cod:
         items = [TrainItem(e, False, i) for i, e in enumerate(examples)]
         return TrainingSet(items=items, real_examples=len(items))
@@ -90,7 +90,8 @@ def build_training_set(
     for pair_id, ex in enumerate(real):
         ts.items.append(TrainItem(ex, False, pair_id))
         ts.originals[pair_id] = ex.text
-        usable = [c for c in by_text.get(ex.text, []) if c.counterfactual and not c.error and c.counterfactual_teacher_probs]
+        usable = [c for c in by_text.get(ex.text, [])
+                  if c.counterfactual and not c.error and c.counterfactual_teacher_probs]  # fmt: skip
         if not usable:
             ts.counterfactuals_missing += 1
             continue
@@ -110,7 +111,8 @@ def build_training_set(
             "exactly these examples (or run without --cod)."
         )
     if ts.counterfactuals_missing:
-        log.warning("%d of %d real examples have no usable counterfactual: they train alone.", ts.counterfactuals_missing, len(real))
+        log.warning("%d of %d real examples have no usable counterfactual: they train alone.",
+                    ts.counterfactuals_missing, len(real))  # fmt: skip
     return ts
 
 
@@ -138,7 +140,8 @@ def candidate_texts(config: DistillConfig, examples: Sequence[Example], counterf
     texts = [e.text for e in real]
     if config.cod:
         wanted = set(texts)
-        texts += [c.counterfactual for c in counterfactuals or [] if c.text in wanted and c.counterfactual and not c.error]
+        texts += [c.counterfactual for c in counterfactuals or []
+                  if c.text in wanted and c.counterfactual and not c.error]  # fmt: skip
     return list(dict.fromkeys(texts))
 
 
@@ -154,7 +157,9 @@ class PairBatchSampler:
             groups.setdefault(pid, []).append(index)
         too_big = [g for g in groups.values() if len(g) > batch_size]
         if too_big:
-            raise DistillError(f"A pair of {len(too_big[0])} examples cannot fit a batch of {batch_size}: raise batch_size.")
+            raise DistillError(
+                f"A pair of {len(too_big[0])} examples cannot fit a batch of {batch_size}: raise batch_size."
+            )
         self.groups = list(groups.values())
         self.batch_size = batch_size
         self.seed = seed

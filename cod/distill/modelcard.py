@@ -74,7 +74,8 @@ def render_model_card(
         lines.append(f"| LWD | beta {config['beta']}, {metrics.get('lwd_mode', config['lwd_mode'])} states |")
     if config.get("cod"):
         lines += [
-            f"| CoD | {metrics.get('real_examples')} real examples + {metrics.get('counterfactuals_used')} counterfactuals "
+            f"| CoD | {metrics.get('real_examples')} real examples + "
+            f"{metrics.get('counterfactuals_used')} counterfactuals "
             f"({metrics.get('counterfactuals_unflipped', 0)} unflipped, "
             f"{'kept' if config.get('keep_unflipped') else 'dropped'}); counterfactual CE label = teacher's argmax"
             f"{'' if config.get('ce_on_counterfactuals', True) else ' (CE off on counterfactuals)'} |",
@@ -102,7 +103,9 @@ def render_model_card(
         "",
         "```python",
         "from transformers import AutoModelForSequenceClassification, AutoTokenizer",
-        "import cod  # registers cod's mean-pooling head class, when the model uses it",
+        "from cod.modeling.heads import register",
+        "",
+        "register()  # cod's mean-pooling head class, when the model uses it",
         "",
         "model = AutoModelForSequenceClassification.from_pretrained(PATH)",
         "tokenizer = AutoTokenizer.from_pretrained(PATH)",

@@ -5,7 +5,7 @@ Run folder (`out_dir`):
   metrics.json       validation / test / teacher metrics, counts, timings
   train_set.jsonl    every training example, counterfactuals included, with its pair and teacher probabilities
   README.md          the model card
-  model/             the student: save_pretrained + tokenizer (+ README.md); loads with AutoModelForSequenceClassification
+  model/             the student: save_pretrained + tokenizer (+ README.md); loads with the Auto classes
   checkpoint/        last.pt (resume state) and best.pt (best weights so far); removed when the run finishes
                      (`cod.distill.checkpoint`)
 """
@@ -31,7 +31,8 @@ def train_set_rows(items, label_names: list[str], logits: dict[str, np.ndarray] 
     for item, ce_label, ce_weight in zip(items, ce_labels, ce_weights):
         ex = item.example
         row = {"text": ex.text, "label": label_names[ex.label], "ce_label": label_names[ce_label],
-               "ce_weight": ce_weight, "is_counterfactual": item.is_counterfactual, "pair_id": item.pair_id}  # fmt: skip
+               "ce_weight": ce_weight, "is_counterfactual": item.is_counterfactual,
+               "pair_id": item.pair_id}  # fmt: skip
         if item.is_counterfactual:
             row["original"] = originals.get(item.pair_id)
         if logits is not None and ex.text in logits:
@@ -91,7 +92,8 @@ def write_run_folder(out_dir: Path, config, metrics, model, tokenizer, ts, targe
     logits = targets.logits if targets else None
     write_jsonl(out_dir / "train_set.jsonl", train_set_rows(ts.items, label_names, logits, ts.originals, ce_labels,
                                                             ce_weights))  # fmt: skip
-    card = render_model_card(config.to_dict(), metrics, teacher_name, student_name, label_names, run_info.get("data", ""))
+    card = render_model_card(config.to_dict(), metrics, teacher_name, student_name, label_names,
+                             run_info.get("data", ""))  # fmt: skip
     write_text(out_dir / "README.md", card)
     save_student(out_dir / MODEL_DIR, model, tokenizer, card)
     if not metrics["stopped"]:

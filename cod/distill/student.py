@@ -65,7 +65,9 @@ def wrap_lora(model, config: DistillConfig):
     """The student with LoRA adapters on its attention projections; the classification head stays fully trained."""
     from peft import LoraConfig, TaskType, get_peft_model
 
-    heads = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, nn.Linear) and m.out_features == model.config.num_labels})
+    # The classification head: the Linear layers that output one value per label (kept fully trained).
+    heads = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules()
+                    if isinstance(m, nn.Linear) and m.out_features == model.config.num_labels})  # fmt: skip
     lora = LoraConfig(
         task_type=TaskType.SEQ_CLS,
         r=config.lora_r,
@@ -90,7 +92,9 @@ def layer_count_and_width(model) -> tuple[int, int]:
     try:
         return int(cfg.num_hidden_layers), int(cfg.hidden_size)
     except AttributeError as err:
-        raise ModelError(f"LWD needs num_hidden_layers and hidden_size in the model config ({type(cfg).__name__}).") from err
+        raise ModelError(
+            f"LWD needs num_hidden_layers and hidden_size in the model config ({type(cfg).__name__})."
+        ) from err
 
 
 class StudentRunner(nn.Module):

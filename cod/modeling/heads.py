@@ -3,7 +3,7 @@
 Sentence-transformer checkpoints (all-mpnet-base-v2, all-MiniLM-L6-v2) were trained to be read through the mean
 of their token states, not through the CLS token and a pooler; `MeanPoolingForSequenceClassification` puts a linear
 classifier on that mean. Its config holds the encoder's config as a sub-config, so a saved model is one folder that
-`AutoModelForSequenceClassification.from_pretrained(path)` loads once `import cod` has registered the classes.
+`AutoModelForSequenceClassification.from_pretrained(path)` loads once `register()` has run (cod's loaders call it).
 Weights are named `encoder.*` (the encoder's own names, so peft LoRA finds `query`/`value`/`q`/`v` by name) and
 `classifier.*` (peft keeps it trainable with task_type SEQ_CLS).
 """
@@ -176,5 +176,3 @@ def register() -> None:
     AutoConfig.register(MODEL_TYPE, MeanPoolingConfig, exist_ok=True)
     AutoModelForSequenceClassification.register(MeanPoolingConfig, MeanPoolingForSequenceClassification, exist_ok=True)
 
-
-register()  # importing this module is enough (cod/__init__.py imports it as soon as transformers is imported)

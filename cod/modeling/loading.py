@@ -232,7 +232,9 @@ def load_classifier(
     import torch
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
-    import cod.modeling.heads  # noqa: F401  (registers the mean-pooling head before any Auto lookup)
+    from cod.modeling.heads import register
+
+    register()  # the mean-pooling head, before any Auto lookup
 
     if head not in HEADS:
         raise ModelError(f"head {head!r} is not one of {', '.join(HEADS)}.")
@@ -287,8 +289,9 @@ def load_student(
     import torch
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
-    from cod.modeling.heads import MODEL_TYPE, MeanPoolingForSequenceClassification
+    from cod.modeling.heads import MODEL_TYPE, MeanPoolingForSequenceClassification, register
 
+    register()  # a saved mean-pooling student loads through the Auto classes
     if head not in HEADS:
         raise ModelError(f"head {head!r} is not one of {', '.join(HEADS)}.")
     label_names = [str(n) for n in label_names]

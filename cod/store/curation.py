@@ -1,4 +1,5 @@
-"""Which counterfactual of an example trains: one rule, used by `Store.curated`, the app and the command line.
+"""Curation: the statuses of a proposed pair, who acted, the action row every change hangs its history from, and
+which counterfactual of an example trains (one rule, used by `Store.curated`, the app and the command line).
 
 For each example: the counterfactual a person edited, else the one accepted; never a rejected one; a proposal
 nobody reviewed only when the caller asks (`include_unreviewed`, and then a flipped one before one that is not).
@@ -7,10 +8,28 @@ Among several of the same kind, the latest wins (a newer edit or acceptance is t
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
+from cod.counterfactuals.base import Counterfactual
+
 EDITED, ACCEPTED, PROPOSED = "edited", "accepted", "proposed"
+STATUSES = (PROPOSED, ACCEPTED, "rejected", EDITED)
+CURATED = (ACCEPTED, EDITED)  # the statuses whose pairs are used for training and exported as curated
+PERSON = "person"  # the source of an action taken by a person rather than a proposer
+UNDOABLE = ("edit", "accept", "reject", "reset")  # proposals and imports are not undone: reject them instead
+
+
+def source_of(cf: Counterfactual) -> str:
+    """Who made a counterfactual: `PERSON` for people's edits, else the proposer's name."""
+    return PERSON if cf.proposer in ("human", PERSON) else (cf.proposer or "unknown")
+
+
+def new_action(c: sqlite3.Connection, pid: int, kind: str, source: str, at: str, target: int | None = None) -> int:
+    """Insert one action (a proposal, an edit, an import, an undo ...) of project `pid`; returns its id."""
+    sql = "INSERT INTO actions (project_id, kind, source, target, at) VALUES (?, ?, ?, ?, ?)"
+    return c.execute(sql, (pid, kind, source, target, at)).lastrowid
 
 
 class _Record(Protocol):  # cod.store.projects.CounterfactualRecord (not imported: the store imports this module)

@@ -35,6 +35,9 @@ from cod.counterfactuals import edits as E
 from cod.counterfactuals.base import Counterfactual
 from cod.errors import DataError, StoreError
 from cod.paths import cod_home
+from cod.store.curation import CURATED, PERSON, STATUSES, UNDOABLE
+from cod.store.curation import new_action as _new_action
+from cod.store.curation import source_of as _source_of
 from cod.store.runs import RUN_STATUSES, Run, RunsMixin, _dumps, _now
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -45,10 +48,6 @@ log = logging.getLogger(__name__)
 __all__ = ["CURATED", "PERSON", "RUN_STATUSES", "STATUSES", "Action", "CounterfactualRecord", "HistoryEntry", "Project", "Run",
            "Store", "default_path"]
 
-STATUSES = ("proposed", "accepted", "rejected", "edited")
-CURATED = ("accepted", "edited")  # the statuses whose pairs are used for training and exported as curated
-PERSON = "person"  # the source of an action taken by a person rather than a proposer
-UNDOABLE = ("edit", "accept", "reject", "reset")  # proposals and imports are not undone: reject them instead
 
 
 def default_path() -> Path:
@@ -721,10 +720,6 @@ def _check_counterfactual(cf: Counterfactual, labels: list[str], i: int) -> dict
     return cf.to_record(labels)
 
 
-def _source_of(cf: Counterfactual) -> str:
-    return PERSON if cf.proposer in ("human", PERSON) else (cf.proposer or "unknown")
-
-
 def _find_example(c: sqlite3.Connection, pid: int, text: str) -> int | None:
     row = c.execute("SELECT id FROM examples WHERE project_id = ? AND text = ? ORDER BY split != 'train', id LIMIT 1", (pid, text)).fetchone()
     return row[0] if row else None
@@ -763,10 +758,6 @@ def _check_versions(rows: Sequence[sqlite3.Row], expected: Sequence[int] | None)
 
 def _state(row: sqlite3.Row) -> dict[str, Any]:
     return {"status": row["status"], "text": row["current_text"], "probs": json.loads(row["current_probs"]) if row["current_probs"] else None}
-
-
-def _new_action(c: sqlite3.Connection, pid: int, kind: str, source: str, at: str, target: int | None = None) -> int:
-    return c.execute("INSERT INTO actions (project_id, kind, source, target, at) VALUES (?, ?, ?, ?, ?)", (pid, kind, source, target, at)).lastrowid
 
 
 def _history(c: sqlite3.Connection, action: int, cf_id: int, kind: str, source: str, before: Any, after: Any, at: str) -> None:

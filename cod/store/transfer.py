@@ -20,9 +20,11 @@ from cod.counterfactuals.base import Counterfactual
 from cod.data.readers import Example
 from cod.errors import DataError, StoreError
 from cod.io import atomic_path, parse_jsonl, write_jsonl
+from cod.store.curation import CURATED, STATUSES, new_action, source_of
+from cod.store.runs import _dumps, _now
 
 if TYPE_CHECKING:  # pragma: no cover
-    from cod.store.projects import Project, Store
+    from cod.store import Project, Store
 
 FORMAT = "cod-pairs/1"
 PROJECT_FILE = "cod_project.json"
@@ -43,8 +45,6 @@ FIRST_COLUMNS = (
 
 def pair_records(store: "Store", name: str, which: str = "all") -> list[dict[str, Any]]:
     """The project's pairs as export records (nested values as Python objects), in proposal order."""
-    from cod.store.projects import CURATED
-
     if which not in ("all", "curated"):
         raise StoreError(f"which={which!r}: export 'all' pairs (with their status) or only the 'curated' ones.")
     project = store.project(name)
@@ -298,8 +298,6 @@ def _check_record(record: dict[str, Any], path: Path, n: int) -> dict[str, Any]:
     if missing:
         raise DataError(f"Line {n} of {path} has no {missing} (it has {sorted(record)[:10]}): it is not a CoD pairs export "
                         f"(each line needs {list(REQUIRED)}).")
-    from cod.store.projects import STATUSES
-
     status = record.get("status", "proposed")
     if status not in STATUSES:
         raise DataError(f"Line {n} of {path} has status {status!r}, not one of {list(STATUSES)}.")
@@ -363,8 +361,6 @@ def _proposal(r: dict[str, Any], labels: list[str]) -> Counterfactual:
 
 def _insert_pairs(c: Any, project_id: int, labels: list[str], records: list[dict[str, Any]], proposals: list[Counterfactual],
                   pool: list[dict[str, Any]] | None) -> None:
-    from cod.store.projects import _dumps, _new_action, _now, _source_of
-
     by_key: dict[tuple[str, int], int] = {}
 
     def add_example(split: str, position: int | None, text: str, label: str | int, text_pair: str | None) -> int:
@@ -382,7 +378,7 @@ def _insert_pairs(c: Any, project_id: int, labels: list[str], records: list[dict
     for e in pool or []:
         add_example(e["split"], int(e["position"]), e["text"], e["label"], e.get("text_pair"))
     now = _now()
-    action = _new_action(c, project_id, "import", "import", now)
+    action = new_action(c, project_id, "import", "import", now)
     for r, cf in zip(records, proposals):
         ex = r.get("example")
         if isinstance(ex, dict) and "split" in ex:
@@ -393,7 +389,7 @@ def _insert_pairs(c: Any, project_id: int, labels: list[str], records: list[dict
         current = r["counterfactual"] if "proposed_counterfactual" in r else cf.counterfactual
         probs = r.get("counterfactual_teacher_probs")
         current_probs = [float(probs[n]) for n in labels] if isinstance(probs, dict) and probs else None
-        status, source = r.get("status", "proposed"), r.get("source") or _source_of(cf)
+        status, source = r.get("status", "proposed"), r.get("source") or source_of(cf)
         cur = c.execute(
             "INSERT INTO counterfactuals (project_id, example_id, record, status, current_text, current_probs, source, created_at, updated_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",

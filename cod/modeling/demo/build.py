@@ -155,6 +155,9 @@ def _check_saved(path: Path, examples, expected_logits) -> None:
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    from cod.modeling.heads import register
+
+    register()  # the demo teacher is a mean-pooling model
     model = AutoModelForSequenceClassification.from_pretrained(path).eval()
     tokenizer = AutoTokenizer.from_pretrained(path)
     enc = tokenizer([e.text for e in examples], padding=True, truncation=True, max_length=DEMO_MAX_LENGTH, return_tensors="pt")
