@@ -277,6 +277,13 @@ def run_distillation(config, teacher, student, splits: Splits, counterfactuals: 
                    run_info=run_info, **kwargs)
 
 
+def examples_to_propose(store: Store, project: str) -> list[tuple[int, Example]]:
+    """(example id, Example) of the project's CoD real half (the draw's first k/2) with no counterfactual yet."""
+    rows = store.example_rows(project, FEW_SHOT)
+    have = {r.example_id for r in store.counterfactuals(project)}
+    return [(i, e) for i, e in cod_real_half(rows) if i not in have]
+
+
 def checkpoint_line(metrics: dict[str, Any]) -> str:
     """How a run's checkpoint was chosen, in words, from its metrics (the CLI prints it, the app shows it)."""
     def value(key: str) -> str:

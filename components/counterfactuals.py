@@ -230,10 +230,9 @@ def make_proposer(state: PageState, kind: str, base_url: str = "", model: str = 
 
 def pending_examples(services, state: PageState) -> list[tuple[int, object]]:
     """(example id, Example) of CoD's real half that have no counterfactual yet."""
-    store = services.store()
-    rows = store.example_rows(state.project, FEW_SHOT)[: len(state.few_shot) // 2]
-    have = {r.example_id for r in store.counterfactuals(state.project)}
-    return [(i, e) for i, e in rows if i not in have]
+    from cod.experiment import examples_to_propose
+
+    return examples_to_propose(services.store(), state.project)
 
 
 def start_generation(services, state: PageState, session: str, kind: str, base_url="", model="", api_key=""):

@@ -61,8 +61,10 @@ class PageState:
 
     @property
     def real_half(self) -> list[Example]:
-        """CoD's real half: the first k/2 of the seeded draw (classes interleaved, so still balanced)."""
-        return self.few_shot[: len(self.few_shot) // 2]
+        """CoD's real half: the first k/2 of the seeded draw (`cod.data.splits.cod_real_half`)."""
+        from cod.data.splits import cod_real_half
+
+        return cod_real_half(self.few_shot)
 
     def select_row(self, row: int) -> int | None:
         """Open the counterfactual shown on table row `row` (clamped); returns its id."""
