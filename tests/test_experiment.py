@@ -153,3 +153,21 @@ def test_validation_none_keeps_the_last_step(tmp_path):
     assert split(open_source(source.path, validation="none"), 8, 0).selection == "last_step"
     with pytest.raises(Exception, match="held_out"):
         split(source, 8, 0, "sometimes")
+
+
+def test_generate_for_a_draw_then_distill_it_with_cod(tmp_path, tiny_classifier, tiny_student, cod_home, capsys):
+    """`generate --k K --seed S` proposes for exactly the real half `distill --cod --k K --seed S` trains on."""
+    from cod.cli import main
+    from cod.counterfactuals.base import read_counterfactuals
+
+    data = write_csv(tmp_path / "forty.csv", 20)
+    cfs_file = tmp_path / "cfs.jsonl"
+    assert main(["generate", "--data", str(data), "--k", "8", "--seed", "2", "--teacher", str(tiny_classifier),
+                 "--out", str(cfs_file), "--no-cache"]) == 0
+    real = split(open_source(data), 8, 2).real_half
+    assert [c.text for c in read_counterfactuals(cfs_file, ["negative", "positive"])] == [e.text for e in real]
+    out = tmp_path / "run"
+    assert main(_cli(data, tiny_classifier, tiny_student, out, "--k", "8", "--seed", "2", "--cod", "--keep-unflipped",
+                     "--counterfactuals", str(cfs_file), "--epochs", "1")) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["real_examples"] == 4 and metrics["counterfactuals_missing"] == 0

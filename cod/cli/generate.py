@@ -25,6 +25,9 @@ def register(subparsers) -> None:
     p.add_argument("--data", required=True, metavar="FILE|TASK", help="a data file (CSV, JSONL, ...) or a built-in task (demo, sst2, ...)")
     p.add_argument("--split", default=None, help="a task's split (train, validation, test; default train) or a saved dataset's split")
     p.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N examples")
+    p.add_argument("--k", type=int, default=None, metavar="K", help="only CoD's real half of the seeded k draw: "
+                   "the examples `cod distill --cod --k K --seed S` trains on")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="the draw's seed, with --k (default 0)")
     p.add_argument("--teacher", default="demo", help="teacher: 'demo', a Hub id or a local folder (default demo)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps (default: best available)")
     p.add_argument("--batch-size", type=int, default=32, help="teacher batch size (default 32)")
@@ -51,8 +54,9 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def load_examples(source: str, split: str | None, limit: int | None):
-    """(examples, label_names, description) from a built-in task's split or a data file."""
+def load_examples(source: str, split: str | None, limit: int | None, k: int | None = None, seed: int = 0):
+    """(examples, label_names, description) from a built-in task's split or a data file; with `k`, the real half
+    of the seeded k draw (the same draw as `cod distill`, through `cod.experiment`)."""
     from cod.config import DataConfig
     from cod.data.readers import load
     from cod.errors import ConfigError, DataError
@@ -60,6 +64,14 @@ def load_examples(source: str, split: str | None, limit: int | None):
 
     if limit is not None and limit < 1:
         raise ConfigError(f"--limit must be at least 1, got {limit}.")
+    if k is not None:
+        from cod.experiment import open_source, split as draw
+
+        if split:
+            raise ConfigError("--split does not go with --k: the draw is made from the training examples.")
+        found = open_source(source)
+        real = draw(found, k, seed).real_half
+        return real[:limit] if limit else real, list(found.label_names), found.description
     key = source.strip().lower()
     if not Path(source).expanduser().exists() and (key in TASKS or key in ALIASES):
         task = load_task(source)
@@ -105,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--out {str(out)!r} is a folder: give a file name such as cfes.jsonl.")
     if not out.parent.exists():
         raise ConfigError(f"The folder of --out ({str(out.parent)!r}) does not exist: create it or choose another path.")
-    examples, names, description = load_examples(args.data, args.split, args.limit)
+    examples, names, description = load_examples(args.data, args.split, args.limit, args.k, args.seed)
     proposer = _proposer(args, description)
     teacher = load_teacher(args.teacher, device=args.device, batch_size=args.batch_size)
     check_labels(teacher.label_names, names)
