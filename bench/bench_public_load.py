@@ -7,8 +7,9 @@ draws k=8, generates counterfactuals offline, and makes E live edits (the live c
 teacher predictions (the Models tab endpoint), each after the previous one was answered. Finally every visitor tries
 to open the next visitor's project (must fail) and its own (must work).
 
-Reports live-prediction latency p50/p95 (client-side round trip through Gradio's queue), errors, peak memory of the
-process (server and client threads together: VmHWM), and the isolation result.
+The app runs in its own process (the clients' threads would otherwise share its interpreter). Reports live-prediction
+latency p50/p95 (client-side round trip through Gradio's queue), errors, the server's peak memory (VmHWM) and the
+isolation result.
 
     python bench/bench_public_load.py [--visitors 20] [--edits 15] [--models tiny|demo]
 
@@ -22,10 +23,12 @@ import argparse
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,12 +42,13 @@ os.environ.setdefault("COD_MAX_EPOCHS", "100000")
 os.environ.setdefault("COD_MAX_STEPS", "10000000")
 
 EXAMPLE = ROOT / "assets" / "example_reviews.csv"
+LOAD_BEFORE = " ".join(f"{x:.1f}" for x in os.getloadavg())
 EDITS = ["really", "quite", "truly", "so", "very", "rather", "fairly", "most", "pretty", "deeply"]
 
 
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process (VmHWM), MB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
+def peak_rss_mb(pid: int | str = "self") -> float:
+    """Peak resident memory of a process (VmHWM), MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return float("nan")
@@ -132,6 +136,41 @@ def start_distillation(url: str, epochs: int):
     return client, client.submit("KD (logits)", False, 20, 2, 1, epochs, 1e-3, 2, False, 8, api_name="/distill")
 
 
+def serve(root: Path, models: str, port: int) -> None:
+    """The server process: the app in public mode with the teacher loaded, until killed."""
+    from app import build_app, launch_options
+
+    os.environ.setdefault("COD_HOME", str(root / "home"))
+    services = make_services(root, models)
+    services.teacher()  # loaded before the visitors arrive, as `python app.py` does with warm()
+    (root / "teacher.txt").write_text(services.default_teacher)
+    blocks = build_app(services)
+    blocks.queue(default_concurrency_limit=4)
+    blocks.launch(server_name="127.0.0.1", server_port=port, quiet=True, **launch_options())
+
+
+def start_server(root: Path, models: str) -> tuple[subprocess.Popen, str, str]:
+    """The app in its own process (so the clients' threads do not share its interpreter); (process, url, teacher)."""
+    from tests.e2e.app_server import free_port
+
+    port = free_port()
+    cmd = [sys.executable, __file__, "--serve", str(port), "--root", str(root), "--models", models]
+    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(url, timeout=5).status == 200 and (root / "teacher.txt").exists():
+                return server, url, (root / "teacher.txt").read_text()
+        except OSError:
+            pass
+        if server.poll() is not None:
+            raise SystemExit(f"the server exited with {server.returncode}")
+        time.sleep(1)
+    server.kill()
+    raise SystemExit("the server did not start within 10 minutes")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--visitors", type=int, default=20)
@@ -139,21 +178,14 @@ def main() -> None:
     parser.add_argument("--models", choices=["tiny", "demo"], default="tiny")
     parser.add_argument("--epochs", type=int, default=20000, help="epochs of the background distillation (stopped "
                         "when the visitors are done)")
+    parser.add_argument("--serve", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--root", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
-
-    from app import build_app, launch_options
-    from tests.e2e.app_server import free_port
+    if args.serve:
+        return serve(Path(args.root), args.models, args.serve)
 
     root = Path(tempfile.mkdtemp(prefix="cod-load-"))
-    os.environ.setdefault("COD_HOME", str(root / "home"))
-    services = make_services(root, args.models)
-    teacher = services.default_teacher
-    services.teacher()  # loaded before the visitors arrive, as `python app.py` does with warm()
-    blocks = build_app(services)
-    blocks.queue(default_concurrency_limit=4)
-    port = free_port()
-    blocks.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_options())
-    url = f"http://127.0.0.1:{port}/"
+    server, url, teacher = start_server(root, args.models)
     try:
         owner, distillation = start_distillation(url, args.epochs)
         files = root / "uploads"
@@ -168,14 +200,16 @@ def main() -> None:
         busy = not distillation.done()
         own, refused = isolation(visitors)
         owner.predict(api_name="/stop_distill")
+        server_peak = peak_rss_mb(server.pid)
     finally:
-        blocks.close()
+        server.kill()
+        server.wait()
     latencies = sorted(x for v in visitors for x in v.latencies)
     errors = [e for v in visitors for e in v.errors]
     ms = [1000 * x for x in latencies]
     p95 = ms[min(len(ms) - 1, int(0.95 * len(ms)))] if ms else float("nan")
     print(f"models: {args.models} (teacher {Path(teacher).name}); visitors: {args.visitors}; cores: {os.cpu_count()}; "
-          f"torch threads: {__import__('torch').get_num_threads()}")
+          f"load average before: {LOAD_BEFORE}")
     print(f"journeys (upload, draw, generate, {args.edits} live edits + {args.edits} live predictions each): "
           f"{wall:.1f} s wall; distillation still running at the end: {busy}")
     print(f"live calls: {len(ms)}; p50 {statistics.median(ms):.0f} ms; p95 {p95:.0f} ms; max {max(ms):.0f} ms")
@@ -183,7 +217,7 @@ def main() -> None:
     for e in errors[:10]:
         print("  ", e)
     print(f"isolation: {own}/{len(visitors)} opened their own project; {refused}/{len(visitors)} refused another's")
-    print(f"peak memory (server + client threads, VmHWM): {peak_rss_mb():.0f} MB")
+    print(f"peak memory of the server process (VmHWM): {server_peak:.0f} MB")
 
 
 if __name__ == "__main__":
