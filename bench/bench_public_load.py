@@ -20,6 +20,7 @@ isolation result.
 from __future__ import annotations
 
 import argparse
+import collections
 import os
 import shutil
 import statistics
@@ -214,8 +215,9 @@ def main() -> None:
           f"{wall:.1f} s wall; distillation still running at the end: {busy}")
     print(f"live calls: {len(ms)}; p50 {statistics.median(ms):.0f} ms; p95 {p95:.0f} ms; max {max(ms):.0f} ms")
     print(f"errors: {len(errors)}")
-    for e in errors[:10]:
-        print("  ", e)
+    kinds = collections.Counter(e.split(":")[0] + ": " + e.split(":")[1].strip() for e in errors)
+    for kind, n in kinds.most_common():
+        print(f"   {n} x {kind}")
     print(f"isolation: {own}/{len(visitors)} opened their own project; {refused}/{len(visitors)} refused another's")
     print(f"peak memory of the server process (VmHWM): {server_peak:.0f} MB")
 
