@@ -82,7 +82,7 @@ QUEUED, RUNNING, DONE, STOPPED, FAILED = "queued", "running", "done", "stopped",
 # never wait behind data loads or model loads; the handlers that only follow a background job's events (they sleep
 # between polls) share a large group; Stop buttons their own small one.
 LIVE = {"concurrency_id": "live", "concurrency_limit": 4}
-FOLLOW = {"concurrency_id": "follow", "concurrency_limit": 64}
+FOLLOW = {"concurrency_id": "follow", "concurrency_limit": 24}  # each holds one of Gradio's 40 threads while it polls
 CONTROL = {"concurrency_id": "control", "concurrency_limit": 4}
 
 
