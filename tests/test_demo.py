@@ -174,3 +174,131 @@ def test_real_demo_teacher():
              "one of the best movies of the year.", "the worst film i have seen in ages: boring and badly acted."]
     assert teacher.predict(texts).tolist() == [1, 0, 1, 0]
     assert teacher.embed(texts[:1]).shape == (1, 768) and teacher.forward_passes == 4
+
+
+# ----------------------------------------------------------------------------- the shipped head
+
+
+def test_shipped_head_is_read_and_its_checksum_verified(tmp_path):
+    import shutil
+
+    from cod.modeling.demo import head as shipped
+
+    loaded = shipped.load_head()
+    assert loaded.weight.shape == (2, 768) and loaded.bias.shape == (2,) and loaded.layer in demo.DEMO_LAYERS
+    assert loaded.record["metrics"]["test_accuracy"] >= 0.86 and loaded.record["recipe"]["encoder_sha256"] == demo.MPNET_SHA256
+    for name in (shipped.HEAD_JSON, shipped.HEAD_WEIGHTS):
+        shutil.copy(shipped.HEAD_DIR / name, tmp_path / name)
+    weights = tmp_path / shipped.HEAD_WEIGHTS
+    data = bytearray(weights.read_bytes())
+    data[-3] ^= 0xFF  # one flipped byte in the weights
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="has sha256 .* but head.json expects"):
+        shipped.load_head(tmp_path)
+    weights.unlink()
+    with pytest.raises(ModelError, match="head is missing"):
+        shipped.load_head(tmp_path)
+
+
+def test_shipped_head_was_fitted_on_the_demo_task_as_it_is_split():
+    from cod.data.tasks import rotten_tomatoes
+    from cod.modeling.demo import head as shipped
+
+    assert shipped.data_sha256(rotten_tomatoes()) == shipped.load_head().record["data_sha256"]
+
+
+@pytest.fixture()
+def tiny_parts(tmp_path, tiny_mpnet, monkeypatch):
+    """A saved tiny mpnet standing in for the packaged one, and a head for its layer 2 written as the shipped head."""
+    from cod.data.tasks import rotten_tomatoes
+    from cod.modeling.demo import head as shipped
+
+    encoder, tokenizer = tiny_mpnet
+    folder = tmp_path / "mpnet"
+    encoder.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    monkeypatch.setattr(demo, "mpnet_path", lambda: folder)
+    task = rotten_tomatoes()
+    texts = [e.text for e in task.validation[: shipped.CHECK_SENTENCES]]
+    pooled = demo_train.pooled_layers(encoder, tokenizer, texts, [2], demo.DEMO_MAX_LENGTH, lambda n: None)[2]
+    rng = np.random.default_rng(0)
+    weight, bias = rng.normal(size=(2, 32)).astype(np.float32), np.array([0.1, -0.1], dtype=np.float32)
+    metrics = {"validation_accuracy": 0.5, "test_accuracy": 0.5, "train_size": 3, "layer": 2, "build_seconds": 1.0}
+    head_dir = tmp_path / "head"
+    shipped.write_head(head_dir, 2, weight, bias, metrics, {"command": "test"}, shipped.data_sha256(task), pooled @ weight.T + bias)
+    monkeypatch.setattr(shipped, "HEAD_DIR", head_dir)
+    return head_dir, weight
+
+
+def test_build_assembles_the_encoder_and_the_shipped_head_without_fitting(bare_home, tiny_parts, monkeypatch):
+    from transformers import AutoModelForSequenceClassification
+
+    monkeypatch.setattr(demo_train, "pooled_layers", None)  # assembling must not encode the task
+    head_dir, weight = tiny_parts
+    path = demo.build_demo_teacher()
+    metrics = demo.demo_teacher_metrics()
+    assert demo.is_built() and path == demo.demo_teacher_dir() and metrics["source"].startswith("shipped head")
+    assert metrics["assemble_seconds"] >= 0 and metrics["test_accuracy"] == 0.5
+    model = AutoModelForSequenceClassification.from_pretrained(path)
+    assert model.config.encoder.num_hidden_layers == 2 and np.allclose(model.classifier.weight.detach().numpy(), weight)
+
+
+def test_assembly_refuses_a_head_that_does_not_reproduce_its_logits(bare_home, tiny_parts):
+    from cod.modeling.demo import head as shipped
+
+    head_dir, _ = tiny_parts
+    record = json.loads((head_dir / shipped.HEAD_JSON).read_text())
+    record["check"]["logits"][0][0] += 1.0
+    (head_dir / shipped.HEAD_JSON).write_text(json.dumps(record))
+    with pytest.raises(ModelError, match="does not reproduce its fitted logits"):
+        demo.build_demo_teacher()
+    assert not demo.is_built()
+
+
+def test_assembly_refuses_a_head_fitted_on_other_data(bare_home, tiny_parts):
+    from cod.modeling.demo import head as shipped
+
+    head_dir, _ = tiny_parts
+    record = json.loads((head_dir / shipped.HEAD_JSON).read_text())
+    record["data_sha256"] = "0" * 64
+    (head_dir / shipped.HEAD_JSON).write_text(json.dumps(record))
+    with pytest.raises(ModelError, match="not the ones the shipped head was fitted on .* --refit"):
+        demo.build_demo_teacher()
+
+
+@pytest.fixture()
+def fresh_home_sharing_mpnet(tmp_path, monkeypatch):
+    """A fresh `$COD_HOME` (no demo teacher) that reuses the machine's unzipped mpnet, so only the assembly runs."""
+    from cod.paths import cache_dir
+
+    encoders = cache_dir("encoders")
+    home = tmp_path / "home"
+    (home / "cache").mkdir(parents=True)
+    (home / "cache" / "encoders").symlink_to(encoders, target_is_directory=True)
+    monkeypatch.setenv("COD_HOME", str(home))
+    return home
+
+
+@pytest.mark.slow
+def test_a_fresh_cod_home_assembles_the_real_teacher_from_the_shipped_head(fresh_home_sharing_mpnet):
+    from cod.modeling.demo import head as shipped
+    from cod.modeling.loading import load_teacher
+
+    demo.build_demo_teacher()  # seconds: the shipped head, no encoding of the demo task
+    metrics, record = demo.demo_teacher_metrics(), shipped.load_head().record
+    assert metrics["source"].startswith("shipped head") and metrics["test_accuracy"] == record["metrics"]["test_accuracy"]
+    teacher = load_teacher("demo", device="cpu")
+    assert teacher.predict(["a moving, beautifully acted film.", "a dull, tedious mess."]).tolist() == [1, 0]
+
+
+@pytest.mark.refit
+def test_a_refit_reproduces_the_shipped_head(fresh_home_sharing_mpnet):
+    """The recipe, re-run from scratch (10 to 20 minutes on 2 cores: `make test-refit`), gives the shipped head."""
+    from cod.modeling.demo import head as shipped
+
+    demo.build_demo_teacher(refit=True)
+    metrics, record = demo.demo_teacher_metrics(), shipped.load_head().record
+    assert metrics["data_sha256"] == record["data_sha256"]
+    assert metrics["layer"] == record["layer"] and metrics["regularisation_C"] == record["metrics"]["regularisation_C"]
+    assert metrics["validation_accuracy"] == pytest.approx(record["metrics"]["validation_accuracy"], abs=0.002)
+    assert metrics["test_accuracy"] == pytest.approx(record["metrics"]["test_accuracy"], abs=0.003)

