@@ -225,7 +225,11 @@ def tiny_parts(tmp_path, tiny_mpnet, monkeypatch):
     weight, bias = rng.normal(size=(2, 32)).astype(np.float32), np.array([0.1, -0.1], dtype=np.float32)
     metrics = {"validation_accuracy": 0.5, "test_accuracy": 0.5, "train_size": 3, "layer": 2, "build_seconds": 1.0}
     head_dir = tmp_path / "head"
-    shipped.write_head(head_dir, 2, weight, bias, metrics, {"command": "test"}, shipped.data_sha256(task), pooled @ weight.T + bias)
+    splits = {name: demo_train.pooled_layers(encoder, tokenizer, [e.text for e in getattr(task, name)], [2],
+                                             demo.DEMO_MAX_LENGTH, lambda n: None, batch_size=256)[2] @ weight.T + bias
+              for name in shipped.SPLITS}  # fmt: skip
+    shipped.write_head(head_dir, 2, weight, bias, metrics, {"command": "test"}, shipped.data_sha256(task),
+                       pooled @ weight.T + bias, splits)
     monkeypatch.setattr(shipped, "HEAD_DIR", head_dir)
     return head_dir, weight
 
@@ -241,6 +245,22 @@ def test_build_assembles_the_encoder_and_the_shipped_head_without_fitting(bare_h
     assert metrics["assemble_seconds"] >= 0 and metrics["test_accuracy"] == 0.5
     model = AutoModelForSequenceClassification.from_pretrained(path)
     assert model.config.encoder.num_hidden_layers == 2 and np.allclose(model.classifier.weight.detach().numpy(), weight)
+
+
+def test_the_built_teacher_knows_its_logits_on_the_held_out_splits(bare_home, tiny_parts):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from cod.data.tasks import rotten_tomatoes
+    from cod.modeling.scoring import Teacher
+
+    path = demo.build_demo_teacher()
+    model, tokenizer = AutoModelForSequenceClassification.from_pretrained(path), AutoTokenizer.from_pretrained(path)
+    primed, fresh = Teacher(model, tokenizer), Teacher(model, tokenizer)
+    task = rotten_tomatoes()
+    assert demo.prime_demo_teacher(primed) == len(task.validation) + len(task.test)
+    texts = [e.text for e in task.test[:40]] + [e.text for e in task.validation[-5:]]
+    assert np.allclose(primed.logits(texts), fresh.logits(texts), atol=1e-4)  # what a forward gives
+    assert primed.forward_passes == 0 and fresh.forward_passes == len(texts)
 
 
 def test_assembly_refuses_a_head_that_does_not_reproduce_its_logits(bare_home, tiny_parts):
@@ -289,6 +309,12 @@ def test_a_fresh_cod_home_assembles_the_real_teacher_from_the_shipped_head(fresh
     assert metrics["source"].startswith("shipped head") and metrics["test_accuracy"] == record["metrics"]["test_accuracy"]
     teacher = load_teacher("demo", device="cpu")
     assert teacher.predict(["a moving, beautifully acted film.", "a dull, tedious mess."]).tolist() == [1, 0]
+    from cod.data.tasks import rotten_tomatoes
+
+    test = rotten_tomatoes().test
+    before = teacher.forward_passes
+    accuracy = (teacher.predict([e.text for e in test]) == np.array([e.label for e in test])).mean()
+    assert teacher.forward_passes == before and accuracy == pytest.approx(record["metrics"]["test_accuracy"], abs=1e-3)
 
 
 @pytest.mark.refit

@@ -334,6 +334,9 @@ def _cache_key(path: str, device, dtype: str, max_length: int, trust_remote_code
     return (str(Path(path).expanduser().resolve()) if config.exists() else path, str(device), dtype, max_length, trust_remote_code, stamp)
 
 
+DEMO_TEACHER_MAX_LENGTH = 128  # the length the demo teacher's saved logits were computed with
+
+
 def load_teacher(
     name: str = DEMO,
     device=None,
@@ -357,6 +360,10 @@ def load_teacher(
                 path, device=device, dtype=dtype, trust_remote_code=trust_remote_code, require_head=True
             )
             teacher = Teacher(model, tokenizer, name=name, max_length=max_length, batch_size=batch_size)
+            if name == DEMO and max_length >= DEMO_TEACHER_MAX_LENGTH:  # its held-out logits were saved at build time
+                from cod.modeling.demo.build import prime_demo_teacher
+
+                prime_demo_teacher(teacher)
             _teachers[key] = teacher
             while len(_teachers) > max_cached_teachers():  # the least recently loaded one goes first
                 _teachers.pop(next(iter(_teachers)))

@@ -74,6 +74,12 @@ class Teacher:
         """Teacher logits, (n, num_labels); only texts never seen before run through the model."""
         return self._cached(texts, self._logits, lambda: self.num_labels)
 
+    def remember(self, texts: Sequence[str], logits: np.ndarray) -> None:
+        """Seed the logits cache with outputs this teacher is known to give (the demo teacher's, on its task's splits)."""
+        with self._lock:
+            for text, row in zip(texts, np.asarray(logits, dtype=np.float32)):
+                self._logits.setdefault(text, row)
+
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Mean-pooled last hidden states, (n, hidden); cached with the logits (one forward serves both)."""
         return self._cached(texts, self._embeddings, lambda: self.hidden_size)

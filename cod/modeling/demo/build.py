@@ -143,6 +143,17 @@ def demo_teacher_path() -> Path:
     return demo_teacher_dir() if is_built() else build_demo_teacher()
 
 
+def prime_demo_teacher(teacher) -> int:
+    """Seed a demo `Teacher`'s cache with its logits on the demo task's validation and test splits, saved when it was
+    built (evaluating a student then costs no teacher forward); returns how many texts were seeded."""
+    from cod.modeling.demo.head import read_split_logits
+
+    texts, logits = read_split_logits(demo_teacher_dir())
+    if texts:
+        teacher.remember(texts, logits)
+    return len(texts)
+
+
 def demo_teacher_metrics() -> dict:
     """The saved figures of the demo teacher: validation_accuracy, test_accuracy, build_seconds, train_size, ..."""
     path = demo_teacher_dir() / "metrics.json"
@@ -241,7 +252,7 @@ def _assemble(target: Path, progress: Progress | None) -> Path:
     }
     expected = np.asarray(check["logits"], dtype=np.float32)
     return _save(model, tokenizer, target, metrics, task.validation[: check["first"]], expected, started, progress,
-                 seconds_key="assemble_seconds")
+                 seconds_key="assemble_seconds", task=task, split_logits=head.split_logits)
 
 
 def _fit(target: Path, progress: Progress | None, train_size: int) -> Path:
@@ -285,6 +296,7 @@ def _fit(target: Path, progress: Progress | None, train_size: int) -> Path:
     test_acc = recipe.accuracy(features["test"][layer], labels["test"], weight, bias)
     train_acc = recipe.accuracy(features["train"][layer], labels["train"], weight, bias)
     check_logits = features["validation"][layer][:CHECK_SENTENCES] @ weight.T + bias
+    split_logits = {name: features[name][layer] @ weight.T + bias for name in ("validation", "test")}
     del features
 
     encoder.to("cpu")
@@ -310,17 +322,22 @@ def _fit(target: Path, progress: Progress | None, train_size: int) -> Path:
         "data_sha256": data_sha256(task),
     }
     return _save(model, tokenizer, target, metrics, task.validation[:CHECK_SENTENCES], check_logits, started, progress,
-                 seconds_key="build_seconds")
+                 seconds_key="build_seconds", task=task, split_logits=split_logits)
 
 
 def _save(model, tokenizer, target: Path, metrics: dict, check_examples, check_logits, started: float,
-          progress: Progress | None, seconds_key: str) -> Path:
-    """Save to a temporary folder, check it reproduces `check_logits`, then rename it into place with its marker."""
+          progress: Progress | None, seconds_key: str, task=None, split_logits: dict | None = None) -> Path:
+    """Save to a temporary folder, check it reproduces `check_logits`, then rename it into place with its marker;
+    the teacher's logits on the task's held-out splits (when known) are kept beside it."""
+    from cod.modeling.demo.head import save_split_logits
+
     work = target.with_name(target.name + ".partial")
     shutil.rmtree(work, ignore_errors=True)
     model.save_pretrained(work)
     tokenizer.save_pretrained(work)
     _check_saved(work, check_examples, check_logits)
+    if task is not None and split_logits:
+        save_split_logits(work, task, split_logits)
     seconds = round(time.perf_counter() - started, 1)
     metrics = {**metrics, seconds_key: seconds}
     (work / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
@@ -345,8 +362,7 @@ def export_head(teacher_dir: Path | None = None, folder: Path | None = None) -> 
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from cod.data.tasks import rotten_tomatoes
-    from cod.modeling.demo import recipe
-    from cod.modeling.demo import head
+    from cod.modeling.demo import head, recipe
     from cod.modeling.heads import mean_pool
 
     teacher_dir = Path(teacher_dir or demo_teacher_dir())
@@ -360,6 +376,7 @@ def export_head(teacher_dir: Path | None = None, folder: Path | None = None) -> 
                     max_length=DEMO_MAX_LENGTH, return_tensors="pt")
     with torch.inference_mode():
         pooled = mean_pool(model.encoder(**enc).last_hidden_state, enc["attention_mask"]).numpy()
+    split_logits = _split_logits(teacher_dir, task, model, tokenizer)
     keep = ("task", "encoder", "head", "label_names", "train_size", "validation_size", "test_size", "train_accuracy",
             "validation_accuracy", "test_accuracy", "layer", "validation_accuracy_by_layer", "regularisation_C",
             "build_seconds", "device", "torch_threads", "built_at")
@@ -376,4 +393,18 @@ def export_head(teacher_dir: Path | None = None, folder: Path | None = None) -> 
     }
     return head.write_head(Path(folder or head.HEAD_DIR), int(metrics["layer"]), weight, bias,
                            {key: metrics[key] for key in keep if key in metrics}, recipe_record, head.data_sha256(task),
-                           pooled @ weight.T + bias)
+                           pooled @ weight.T + bias, split_logits)
+
+
+def _split_logits(teacher_dir: Path, task, model, tokenizer) -> dict:
+    """The built teacher's logits on the task's validation and test splits: saved with it, else computed now."""
+    import numpy as np
+
+    from cod.modeling.demo.head import SPLITS, read_split_logits
+    from cod.modeling.scoring import Teacher
+
+    texts, logits = read_split_logits(teacher_dir)
+    known = dict(zip(texts, logits))
+    teacher = Teacher(model, tokenizer, max_length=DEMO_MAX_LENGTH)
+    teacher.remember(list(known), np.array(list(known.values())) if known else np.zeros((0, 2)))
+    return {name: teacher.logits([e.text for e in getattr(task, name)]) for name in SPLITS}

@@ -1,7 +1,8 @@
 """The demo teacher's fitted head, shipped in the repository, so a first start assembles the teacher in seconds.
 
 `head.safetensors` holds the linear head (weight (L, 768), bias (L,)) fitted by `cod.modeling.demo.recipe` on the
-frozen mpnet layer named in `head.json`. `head.json` records that layer, the recipe's settings, the sha256 of the
+frozen mpnet layer named in `head.json`, and the teacher's logits on the demo task's validation and test splits (a
+fresh process then never re-encodes those 1,500 sentences to evaluate a student: `split_logits`). `head.json` records that layer, the recipe's settings, the sha256 of the
 weights file and of the demo task's splits the head was fitted on, the fit's metrics, and the logits of the first
 validation sentences (the assembled teacher must reproduce them). A refit (`cod teacher build-demo --refit`) makes
 a new head; `cod teacher export-head` writes a built teacher's head back here.
@@ -22,6 +23,7 @@ HEAD_DIR = Path(__file__).parent
 HEAD_JSON = "head.json"
 HEAD_WEIGHTS = "head.safetensors"
 CHECK_SENTENCES = 8  # validation sentences whose logits the assembled teacher must reproduce
+SPLITS = ("validation", "test")  # the splits whose teacher logits ship with the head
 FORMAT = 1
 
 
@@ -33,6 +35,7 @@ class ShippedHead:
     weight: np.ndarray  # (num_labels, hidden)
     bias: np.ndarray  # (num_labels,)
     record: dict
+    split_logits: dict[str, np.ndarray]  # validation / test -> (n, num_labels), in the task's order
 
 
 def data_sha256(task) -> str:
@@ -68,18 +71,19 @@ def load_head(folder: Path | None = None) -> ShippedHead:
             f"{record['head_sha256']}: restore both files from the repository, or refit with `python -m cod teacher build-demo --refit`."
         )
     tensors = load_file(str(weights_path))
-    return ShippedHead(int(record["layer"]), tensors["weight"], tensors["bias"], record)
+    splits = {name: tensors[f"{name}_logits"] for name in SPLITS if f"{name}_logits" in tensors}
+    return ShippedHead(int(record["layer"]), tensors["weight"], tensors["bias"], record, splits)
 
 
 def write_head(folder: Path, layer: int, weight: np.ndarray, bias: np.ndarray, metrics: dict, recipe: dict,
-               data_digest: str, check_logits: np.ndarray) -> Path:
+               data_digest: str, check_logits: np.ndarray, split_logits: dict[str, np.ndarray] | None = None) -> Path:
     """Write head.safetensors and head.json into `folder` (what `export-head` ships)."""
     from safetensors.numpy import save_file
 
     folder.mkdir(parents=True, exist_ok=True)
     weights_path = folder / HEAD_WEIGHTS
-    save_file({"weight": np.ascontiguousarray(weight, dtype=np.float32),
-               "bias": np.ascontiguousarray(bias, dtype=np.float32)}, str(weights_path))
+    tensors = {"weight": weight, "bias": bias, **{f"{k}_logits": v for k, v in (split_logits or {}).items()}}
+    save_file({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in tensors.items()}, str(weights_path))
     record = {
         "format": FORMAT,
         "layer": int(layer),
@@ -92,3 +96,22 @@ def write_head(folder: Path, layer: int, weight: np.ndarray, bias: np.ndarray, m
     }
     (folder / HEAD_JSON).write_text(json.dumps(record, indent=2) + "\n")
     return folder / HEAD_JSON
+
+
+SPLIT_LOGITS = "split_logits.npz"  # in the built teacher's folder: texts and logits of its task's held-out splits
+
+
+def save_split_logits(folder: Path, task, split_logits: dict[str, np.ndarray]) -> None:
+    """Keep the teacher's logits on `task`'s held-out splits beside the built model, with their texts."""
+    texts = [e.text for name in SPLITS for e in getattr(task, name)]
+    logits = np.concatenate([split_logits[name] for name in SPLITS]).astype(np.float32)
+    np.savez(folder / SPLIT_LOGITS, texts=np.array(texts), logits=logits)
+
+
+def read_split_logits(folder: Path) -> tuple[list[str], np.ndarray]:
+    """(texts, logits (n, num_labels)) saved by `save_split_logits`; nothing when the file is absent."""
+    path = folder / SPLIT_LOGITS
+    if not path.is_file():
+        return [], np.zeros((0, 0), dtype=np.float32)
+    with np.load(path, allow_pickle=False) as saved:
+        return [str(t) for t in saved["texts"]], saved["logits"]
