@@ -1,5 +1,7 @@
-"""Distillation: losses, pair-preserving batching, the trainer, the student and the run folder."""
+"""Distillation: losses (one objective per method), pair-preserving batching, the trainer, checkpoint selection,
+checkpoints, the student and the run folder."""
 
-from cod.distill.trainer import distill
+from cod.distill.losses import OBJECTIVES, Objective
+from cod.distill.trainer import DistillEvent, DistillResult, distill, training_step
 
-__all__ = ["distill"]
+__all__ = ["OBJECTIVES", "DistillEvent", "DistillResult", "Objective", "distill", "training_step"]
