@@ -125,3 +125,25 @@ def test_the_parameter_cap_is_read_from_the_config_before_any_weights(loads, tin
         with pytest.raises(ModelError, match="parameters, above this public app's limit"):
             load(str(tiny_classifier))
     assert [name for name, _ in loads] == ["AutoConfig", "AutoConfig"]
+
+
+def test_public_hub_dataset_reads_never_use_the_owners_token(monkeypatch):
+    import datasets
+
+    from cod.data.readers import load
+
+    seen = []
+
+    def record(*args, **kwargs):
+        seen.append(kwargs)
+        raise OSError("no network in tests")
+
+    monkeypatch.setattr(datasets, "load_dataset", record)
+    monkeypatch.setenv("HF_TOKEN", OWNER_TOKEN)
+    monkeypatch.setenv("COD_PUBLIC", "1")
+    with pytest.raises(Exception):
+        load("owner/private-dataset")
+    monkeypatch.setenv("COD_PUBLIC", "0")
+    with pytest.raises(Exception):
+        load("owner/private-dataset")
+    assert seen[0].get("token") is False and "token" not in seen[1]

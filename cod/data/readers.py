@@ -398,9 +398,13 @@ def _read_saved(path: Path, config: DataConfig) -> tuple[pd.DataFrame, dict, Loa
 def _read_hub(source: str, config: DataConfig) -> tuple[pd.DataFrame, dict, LoadReport]:
     import datasets
 
+    from cod.public import hub_token_for_load
+
     split = config.split or "train"
+    token = hub_token_for_load()  # public mode: never the owner's HF_TOKEN (their private datasets)
+    hub = {} if token is None else {"token": token}
     try:
-        ds = datasets.load_dataset(source, name=config.subset, split=split)
+        ds = datasets.load_dataset(source, name=config.subset, split=split, **hub)
     except Exception as err:
         raise DataError(
             f"Could not load the Hub dataset {source!r} (subset {config.subset!r}, split {split!r}): {err}. "
