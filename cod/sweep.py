@@ -280,7 +280,7 @@ def sweep(
     if teacher is None:
         from cod.modeling.loading import load_teacher
 
-        teacher = load_teacher(config.teacher)
+        teacher = load_teacher(config.teacher, label_names=splits.label_names)
     names = list(splits.label_names)
     cache = _Cache(out, names)
     test = _subset(splits.test, config.test_limit)

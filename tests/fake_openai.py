@@ -2,9 +2,10 @@
 
 Tests point the real `openai` client at `server.base_url`. A reply is chosen per request by a `script`: a
 callable `(body: dict) -> Reply`, or a `Scripted` table of replies per original text (played in order, the
-last one repeating). A `Reply` can be a normal completion, an HTTP error with headers (429 + Retry-After,
-503, 401), a body that is not JSON, or a delay longer than the client's timeout. The server records every
-request (body, headers, time) and the most requests it had in flight at once.
+last one repeating). A `Reply` can be a normal completion (with the first token's `top_logprobs` when the request
+asks for logprobs, and one choice per `n`), an HTTP error with headers (429 + Retry-After, 503, 401), a body that is
+not JSON, or a delay longer than the client's timeout. The server can refuse logprobs with a 400, as several
+reasoning models do. It records every request (body, headers, time) and the most requests it had in flight at once.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ class Reply:
     delay_s: float = 0.0  # wait before answering (longer than the client's timeout: a timeout)
     raw: bytes | None = None  # answer these bytes instead of a JSON completion (a broken body)
     error: str = ""  # message of an error body (status >= 400)
+    top_logprobs: list[tuple[str, float]] | None = None  # first answer token's alternatives (token, logprob), best first
+    choices: list[str] | None = None  # one content per choice (sampling with `n`); None: `content` n times
 
 
 def ok(content: str | list[str], **kw) -> Reply:
@@ -38,6 +41,23 @@ def ok(content: str | list[str], **kw) -> Reply:
 def fail(status: int, error: str = "scripted failure", **kw) -> Reply:
     """An HTTP error with an OpenAI-shaped error body."""
     return Reply(content=None, status=status, error=error, **kw)
+
+
+def logprobs_reply(probs: dict[str, float], **kw) -> Reply:
+    """A one-token answer whose alternatives have these probabilities (the most likely is the answer)."""
+    import math
+
+    ranked = sorted(probs.items(), key=lambda kv: -kv[1])
+    return Reply(content=ranked[0][0], top_logprobs=[(t, math.log(p)) for t, p in ranked], **kw)
+
+
+def teacher_text(body: dict) -> str:
+    """The text an LLM teacher asked about: between `Text: ` and the blank line of its default prompt."""
+    for message in body.get("messages", []):
+        content = message.get("content") or ""
+        if message.get("role") == "user" and "Text: " in content:
+            return content.split("Text: ", 1)[1].split("\n\n", 1)[0]
+    return ""
 
 
 def original_text(body: dict) -> str:
@@ -86,8 +106,12 @@ class Request:
 class FakeOpenAI:
     """The server; use as a context manager. `base_url` ends in /v1 like a real OpenAI-compatible server."""
 
-    def __init__(self, script: Callable[[dict], Reply]):
+    def __init__(self, script: Callable[[dict], Reply], refuse_logprobs: bool = False, honour_n: bool = True):
+        """`refuse_logprobs`: answer a request asking for logprobs with a 400, as several reasoning models do;
+        `honour_n` False: answer one choice whatever `n` asks (as some servers do)."""
         self.script = script
+        self.refuse_logprobs = refuse_logprobs
+        self.honour_n = honour_n
         self.requests: list[Request] = []
         self.in_flight = 0
         self.max_in_flight = 0
@@ -112,6 +136,10 @@ class FakeOpenAI:
                     fake.in_flight += 1
                     fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
                 try:
+                    if fake.refuse_logprobs and body.get("logprobs"):
+                        self._send(400, {"error": {"message": "logprobs are not supported with this model",
+                                                   "type": "invalid_request_error", "param": "logprobs"}})
+                        return
                     reply = fake.script(body)
                     if reply.delay_s:
                         time.sleep(reply.delay_s)
@@ -128,20 +156,29 @@ class FakeOpenAI:
                 if reply.status >= 400:
                     error = {"message": reply.error, "type": "scripted", "code": str(reply.status)}
                     return self._send(reply.status, {"error": error}, reply.headers)
+                n = int(body.get("n") or 1)
+                contents = reply.choices if reply.choices is not None else [reply.content] * n
+                contents = contents if fake.honour_n else contents[:1]
                 prompt = sum(len(str(m.get("content") or "").split()) for m in body.get("messages", []))
-                completion = len((reply.content or "").split())
+                completion = sum(len((c or "").split()) for c in contents)
                 with fake._lock:
                     fake.tokens += prompt + completion
+                choices = []
+                for i, content in enumerate(contents):
+                    choice = {"index": i, "message": {"role": "assistant", "content": content}, "finish_reason": "stop",
+                              "logprobs": None}
+                    if body.get("logprobs") and reply.top_logprobs is not None:
+                        top = [{"token": t, "logprob": lp, "bytes": list(t.encode())} for t, lp in reply.top_logprobs]
+                        first = top[0]
+                        choice["logprobs"] = {"content": [{**first, "top_logprobs": top[: int(body.get("top_logprobs") or 0)]}],
+                                              "refusal": None}
+                    choices.append(choice)
                 self._send(200, {
                     "id": f"chatcmpl-{len(fake.requests)}",
                     "object": "chat.completion",
                     "created": int(time.time()),
                     "model": body.get("model", "fake"),
-                    "choices": [{
-                        "index": 0,
-                        "message": {"role": "assistant", "content": reply.content},
-                        "finish_reason": "stop",
-                    }],
+                    "choices": choices,
                     "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
                 }, reply.headers)
 

@@ -104,3 +104,53 @@ def make_word_classifier(
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|{{ m['role'] }}|> {{ m['content'] }} <|end|> {% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|> {% endif %}"
+)
+
+
+def make_tiny_causal_lm(
+    path: str | Path,
+    extra_words: tuple[str, ...] = ("Positive", "POSITIVE", "Negative", "classes", "Classify", "Answer", "Text", "one",
+                                    "word", "into", "exactly", "of", "these", "or", "with", ":"),
+    hidden: int = 32,
+    seed: int = 0,
+    uniform: bool = False,
+    chat_template: str | None = None,
+) -> Path:
+    """Save a random Llama causal LM and a word-level tokenizer built from the test words (plus `extra_words`).
+
+    `uniform`: the final norm is zeroed, so every next-token distribution is uniform over the vocabulary (exact
+    label-word sums can then be checked by counting tokens)."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    specials = ["<pad>", "<unk>", "<s>", "</s>", "<|user|>", "<|system|>", "<|assistant|>", "<|end|>"]
+    words = sorted(set(WORDS) | {"positive", "negative"} | set(extra_words))
+    vocab = {w: i for i, w in enumerate(specials + words)}
+    core = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    core.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()])
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=core, unk_token="<unk>", pad_token="<pad>", bos_token="<s>", eos_token="</s>"
+    )
+    if chat_template:
+        tokenizer.chat_template = chat_template
+    config = LlamaConfig(
+        vocab_size=len(vocab), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=2,
+        num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=256, pad_token_id=0, bos_token_id=2,
+        eos_token_id=3, tie_word_embeddings=False,
+    )  # fmt: skip
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config)
+    if uniform:
+        with torch.no_grad():
+            model.model.norm.weight.zero_()
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path

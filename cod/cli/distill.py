@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from cod.cli._common import add_config_flags, config_overrides, parse_set
+from cod.cli._teacher import add_teacher_args
 from cod.config import DistillConfig
 
 
@@ -43,8 +44,9 @@ def register(subparsers) -> None:
     p.add_argument("--label-column", default=None, metavar="L",
                    help="the label column of --data [a column named label, sentiment, class, stars, ...]")
     p.add_argument("--counterfactuals", default=None, metavar="FILE", help="JSONL from `python -m cod generate` (with --cod)")
-    p.add_argument("--teacher", default=None,
-                   help="teacher: 'demo', a Hub id or a local folder [the project's, or demo]")
+    p.add_argument("--teacher", default=None, help="teacher: 'demo', a classifier's Hub id or folder, 'demo-llm', "
+                   "a causal LM, or api:MODEL [the project's, or demo]")
+    add_teacher_args(p)
     p.add_argument("--student", default=None,
                    help="student: 'demo', a Hub id or a local folder [the project's, or demo]")
     p.add_argument("--out", required=True, metavar="DIR", help="run folder (resumed when it holds this run's checkpoint)")
@@ -128,10 +130,11 @@ def run(args: argparse.Namespace) -> int:
     """Handler of `distill`: load, draw, propose (with --cod), distil, print the metrics."""
     import torch
 
+    from cod.cli._teacher import load_teacher_from_args, say_estimate
     from cod.counterfactuals.base import read_counterfactuals, write_counterfactuals
     from cod.errors import ConfigError
     from cod.experiment import recorded_distillation, run_distillation
-    from cod.modeling.loading import check_labels, load_teacher
+    from cod.modeling.loading import check_labels
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -158,8 +161,10 @@ def run(args: argparse.Namespace) -> int:
         from accelerate import PartialState
 
         device = str(PartialState().device)
-    teacher = load_teacher(args.teacher, device=device)
+    teacher = load_teacher_from_args(args, names, device=device)
     check_labels(teacher.label_names, names)
+    held_out = [*(getattr(splits, "validation", None) or []), *(getattr(splits, "test", None) or [])]
+    say_estimate(teacher, [e.text for e in [*draw, *held_out]])  # API teachers: the cost up front
 
     cfs = None
     if config.cod:

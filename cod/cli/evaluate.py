@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from cod.cli._teacher import TEACHER_HELP, add_teacher_args
+
 
 def register(subparsers) -> None:
     """Add the `evaluate` command."""
@@ -16,7 +18,8 @@ def register(subparsers) -> None:
         "edit-path distance on counterfactual probe pairs made from held-out examples (never training ones).",
     )
     p.add_argument("--model", required=True, help="the student: a distill run folder, a saved model folder, or a Hub id")
-    p.add_argument("--teacher", default="demo", help="teacher: Hub id, local path or demo [demo]")
+    p.add_argument("--teacher", default="demo", help=TEACHER_HELP)
+    add_teacher_args(p)
     p.add_argument("--task", default=None, help="built-in task whose split to evaluate on [demo unless --data]")
     p.add_argument("--split", default="test", choices=["test", "validation"], help="split of --task [test]")
     p.add_argument("--data", default=None, help="a labelled file to evaluate on instead of a task split")
@@ -39,7 +42,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from cod.io import write_json
     from cod.modeling.heads import register
     from cod.eval.metrics import StudentScorer, evaluate, evaluation_table
-    from cod.modeling.loading import load_teacher
+    from cod.cli._teacher import load_teacher_from_args
     from cod.eval.plots import boundary_view, edit_path_plot, save_figure
 
     if args.threads:
@@ -57,7 +60,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     student_names = [str(model.config.id2label[i]) for i in range(model.config.num_labels)]
     if student_names != list(label_names):
         raise ModelError(f"The student's labels {student_names} differ from the data's {list(label_names)}: evaluate on matching data.")
-    teacher = load_teacher(args.teacher)
+    teacher = load_teacher_from_args(args, label_names)
     student = StudentScorer(model, tokenizer)
     metrics = evaluate(teacher, student, examples, label_names)
     print(evaluation_table(metrics).to_string(index=False, float_format=lambda v: f"{v:.4f}"))

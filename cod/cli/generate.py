@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+from cod.cli._teacher import TEACHER_HELP, add_teacher_args
+
 
 def register(subparsers) -> None:
     """Add the `generate` command."""
@@ -28,7 +30,8 @@ def register(subparsers) -> None:
     p.add_argument("--k", type=int, default=None, metavar="K", help="only CoD's real half of the seeded k draw: "
                    "the examples `cod distill --cod --k K --seed S` trains on")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="the draw's seed, with --k (default 0)")
-    p.add_argument("--teacher", default="demo", help="teacher: 'demo', a Hub id or a local folder (default demo)")
+    p.add_argument("--teacher", default="demo", help=TEACHER_HELP)
+    add_teacher_args(p, base_url=False)
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps (default: best available)")
     p.add_argument("--batch-size", type=int, default=32, help="teacher batch size (default 32)")
     p.add_argument("--proposer", choices=("lexical", "llm"), default="lexical")
@@ -110,7 +113,8 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from cod.errors import ConfigError
-    from cod.modeling.loading import check_labels, load_teacher
+    from cod.cli._teacher import load_teacher_from_args
+    from cod.modeling.loading import check_labels
 
     out = Path(args.out).expanduser()
     if out.exists() and out.is_dir():
@@ -119,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"The folder of --out ({str(out.parent)!r}) does not exist: create it or choose another path.")
     examples, names, description = load_examples(args.data, args.split, args.limit, args.k, args.seed)
     proposer = _proposer(args, description)
-    teacher = load_teacher(args.teacher, device=args.device, batch_size=args.batch_size)
+    teacher = load_teacher_from_args(args, names, device=args.device, batch_size=args.batch_size)
     check_labels(teacher.label_names, names)
     if args.target is not None and args.target not in names:
         raise ConfigError(f"--target {args.target!r} is not one of the labels {names}.")

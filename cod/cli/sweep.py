@@ -7,6 +7,7 @@ import argparse
 import time
 
 from cod.cli._common import add_config_flags, config_overrides, parse_set
+from cod.cli._teacher import add_teacher_args
 from cod.config import DistillConfig, SweepConfig
 
 # Each cell's method, cod, k and seed come from the sweep grid, not from distill settings.
@@ -29,6 +30,7 @@ def register(subparsers) -> None:
     p.add_argument("--no-record", action="store_true", help="do not record the results in the project store")
     add_config_flags(p, SweepConfig, required=("out",), title="sweep settings")
     add_config_flags(p, DistillConfig, skip=_GRID, title="distill settings of every cell (also as --set KEY=VALUE)")
+    add_teacher_args(p)
     p.set_defaults(func=run_sweep)
 
 
@@ -41,6 +43,8 @@ def build_config(args: argparse.Namespace) -> SweepConfig:
 
 def run_sweep(args: argparse.Namespace) -> int:
     """Handler of `sweep`."""
+    from cod.cli._teacher import load_teacher_from_args
+    from cod.modeling.teachers.load import teacher_kind
     from cod.sweep import sweep
 
     if args.threads:
@@ -68,7 +72,13 @@ def run_sweep(args: argparse.Namespace) -> int:
         elif event.kind == "stopped":
             print(f"stopped before {event.cell}; run the same command to resume", flush=True)
 
-    result = sweep(config, on_event=show)
+    teacher = None
+    if teacher_kind(config.teacher, args.teacher_kind) != "classifier":  # an LLM teacher, with the prompt flags
+        from cod.data.tasks import load_task
+
+        args.teacher = config.teacher
+        teacher = load_teacher_from_args(args, load_task(config.task).label_names)
+    result = sweep(config, teacher=teacher, on_event=show)
     cols = [c for c in ("method", "k", "n_seeds", "mean", "std", "ci_low", "ci_high", "paired_diff", "paired_ci_low",
                         "paired_ci_high", "seeds_won") if c in result.summary]  # fmt: skip
     if len(result.summary):

@@ -153,7 +153,9 @@ class _Kit:
 
     def known(self, words: Sequence[str]) -> tuple[list[list[int]], list[bool]]:
         """Token ids of each word (as it would appear mid-sentence) and whether the tokenizer knows it (no UNK)."""
-        tok = self.teacher.tokenizer
+        tok = getattr(self.teacher, "tokenizer", None)
+        if tok is None:  # an API teacher has no tokenizer: every word counts as one known token
+            return [[0] for _ in words], [True] * len(words)
         ids = tok([" " + w for w in words], add_special_tokens=False)["input_ids"] if words else []
         unk = getattr(tok, "unk_token_id", None)
         return ids, [bool(x) and unk not in x for x in ids]

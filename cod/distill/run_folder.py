@@ -85,7 +85,8 @@ def write_run_folder(out_dir: Path, config, metrics, model, tokenizer, ts, targe
     from cod.distill.modelcard import render_model_card
 
     teacher_name = getattr(teacher, "name", "") if teacher is not None else ""
-    context = {"teacher": teacher_name, "student": student_name, "label_names": label_names,
+    info = teacher.info() if hasattr(teacher, "info") else None  # kind, prompt, calibration, votes vs logprobs, cost
+    context = {"teacher": teacher_name, "teacher_info": info, "student": student_name, "label_names": label_names,
                "lwd_mode": metrics.get("lwd_mode"), "head": metrics.get("head"), **run_info}
     write_json(out_dir / "config.json", {"distill": config.to_dict(), **context})
     write_json(out_dir / "metrics.json", metrics)

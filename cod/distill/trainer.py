@@ -176,6 +176,10 @@ class _LayerPlan:
 def _layer_plan(config: DistillConfig, objective: Objective, teacher, model, tokenizer, texts) -> _LayerPlan:
     if not objective.teacher_states:
         return _LayerPlan()
+    kind = getattr(teacher, "kind", "classifier")
+    if kind != "classifier":  # an LLM teacher's hidden states read a prompt, not the text the student reads
+        raise DistillError(f"LWD needs a classifier teacher's hidden states; the {kind} teacher {teacher.name!r} "
+                           "is scored on label words: use method kd.")  # fmt: skip
     s_layers, s_width = S.layer_count_and_width(model)
     t_count, t_width = S.layer_count_and_width(teacher.model)
     same = tokenizers_match(teacher.tokenizer, tokenizer, texts, config.max_length)

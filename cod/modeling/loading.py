@@ -344,12 +344,24 @@ def load_teacher(
     max_length: int = 128,
     batch_size: int = 32,
     trust_remote_code: bool = False,
+    kind: str = "auto",
+    label_names: Sequence[str] | None = None,
+    options=None,
 ):
-    """The `Teacher` for a classifier (Hub id, local folder, or `demo`); one per (model, device, dtype) per process."""
+    """The teacher `name` means, one per (model, device, dtype, settings) per process.
+
+    A classifier (Hub id, local folder, or `demo`) gives a `Teacher`; `demo-llm`, a `.gguf` file, a causal-LM
+    checkpoint or `kind="causal-lm"` a `CausalLMTeacher`; `api:MODEL` an `APITeacher` (see `cod.modeling.teachers`).
+    LLM teachers answer with `label_names` (default negative/positive) as `options` (`LLMTeacherOptions`) say.
+    """
     import torch
 
     from cod.modeling.scoring import Teacher
+    from cod.modeling.teachers.load import teacher_kind
 
+    kind = teacher_kind(name, kind, trust_remote_code)
+    if kind != "classifier":
+        return _load_llm_teacher(name, kind, label_names, options, device, dtype, max_length, trust_remote_code)
     path = resolve_teacher_name(name)
     device = pick_device(device) if not isinstance(device, torch.device) else device
     key = _cache_key(path, device, dtype, max_length, trust_remote_code)
@@ -376,6 +388,26 @@ def load_teacher(
 def max_cached_teachers() -> int:
     """Teachers kept loaded per process (COD_MAX_MODELS, default 3): each is hundreds of MB."""
     return max(1, int(os.environ.get("COD_MAX_MODELS", "3")))
+
+
+def _load_llm_teacher(name, kind, label_names, options, device, dtype, max_length, trust_remote_code):
+    """A causal-LM or API teacher, cached per process like classifiers (API teachers keep their spend counters)."""
+    from cod.modeling.teachers.load import LLMTeacherOptions, load_llm_teacher
+
+    options = options or LLMTeacherOptions()
+    labels = tuple(str(n) for n in label_names) if label_names is not None else None
+    key = ("llm", kind, name.strip(), str(device), dtype, max_length, trust_remote_code, labels, options.key())
+    with _teachers_lock:
+        teacher = _teachers.get(key)
+        if teacher is None:
+            teacher = load_llm_teacher(name, kind, labels, options, device=device, dtype=dtype, max_length=max_length,
+                                       trust_remote_code=trust_remote_code)  # fmt: skip
+            _teachers[key] = teacher
+            while len(_teachers) > max_cached_teachers():  # the least recently loaded one goes first
+                _teachers.pop(next(iter(_teachers)))
+        else:
+            _teachers[key] = _teachers.pop(key)  # now the most recently used
+        return teacher
 
 
 def clear_teacher_cache() -> None:

@@ -48,6 +48,8 @@ def cache_limit() -> int:
 class Teacher:
     """A sequence classifier wrapped for scoring: cached logits per text, label names from its config."""
 
+    kind = "classifier"
+
     def __init__(self, model, tokenizer, name: str = "", max_length: int = 128, batch_size: int = 32):
         self.model = model.eval()
         self.tokenizer = tokenizer
@@ -65,6 +67,15 @@ class Teacher:
     @property
     def num_labels(self) -> int:
         return len(self.label_names)
+
+    @property
+    def cost(self) -> dict[str, int]:
+        """What scoring cost so far, in the shape every teacher kind reports (classifiers send no requests)."""
+        return {"forwards": self.forward_passes, "cache_hits": 0, "requests": 0, "tokens": 0}
+
+    def info(self) -> dict:
+        """Kind, name, labels and cost: shown in the app and saved with runs."""
+        return {"kind": self.kind, "name": self.name, "labels": self.label_names, "device": str(self.device), "cost": self.cost}
 
     @property
     def device(self) -> torch.device:
