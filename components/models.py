@@ -1,8 +1,10 @@
-"""Models tab: teacher and student by Hub id, local path or `demo`; label mapping; teacher accuracy; live prediction."""
+"""Models tab: a teacher (classifier, causal LM such as demo-llm, or api:MODEL) and a student; label mapping; teacher
+accuracy, kind, label mass, calibration and API spend; live prediction (API teachers wait for typing to pause)."""
 
 from __future__ import annotations
 
 import json
+import time
 from types import SimpleNamespace
 
 import numpy as np
@@ -14,6 +16,9 @@ from cod import DEMO
 from cod.errors import ModelError
 
 EVAL_LIMIT = 500  # validation examples scored for the teacher's accuracy (cached by text afterwards)
+API_DEBOUNCE_S = 0.8  # an API teacher waits this long per keystroke; with trigger_mode="always_last" the keystrokes
+# typed meanwhile collapse into one request, so typing does not spend a request per character
+KINDS = ("auto", "classifier", "causal-lm", "api")
 
 
 # --- handlers ---------------------------------------------------------------------------------------------------
@@ -26,8 +31,56 @@ def predict_html(services, teacher_name: str, text: str) -> str:
     teacher = services.teacher(teacher_name)
     if not text:
         return probs_html(teacher.label_names, None, "teacher", "Teacher")
+    if teacher.kind == "api":
+        time.sleep(API_DEBOUNCE_S)
+    start = time.perf_counter()
     probs = teacher.predict_proba([text])[0]
-    return probs_html(teacher.label_names, probs.tolist(), "teacher", "Teacher")
+    html = probs_html(teacher.label_names, probs.tolist(), "teacher", "Teacher")
+    if teacher.kind == "api":
+        info = teacher.info()
+        mode = " · " + badge("votes", "muted") if info["mode"] == "votes" else ""
+        html += (f'<div class="cod-muted" id="probe-latency">{esc(teacher.name)} answered in '
+                 f"{time.perf_counter() - start:.2f} s{mode} · {info['cost']['requests']} requests, "
+                 f"{info['cost']['tokens']:,} tokens so far</div>")  # fmt: skip
+    return html
+
+
+def teacher_options(kind: str, calibrate: bool, label_words: str, base_url: str):
+    """(kind, `LLMTeacherOptions`) from the LLM-teacher widgets; label words are `LABEL=word,word` per line."""
+    from cod.modeling.teachers import APISettings, LLMTeacherOptions
+    from cod.modeling.teachers.prompt import parse_label_words
+
+    items = [line.strip() for line in (label_words or "").replace(";", "\n").splitlines() if line.strip()]
+    api = APISettings(base_url=(base_url or "").strip() or None)
+    return kind or "auto", LLMTeacherOptions.make(parse_label_words(items), api=api, calibrate=bool(calibrate))
+
+
+def teacher_details(info: dict) -> list[str]:
+    """Lines on an LLM teacher: kind, label mass, calibration, and for APIs the mode and what was spent."""
+    kind = info.get("kind", "classifier")
+    lines = [f"Kind <b>{esc(kind)}</b>"]
+    if kind == "classifier":
+        return lines
+    mass = info.get("mean_label_mass")
+    if mass is not None:
+        low = badge("low: mostly other words; set label words", "muted") if info.get("low_label_mass") else ""
+        lines.append(f"Label mass <b>{mass:.1%}</b> (share of the answer that named a label) {low}")
+    calibration = "on" if info.get("calibrated") else "off"
+    if info.get("content_free_probs"):
+        calibration += f" (content-free: {', '.join(f'{p:.2f}' for p in info['content_free_probs'])})"
+    words = "; ".join(f"{k}: {', '.join(v)}" for k, v in info["prompt"]["label_words"].items())
+    lines.append(f"Calibration <b>{esc(calibration)}</b> · label words {esc(words)}")
+    if kind == "api":
+        mode = info.get("mode", "logprobs")
+        if mode == "votes":
+            mode = f"votes ({info.get('samples')} sampled answers per text; the model refused logprobs)"
+        cost, budget = info["cost"], info["budget"]
+        latency = f" · {info['mean_latency_s']:.2f} s per request" if info.get("mean_latency_s") is not None else ""
+        lines.append(f"Scored by <b>{esc(mode)}</b> at {esc(info.get('endpoint', ''))}")
+        lines.append(f"Spent <b>{cost['requests']}</b> requests, <b>{cost['tokens']:,}</b> tokens (budget "
+                     f"{budget['max_requests'] or '∞'} / {budget['max_tokens'] or '∞'}); {cost['cache_hits']} texts "
+                     f"from the cache{latency}")  # fmt: skip
+    return lines
 
 
 def label_mapping(model_labels: list[str], data_labels: list[str]) -> pd.DataFrame:
@@ -41,10 +94,15 @@ def label_mapping(model_labels: list[str], data_labels: list[str]) -> pd.DataFra
     return pd.DataFrame(rows)
 
 
-def check_teacher(services, state: PageState, name: str) -> tuple[PageState, str, pd.DataFrame]:
+def check_teacher(
+    services, state: PageState, name: str, kind: str = "auto", calibrate: bool = False, label_words: str = "",
+    base_url: str = "",
+) -> tuple[PageState, str, pd.DataFrame]:
     """Load the teacher, check its labels against the data's, and score it on the validation split."""
     name = (name or DEMO).strip()
-    teacher = services.teacher(name)
+    kind, options = teacher_options(kind, calibrate, label_words, base_url)
+    labels = list(state.label_names) or None  # an LLM teacher answers with the data's labels
+    teacher = services.teacher(name, kind=kind, label_names=labels, options=options)
     state.teacher = name
     mapping = label_mapping(teacher.label_names, state.label_names)
     lines = [f"{badge('teacher', 'teacher')} <b>{esc(teacher.name if name != DEMO else 'demo (all-mpnet-base-v2 + trained head)')}</b>"
@@ -61,6 +119,7 @@ def check_teacher(services, state: PageState, name: str) -> tuple[PageState, str
     accuracy = teacher_accuracy(services, state, name)
     if accuracy is not None:
         lines.append(f"Validation accuracy <b>{accuracy:.1%}</b> on {min(len(state.validation), EVAL_LIMIT):,} examples")
+    lines += teacher_details(teacher.info())
     if name == DEMO:
         metrics = demo_metrics()
         if "test_accuracy" in metrics:
@@ -120,7 +179,20 @@ def build(services, state):
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=300):
             gr.Markdown("### Teacher")
-            teacher = gr.Textbox(services.default_teacher, label="Hub id, local path, or demo", elem_id="teacher-name")
+            teacher = gr.Textbox(
+                services.default_teacher, label="Hub id, local path, demo, demo-llm, or api:MODEL", elem_id="teacher-name"
+            )
+            with gr.Accordion("LLM teacher settings", open=False, elem_id="llm-teacher-settings"):
+                kind = gr.Dropdown(list(KINDS), value="auto", label="Kind (auto: from the name)", elem_id="teacher-kind")
+                label_words = gr.Textbox(
+                    "", label="Label words, one LABEL=word,word per line (default: the label names)", lines=2,
+                    elem_id="label-words",
+                )
+                calibrate = gr.Checkbox(False, label="Contextual calibration (content-free inputs)", elem_id="calibrate")
+                base_url = gr.Textbox(
+                    "", label="Endpoint for api:MODEL (empty: COD_LLM_BASE_URL or OpenAI; the key comes from the "
+                    "server's environment)", elem_id="teacher-base-url",
+                )  # fmt: skip
             load_teacher = gr.Button("Load teacher", variant="primary", elem_id="load-teacher")
             teacher_info = gr.HTML(teacher_hint(services), elem_id="teacher-info")
             mapping = gr.Dataframe(
@@ -141,7 +213,8 @@ def build(services, state):
     probe.input(live, [teacher, probe], probe_out, trigger_mode="always_last", show_progress="hidden",
                 api_name="predict", **LIVE)
     load_teacher.click(
-        ui_errors(lambda s, n: check_teacher(services, s, n)), [state, teacher], [state, teacher_info, mapping],
+        ui_errors(lambda s, n, k, c, w, u: check_teacher(services, s, n, k, c, w, u)),
+        [state, teacher, kind, calibrate, label_words, base_url], [state, teacher_info, mapping],
         api_name="check_teacher",
     )
     student.change(ui_errors(check_student), [state, student], [state, student_info], api_visibility="private")

@@ -297,6 +297,15 @@ def _newest_change(path: Path) -> float:
     return max([path.stat().st_mtime] + [p.stat().st_mtime for p in path.rglob("*")])
 
 
+def _teacher_key(name: str, spec: dict[str, Any]) -> Any:
+    """What a loaded teacher is cached under: its name, with the LLM-teacher settings when there are any."""
+    if not spec:
+        return name
+    labels = tuple(spec["label_names"]) if spec.get("label_names") is not None else None
+    options = spec.get("options")
+    return (name, spec.get("kind"), labels, options.key() if options is not None else None)
+
+
 def demo_teacher_dir() -> Path:
     """Where MODELS builds the embedded demo teacher."""
     from cod.modeling.demo.build import demo_teacher_dir as _dir
@@ -349,6 +358,7 @@ class Services:
 
         self._teachers: LRU = LRU(max_cached_teachers())  # name -> Teacher, least recently used dropped
         self._loading: dict[str, threading.Lock] = {}
+        self._teacher_specs: dict[str, dict[str, Any]] = {}  # name -> the settings it was last loaded with
         self._store = None
         self._build_job: Job | None = None
         self._lock = threading.Lock()  # the store and the build job
@@ -366,27 +376,34 @@ class Services:
             "This page updates by itself when it is ready; or run `python -m cod teacher build-demo`."
         )
 
-    def teacher(self, name: str | None = None):
-        """The `Teacher` for a name (Hub id, local path or 'demo'), loaded once per process."""
+    def teacher(self, name: str | None = None, kind: str | None = None, label_names=None, options=None):
+        """The teacher for a name (classifier, causal LM such as 'demo-llm', or api:MODEL), loaded once per process.
+
+        Settings given for a name (kind, label names, `LLMTeacherOptions`) are remembered, so every tab asking for the
+        teacher by name alone gets the one the Models tab loaded."""
         name = (name or self.default_teacher).strip()
         ready, message = self.teacher_status(name)
         if not ready:
             raise ModelError(message)
         with self._model_lock:  # held only for lookups: a slow load never freezes other models' predictions
-            teacher = self._teachers.get(name)
+            if kind is not None or label_names is not None or options is not None:
+                self._teacher_specs[name] = {"kind": kind or "auto", "label_names": label_names, "options": options}
+            spec = self._teacher_specs.get(name, {})
+            key = _teacher_key(name, spec)
+            teacher = self._teachers.get(key)
             if teacher is not None:
                 return teacher
-            loading = self._loading.setdefault(name, threading.Lock())
-        with loading:  # one load per name; a second visitor asking for it waits for the first load
+            loading = self._loading.setdefault(key, threading.Lock())
+        with loading:  # one load per name and settings; a second visitor asking for it waits for the first load
             with self._model_lock:
-                teacher = self._teachers.get(name)
+                teacher = self._teachers.get(key)
             if teacher is None:
                 from cod.modeling.loading import load_teacher
 
-                teacher = load_teacher(name)
+                teacher = load_teacher(name, **spec)
                 with self._model_lock:
-                    self._teachers[name] = teacher
-                    self._loading.pop(name, None)
+                    self._teachers[key] = teacher
+                    self._loading.pop(key, None)
             return teacher
 
     def build_demo_teacher(self) -> Job | None:

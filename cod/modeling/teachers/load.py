@@ -7,12 +7,14 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from cod import DEMO
 from cod.errors import ConfigError, ModelError
 from cod.modeling.teachers.api import API_PREFIX, APISettings, APITeacher
 from cod.modeling.teachers.prompt import Prompt
@@ -65,6 +67,8 @@ def teacher_kind(name: str, kind: str = "auto", trust_remote_code: bool = False)
         return "api"
     if name == DEMO_LLM or name.lower().endswith(".gguf"):
         return "causal-lm"
+    if name == DEMO:
+        return "classifier"
     return "causal-lm" if _is_causal_lm_only(name, trust_remote_code) else "classifier"
 
 
@@ -74,14 +78,20 @@ def _is_causal_lm_only(name: str, trust_remote_code: bool) -> bool:
     try:
         if path.is_dir():
             config = json.loads((path / "config.json").read_text(encoding="utf-8"))
-            archs = config.get("architectures") or []
+            archs = tuple(config.get("architectures") or ())
         else:
-            from transformers import AutoConfig
-
-            archs = AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code).architectures or []
+            archs = _hub_architectures(name, trust_remote_code)
     except Exception:  # unreadable or offline: the classifier loader reports the real problem
         return False
     return bool(archs) and all(a.endswith("ForCausalLM") for a in archs)
+
+
+@functools.lru_cache(maxsize=64)
+def _hub_architectures(name: str, trust_remote_code: bool) -> tuple[str, ...]:
+    """A Hub checkpoint's architectures, asked once per process (teachers are looked up by name on every keystroke)."""
+    from transformers import AutoConfig
+
+    return tuple(AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code).architectures or ())
 
 
 def load_llm_teacher(
