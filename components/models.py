@@ -16,6 +16,7 @@ from cod import DEMO
 from cod.errors import ModelError
 
 EVAL_LIMIT = 500  # validation examples scored for the teacher's accuracy (cached by text afterwards)
+API_EVAL_LIMIT = 100  # fewer for an API teacher: each is a paid request (cached on disk afterwards)
 API_DEBOUNCE_S = 0.8  # an API teacher waits this long per keystroke; with trigger_mode="always_last" the keystrokes
 # typed meanwhile collapse into one request, so typing does not spend a request per character
 KINDS = ("auto", "classifier", "causal-lm", "api")
@@ -118,7 +119,7 @@ def check_teacher(
         check_labels(teacher.label_names, state.label_names)
     accuracy = teacher_accuracy(services, state, name)
     if accuracy is not None:
-        lines.append(f"Validation accuracy <b>{accuracy:.1%}</b> on {min(len(state.validation), EVAL_LIMIT):,} examples")
+        lines.append(f"Validation accuracy <b>{accuracy:.1%}</b> on {len(eval_examples(state, teacher)):,} examples")
     lines += teacher_details(teacher.info())
     if name == DEMO:
         metrics = demo_metrics()
@@ -127,12 +128,17 @@ def check_teacher(
     return state, "<br>".join(lines), mapping
 
 
+def eval_examples(state: PageState, teacher) -> list:
+    """The validation examples the teacher's accuracy is measured on (fewer for API teachers)."""
+    return state.validation[: API_EVAL_LIMIT if teacher.kind == "api" else EVAL_LIMIT]
+
+
 def teacher_accuracy(services, state: PageState, name: str) -> float | None:
-    """Accuracy of the teacher on (up to EVAL_LIMIT of) the validation split; None without labelled validation."""
+    """Accuracy of the teacher on (the first examples of) the validation split; None without labelled validation."""
     if not state.validation:
         return None
-    examples = state.validation[:EVAL_LIMIT]
     teacher = services.teacher(name)
+    examples = eval_examples(state, teacher)
     preds = teacher.predict([e.text for e in examples])
     return float(np.mean(preds == np.array([e.label for e in examples])))
 

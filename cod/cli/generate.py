@@ -113,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from cod.errors import ConfigError
-    from cod.cli._teacher import load_teacher_from_args
+    from cod.cli._teacher import load_teacher_from_args, say_estimate
     from cod.modeling.loading import check_labels
 
     out = Path(args.out).expanduser()
@@ -125,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
     proposer = _proposer(args, description)
     teacher = load_teacher_from_args(args, names, device=args.device, batch_size=args.batch_size)
     check_labels(teacher.label_names, names)
+    say_estimate(teacher, [e.text for e in examples])  # API teachers: the originals' cost (candidates come on top)
     if args.target is not None and args.target not in names:
         raise ConfigError(f"--target {args.target!r} is not one of the labels {names}.")
 

@@ -1,0 +1,117 @@
+"""The embedded LLM (SmolLM2-135M-Instruct, `demo-llm`) as a zero-shot teacher on the demo task, and distilled.
+
+Part 1 scores a fixed seeded subset of the demo test split (the sweep's own `--test-limit` subset, so part 2 reuses
+the cached scores) and prints accuracy, macro-F1, mean label mass and texts per second, with and without contextual
+calibration (the raw scores are cached, so calibration costs three extra forwards, not a second pass).
+Part 2 runs `cod sweep` with `--teacher demo-llm`: KD vs KD+CoD into the demo student (MiniLM) at the given k and
+seeds, counterfactuals from the offline lexical proposer guided by the LLM teacher, and prints the summary table.
+
+    nice -n 10 python bench/bench_llm_teacher.py [--test-limit 300] [--k 16,32] [--seeds 0,1,2]
+    python bench/bench_llm_teacher.py --zero-shot-only --teacher /path/to/other-model.gguf
+
+Figures depend on the machine; on a shared 2-core machine they are pessimistic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def zero_shot(teacher, examples, calibrate: bool) -> dict:
+    """Accuracy, macro-F1 and label mass of `teacher` on `examples`."""
+    import numpy as np
+    from sklearn.metrics import f1_score
+
+    teacher.calibrate = calibrate
+    texts = [e.text for e in examples]
+    gold = np.array([e.label for e in examples])
+    pred = teacher.predict(texts)
+    probs = teacher.predict_proba(texts)
+    return {
+        "calibrated": calibrate,
+        "accuracy": round(float((pred == gold).mean()), 4),
+        "macro_f1": round(float(f1_score(gold, pred, average="macro")), 4),
+        "predicted_positive_share": round(float(pred.mean()), 4),
+        "mean_label_mass": round(float(teacher.label_mass(texts).mean()), 4),
+        "mean_p_positive": round(float(probs[:, -1].mean()), 4),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--teacher", default="demo-llm", help="a causal LM: demo-llm, a folder or a .gguf file")
+    parser.add_argument("--test-limit", type=int, default=300, help="seeded subset of the test split [300]")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--k", default="16,32")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--out", default="runs/llm-teacher")
+    parser.add_argument("--zero-shot-only", action="store_true")
+    parser.add_argument("--no-cache", action="store_true", help="score again even when the disk cache has the texts")
+    args = parser.parse_args()
+
+    import torch
+
+    from cod.config import SweepConfig
+    from cod.data.tasks import load_task
+    from cod.modeling.loading import load_teacher
+    from cod.sweep import _subset, sweep
+
+    torch.set_num_threads(args.threads)
+    splits = load_task("demo")
+    test = _subset(splits.test, args.test_limit)  # the subset `cod sweep --test-limit` evaluates on
+    start = time.perf_counter()
+    teacher = load_teacher(args.teacher, device="cpu", batch_size=args.batch_size, label_names=splits.label_names)
+    if args.no_cache:
+        teacher.disk = None
+    load_s = time.perf_counter() - start
+    start = time.perf_counter()
+    raw = zero_shot(teacher, test, calibrate=False)
+    score_s = time.perf_counter() - start
+    calibrated = zero_shot(teacher, test, calibrate=True)
+    cost = teacher.cost
+    speed = cost["forwards"] / score_s if cost["forwards"] else None
+    report = {
+        "teacher": args.teacher, "test_examples": len(test), "threads": args.threads, "batch_size": args.batch_size,
+        "load_seconds": round(load_s, 1), "score_seconds": round(score_s, 1), "texts_scored": cost["forwards"],
+        "cache_hits": cost["cache_hits"], "texts_per_second": None if speed is None else round(speed, 2),
+        "content_free_probs": [round(float(p), 4) for p in teacher.calibration()],
+        "label_tokens": teacher.info().get("label_tokens"), "raw": raw, "calibrated": calibrated,
+    }  # fmt: skip
+    print(json.dumps(report, indent=1))
+    if args.zero_shot_only:
+        return 0
+    teacher.calibrate = False  # the sweep distils the raw teacher (the caller can rerun with calibration)
+    config = SweepConfig(
+        task="demo", ks=tuple(int(k) for k in args.k.split(",")), seeds=tuple(int(s) for s in args.seeds.split(",")),
+        methods=("kd", "kd+cod"), out=args.out, teacher=args.teacher, probe_pairs=0, test_limit=args.test_limit,
+        figures=False,
+    )  # fmt: skip
+    start = time.perf_counter()
+
+    def show(event) -> None:
+        if event.kind in ("cell", "error", "warning"):
+            m = event.metrics or {}
+            print(f"[{event.done}/{event.total}] {event.cell} {event.kind}: accuracy {m.get('student_accuracy', '')} "
+                  f"{event.message or ''} ({time.perf_counter() - start:.0f} s)", flush=True)  # fmt: skip
+
+    result = sweep(config, teacher=teacher, splits=splits, on_event=show)
+    cols = [c for c in ("method", "k", "n_seeds", "mean", "std", "ci_low", "ci_high", "paired_diff", "paired_ci_low",
+                        "paired_ci_high", "seeds_won") if c in result.summary]  # fmt: skip
+    print(result.summary[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(f"sweep {time.perf_counter() - start:.0f} s; teacher cost {teacher.cost}; folder {result.out_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
