@@ -56,6 +56,7 @@ def main() -> int:
     parser.add_argument("--k", default="16,32")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--out", default="runs/llm-teacher")
+    parser.add_argument("--max-steps", type=int, default=100, help="optimizer steps per cell [100]")
     parser.add_argument("--zero-shot-only", action="store_true")
     parser.add_argument("--no-cache", action="store_true", help="score again even when the disk cache has the texts")
     args = parser.parse_args()
@@ -95,7 +96,7 @@ def main() -> int:
     config = SweepConfig(
         task="demo", ks=tuple(int(k) for k in args.k.split(",")), seeds=tuple(int(s) for s in args.seeds.split(",")),
         methods=("kd", "kd+cod"), out=args.out, teacher=args.teacher, probe_pairs=0, test_limit=args.test_limit,
-        figures=False,
+        figures=False, distill={"max_steps": args.max_steps, "evaluations": 4, "max_validation": 200},
     )  # fmt: skip
     start = time.perf_counter()
 
