@@ -158,17 +158,19 @@ def test_concurrency_is_bounded(tmp_path):
         assert server.max_in_flight == 2
 
 
-def test_the_key_never_reaches_logs_files_or_messages(tmp_path, caplog):
+def test_the_key_never_reaches_logs_files_or_messages(tmp_path, caplog, monkeypatch):
     def leaky(body):
         return fail(401, f"Incorrect API key provided: {SECRET}")
 
     with caplog.at_level(logging.DEBUG):
         with FakeOpenAI(_logprobs) as server:
+            monkeypatch.setenv("COD_LLM_BASE_URL", server.base_url)  # the owner's endpoint: the owner's key goes there
             teacher = _teacher(server, tmp_path)
             teacher.predict_proba(TEXTS)
             assert server.requests[0].headers["authorization"] == f"Bearer {SECRET}"  # sent, as it must be
             info = repr(teacher.info()) + repr(teacher)
         with FakeOpenAI(leaky) as server:
+            monkeypatch.setenv("COD_LLM_BASE_URL", server.base_url)
             with pytest.raises(ModelError) as err:
                 _teacher(server, tmp_path / "other").predict_proba(TEXTS[:1])
     assert SECRET not in str(err.value) and "***" in str(err.value)
@@ -176,3 +178,25 @@ def test_the_key_never_reaches_logs_files_or_messages(tmp_path, caplog):
     for path in tmp_path.rglob("*"):
         if path.is_file():
             assert SECRET.encode() not in path.read_bytes(), path
+
+
+def test_public_mode_refuses_a_private_endpoint_before_connecting(tmp_path, monkeypatch):
+    import cod.net
+
+    from cod.net import URLRefused
+
+    looked_up = []
+    monkeypatch.setenv("COD_PUBLIC", "1")
+    monkeypatch.setattr(cod.net, "resolve", lambda host, port: looked_up.append(host) or ["169.254.169.254"])
+    settings = APISettings(base_url="http://metadata.example/v1")
+    with pytest.raises(URLRefused):
+        APITeacher("fake-model", PROMPT, settings, cache=False)
+    assert looked_up == ["metadata.example"]  # resolved (stubbed), never connected
+
+
+def test_public_mode_loads_only_allowed_causal_lms(monkeypatch, tmp_path):
+    from cod.modeling.loading import load_teacher
+
+    monkeypatch.setenv("COD_PUBLIC", "1")
+    with pytest.raises(ModelError, match="only these models"):
+        load_teacher(str(tmp_path), kind="causal-lm")
