@@ -367,4 +367,16 @@ def open_project(store: Store, name: str) -> tuple[Project, Source, Splits]:
                     held_out_from=settings.get("held_out_from", "given"),
                     validation_source=settings.get("validation_source", ""))
     splits.carved_rows = len(splits.validation) if splits.held_out_from == "carved" else 0
+    _keep_held_out(source, splits)
     return project, source, splits
+
+
+def _keep_held_out(source: Source, splits: Splits) -> None:
+    """A reopened project's source keeps the held-out choice it was made with, so a redraw keeps it too."""
+    if splits.selection == "last_step":
+        source.validation, source.carve = None, False
+    elif splits.unlabelled:
+        source.validation, source.unlabelled = None, list(splits.unlabelled)
+        source.unlabelled_source = splits.validation_source
+    elif splits.held_out_from == "given" and splits.validation_source != "the task's validation split":
+        source.validation, source.validation_source = list(splits.validation), splits.validation_source

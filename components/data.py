@@ -74,6 +74,16 @@ def set_held_out(state: PageState, choice: str, path: str | Path | None = None) 
     return state
 
 
+def held_out_label(state: PageState) -> str:
+    """The Held-out data control's value for the session's source (so the control always says what applies)."""
+    source, labels = state.source_obj, {v: k for k, v in HELD_OUT.items()}
+    if source is None or (source.carve and not source.unlabelled and source.validation is source.own_validation):
+        return labels["auto"]
+    if not source.carve:
+        return labels["none"]
+    return labels["unlabelled" if source.unlabelled else "validation"]
+
+
 def _source(state: PageState):
     if state.source_obj is None:
         raise DataError("No data yet: upload a file or pick a built-in task first.")
@@ -187,7 +197,7 @@ def build(services, state):
 
     def outputs(s: PageState):
         view = gr.Tabs(selected="fewshot" if s.few_shot else "preview")
-        return s, report_html(s), examples_frame(s), few_shot_frame(s), view
+        return s, report_html(s), examples_frame(s), few_shot_frame(s), view, gr.update(value=held_out_label(s))
 
     def on_task(s: PageState, name: str, k_: float, seed_: float):
         s = load_task(s, name)
@@ -206,7 +216,7 @@ def build(services, state):
                 raise
             # No label-like column: offer the columns in the mapping controls, and say which control picks it.
             gr.Warning(str(err))
-            return (s, notice(esc(str(err)), "warn"), gr.update(), gr.update(), gr.update(),
+            return (s, notice(esc(str(err)), "warn"), gr.update(), gr.update(), gr.update(), gr.update(),
                     gr.update(choices=[AUTO] + cols), gr.update(choices=[NONE] + cols),
                     gr.update(choices=[AUTO] + cols, value=AUTO), gr.update(open=True))
         cols = list(s.data.report.columns)
@@ -238,7 +248,7 @@ def build(services, state):
     def on_projects(s: PageState):  # the state names the visitor whose projects are listed
         return gr.Dropdown(choices=project_names(services))
 
-    main = [state, report, preview, fewshot, views]
+    main = [state, report, preview, fewshot, views, held]
     # Events that replace the session's data run one at a time per visitor, so a slow first load of the default
     # task can never land after, and overwrite, a file the user uploaded meanwhile.
     on_task, on_upload, on_remap, on_draw, on_open, on_held_out = (

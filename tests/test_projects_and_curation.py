@@ -117,3 +117,18 @@ def test_the_app_trains_the_same_counterfactual_as_the_library(services, models,
     store.add_counterfactuals(state.project, [newer], example_ids=[kept.example_id])
     app = [c.counterfactual for c in C.curated(services, state)]
     assert app == [c.counterfactual for c in training_counterfactuals(store, state.project)] == [kept.text]
+
+
+def test_a_reopened_project_keeps_its_held_out_choice_in_the_data_tab(services, tmp_path):  # noqa: F811 (fixtures)
+    data = write_csv(tmp_path / "reviews.csv", 20)
+    pool = tmp_path / "pool.csv"
+    pool.write_text("text\n" + "".join(f"an unlabelled review {i} .\n" for i in range(5)))
+    state = D.load_upload(PageState(), data)
+    assert D.held_out_label(state) == "Rows not drawn (default)"
+    D.sample(D.set_held_out(state, "Unlabelled texts (agreement with the teacher)", pool), 8, 0)
+    name = ensure_project(services, state)
+    reopened = open_project(services, PageState(), name)
+    assert reopened.splits.selection == "teacher_agreement" and len(reopened.splits.unlabelled) == 5
+    assert D.held_out_label(reopened) == "Unlabelled texts (agreement with the teacher)"
+    assert D.sample(reopened, 8, 1).splits.selection == "teacher_agreement"  # a redraw keeps the choice
+    assert D.held_out_label(D.load_upload(reopened, data)) == "Rows not drawn (default)"  # a new file starts afresh
