@@ -29,7 +29,7 @@ from cod.errors import DataError
 if TYPE_CHECKING:  # pragma: no cover
     from cod.config import DataConfig
     from cod.counterfactuals.base import Counterfactual
-    from cod.store.projects import Project, Store
+    from cod.store import Project, Store
 
 # Split names of a project's examples in the store (the `examples.split` column).
 FEW_SHOT, VALIDATION, POOL, TEST = "fewshot", "validation", "train", "test"

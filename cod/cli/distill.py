@@ -68,7 +68,7 @@ def _open_project(args: argparse.Namespace):
     """(store, project, source, splits) of --project; its k, seed and models fill the flags not given."""
     from cod.errors import ConfigError
     from cod.experiment import open_project
-    from cod.store.projects import Store
+    from cod.store import Store
 
     for flag in ("data", "validation", "unlabelled", "test"):
         if getattr(args, flag):
