@@ -11,6 +11,7 @@ import os
 
 import gradio as gr
 
+from cod.config import DataConfig
 from components import compare, counterfactuals, data, distill, export, models
 from components.services import Services, owner_for
 from components.state import PageState
@@ -107,9 +108,10 @@ def build_app(services: Services | None = None) -> gr.Blocks:
 
 def launch_options() -> dict:
     """Keyword arguments for `launch()`: theme and css moved there in Gradio 6. Run history stays off: it would
-    save every call's inputs in the browser, API keys and Hub tokens included."""
+    save every call's inputs in the browser, API keys and Hub tokens included. Uploads stop at the data reader's
+    max_file_mb (COD_MAX_FILE_MB), so Gradio refuses a larger file before it reaches the disk."""
     return {"theme": theme(), "css": css(), "favicon_path": str(ASSETS / "logo.svg"), "run_history": False,
-            "footer_links": ["api", "gradio"]}
+            "footer_links": ["api", "gradio"], "max_file_size": int(DataConfig().max_file_mb * 2**20)}
 
 
 def main() -> None:

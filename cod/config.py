@@ -8,6 +8,7 @@ flags are generated from it (`cod.cli._common.add_config_flags`), so a new field
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -18,6 +19,20 @@ from cod.errors import ConfigError
 def _check(ok: bool, message: str) -> None:
     if not ok:
         raise ConfigError(message)
+
+
+def _env_number(name: str, default: float) -> float:
+    """A positive number from the environment (an owner's override), else `default`."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        message = f"The environment variable {name}={raw!r} is not a number: set it to e.g. {default:g}."
+        raise ConfigError(message) from None
+    _check(value > 0 and math.isfinite(value), f"The environment variable {name}={raw!r} must be a positive number.")
+    return value
 
 
 class _Serialisable:
@@ -73,7 +88,22 @@ class DataConfig(_Serialisable):
     subset: str | None = field(
         default=None, metadata={"help": "configuration of a Hub dataset, e.g. sst2 for nyu-mll/glue"}
     )
-    max_file_mb: float = field(default=200.0, metadata={"help": "largest file read, in megabytes"})
+    max_file_mb: float = field(
+        default_factory=lambda: _env_number("COD_MAX_FILE_MB", 200.0),
+        metadata={"help": "refuse files larger than this on disk, in MB (env COD_MAX_FILE_MB; also the app's "
+                          "upload limit)"},
+    )
+    max_rows: int = field(
+        default_factory=lambda: int(_env_number("COD_MAX_ROWS", 100_000)),
+        metadata={"help": "refuse sources with more data rows than this (env COD_MAX_ROWS); Parquet and `datasets` "
+                          "folders are checked from their metadata before any row is read"},
+    )
+    max_decompressed_mb: float = field(
+        default_factory=lambda: _env_number("COD_MAX_DECOMPRESSED_MB", 200.0),
+        metadata={"help": "refuse sources whose data is larger than this once decompressed, in MB "
+                          "(env COD_MAX_DECOMPRESSED_MB): .gz/.bz2/.xz are read through a counter that stops there; "
+                          "Parquet cells are measured before they are decoded"},
+    )
     max_chars: int = field(default=2000, metadata={"help": "longer texts are truncated with a warning"})
     drop_duplicates: bool = field(default=False, metadata={"help": "drop repeated texts (else kept and reported)"})
     drop_rare_labels: bool = field(
@@ -82,6 +112,8 @@ class DataConfig(_Serialisable):
 
     def __post_init__(self) -> None:
         _check(self.max_file_mb > 0, f"max_file_mb must be positive, got {self.max_file_mb}.")
+        _check(self.max_rows >= 1, f"max_rows must be at least 1, got {self.max_rows}.")
+        _check(self.max_decompressed_mb > 0, f"max_decompressed_mb must be positive, got {self.max_decompressed_mb}.")
         _check(self.max_chars >= 16, f"max_chars must be at least 16, got {self.max_chars}.")
         if self.label_names is not None:
             names = tuple(str(n) for n in self.label_names)

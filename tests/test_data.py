@@ -358,7 +358,7 @@ def test_over_long_text_is_truncated_with_a_warning(tmp_path):
 
 def test_over_large_file(tmp_path):
     path = write(tmp_path, "a.csv", "text,label\n" + "good,1\n" * 200)
-    with pytest.raises(DataError, match=r"a.csv is 0.0 MB, above the 0.001 MB limit: raise max_file_mb"):
+    with pytest.raises(DataError, match=r"a.csv is 1.4 KB, above the limit of 0.001 MB: raise max_file_mb \(--max-"):
         load(path, DataConfig(max_file_mb=0.001))
 
 

@@ -39,7 +39,11 @@ def _add_reading_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", help="split of a Hub dataset or saved DatasetDict (default train)")
     p.add_argument("--subset", help="Hub dataset configuration (e.g. sst2 for nyu-mll/glue)")
     p.add_argument("--max-chars", type=int, default=2000, help="truncate longer texts (default 2000)")
-    p.add_argument("--max-file-mb", type=float, default=200.0, help="refuse larger files (default 200)")
+    p.add_argument("--max-file-mb", type=float, help="refuse larger files, in MB (default 200, or COD_MAX_FILE_MB)")
+    p.add_argument("--max-rows", type=int, help="refuse sources with more rows (default 100000, or COD_MAX_ROWS)")
+    p.add_argument("--max-decompressed-mb", type=float,
+                   help="refuse sources with more data once decompressed, in MB "
+                        "(default 200, or COD_MAX_DECOMPRESSED_MB)")
     p.add_argument("--drop-duplicates", action="store_true", help="drop repeated texts (default: keep and report)")
     p.add_argument("--drop-rare-labels", action="store_true", help="drop labels seen once among many instead of failing")
 
@@ -48,10 +52,12 @@ def _config(args):
     from cod.config import DataConfig
 
     names = tuple(n.strip() for n in args.label_names.split(",")) if args.label_names else None
+    limits = {name: getattr(args, name) for name in ("max_file_mb", "max_rows", "max_decompressed_mb")
+              if getattr(args, name) is not None}  # unset: the default, or the environment's override
     return DataConfig(
         text_column=args.text_column, text_pair_column=args.pair_column, label_column=args.label_column,
         label_names=names, split=args.split, subset=args.subset, max_chars=args.max_chars,
-        max_file_mb=args.max_file_mb, drop_duplicates=args.drop_duplicates, drop_rare_labels=args.drop_rare_labels,
+        drop_duplicates=args.drop_duplicates, drop_rare_labels=args.drop_rare_labels, **limits,
     )
 
 

@@ -17,6 +17,7 @@ import json
 import lzma
 import math
 import re
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -160,7 +161,9 @@ class TaskSplits:
 
 FILE_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".txt": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl",
                  ".json": "json", ".parquet": "parquet", ".pq": "parquet"}
-_COMPRESSED = {".gz": gzip.decompress, ".bz2": bz2.decompress, ".xz": lzma.decompress}
+_COMPRESSED = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+_CHUNK = 1 << 20  # compressed files are read 1 MiB at a time, counting
+_MB = 2**20
 _SEPARATORS = (",", "\t", ";", "|")
 
 
@@ -184,6 +187,7 @@ def from_frame(df: pd.DataFrame, config: DataConfig | None = None, source: str =
     """Validate a DataFrame (an upload, a store table) into labelled examples; `label_names` fixes the label order."""
     config = config or DataConfig()
     report = LoadReport(source=source or "a table", format="dataframe")
+    _check_rows(report.source, len(df), config)
     if label_names is not None:
         config = config.replace(label_names=tuple(label_names))
     return _build(df.reset_index(drop=True), config, report, {})
@@ -219,21 +223,78 @@ def _looks_like_path(source: str) -> bool:
     return source.startswith(("/", ".", "~")) or "\\" in source or any(s in FILE_SUFFIXES or s in _COMPRESSED for s in suffixes)
 
 
+# ------------------------------------------------------------------------------------------------- limits
+
+_SETTINGS = {  # setting -> (CLI flag, environment variable)
+    "max_file_mb": ("--max-file-mb", "COD_MAX_FILE_MB"),
+    "max_rows": ("--max-rows", "COD_MAX_ROWS"),
+    "max_decompressed_mb": ("--max-decompressed-mb", "COD_MAX_DECOMPRESSED_MB"),
+}
+
+
+def _over_limit(name: str, found: str, limit: str, setting: str) -> DataError:
+    """The one message for every limit: the file, what was found, the limit, and the setting that raises it."""
+    flag, env = _SETTINGS[setting]
+    return DataError(
+        f"{name} {found}, above the limit of {limit}: raise {setting} ({flag}, or {env} for the app) "
+        f"to load it, or load a sample of the file."
+    )
+
+
+def _check_rows(name: str, rows: int, config: DataConfig, exact: bool = True) -> None:
+    if rows > config.max_rows:
+        found = f"has {rows:,} data rows" if exact else f"has more than {config.max_rows:,} data rows"
+        raise _over_limit(name, found, f"{config.max_rows:,} rows", "max_rows")
+
+
+def _check_bytes(name: str, size: int, config: DataConfig, what: str = "holds") -> None:
+    if size > config.max_decompressed_mb * _MB:
+        found = f"{what} {_megabytes(size)} of data"
+        raise _over_limit(name, found, f"{config.max_decompressed_mb:g} MB", "max_decompressed_mb")
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / _MB:,.1f} MB" if size >= _MB / 10 else f"{size / 1024:,.1f} KB"
+
+
+def _read_limited(path: Path, config: DataConfig) -> bytes:
+    """The file's bytes, decompressed through a counter that stops reading as soon as the limit is passed."""
+    name, opener = path.name, _COMPRESSED[path.suffix.lower()]
+    limit = int(config.max_decompressed_mb * _MB)
+    chunks, total = [], 0
+    try:
+        with opener(path, "rb") as stream:
+            while chunk := stream.read(min(_CHUNK, limit + 1 - total)):
+                chunks.append(chunk)
+                total += len(chunk)
+                if total > limit:
+                    found = f"decompresses to more than {config.max_decompressed_mb:g} MB (stopped reading there)"
+                    raise _over_limit(name, found, f"{config.max_decompressed_mb:g} MB", "max_decompressed_mb")
+    except (OSError, EOFError, lzma.LZMAError, zlib.error) as err:
+        raise DataError(f"{name} could not be decompressed ({err}): check that the file is complete.") from err
+    return b"".join(chunks)
+
+
+def _read_bytes(path: Path, config: DataConfig) -> bytes:
+    """The file's data bytes, within max_file_mb on disk and max_decompressed_mb once decompressed."""
+    size = path.stat().st_size
+    if size > config.max_file_mb * _MB:
+        raise _over_limit(path.name, f"is {_megabytes(size)}", f"{config.max_file_mb:g} MB", "max_file_mb")
+    if path.suffix.lower() in _COMPRESSED:
+        return _read_limited(path, config)
+    _check_bytes(path.name, size, config)
+    return path.read_bytes()
+
+
+# ----------------------------------------------------------------------------------------------- reading files
+
+
 def _read_file(path: Path, config: DataConfig) -> tuple[pd.DataFrame, dict, LoadReport]:
     name = path.name
-    size_mb = path.stat().st_size / 2**20
-    if size_mb > config.max_file_mb:
-        raise DataError(
-            f"{name} is {size_mb:,.1f} MB, above the {config.max_file_mb:g} MB limit: raise max_file_mb "
-            f"(--max-file-mb) or load a sample of the file."
-        )
-    raw = path.read_bytes()
+    raw = _read_bytes(path, config)
     suffixes = [s.lower() for s in path.suffixes]
     if suffixes and suffixes[-1] in _COMPRESSED:
-        try:
-            raw = _COMPRESSED[suffixes.pop()](raw)
-        except Exception as err:
-            raise DataError(f"{name} could not be decompressed ({err}): check that the file is complete.") from err
+        suffixes.pop()
     fmt = FILE_SUFFIXES.get(suffixes[-1] if suffixes else "", "")
     if not raw.strip():
         raise DataError(f"{name} is empty: add a header row and labelled rows (e.g. text,label).")
@@ -243,18 +304,18 @@ def _read_file(path: Path, config: DataConfig) -> tuple[pd.DataFrame, dict, Load
         raise DataError(f"{name} is a zip archive (an Excel workbook?): export the sheet as CSV (UTF-8) and load that.")
     report = LoadReport(source=name, format=fmt)
     if fmt == "parquet":
-        df, class_names = _read_parquet(raw, name)
+        df, class_names = _read_parquet(raw, name, config)
         report.rows_read = len(df)
         return df, class_names, report
     text = _decode(raw, name, report).replace("\r\n", "\n").replace("\r", "\n")
     if not fmt:
         fmt = "jsonl" if text.lstrip().startswith("{") else "json" if text.lstrip().startswith("[") else "csv"
     if fmt == "json":
-        df, fmt = _read_json(text, name)
+        df, fmt = _read_json(text, name, config)
     elif fmt == "jsonl":
-        df = _read_jsonl(text, name)
+        df = _read_jsonl(text, name, config)
     else:
-        df = _read_csv(text, name, fmt, report)
+        df = _read_csv(text, name, fmt, report, config)
     report.format = fmt
     return df, {}, report
 
@@ -287,7 +348,7 @@ def _decode(raw: bytes, name: str, report: LoadReport) -> str:
     return text
 
 
-def _read_csv(text: str, name: str, fmt: str, report: LoadReport) -> pd.DataFrame:
+def _read_csv(text: str, name: str, fmt: str, report: LoadReport, config: DataConfig) -> pd.DataFrame:
     import pandas as pd
 
     header = text.lstrip("\n").split("\n", 1)[0]
@@ -299,7 +360,8 @@ def _read_csv(text: str, name: str, fmt: str, report: LoadReport) -> pd.DataFram
     report.separator = sep
     report.format = "tsv" if sep == "\t" else "csv"
     try:
-        df = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, skip_blank_lines=True)
+        df = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, skip_blank_lines=True,
+                         nrows=config.max_rows + 1)  # one past the limit tells "too many" without parsing the rest
     except pd.errors.EmptyDataError as err:
         raise DataError(f"{name} is empty: add a header row and labelled rows (e.g. text,label).") from err
     except pd.errors.ParserError as err:
@@ -309,14 +371,16 @@ def _read_csv(text: str, name: str, fmt: str, report: LoadReport) -> pd.DataFram
         ) from err
     if len(df) == 0:
         raise DataError(f"{name} has a header ({', '.join(map(str, df.columns))}) but no data rows: add labelled rows below it.")
+    _check_rows(name, len(df), config, exact=False)
     return df
 
 
-def _read_jsonl(text: str, name: str) -> pd.DataFrame:
+def _read_jsonl(text: str, name: str, config: DataConfig) -> pd.DataFrame:
     import pandas as pd
 
     parsed = parse_jsonl(text, name)
     numbers, rows = [n for n, _ in parsed], [row for _, row in parsed]
+    _check_rows(name, len(rows), config)  # the text is within max_decompressed_mb already
     if not rows:
         raise DataError(f"{name} has no JSON objects: write one {{\"text\": ..., \"label\": ...}} per line.")
     df = pd.DataFrame(rows)
@@ -324,14 +388,14 @@ def _read_jsonl(text: str, name: str) -> pd.DataFrame:
     return df
 
 
-def _read_json(text: str, name: str) -> tuple[pd.DataFrame, str]:
+def _read_json(text: str, name: str, config: DataConfig) -> tuple[pd.DataFrame, str]:
     import pandas as pd
 
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as err:
         if err.msg == "Extra data":  # one object per line in a .json file
-            return _read_jsonl(text, name), "jsonl"
+            return _read_jsonl(text, name, config), "jsonl"
         raise DataError(f"{name} is not valid JSON ({err.msg} at line {err.lineno}, column {err.colno}): fix the file or save it as JSONL.") from err
     if isinstance(obj, dict):
         lists = {k: v for k, v in obj.items() if isinstance(v, list)}
@@ -342,16 +406,20 @@ def _read_json(text: str, name: str) -> tuple[pd.DataFrame, str]:
             obj = pd.DataFrame(obj).to_dict("records")  # a dict of equal-length columns
     if not isinstance(obj, list) or not obj or not all(isinstance(r, dict) for r in obj):
         raise DataError(f"{name} must hold a JSON array of objects like [{{\"text\": ..., \"label\": ...}}, ...]; found {type(obj).__name__}{' (empty)' if obj == [] else ''}.")
+    _check_rows(name, len(obj), config)
     df = pd.DataFrame(obj)
     df.index = range(1, len(df) + 1)
     return df, "json"
 
 
-def _read_parquet(raw: bytes, name: str) -> tuple[pd.DataFrame, dict]:
+def _read_parquet(raw: bytes, name: str, config: DataConfig) -> tuple[pd.DataFrame, dict]:
     import pyarrow.parquet as pq
 
     try:
+        _check_parquet(raw, name, config)
         table = pq.read_table(io.BytesIO(raw))
+    except DataError:
+        raise
     except Exception as err:
         raise DataError(f"{name} is not a readable Parquet file ({err}): re-export it, or save it as CSV.") from err
     if table.num_rows == 0:
@@ -366,6 +434,51 @@ def _read_parquet(raw: bytes, name: str) -> tuple[pd.DataFrame, dict]:
     return df, class_names
 
 
+def _check_parquet(raw: bytes, name: str, config: DataConfig) -> None:
+    """Refuse a Parquet file from its footer before any row is decoded: row count, then uncompressed sizes.
+
+    Dictionary-encoded text (pyarrow's default) is stored once per distinct value, so the footer can under-state
+    the decoded size by orders of magnitude (a 25 KB file can hold 450 MB of text). Those columns are read still
+    encoded (the dictionary plus one int32 index per value: bounded by the checks above) and measured.
+    """
+    import pyarrow.parquet as pq
+
+    meta = pq.ParquetFile(io.BytesIO(raw)).metadata
+    _check_rows(name, meta.num_rows, config)
+    groups = [meta.row_group(i) for i in range(meta.num_row_groups)]
+    _check_bytes(name, sum(g.total_byte_size for g in groups), config, "holds")
+    encoded = {g.column(j).path_in_schema for g in groups for j in range(g.num_columns)
+               if g.column(j).has_dictionary_page and g.column(j).physical_type == "BYTE_ARRAY"}
+    if not encoded:
+        return
+    tops = sorted({path.split(".")[0] for path in encoded})
+    table = pq.ParquetFile(io.BytesIO(raw), read_dictionary=sorted(encoded)).read(columns=tops)
+    plain = sum(g.total_byte_size for g in groups) - sum(
+        g.column(j).total_uncompressed_size for g in groups for j in range(g.num_columns)
+        if g.column(j).path_in_schema in encoded)
+    decoded = plain + sum(_decoded_bytes(chunk) for column in table.columns for chunk in column.chunks)
+    _check_bytes(name, decoded, config, f"({meta.num_rows:,} rows in {_megabytes(len(raw))}) decodes to")
+
+
+def _decoded_bytes(array) -> int:
+    """Bytes an Arrow array takes once its dictionary-encoded values are decoded (measured, not decoded)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(array, pa.DictionaryArray):
+        kind = array.dictionary.type
+        if not any(test(kind) for test in (pa.types.is_string, pa.types.is_large_string, pa.types.is_binary,
+                                           pa.types.is_large_binary)):
+            return array.nbytes
+        lengths = pc.binary_length(array.dictionary)
+        return int(pc.sum(pc.take(lengths, array.indices)).as_py() or 0) + 4 * len(array)
+    if pa.types.is_list(array.type) or pa.types.is_large_list(array.type) or pa.types.is_fixed_size_list(array.type):
+        return _decoded_bytes(array.flatten()) + 8 * len(array)
+    if pa.types.is_struct(array.type):
+        return sum(_decoded_bytes(array.field(i)) for i in range(array.type.num_fields))
+    return array.nbytes
+
+
 def _from_dataset(ds, source: str, config: DataConfig, fmt: str) -> tuple[pd.DataFrame, dict, LoadReport]:
     import datasets
 
@@ -374,6 +487,8 @@ def _from_dataset(ds, source: str, config: DataConfig, fmt: str) -> tuple[pd.Dat
         if split not in ds:
             raise DataError(f"{source} has the splits {list(ds)}, not {split!r}: choose one with split (--split).")
         ds = ds[split]
+    _check_rows(source, ds.num_rows, config)  # from the Arrow metadata: nothing is decoded yet
+    _check_bytes(source, ds.data.nbytes, config)
     class_names = {k: list(f.names) for k, f in ds.features.items() if isinstance(f, datasets.ClassLabel)}
     df = ds.to_pandas()
     if len(df) == 0:
