@@ -33,6 +33,7 @@ import pandas as pd
 
 from cod.config import SweepConfig
 from cod.counterfactuals.base import Counterfactual, read_counterfactuals, write_counterfactuals
+from cod.csvsafe import write_csv
 from cod.errors import CodError, ConfigError
 from cod.eval.stats import paired_difference, summarise
 from cod.io import atomic_path, write_json
@@ -473,8 +474,8 @@ def _write_tables(config: SweepConfig, out: Path, teacher_accuracy: float | None
         rank = {m: i for i, m in enumerate(grid["methods"])}
         results = results.sort_values(["k", "seed"], kind="stable").sort_values("method", key=lambda s: s.map(rank), kind="stable")
     summary = summarise_results(results, confidence=config.confidence, methods=grid["methods"])
-    results.to_csv(out / "results.csv", index=False)
-    summary.to_csv(out / "summary.csv", index=False)
+    write_csv(results, out / "results.csv")  # formula-safe: cells can hold model names and error messages
+    write_csv(summary, out / "summary.csv")
     if figures and config.figures and len(summary):
         from cod.eval.plots import accuracy_vs_k, cod_gain_vs_k, save_figure
 

@@ -8,6 +8,13 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
+
+# Fuzz tests (tests/test_data_fuzz.py): `ci` keeps them to a fixed few seconds in the suite;
+# `pytest tests/test_data_fuzz.py --hypothesis-profile=long` explores far more cases.
+settings.register_profile("ci", max_examples=60, deadline=None, derandomize=True, database=None, print_blob=True)
+settings.register_profile("long", max_examples=3000, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 from tests.tiny import make_tiny_classifier  # noqa: E402
 

@@ -54,9 +54,10 @@ def label_key(value: Any) -> int | str | None:
 
 def cached_key(raw: Any, cache: dict) -> int | str | None:
     if isinstance(raw, str | int):
-        if raw not in cache:
-            cache[raw] = label_key(raw)
-        return cache[raw]
+        typed = (type(raw), raw)  # True == 1 and hash alike: keyed by value alone, a JSON true would take 1's class
+        if typed not in cache:
+            cache[typed] = label_key(raw)
+        return cache[typed]
     return label_key(raw)
 
 

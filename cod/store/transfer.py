@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cod.counterfactuals.base import Counterfactual
+from cod.csvsafe import restore_cell, write_csv
 from cod.data.readers import Example
 from cod.errors import DataError, StoreError
 from cod.io import atomic_path, parse_jsonl, write_jsonl
@@ -90,7 +91,7 @@ def export_project(store: "Store", name: str, out: str | Path, which: str = "all
         rows = [_flat(r) for r in records]
         columns = list(FIRST_COLUMNS) + sorted({k for r in rows for k in r} - set(FIRST_COLUMNS))
         with atomic_path(out) as tmp:
-            pd.DataFrame(rows, columns=columns).to_csv(tmp, index=False)
+            write_csv(pd.DataFrame(rows, columns=columns), tmp)  # texts starting with = + - @ never run as formulas
     else:
         import datasets
 
@@ -267,7 +268,8 @@ def _read_csv(path: Path) -> list[dict[str, Any]]:
         raise DataError(f"{path} has no column(s) {missing} (it has {list(df.columns)[:12]}): it is not a CoD pairs export.")
     if df.empty:
         raise DataError(f"{path} holds no pairs: export a project with counterfactuals first.")
-    return [_check_record(_parse_flat(row, path, i + 2), path, i + 2) for i, row in enumerate(df.to_dict("records"))]
+    rows = [{k: restore_cell(v) for k, v in row.items()} for row in df.to_dict("records")]  # undo export's apostrophes
+    return [_check_record(_parse_flat(row, path, i + 2), path, i + 2) for i, row in enumerate(rows)]
 
 
 def _parse_flat(row: dict[str, Any], path: Path, n: int) -> dict[str, Any]:
