@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, is_dataclass
-from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -24,6 +23,7 @@ from components.services import CONTROL, DONE, shown_path, FOLLOW, QUEUED, RUNNI
 from components.state import PageState
 from components.style import SERIES_COLORS, STUDENT_COLOR, TEACHER_COLOR, badge, esc, notice
 from cod.errors import DistillError
+from cod.paths import unique_folder
 
 METHODS = {"KD (logits)": "kd", "LWD (logits + hidden states)": "lwd", "CE only (no teacher)": "ce"}
 LOG_EVERY = 10  # steps between step events written to the store (eval/done/stopped are always written)
@@ -79,13 +79,13 @@ def start_run(services, state: PageState, session: str, config, resume_from: int
             )
     teacher = services.teacher(state.teacher) if config.method != "ce" or config.cod else None
     store = services.store()
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    out_dir = services.artifacts_dir() / "runs" / f"{project}-{config.label}-{stamp}"
     if resume_from is not None:
         old = store.run(int(resume_from))
         if old.status not in ("stopped", "failed", "interrupted") or not old.artifact_dir:
             raise DistillError(f"Run {resume_from} is {old.status}: only a stopped, failed or interrupted run can be resumed.")
         out_dir = Path(old.artifact_dir)
+    else:  # a folder of its own, even when two runs of one project start in the same second
+        out_dir = unique_folder(services.artifacts_dir() / "runs", f"{project}-{config.label}")
     splits, labels, student = state.splits, list(state.label_names), state.student
 
     def run(job):

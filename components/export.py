@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -14,6 +13,7 @@ from components.services import shown_path, ui_errors
 from components.state import PageState
 from components.style import esc, notice
 from cod.errors import DistillError, StoreError
+from cod.paths import safe_file_stem, unique_folder
 
 
 def export_pairs(services, state: PageState, which: str = "curated") -> tuple[Path, Path]:
@@ -21,9 +21,10 @@ def export_pairs(services, state: PageState, which: str = "curated") -> tuple[Pa
     if not state.project:
         raise StoreError("Nothing to export yet: generate and curate counterfactuals first.")
     store = services.store()
-    folder = services.artifacts_dir() / "exports" / f"{state.project}-{datetime.now():%Y%m%d-%H%M%S}"
-    jsonl = store.export(state.project, folder / f"{state.project}-{which}.jsonl", which=which)
-    csv = store.export(state.project, folder / f"{state.project}-{which}.csv", which=which)
+    folder = unique_folder(services.artifacts_dir() / "exports", state.project)  # one per export, even concurrent
+    stem = safe_file_stem(f"{state.project}-{which}")
+    jsonl = store.export(state.project, folder / f"{stem}.jsonl", which=which)
+    csv = store.export(state.project, folder / f"{stem}.csv", which=which)
     return jsonl, csv
 
 
@@ -44,9 +45,8 @@ def run_folder(services, key: str | None) -> Path:
 def zip_student(services, key: str | None) -> Path:
     """The run's student folder (weights, tokenizer, model card) as a zip."""
     folder = run_folder(services, key)
-    target = services.artifacts_dir() / "exports" / f"student-run{key}"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    return Path(shutil.make_archive(str(target), "zip", root_dir=folder / "model"))
+    target = unique_folder(services.artifacts_dir() / "exports", f"student-run{key}") / f"student-run{key}"
+    return Path(shutil.make_archive(str(target), "zip", root_dir=folder / "model"))  # concurrent zips never collide
 
 
 def push(services, state: PageState, key: str | None, dataset_repo: str, model_repo: str, token: str, private: bool) -> str:

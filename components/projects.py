@@ -6,9 +6,8 @@ here is listed by `python -m cod project ...` and one made there opens here.
 
 from __future__ import annotations
 
-import re
-
 from cod.errors import DataError
+from cod.store import project_name_for
 from components.state import PageState
 
 
@@ -18,14 +17,8 @@ def project_names(services) -> list[str]:
 
 
 def default_name(services, state: PageState) -> str:
-    """A new, readable project name: source, k and seed (numbered when taken)."""
-    base = re.sub(r"[^A-Za-z0-9_.-]+", "-", state.source.rsplit(".", 1)[0] or "project").strip("-") or "project"
-    base = f"{base}-k{state.k}-seed{state.seed}"
-    taken = set(project_names(services))
-    name, i = base, 2
-    while name in taken:
-        name, i = f"{base}-{i}", i + 1
-    return name
+    """A new, valid project name: source (shortened, cleaned), k and seed; numbered when taken."""
+    return project_name_for(state.source, project_names(services), suffix=f"-k{state.k}-seed{state.seed}")
 
 
 def ensure_project(services, state: PageState, name: str | None = None) -> str:

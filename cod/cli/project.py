@@ -14,7 +14,7 @@ def register(subparsers) -> None:
 
     create = sub.add_parser("create", help="start a project from a labelled data file or a built-in task: the draw "
                             "and its held-out data, as the app makes them (it opens there)")
-    create.add_argument("--name", required=True, help="a new project name")
+    create.add_argument("--name", help="a new project name (default: made from the data file's name)")
     create.add_argument("--data", required=True, metavar="FILE|TASK", help="CSV, TSV, JSONL, JSON, Parquet, a "
                         "save_to_disk folder, a Hub id, or a built-in task (demo, sst2, ...)")
     create.add_argument("--validation", default=None, metavar="FILE|none", help="labelled examples that choose the "
@@ -48,7 +48,7 @@ def register(subparsers) -> None:
 
     imp = sub.add_parser("import", help="create a project from an export (.jsonl, .csv or a folder)")
     imp.add_argument("file", metavar="FILE")
-    imp.add_argument("--name", required=True, help="the new project's name")
+    imp.add_argument("--name", help="the new project's name (default: made from the file's name)")
     imp.set_defaults(func=_import)
 
 
@@ -59,6 +59,13 @@ def _store(args: argparse.Namespace):
     from cod.store import Store
 
     return Store(args.db) if args.db else Store()
+
+
+def _name_for(store, path: str) -> str:
+    """A valid project name, not yet taken, from a file's name (long or odd names are shortened and cleaned)."""
+    from cod.store import project_name_for
+
+    return project_name_for(path, [p.name for p in store.projects()])
 
 
 def _create(args: argparse.Namespace) -> int:
@@ -74,7 +81,8 @@ def _create(args: argparse.Namespace) -> int:
         source.path = str(Path(source.path).expanduser().resolve())
     splits = split(source, args.k, args.seed)
     with _store(args) as store:
-        project = save_project(store, args.name, source, splits, teacher=args.teacher, student=args.student)
+        name = args.name or _name_for(store, args.data)
+        project = save_project(store, name, source, splits, teacher=args.teacher, student=args.student)
         print(f"Created project {project.name!r}: {len(source.pool)} examples, labels {project.label_names}, "
               f"teacher {project.teacher}, student {project.student}, k {project.k}, seed {project.seed}")
         for line in splits.lines():
@@ -154,7 +162,7 @@ def _export(args: argparse.Namespace) -> int:
 
 def _import(args: argparse.Namespace) -> int:
     with _store(args) as store:
-        project = store.import_file(args.file, args.name)
+        project = store.import_file(args.file, args.name or _name_for(store, args.file))
         s = store.summary(project.name)
         counts = ", ".join(f"{n} {st}" for st, n in s["counterfactuals"].items())
         print(f"Imported {args.file} as project {project.name!r}: {s['examples']} examples, {counts}; labels {project.label_names}")

@@ -32,6 +32,7 @@ from cod.errors import DataError, StoreError
 from cod.paths import cod_home
 from cod.store import db as schema
 from cod.store.curation import CURATED, PERSON, STATUSES, Action, CounterfactualRecord, CurationMixin, HistoryEntry
+from cod.store.names import MAX_NAME_CHARS
 from cod.store.runs import RUN_STATUSES, Run, RunsMixin, _dumps, _now
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -417,8 +418,8 @@ class Store(RunsMixin, CurationMixin):
 
 def _check_name(name: Any) -> str:
     text = str(name or "").strip()
-    if not text or len(text) > 100 or any(ord(ch) < 32 for ch in text):
-        raise StoreError(f"Project name {name!r} is not usable: give 1 to 100 printable characters.")
+    if not text or len(text) > MAX_NAME_CHARS or any(ord(ch) < 32 for ch in text):
+        raise StoreError(f"Project name {name!r} is not usable: give 1 to {MAX_NAME_CHARS} printable characters.")
     return text
 
 
