@@ -10,17 +10,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from components import data as D
-from components import distill as R
-from components import export as X
-from components.projects import ensure_project
-from components.state import PageState
 from cod.counterfactuals.base import Counterfactual
 from cod.data.readers import Example
 from cod.paths import unique_folder
 from cod.store import project_name_for
 from cod.store.names import MAX_NAME_CHARS
 from cod.store.projects import Store
+from components import data as D
+from components import distill as R
+from components import export as X
+from components.projects import ensure_project
+from components.state import PageState
 from tests.test_app_handlers import EXAMPLE, drawn, models, services, wait  # noqa: F401 (fixtures)
 
 
