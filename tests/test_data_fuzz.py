@@ -74,7 +74,7 @@ def _label_identity(value) -> str:
     """Loose identity of a label value: the same class must come out for values equal under it."""
     if isinstance(value, bool):
         return str(value).lower()
-    if isinstance(value, (int, float)):
+    if isinstance(value, int | float):
         return str(int(value)) if float(value).is_integer() else repr(value)
     text = " ".join(str(value).split()).casefold()
     try:

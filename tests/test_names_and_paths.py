@@ -92,7 +92,8 @@ def test_cli_import_without_a_name_uses_the_file_name(tmp_path, capsys):
     exported = Store(db).export("src", tmp_path / ("exported pairs " * 12 + ".jsonl"))
     assert main(["project", "--db", str(db), "import", str(exported)]) == 0
     assert main(["project", "--db", str(db), "import", str(exported)]) == 0
-    first, second = sorted((p.name for p in Store(db).projects() if p.name != "src"), key=lambda n: n.endswith("-2"))
+    imported = [p.name for p in Store(db).projects() if p.name != "src"]
+    first, second = sorted(imported, key=lambda n: n.endswith("-2"))
     assert first.startswith("exported-pairs-exported-pairs") and len(first) == MAX_NAME_CHARS
     assert second == first[:-2] + "-2"
 
