@@ -88,7 +88,8 @@ def test_cli_import_without_a_name_uses_the_file_name(tmp_path, capsys):
     db = tmp_path / "cod.db"
     with Store(db) as store:
         store.create_project("src", ["negative", "positive"], examples=[Example("a dull film", 0)])
-        store.add_counterfactuals("src", [Counterfactual("a dull film", 0, [0.9, 0.1], "a fun film", 1, [0.2, 0.8], "lex")])
+        pair = Counterfactual("a dull film", 0, [0.9, 0.1], "a fun film", 1, [0.2, 0.8], "lexical")
+        store.add_counterfactuals("src", [pair])
     exported = Store(db).export("src", tmp_path / ("exported pairs " * 12 + ".jsonl"))
     assert main(["project", "--db", str(db), "import", str(exported)]) == 0
     assert main(["project", "--db", str(db), "import", str(exported)]) == 0
