@@ -11,6 +11,7 @@ import io
 import json
 import math
 
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -134,6 +135,22 @@ def _csv_text(text: str, encoding: str) -> str | None:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
+plain_texts = st.text(st.characters(codec="ascii", categories=("L", "N", "Zs", "P")), max_size=40)
+
+
+@fuzz
+@given(rows=table(plain_texts, st.sampled_from(["pos", "neg", "1", "0", "neutral"])), delimiter=st.sampled_from(",;|\t"),
+       every_text_split=st.booleans())
+def test_fuzz_unquoted_csv(tmp_path_factory, rows, delimiter, every_text_split):
+    """Written by hand, without quoting: a text holding the separator must be refused, never silently split."""
+    rows = [(text.replace('"', "") + (f"{delimiter}more" if every_text_split else ""), label) for text, label in rows]
+    path = tmp_path_factory.mktemp("fuzz") / ("data.tsv" if delimiter == "\t" else "data.csv")
+    path.write_text(f"text{delimiter}label\n" + "".join(f"{t}{delimiter}{y}\n" for t, y in rows), encoding="utf-8")
+    data = load_or_data_error(path, rows, list(range(1, len(rows) + 1)))
+    if data is not None:
+        assert not any(delimiter in text for text, _ in rows), "a text with an unquoted separator was split"
+
+
 @fuzz
 @given(
     rows=table(st.one_of(texts, st.integers(), st.none()), any_labels),
@@ -193,3 +210,13 @@ def test_json_true_and_1_are_distinct_labels_in_any_order(tmp_path):
     data = load(path)
     assert data.label_names == ["1", "true"]
     assert [data.label_names[e.label] for e in data.examples] == ["1", "true", "1"]
+
+
+def test_a_row_with_an_unquoted_separator_is_refused_not_shifted(tmp_path):
+    """pandas took the first field of such a row as the index and shifted the rest: 'great film,fun,1' became the
+    text 'fun'. The loader now says which row and what to do."""
+    path = tmp_path / "a.csv"
+    path.write_text("text,label\ngreat film,fun,1\nawful film,bad,0\nnice one,ok,1\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"a.csv row 1 has 3 fields but the header has 2 \(text, label\): a text "
+                                        r"holds the separator ',' unquoted. Quote fields"):
+        load(path)

@@ -371,6 +371,12 @@ def _read_csv(text: str, name: str, fmt: str, report: LoadReport, config: DataCo
         ) from err
     if len(df) == 0:
         raise DataError(f"{name} has a header ({', '.join(map(str, df.columns))}) but no data rows: add labelled rows below it.")
+    if not isinstance(df.index, pd.RangeIndex):  # pandas took the first field as an index: a row has one too many
+        raise DataError(
+            f"{name} row 1 has {len(df.columns) + 1} fields but the header has {len(df.columns)} "
+            f"({', '.join(map(str, df.columns))}): a text holds the separator {sep!r} unquoted. "
+            f"Quote fields that contain the separator with double quotes, or save the file as TSV."
+        )
     _check_rows(name, len(df), config, exact=False)
     return df
 
