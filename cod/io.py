@@ -77,6 +77,12 @@ T = TypeVar("T")
 _FIX = "Each line must be one JSON object, e.g. {\"text\": ..., \"label\": ...}"
 
 
+def json_int(literal: str) -> int | str:
+    """A JSON integer for `json.loads(parse_int=...)`: one beyond Python's 4,300-digit int() limit stays its text
+    (json.loads would raise a ValueError that is not a JSONDecodeError)."""
+    return int(literal) if len(literal) <= 4000 else literal
+
+
 def parse_jsonl(text: str, name: str, fix: str = _FIX) -> list[tuple[int, dict[str, Any]]]:
     """(line number, object) for each non-blank line of JSONL text; `name` and `fix` go into the errors."""
     rows = []
@@ -84,7 +90,7 @@ def parse_jsonl(text: str, name: str, fix: str = _FIX) -> list[tuple[int, dict[s
         if not line.strip():
             continue
         try:
-            value = json.loads(line)
+            value = json.loads(line, parse_int=json_int)
         except json.JSONDecodeError as err:
             raise DataError(f"{name} line {lineno} is not valid JSON ({err.msg}): {line[:80]!r}. {fix}.") from err
         if not isinstance(value, dict):

@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import math
+from collections import Counter
 
 import pytest
 from hypothesis import HealthCheck, event, given, settings
@@ -33,8 +34,11 @@ pieces = st.one_of(
 texts = st.lists(pieces, max_size=6).map("".join)
 string_labels = st.sampled_from(["pos", "neg", "POS", " neg ", "positive", "negative", "1", "0", "1.0", "-1", "2",
                                  "", " ", "nan", "None", "N/A", "null", "yes", "no", "très bien", "a,b", 'q"t',
-                                 "x" * 300, "\t", "0x1", "+1", "1e3", "inf"])
-any_labels = st.one_of(string_labels, st.integers(-3, 3), st.sampled_from([0.0, 1.0, 1.5, math.nan, True, None]))
+                                 "x" * 300, "\t", "0x1", "+1", "1e3", "inf", "007", "7", "²", "١", "1" * 400,
+                                 "1" * 5000,
+                                 "1" + "0" * 30, "1" + "0" * 29 + "1"])
+any_labels = st.one_of(string_labels, st.integers(-3, 3), st.integers(),
+                       st.sampled_from([0.0, 1.0, 1.5, math.nan, True, None, 2**60, 2**60 + 1]))
 
 
 def table(cells, labels, max_size: int = 30):
@@ -68,7 +72,9 @@ def check_accounting(data, rows: list, numbers: list[int]) -> None:
     label_of = {}
     for row, example in zip(data.row_numbers, data.examples):  # one class per distinct generated label
         label_of.setdefault(_label_identity(by_number[row][1]), set()).add(example.label)
-    assert all(len(classes) == 1 for classes in label_of.values()), label_of
+    assert all(len(classes) == 1 for classes in label_of.values()), f"one label, several classes: {label_of}"
+    owners = Counter(c for classes in label_of.values() for c in classes)
+    assert all(n == 1 for n in owners.values()), f"distinct labels merged into one class: {label_of}"
 
 
 def _label_identity(value) -> str:
@@ -139,8 +145,8 @@ plain_texts = st.text(st.characters(codec="ascii", categories=("L", "N", "Zs", "
 
 
 @fuzz
-@given(rows=table(plain_texts, st.sampled_from(["pos", "neg", "1", "0", "neutral"])), delimiter=st.sampled_from(",;|\t"),
-       every_text_split=st.booleans())
+@given(rows=table(plain_texts, st.sampled_from(["pos", "neg", "1", "0", "neutral"])),
+       delimiter=st.sampled_from(",;|\t"), every_text_split=st.booleans())
 def test_fuzz_unquoted_csv(tmp_path_factory, rows, delimiter, every_text_split):
     """Written by hand, without quoting: a text holding the separator must be refused, never silently split."""
     rows = [(text.replace('"', "") + (f"{delimiter}more" if every_text_split else ""), label) for text, label in rows]
@@ -220,3 +226,18 @@ def test_a_row_with_an_unquoted_separator_is_refused_not_shifted(tmp_path):
     with pytest.raises(DataError, match=r"a.csv row 1 has 3 fields but the header has 2 \(text, label\): a text "
                                         r"holds the separator ',' unquoted. Quote fields"):
         load(path)
+
+
+def test_numeric_labels_beyond_float_and_int_limits(tmp_path):
+    """Labels went through float(): '1' * 400 overflowed (OverflowError), 31-digit labels merged, '²' reached
+    int() (ValueError), and a JSON integer of 5,000 digits stopped json.loads (ValueError)."""
+    huge, near = "1" * 400, ["1" + "0" * 29 + "1", "1" + "0" * 30]
+    csv_path = tmp_path / "a.csv"
+    body = f"text,label\na,{huge}\nb,0\nc,{near[0]}\nd,{near[1]}\ne,²\nf,{'7' * 5000}\n"
+    csv_path.write_text(body, encoding="utf-8")
+    data = load(csv_path)
+    assert sorted(data.label_names, key=len) == ["0", "²", near[1], near[0], huge, "7" * 5000]
+    assert len({e.label for e in data.examples}) == 6
+    json_path = tmp_path / "a.jsonl"
+    json_path.write_text(f'{{"text": "a", "label": {"1" * 5000}}}\n{{"text": "b", "label": 0}}\n', encoding="utf-8")
+    assert load(json_path).label_names == ["0", "1" * 5000]

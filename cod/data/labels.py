@@ -49,7 +49,16 @@ def label_key(value: Any) -> int | str | None:
     text = " ".join(str(value).split()).casefold()
     if not text or text in {"nan", "none", "null", "n/a", "na"}:
         return None
-    return int(float(text)) if _INT.match(text) else text
+    return _exact_int(text) if _INT.match(text) else text
+
+
+def _exact_int(text: str) -> int | str:
+    """'+12', '12.00' -> 12 exactly (through float, '1' * 400 overflowed and 31-digit labels merged); a number too
+    long for int() stays text."""
+    try:
+        return int(text.strip().split(".")[0])
+    except ValueError:  # over Python's 4,300-digit limit
+        return text
 
 
 def cached_key(raw: Any, cache: dict) -> int | str | None:
@@ -62,7 +71,9 @@ def cached_key(raw: Any, cache: dict) -> int | str | None:
 
 
 def natural_key(s: str) -> list:
-    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", s) if t]
+    """Sort key: digit runs in numeric order (compared as text by length, so '²' or 5,000 digits never reach int())."""
+    parts = re.split(r"(\d+)", s)
+    return [(0, len(t.lstrip("0")), t.lstrip("0"), t) if i % 2 else (1, 0, t, "") for i, t in enumerate(parts) if t]
 
 
 def infer_names(keys: set) -> tuple[list[str], dict, str]:
@@ -83,7 +94,7 @@ def explicit_index(key: int | str, names: list[str], from_classlabel: bool) -> i
     """Index of `key` in explicit `names`; None for the `datasets` 'no label' marker -1; raises KeyError if unknown."""
     if isinstance(key, int):
         if all(_INT.match(n.strip()) for n in names):  # numeric names (e.g. stars "1".."5"): match by name
-            keys = [int(float(n)) for n in names]
+            keys = [_exact_int(n) for n in names]
             if key in keys:
                 return keys.index(key)
         elif 0 <= key < len(names):

@@ -36,7 +36,7 @@ from cod.data.labels import (
     no_label_column,
 )
 from cod.errors import DataError
-from cod.io import parse_jsonl
+from cod.io import json_int, parse_jsonl
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -398,7 +398,7 @@ def _read_json(text: str, name: str, config: DataConfig) -> tuple[pd.DataFrame, 
     import pandas as pd
 
     try:
-        obj = json.loads(text)
+        obj = json.loads(text, parse_int=json_int)
     except json.JSONDecodeError as err:
         if err.msg == "Extra data":  # one object per line in a .json file
             return _read_jsonl(text, name, config), "jsonl"
