@@ -241,3 +241,14 @@ def test_numeric_labels_beyond_float_and_int_limits(tmp_path):
     json_path = tmp_path / "a.jsonl"
     json_path.write_text(f'{{"text": "a", "label": {"1" * 5000}}}\n{{"text": "b", "label": 0}}\n', encoding="utf-8")
     assert load(json_path).label_names == ["0", "1" * 5000]
+
+
+def test_a_table_with_repeated_column_names_is_a_data_error():
+    """df['text'] of a frame with two 'text' columns is a frame, not a column: it raised AttributeError."""
+    import pandas as pd
+
+    from cod.data.readers import from_frame
+
+    frame = pd.DataFrame([["a", "x", 0], ["b", "y", 1]], columns=["text", "text", "label"])
+    with pytest.raises(DataError, match=r"a table has more than one column named \['text'\]: rename them"):
+        from_frame(frame)

@@ -626,6 +626,9 @@ def _build(df: pd.DataFrame, config: DataConfig, report: LoadReport, class_names
         df = df.copy()
         df.columns = [str(c) for c in df.columns]
     report.columns = list(df.columns)
+    repeated = sorted({c for c in report.columns if report.columns.count(c) > 1})
+    if repeated:
+        raise DataError(f"{source} has more than one column named {repeated}: rename them so each name is unique.")
     report.rows_read = len(df)
     if len(df) == 0:
         raise DataError(f"{source} has columns {report.columns} but no rows: add labelled rows.")
