@@ -6,6 +6,7 @@ import bz2
 import gzip
 import json
 import lzma
+from types import SimpleNamespace
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -204,3 +205,20 @@ def test_cli_flags_and_environment_set_the_limits(tmp_path, monkeypatch, capsys)
     assert main(["data", "inspect", str(path)]) == 2  # no flag: the environment's limit
     assert "above the limit of 11 rows" in capsys.readouterr().err
     assert main(["data", "inspect", str(path), "--max-rows", "12"]) == 0
+
+
+def test_hub_split_is_refused_from_its_card_before_download(monkeypatch):
+    """The builder's declared split sizes are checked first; load_dataset (the download) is never reached."""
+    import datasets
+
+    splits = datasets.SplitDict()
+    splits.add(datasets.SplitInfo("train", num_bytes=650_000_000, num_examples=650_000))
+    card = SimpleNamespace(info=datasets.DatasetInfo(splits=splits))
+    calls = []
+    monkeypatch.setattr(datasets, "load_dataset_builder", lambda *a, **k: calls.append(a) or card)
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: pytest.fail("downloaded"))
+    with pytest.raises(DataError, match=r"someone/yelp has 650,000 data rows, above the limit of 100,000 rows"):
+        load("someone/yelp")
+    with pytest.raises(DataError, match=r"someone/yelp holds 619.9 MB of data, above the limit of 200 MB"):
+        load("someone/yelp", DataConfig(max_rows=1_000_000))
+    assert calls == [("someone/yelp",), ("someone/yelp",)]

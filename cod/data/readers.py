@@ -525,13 +525,25 @@ def _read_hub(source: str, config: DataConfig) -> tuple[pd.DataFrame, dict, Load
     token = hub_token_for_load()  # public mode: never the owner's HF_TOKEN (their private datasets)
     hub = {} if token is None else {"token": token}
     try:
+        _check_hub_split(datasets.load_dataset_builder(source, name=config.subset, **hub), source, split, config)
         ds = datasets.load_dataset(source, name=config.subset, split=split, **hub)
+    except DataError:
+        raise
     except Exception as err:
         raise DataError(
             f"Could not load the Hub dataset {source!r} (subset {config.subset!r}, split {split!r}): {err}. "
             f"Check the id, subset and split; Hub datasets need a network connection (or give a local file)."
         ) from err
     return _from_dataset(ds, source, config, "hub")
+
+
+def _check_hub_split(builder, source: str, split: str, config: DataConfig) -> None:
+    """Refuse a Hub split from the sizes its card declares, before anything is downloaded (when it declares them;
+    otherwise the downloaded split is checked before it is converted)."""
+    info = (builder.info.splits or {}).get(split)
+    if info is not None:
+        _check_rows(source, info.num_examples or 0, config)
+        _check_bytes(source, info.num_bytes or 0, config)
 
 
 # ------------------------------------------------------------------------------------------------- columns
