@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import bz2
 import codecs
-import difflib
 import gzip
 import io
 import json
@@ -23,7 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-import numpy as np
 
 from cod.config import DataConfig
 from cod.data.labels import (
