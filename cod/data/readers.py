@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-
 from cod.config import DataConfig
 from cod.data.labels import (
     LABEL_COLUMNS,
