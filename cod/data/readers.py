@@ -304,7 +304,7 @@ def _read_file(path: Path, config: DataConfig) -> tuple[pd.DataFrame, dict, Load
         df, class_names = _read_parquet(raw, name, config)
         report.rows_read = len(df)
         return df, class_names, report
-    text = _decode(raw, name, report).replace("\r\n", "\n").replace("\r", "\n")
+    text = _line_breaks(_decode(raw, name, report))
     if not fmt:
         fmt = "jsonl" if text.lstrip().startswith("{") else "json" if text.lstrip().startswith("[") else "csv"
     if fmt == "json":
@@ -315,6 +315,13 @@ def _read_file(path: Path, config: DataConfig) -> tuple[pd.DataFrame, dict, Load
         df = _read_csv(text, name, fmt, report, config)
     report.format = fmt
     return df, {}, report
+
+
+def _line_breaks(text: str) -> str:
+    """CRLF and LF line breaks as LF. A lone CR breaks lines only in a file without LF (classic Mac): elsewhere it is
+    part of a text (Python's csv writer leaves it unquoted), and splitting there made two broken rows of one."""
+    text = text.replace("\r\n", "\n")
+    return text if "\n" in text else text.replace("\r", "\n")
 
 
 def _decode(raw: bytes, name: str, report: LoadReport) -> str:
@@ -358,6 +365,7 @@ def _read_csv(text: str, name: str, fmt: str, report: LoadReport, config: DataCo
     report.format = "tsv" if sep == "\t" else "csv"
     try:
         df = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, skip_blank_lines=True,
+                         lineterminator="\n",  # lines end at LF only (see _line_breaks)
                          nrows=config.max_rows + 1)  # one past the limit tells "too many" without parsing the rest
     except pd.errors.EmptyDataError as err:
         raise DataError(f"{name} is empty: add a header row and labelled rows (e.g. text,label).") from err
