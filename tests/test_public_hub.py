@@ -139,6 +139,7 @@ def test_public_hub_dataset_reads_never_use_the_owners_token(monkeypatch):
         raise OSError("no network in tests")
 
     monkeypatch.setattr(datasets, "load_dataset", record)
+    monkeypatch.setattr(datasets, "load_dataset_builder", record)  # the size check reads the card first
     monkeypatch.setenv("HF_TOKEN", OWNER_TOKEN)
     monkeypatch.setenv("COD_PUBLIC", "1")
     with pytest.raises(Exception):
