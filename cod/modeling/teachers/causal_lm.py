@@ -220,7 +220,7 @@ def load_causal_lm(name: str, device, torch_dtype, trust_remote_code: bool = Fal
     """(model, tokenizer, identity) of a causal LM on `device`."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from cod.modeling.loading import _load_error
+    from cod.modeling.runtime import load_error as _load_error
 
     source, gguf = resolve_causal_lm(name)
     extra = {"gguf_file": gguf} if gguf else {}

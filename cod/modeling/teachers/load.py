@@ -118,7 +118,7 @@ def load_llm_teacher(
     if kind != "causal-lm":
         raise ModelError(f"load_llm_teacher loads causal-lm and api teachers, not {kind!r}.")
     from cod.modeling.demo.llm import DEMO_LLM
-    from cod.modeling.loading import check_public_model, pick_device, resolve_dtype
+    from cod.modeling.runtime import check_public_model, pick_device, resolve_dtype
 
     if name.strip() != DEMO_LLM:  # public mode: only the embedded LLM and the owner's allowed models load
         check_public_model(name)
