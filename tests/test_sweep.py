@@ -7,7 +7,8 @@ import pytest
 
 from cod.config import SweepConfig
 from cod.errors import ConfigError
-from cod.sweep import _check_resumable, baseline_of, cell_name, summarise_results
+from cod.sweep import baseline_of, cell_name, summarise_results
+from cod.sweep.grid import check_resumable
 
 SUMMARY_COLUMNS = ["method", "k", "n_seeds", "mean", "std", "ci_low", "ci_high", "paired_diff", "paired_ci_low",
                    "paired_ci_high", "seeds_won"]  # fmt: skip
@@ -52,11 +53,11 @@ def test_names_and_baselines():
 
 def test_a_sweep_folder_refuses_other_settings_but_accepts_a_larger_grid(tmp_path):
     config = SweepConfig(out=str(tmp_path), ks=(8,), seeds=(0,), methods=("kd",), distill={"epochs": 2})
-    _check_resumable(config, tmp_path)
+    check_resumable(config, tmp_path)
     assert json.loads((tmp_path / "sweep.json").read_text())["settings"]["distill"] == {"epochs": 2}
-    _check_resumable(config.replace(ks=(8, 16), seeds=(0, 1), methods=("kd", "kd+cod")), tmp_path)
+    check_resumable(config.replace(ks=(8, 16), seeds=(0, 1), methods=("kd", "kd+cod")), tmp_path)
     with pytest.raises(ConfigError, match="epochs.*new --out"):
-        _check_resumable(config.replace(distill={"epochs": 3}), tmp_path)
+        check_resumable(config.replace(distill={"epochs": 3}), tmp_path)
 
 
 # ----------------------------------------------------------------------------- a real sweep on tiny models
@@ -217,3 +218,43 @@ def test_sweep_command_line_on_the_demo_task_with_tiny_models(tiny_classifier, t
     assert main(argv) == 0 and "done before, skipped" in capsys.readouterr().out
     assert main([*argv[:-4], "--set", "max_length=32"]) == 2  # other settings in the same folder: refused
     assert "new --out folder" in capsys.readouterr().err
+
+
+def test_a_cell_that_raises_is_retried_once_then_recorded_failed_without_losing_the_others(tiny_task, tiny_student, tmp_path, monkeypatch):
+    import cod.sweep.backends as backends
+    from cod.sweep import sweep
+    from tests.word_teacher import word_teacher
+
+    real_run_cell, calls = backends.run_cell, []
+
+    def flaky(cell, shared, stop=None):
+        calls.append(cell.name)
+        if cell.name == "kd-k4-s1" or (cell.name == "ce-k4-s0" and calls.count(cell.name) == 1):
+            raise RuntimeError(f"worker lost while running {cell.name}")
+        return real_run_cell(cell, shared, stop=stop)
+
+    monkeypatch.setattr(backends, "run_cell", flaky)
+    config = SweepConfig(out=str(tmp_path / "s"), student=str(tiny_student), ks=(4,), seeds=(0, 1), methods=("kd", "ce"),
+                         distill={"epochs": 1, "batch_size": 4, "evaluations": 1}, probe_pairs=0, figures=False)  # fmt: skip
+    events = []
+    result = sweep(config, teacher=word_teacher("sentiment"), splits=tiny_task, on_event=events.append)
+    assert calls == ["kd-k4-s0", "ce-k4-s0", "ce-k4-s0", "kd-k4-s1", "kd-k4-s1", "ce-k4-s1"]
+    status = dict(zip(result.results.method + "-" + result.results.seed.astype(str), result.results.status))
+    assert status == {"kd-0": "done", "kd-1": "error", "ce-0": "done", "ce-1": "done"}
+    (failed,) = [e for e in events if e.kind == "error"]
+    assert failed.cell == "kd-k4-s1" and "failed 2 times" in failed.message and "worker lost while running kd-k4-s1" in failed.message
+    assert list(result.summary.n_seeds) == [1, 2]  # the failed cell is left out of the summary, not the others
+    monkeypatch.setattr(backends, "run_cell", real_run_cell)
+    events.clear()
+    sweep(config, teacher=word_teacher("sentiment"), splits=tiny_task, on_event=events.append)  # a failed cell runs again
+    assert [e.cell for e in events if e.kind == "cell"] == ["kd-k4-s1"]
+
+
+def test_sweep_help_documents_the_backends(capsys):
+    from cod.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["sweep", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for flag in ("--backend {local,ray}", "--address ADDRESS", "--cpus-per-cell", "--gpus-per-cell", "ray://HOST:10001"):
+        assert flag in text, flag

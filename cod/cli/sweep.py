@@ -31,6 +31,14 @@ def register(subparsers) -> None:
     add_config_flags(p, SweepConfig, required=("out",), title="sweep settings")
     add_config_flags(p, DistillConfig, skip=_GRID, title="distill settings of every cell (also as --set KEY=VALUE)")
     add_teacher_args(p)
+    ray = p.add_argument_group("running on Ray (pip install 'cod[ray]')")
+    ray.add_argument("--backend", default="local", choices=["local", "ray"],
+                     help="local: cells one after another in this process; ray: each cell a Ray task [local]")
+    ray.add_argument("--address", default=None,
+                     help="Ray cluster to join: 'auto' (the one started on this machine with `ray start`), HOST:6379, "
+                     "or ray://HOST:10001 (Ray Client); default: start a Ray runtime on this machine")
+    ray.add_argument("--cpus-per-cell", type=float, default=1, help="CPUs Ray reserves for each cell (torch uses as many threads) [1]")
+    ray.add_argument("--gpus-per-cell", type=float, default=0, help="GPUs Ray reserves for each cell; fractions share a GPU [0]")
     p.set_defaults(func=run_sweep)
 
 
@@ -53,8 +61,17 @@ def run_sweep(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     config = build_config(args)
     started = time.perf_counter()
+    recorder = None
+    if not args.no_record:
+        from cod.store import Store
+        from cod.sweep.record import StoreRecorder
+
+        store = Store(args.db)
+        recorder = StoreRecorder(store, config, project=args.project, label=str(config.out))
 
     def show(event) -> None:
+        if recorder is not None:
+            recorder(event)  # each cell's row is in the store as soon as it finishes
         m = event.metrics
         if event.kind == "start":
             print(f"{event.total} cells; teacher test accuracy {m['teacher_accuracy']:.4f}", flush=True)
@@ -78,17 +95,29 @@ def run_sweep(args: argparse.Namespace) -> int:
 
         args.teacher = config.teacher
         teacher = load_teacher_from_args(args, load_task(config.task).label_names)
-    result = sweep(config, teacher=teacher, on_event=show)
+    try:
+        result = sweep(config, teacher=teacher, on_event=show, backend=_backend(args))
+        if recorder is not None:
+            recorder.add(result.results.to_dict("records"))  # cells of earlier invocations of this folder
+    finally:
+        if recorder is not None:
+            recorder.store.close()
     cols = [c for c in ("method", "k", "n_seeds", "mean", "std", "ci_low", "ci_high", "paired_diff", "paired_ci_low",
                         "paired_ci_high", "seeds_won") if c in result.summary]  # fmt: skip
     if len(result.summary):
         print(result.summary[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"wrote {result.out_dir / 'results.csv'}, {result.out_dir / 'summary.csv'} in {time.perf_counter() - started:.0f} s")
-    if not args.no_record and len(result.results):
-        from cod.store import Store
-
-        with Store(args.db) as store:
-            sweep_id = store.add_sweep(args.project, config, label=str(result.out_dir))
-            store.add_sweep_results(sweep_id, result.results.to_dict("records"))
-            print(f"recorded as sweep {sweep_id} in {store.path}" + (f" (project {args.project})" if args.project else ""))
+    if recorder is not None and recorder.sweep_id is not None:
+        print(f"recorded as sweep {recorder.sweep_id} in {recorder.store.path}" + (f" (project {args.project})" if args.project else ""))
     return 0
+
+
+def _backend(args: argparse.Namespace):
+    """The backend the flags ask for."""
+    from cod.sweep import LocalBackend, RayBackend
+
+    if args.backend == "local":
+        if args.address or args.cpus_per_cell != 1 or args.gpus_per_cell:
+            print("note: --address, --cpus-per-cell and --gpus-per-cell only apply with --backend ray", flush=True)
+        return LocalBackend()
+    return RayBackend(address=args.address, cpus_per_cell=args.cpus_per_cell, gpus_per_cell=args.gpus_per_cell)

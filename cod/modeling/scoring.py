@@ -64,6 +64,14 @@ class Teacher:
         self._lock = threading.Lock()  # one forward at a time: the UI and workers share a teacher
         self.forward_passes = 0  # texts run through the model (cache misses)
 
+    def __getstate__(self) -> dict:
+        # Pickled to run sweep cells elsewhere (Ray's object store), score cache included; a lock does not pickle.
+        return {key: value for key, value in self.__dict__.items() if key != "_lock"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     @property
     def num_labels(self) -> int:
         return len(self.label_names)
