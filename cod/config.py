@@ -306,7 +306,10 @@ class DistillConfig(_Serialisable):
     resume: bool = field(default=True, metadata={"help": "continue from the run folder's checkpoint of the same run"})
     head: str = field(
         default="auto",
-        metadata={"help": "student pooling: auto, cls or mean", "choices": ("auto", "cls", "mean")},
+        metadata={
+            "help": "student pooling: auto, cls or mean (a causal-LM student: cls reads the last real token)",
+            "choices": ("auto", "cls", "mean"),
+        },
     )
     ce_label: str = field(
         default="gold",

@@ -114,6 +114,33 @@ def check_labels(model_label_names: Sequence[str], data_label_names: Sequence[st
     raise ModelError(f"The model's labels do not match the data's ({mapping}): {advice}.")
 
 
+def is_causal_lm(config) -> bool:
+    """Whether a checkpoint is a decoder-only language model (Llama, Qwen2, SmolLM, GPT-2 ...), not an encoder."""
+    from cod.modeling.heads import MODEL_TYPE
+
+    if config.model_type == MODEL_TYPE:
+        return is_causal_lm(config.encoder)
+    archs = getattr(config, "architectures", None) or []
+    if any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in archs):
+        return True
+    return bool(getattr(config, "is_decoder", False)) and not getattr(config, "add_cross_attention", False)
+
+
+def ensure_pad_token(tokenizer) -> None:
+    """Give a decoder's tokenizer a pad token (its EOS, else UNK, else BOS): batches of unequal texts need one, and
+    last-token pooling finds each text's end through it."""
+    if tokenizer.pad_token is not None:
+        return
+    for name in ("eos_token", "unk_token", "bos_token"):
+        if getattr(tokenizer, name, None) is not None:
+            tokenizer.pad_token = getattr(tokenizer, name)
+            return
+    raise ModelError(
+        f"The tokenizer of {getattr(tokenizer, 'name_or_path', 'the student')!r} has no pad, EOS, UNK or BOS token to "
+        "pad batches with: add a pad token to it (tokenizer.add_special_tokens({'pad_token': ...})) and save it."
+    )
+
+
 def _is_classifier(config) -> bool:
     from cod.modeling.heads import MODEL_TYPE
 
@@ -194,6 +221,8 @@ def load_student(
     head="mean": `MeanPoolingForSequenceClassification` over the checkpoint's encoder; "cls": the checkpoint's own
     `AutoModelForSequenceClassification` (CLS token + pooler); "auto": "mean" for sentence-transformers checkpoints
     (modules.json / 1_Pooling), else "cls". A checkpoint that already is a classifier with as many labels keeps its head.
+    A causal LM (Llama, Qwen2 ...) becomes a decoder student: "cls" (and "auto") is its architecture's own head, which
+    reads the last real token, "mean" the mean over real tokens; its tokenizer gets a pad token (EOS) when it has none.
     """
     import torch
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
@@ -216,6 +245,9 @@ def load_student(
         config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code, **hub)
         check_public_size(name, config)
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code, **hub)
+        if is_causal_lm(config):
+            ensure_pad_token(tokenizer)
+            labels["pad_token_id"] = tokenizer.pad_token_id  # where last-token pooling stops
         if head == "auto":
             head = "mean" if config.model_type == MODEL_TYPE or has_sentence_transformers_files(path) else "cls"
         if head == "mean" and config.model_type != MODEL_TYPE:
@@ -232,6 +264,9 @@ def load_student(
     except (OSError, ValueError) as err:
         raise _load_error(name, err, "student") from err
     model.config.update(labels)
+    if "pad_token_id" in labels and model.config.model_type == MODEL_TYPE:  # a decoder under the mean-pooling head
+        model.encoder.config.pad_token_id = labels["pad_token_id"]
+        model.encoder.config.use_cache = False  # a classifier never generates: keep no key/value cache
     model.cod_head = head  # recorded by distillation runs
     return model.to(device), tokenizer
 
