@@ -52,6 +52,8 @@ def main() -> None:
     parser.add_argument("--methods", default="kd,kd+cod")
     parser.add_argument("--max-steps", type=int, default=10)
     parser.add_argument("--test-limit", type=int, default=200)
+    parser.add_argument("--teacher", default="demo", help="teacher name or path [demo]")
+    parser.add_argument("--student", default="demo", help="student name or path [demo]")
     parser.add_argument(
         "--grid-cells", type=int, default=100, help="cells of the sweep to project (5 seeds x 4 k x 5 methods)"
     )
@@ -67,16 +69,16 @@ def main() -> None:
 
     cpus = os.cpu_count() or 1
     torch.set_num_threads(cpus)
-    splits, teacher = load_task("demo"), load_teacher("demo")
+    splits, teacher = load_task("demo"), load_teacher(args.teacher)
     out = Path(tempfile.mkdtemp(prefix="cod-bench-sweep-"))
     distill = {"max_steps": args.max_steps, "evaluations": 1, "max_validation": 64}
 
     def config(name: str) -> SweepConfig:
         methods = tuple(args.methods.split(","))
-        return SweepConfig(task="demo", ks=args.k, seeds=args.seeds, methods=methods, distill=distill,
+        return SweepConfig(task="demo", teacher=args.teacher, student=args.student, ks=args.k, seeds=args.seeds, methods=methods, distill=distill,
                            out=str(out / name), probe_pairs=0, figures=False, test_limit=args.test_limit)  # fmt: skip
 
-    print(f"{cpus} CPUs; grid k={args.k} seeds={args.seeds} methods={args.methods}, max_steps {args.max_steps}, "
+    print(f"{cpus} CPUs; teacher {args.teacher}, student {args.student}; grid k={args.k} seeds={args.seeds} methods={args.methods}, max_steps {args.max_steps}, "
           f"test_limit {args.test_limit}; sweep folders under {out}", flush=True)  # fmt: skip
     local = run("local", config("local"), teacher, splits, LocalBackend())
     started = time.perf_counter()

@@ -24,13 +24,17 @@ STORE_BYTES = 100 * 1024**2  # keep Ray's object store small on a shared machine
 RAY = str(Path(sys.executable).with_name("ray"))
 
 
-@pytest.fixture(scope="module")
-def task():
+def _task():
     from cod.data.readers import TaskSplits
 
     train, validation, test = _sentences(40, 0), _sentences(10, 1), _sentences(24, 2)
     test = [type(e)(e.text + " test", e.label) for e in test]
     return TaskSplits("tiny", train, validation, test, ["negative", "positive"])
+
+
+@pytest.fixture(scope="module")
+def task():
+    return _task()
 
 
 def _config(out, student, **grid):
@@ -172,29 +176,50 @@ def cluster(monkeypatch):
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
-def test_sweep_on_a_two_node_cluster_survives_a_killed_node_and_resumes(cluster, task, tiny_student, tmp_path):
+def _cluster_driver(address: str, worker_group: int, student: str, out: str) -> None:
+    """The sweep's driver, in a fresh process (one process joins one Ray cluster in its life): a first run in which the
+    second node is killed after the first finished cell and the sweep stopped after the fourth, then a rerun."""
+    import json
+
     from cod.sweep import RayBackend
 
-    config = _config(tmp_path / "ray", tiny_student, seeds=(0, 1, 2))
-    finished = []
+    ray.init(address=address, _node_ip_address="127.0.0.1")
+    try:
+        task, config = _task(), _config(Path(out) / "ray", student, seeds=(0, 1, 2))
+        backend, finished, events = RayBackend(address=address), [], []
 
-    def on_event(event):
-        if event.kind == "cell":
-            finished.append(event.cell)
-            if len(finished) == 1:  # the second node goes down mid-sweep: its cell runs again on the head
-                _kill_group(cluster["worker"])
+        def on_event(event):
+            if event.kind == "cell":
+                finished.append(event.cell)
+                if len(finished) == 1:  # the second node goes down mid-sweep: its cell runs again on the head
+                    os.killpg(worker_group, signal.SIGKILL)
 
-    backend = RayBackend(address=cluster["address"])
-    _run(config, task, backend, on_event=on_event, stop=lambda: len(finished) >= 4)
-    cells = tmp_path / "ray" / "cells"
-    kept = {name: (cells / name / "cell.json").read_text() for name in finished}
-    assert 4 <= len(kept) < 6  # stopped before the grid was complete; every finished cell is on disk
+        _run(config, task, backend, on_event=on_event, stop=lambda: len(finished) >= 4)
+        _run(config, task, backend, on_event=events.append)  # the rerun completes the grid on the head alone
+    finally:
+        ray.shutdown()
+    record = {"first": finished, "rerun": [[e.kind, e.cell] for e in events]}
+    (Path(out) / "driver.json").write_text(json.dumps(record))
 
-    events = []
-    _run(config, task, backend, on_event=events.append)  # the rerun completes the grid on the head alone
-    assert sorted(e.cell for e in events if e.kind == "skip") == sorted(kept)
-    assert len([e for e in events if e.kind == "cell"]) == 6 - len(kept)
-    assert {name: (cells / name / "cell.json").read_text() for name in kept} == kept
+
+def test_sweep_on_a_two_node_cluster_survives_a_killed_node_and_resumes(cluster, task, tiny_student, tmp_path):
+    import json
+    import multiprocessing
+
+    ray.shutdown()  # the driver runs in its own process
+    driver = multiprocessing.get_context("spawn").Process(
+        target=_cluster_driver, args=(cluster["address"], cluster["worker"].pid, str(tiny_student), str(tmp_path))
+    )
+    driver.start()
+    driver.join(timeout=240)
+    if driver.is_alive():
+        driver.kill()
+    assert driver.exitcode == 0
+    record = json.loads((tmp_path / "driver.json").read_text())
+    assert 4 <= len(record["first"]) < 6  # stopped before the grid was complete
+    rerun = record["rerun"]
+    assert sorted(cell for kind, cell in rerun if kind == "skip") == sorted(record["first"])  # none lost
+    assert len([cell for kind, cell in rerun if kind == "cell"]) == 6 - len(record["first"])
     local = _config(tmp_path / "local", tiny_student, seeds=(0, 1, 2))
     _run(local, task)
     pd.testing.assert_series_equal(_accuracies(tmp_path / "ray"), _accuracies(tmp_path / "local"))
