@@ -258,3 +258,20 @@ def test_sweep_help_documents_the_backends(capsys):
     text = " ".join(capsys.readouterr().out.split())
     for flag in ("--backend {local,ray}", "--address ADDRESS", "--cpus-per-cell", "--gpus-per-cell", "ray://HOST:10001"):
         assert flag in text, flag
+
+
+def test_a_teacher_travels_by_pickle_with_its_scores():
+    # Ray ships the sweep's teacher to its workers by pickle: its lock is remade and its bounded score cache kept.
+    import pickle
+
+    from tests.word_teacher import word_teacher
+
+    teacher = word_teacher("sentiment")
+    texts = ["the film is good", "the plot is terrible"]
+    probs = teacher.predict_proba(texts)
+    copy = pickle.loads(pickle.dumps(teacher))
+    assert copy._logits.limit == teacher._logits.limit and list(copy._logits) == texts
+    passes = copy.forward_passes
+    np.testing.assert_allclose(copy.predict_proba(texts), probs)
+    assert copy.forward_passes == passes  # answered from the cache it came with
+    copy.predict_proba(["a new text"])  # and its lock works

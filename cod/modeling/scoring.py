@@ -27,6 +27,10 @@ class LRU(OrderedDict):
         super().__init__()
         self.limit = limit
 
+    def __reduce__(self):
+        # OrderedDict's own reduce rebuilds with LRU() (no limit); a teacher is pickled to run sweep cells elsewhere.
+        return (type(self), (self.limit,), None, None, iter(list(self.items())))
+
     def get(self, key, default=None):
         if key in self:
             self.move_to_end(key)

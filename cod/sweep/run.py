@@ -89,7 +89,7 @@ def sweep(
     if draws is None:
         emit(SweepEvent("stopped", done, total, cell=todo[0].name if todo else ""))
         return finish(config, out, teacher_accuracy)
-    validation = list(splits.validation)
+    validation = _validation(config, splits.validation)
     _score_once(teacher, validation, probes, draws, len(names))
     shared = Shared(config, teacher, names, validation, test, teacher_test, probes, draws)
     ran = set()
@@ -120,6 +120,13 @@ def sweep(
     result = finish(config, out, teacher_accuracy)
     emit(SweepEvent("done", done, total, metrics={"teacher_accuracy": teacher_accuracy}))
     return result
+
+
+def _validation(config: SweepConfig, validation: Sequence) -> list:
+    """The validation examples the cells select checkpoints on (every cell's `distill` reads the first max_validation),
+    so only those are scored and shipped to the workers."""
+    limit = config.distill_config("kd", config.ks[0], config.seeds[0]).max_validation
+    return list(validation[:limit] if limit else validation)
 
 
 def _record(config: SweepConfig, out: Path, cell: Cell, outcome: CellOutcome) -> None:
