@@ -141,7 +141,12 @@ def serve(root: Path, models: str, port: int) -> None:
     """The server process: the app in public mode with the teacher loaded, until killed."""
     from app import build_app, launch_options
 
-    os.environ.setdefault("COD_HOME", str(root / "home"))
+    from cod.paths import models_dir
+
+    built = models_dir()  # the built demo models stay where they are; caches and the store start empty
+    (root / "home").mkdir(exist_ok=True)
+    (root / "home" / "models").symlink_to(built, target_is_directory=True)
+    os.environ["COD_HOME"] = str(root / "home")
     services = make_services(root, models)
     services.teacher()  # loaded before the visitors arrive, as `python app.py` does with warm()
     (root / "teacher.txt").write_text(services.default_teacher)

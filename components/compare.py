@@ -45,7 +45,7 @@ def student_for(services, state: PageState, key: str | None):
         raise DistillError(f"Run {key} has no saved student (status {run.status}): pick a finished run.")
     from cod.modeling.loading import load_classifier
 
-    model, tokenizer = load_classifier(str(Path(run.artifact_dir) / "model"), own_run=True)
+    model, tokenizer = load_classifier(str(Path(run.artifact_dir) / "model"), trusted=True)
     scorer = StudentScorer(model, tokenizer)
     return scorer
 

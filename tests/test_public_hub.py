@@ -148,3 +148,17 @@ def test_public_hub_dataset_reads_never_use_the_owners_token(monkeypatch):
     with pytest.raises(Exception):
         load("owner/private-dataset")
     assert seen[0].get("token") is False and "token" not in seen[1]
+
+
+def test_the_demo_teacher_loads_in_public_mode(tiny_classifier, monkeypatch):
+    """'demo' resolves to a folder on the server: that folder must not then be refused as a typed path."""
+    from cod.modeling import loading
+
+    monkeypatch.setenv("COD_PUBLIC", "1")
+    monkeypatch.delenv("COD_ALLOWED_MODELS", raising=False)
+    monkeypatch.setattr(loading, "resolve_teacher_name", lambda name: str(tiny_classifier) if name == "demo" else name)
+    loading.clear_teacher_cache()
+    assert loading.load_teacher("demo").num_labels == 2
+    with pytest.raises(ModelError, match="only these models"):
+        loading.load_teacher(str(tiny_classifier))
+    loading.clear_teacher_cache()

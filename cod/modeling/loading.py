@@ -156,14 +156,14 @@ def load_classifier(
     trust_remote_code: bool = False,
     head: str = "auto",
     require_head: bool = False,
-    own_run: bool = False,
+    trusted: bool = False,
 ):
     """(model, tokenizer) of a trained sequence classifier: a Hub id, a local folder, or `demo` (the demo teacher).
 
     `label_names`, when given, must match the model's (see `check_labels`). `head` only matters for checkpoints
     without a trained head ("mean" or "cls" picks the kind of fresh head; "auto" as in `load_student`), which are
-    refused with `require_head` (a teacher with a random head would teach noise). `own_run`: a student folder the
-    app itself saved (exempt from the public-mode model list; never a name a visitor typed).
+    refused with `require_head` (a teacher with a random head would teach noise). `trusted`: a path the app resolved
+    itself (the demo teacher's folder, a run folder it saved), exempt from the public-mode model list.
     """
     import torch
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
@@ -174,7 +174,7 @@ def load_classifier(
 
     if head not in HEADS:
         raise ModelError(f"head {head!r} is not one of {', '.join(HEADS)}.")
-    if not own_run:
+    if not trusted:
         check_public_model(name)
     path = resolve_teacher_name(name)
     _check_name(path)
@@ -195,7 +195,7 @@ def load_classifier(
         log.warning("%s has no trained classification head (architectures %s): its head is new and random.",
                     name, getattr(config, "architectures", None))
         model, tokenizer = load_student(path, label_names or ["LABEL_0", "LABEL_1"], head=head, device=device,
-                                        trust_remote_code=trust_remote_code)
+                                        trust_remote_code=trust_remote_code, trusted=True)
         return model.to(torch_dtype).eval(), tokenizer
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code, **hub)
@@ -215,6 +215,7 @@ def load_student(
     head: str = "auto",
     device=None,
     trust_remote_code: bool = False,
+    trusted: bool = False,
 ):
     """(model, tokenizer) of a student with a fresh classification head labelled `label_names` (float32).
 
@@ -235,7 +236,8 @@ def load_student(
     label_names = [str(n) for n in label_names]
     if len(label_names) < 2 or len(set(label_names)) != len(label_names):
         raise ModelError(f"A student needs at least two distinct label names, got {label_names}.")
-    check_public_model(name)
+    if not trusted:  # a path load_classifier already checked
+        check_public_model(name)
     path = resolve_student_name(name)
     _check_name(path)
     device = pick_device(device) if not isinstance(device, torch.device) else device
@@ -303,6 +305,7 @@ def load_teacher(
     from cod.modeling.scoring import Teacher
     from cod.modeling.teachers.load import teacher_kind
 
+    check_public_model(name)  # the name as given ('demo' resolves to a folder, which is then trusted)
     kind = teacher_kind(name, kind, trust_remote_code)
     if kind != "classifier":
         return _load_llm_teacher(name, kind, label_names, options, device, dtype, max_length, trust_remote_code)
@@ -313,7 +316,7 @@ def load_teacher(
         teacher = _teachers.get(key)
         if teacher is None:
             model, tokenizer = load_classifier(
-                path, device=device, dtype=dtype, trust_remote_code=trust_remote_code, require_head=True
+                path, device=device, dtype=dtype, trust_remote_code=trust_remote_code, require_head=True, trusted=True
             )
             teacher = Teacher(model, tokenizer, name=name, max_length=max_length, batch_size=batch_size)
             if name == DEMO and max_length >= DEMO_TEACHER_MAX_LENGTH:  # its held-out logits were saved at build time

@@ -62,9 +62,10 @@ def hub_kwargs() -> dict:
 def check_public_model(name: str) -> None:
     """In public mode only `demo` and the owner's COD_ALLOWED_MODELS load (nothing is looked up for other names, so
     the answer says nothing of which server folders exist)."""
+    from cod.modeling.demo.llm import DEMO_LLM
     from cod.public import Limits, public_mode
 
-    if not public_mode() or name.strip() == DEMO:
+    if not public_mode() or name.strip() in (DEMO, DEMO_LLM):  # the embedded models
         return
     allowed = Limits.from_env().allowed_models
     if name.strip() not in allowed:
