@@ -1,9 +1,12 @@
 """The offline lexical proposer on the demo task with the demo teacher, printed as figures.
 
-Targets (issue 3): on 200 test sentences, at least 80% flipped, median at most 2 words changed (flipped ones),
-at least 20 examples a minute on 2 cores. No disk cache is used, and the teacher starts with an empty cache.
+Targets (issue 14): on 200 test sentences, at least 90% flipped, median at most 2 words changed (flipped ones), at
+least 80% of counterfactuals no less fluent than their original (fluency >= 0: per-token log-likelihood change under
+the embedded LLM, `cod.counterfactuals.fluency`), at least 60 examples a minute on 2 cores. No disk cache is used, and
+the teacher starts with an empty cache. `--fluency-model ""` runs the search without the LM (as before issue 14) and
+scores its output afterwards, for comparison.
 
-    nice -n 10 .venv/bin/python bench/bench_lexical.py [--n 200] [--threads 2] [--show 8]
+    nice -n 10 .venv/bin/python bench/bench_lexical.py [--n 200] [--threads 2] [--show 10] [--fluency-model demo-llm]
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=200, help="test sentences (default 200)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
-    parser.add_argument("--show", type=int, default=8, help="print this many examples")
+    parser.add_argument("--show", type=int, default=10, help="print this many before/after pairs")
+    parser.add_argument("--fluency-model", default="demo-llm", help="the LM that ranks edits ('': none)")
     parser.add_argument("--device", default="cpu", help="device for the teacher (default cpu: the target is on 2 cores)")
     args = parser.parse_args()
 
@@ -34,25 +38,28 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     from cod.config import LexicalConfig
+    from cod.counterfactuals.fluency import add_fluency, load_fluency_scorer
     from cod.counterfactuals.lexical import LexicalProposer
-    from cod.modeling.loading import load_teacher
     from cod.data.tasks import load_task
+    from cod.modeling.loading import load_teacher
 
     task = load_task("demo")
     examples = task.test[: args.n]
     teacher = load_teacher("demo", device=args.device)
-    config = LexicalConfig()
+    config = LexicalConfig(fluency_model=args.fluency_model)
     proposer = LexicalProposer(config, cache_dir=False)
 
     t0 = time.perf_counter()
     kit = proposer.kit(teacher)  # per-teacher setup: fingerprint, class polarity probes, lexicon vectors
     kit.lexicon_side(1), kit.lexicon_side(-1)
+    scorer = load_fluency_scorer()  # loaded once per process, like the teacher
     setup_s = time.perf_counter() - t0
     passes0 = teacher.forward_passes
     t1, c1 = time.perf_counter(), time.process_time()
     cfs = proposer.propose(examples, teacher)
     search_s, cpu_s = time.perf_counter() - t1, time.process_time() - c1
 
+    add_fluency(cfs, scorer)  # a no-op when the search scored them; else scored after the fact
     flipped = [cf for cf in cfs if cf.flipped]
     words = [cf.words_changed for cf in flipped]
     per_min = len(cfs) / search_s * 60
@@ -74,11 +81,31 @@ def main() -> None:
     print(f"examples/minute {len(cfs) / (cpu_s / args.threads) * 60:.1f} on {args.threads} dedicated cores, "
           f"estimated from {cpu_s:.1f} CPU-seconds")
     print(f"teacher forward passes {teacher.forward_passes - passes0} ({(teacher.forward_passes - passes0) / len(cfs):.1f} per example)")
+    print_fluency(cfs)
     print(f"median latency {statistics.median(cf.latency_s for cf in cfs):.2f} s, errors {sum(bool(cf.error) for cf in cfs)}")
-    for cf in cfs[: args.show]:
+    print(f"{args.show} before/after pairs (every {max(len(cfs) // max(args.show, 1), 1)}th example; fluency in nats/token):")
+    for cf in cfs[:: max(len(cfs) // max(args.show, 1), 1)][: args.show]:
         names = task.label_names
         mark = "FLIP" if cf.flipped else "----"
-        print(f"  {mark} [{names[cf.target]} {cf.counterfactual_teacher_probs[cf.target]:.2f}] {cf.text!r}\n        -> {cf.counterfactual!r}")
+        fluency = f"{cf.fluency:+.2f}" if cf.fluency is not None else "  n/a"
+        print(f"  {mark} {fluency} [{names[cf.target]} {cf.counterfactual_teacher_probs[cf.target]:.2f}] {cf.text!r}\n"
+              f"        -> {cf.counterfactual!r}")
+
+
+def print_fluency(cfs) -> None:
+    """The fluency distribution of the counterfactuals with text: share no less fluent, quantiles, thresholds."""
+    import numpy as np
+
+    from cod.counterfactuals.fluency import fluent_share
+
+    values = np.array([cf.fluency for cf in cfs if cf.fluency is not None])
+    if not len(values):
+        print("fluency: none scored")
+        return
+    q = np.percentile(values, [5, 25, 50, 75, 95])
+    print(f"fluency (per-token log-likelihood change, nats; >= 0: no less fluent than the original): "
+          f"{fluent_share(cfs):.1%} >= 0, {fluent_share(cfs, -0.1):.1%} >= -0.1, {fluent_share(cfs, -0.5):.1%} >= -0.5 "
+          f"of {len(values)}; quantiles 5/25/50/75/95% {' '.join(f'{x:+.2f}' for x in q)}")
 
 
 if __name__ == "__main__":

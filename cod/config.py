@@ -170,6 +170,13 @@ class LexicalConfig(_Serialisable):
     wordnet: bool = field(default=True, metadata={"help": "use WordNet antonyms when a WordNet database is installed"})
     shrink: bool = field(default=True, metadata={"help": "revert edits that are not needed for the flip"})
     seed: int = field(default=0, metadata={"help": "seed of the search's tie-breaking"})
+    fluency_model: str = field(
+        default="demo-llm", metadata={"help": "causal LM that scores and ranks edits by fluency ('': none, no LM)"}
+    )
+    min_fluency_nats: float = field(
+        default=-12.0,
+        metadata={"help": "candidate edits losing more log-likelihood than this (nats) are not shown to the teacher"},
+    )
 
     def __post_init__(self) -> None:
         for name in ("max_edits", "beam_width", "positions", "substitutes", "expansions"):

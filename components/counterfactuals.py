@@ -6,6 +6,7 @@ nothing; the review table shows, per example of CoD's real half, its latest coun
 
 from __future__ import annotations
 
+import logging
 import time
 from types import SimpleNamespace
 
@@ -17,11 +18,17 @@ from components.services import CONTROL, FOLLOW, LIVE, QUEUED, RUNNING, gpu, ui_
 from cod.experiment import FEW_SHOT
 from components.state import PageState
 from components.style import badge, diff_html, esc, notice, probs_html
-from cod.errors import ProposerError, StoreError
+from cod.counterfactuals.fluency import NO_LESS_FLUENT, add_fluency
+from cod.errors import CodError, ProposerError, StoreError
 
+log = logging.getLogger(__name__)
 OFFLINE, LLM = "Offline search (lexicon + teacher)", "LLM (OpenAI-compatible)"
 STATUS_KIND = {"proposed": "muted", "accepted": "ok", "edited": "ok", "rejected": "bad"}
-COLUMNS = ["#", "status", "original", "counterfactual (edit highlighted)", "teacher before", "teacher after", "flip", "words"]
+COLUMNS = ["#", "status", "original", "counterfactual (edit highlighted)", "teacher before", "teacher after", "flip",
+           "words", "fluency"]
+# The review table's fluency filter: label -> keep rows no less fluent (True), less fluent (False), all (None).
+ALL_ROWS = "all"
+FLUENCY_FILTERS = {ALL_ROWS: None, "as fluent as the original or more": True, "less fluent than the original": False}
 
 
 # --- reading the project ----------------------------------------------------------------------------------------
@@ -37,10 +44,27 @@ def current_records(services, state: PageState) -> list:
         latest[r.example_id if r.example_id is not None else r.record.get("text")] = r
     order = {ex_id: i for i, (ex_id, _) in enumerate(store.example_rows(state.project, FEW_SHOT))}
     shown = sorted(latest.values(), key=lambda r: (order.get(r.example_id, len(order)), r.id))
-    state.rows = [r.id for r in shown]
+    wanted = FLUENCY_FILTERS.get(state.extra.get("fluency_filter", ALL_ROWS))
+    fluency = record_fluency(shown) if wanted is not None else {}
+    state.rows = [r.id for r in shown if wanted is None or _fluent(fluency.get(r.id)) == wanted]
     if state.selected not in state.rows:
         state.selected = state.rows[0] if state.rows else None
     return shown
+
+
+def _fluent(fluency: float | None) -> bool | None:
+    return None if fluency is None else fluency >= NO_LESS_FLUENT
+
+
+def record_fluency(records) -> dict:
+    """{record id: fluency} of the current texts: as proposed when stored, else scored now (edited or older records);
+    None where the LM is unavailable."""
+    cfs = [r.counterfactual for r in records]
+    try:
+        add_fluency(cfs)
+    except CodError as err:  # the embedded LLM is not installed: the table goes on without the column
+        log.warning("No fluency scores: %s", err)
+    return {r.id: cf.fluency for r, cf in zip(records, cfs)}
 
 
 def curated(services, state: PageState, include_unreviewed: bool = False) -> list:
@@ -60,9 +84,14 @@ def _top(label_names, probs) -> str:
 
 
 def review_frame(services, state: PageState) -> pd.DataFrame:
-    """The review table: one row per example with its counterfactual, teacher before/after, flip and size."""
+    """The review table: one row per example shown (see the fluency filter) with its counterfactual, teacher
+    before/after, flip, size and fluency."""
     rows = []
-    for n, r in enumerate(current_records(services, state), 1):
+    records = current_records(services, state)
+    fluency = record_fluency(records)
+    for n, r in enumerate(records, 1):
+        if r.id not in state.rows:
+            continue
         cf = r.counterfactual
         names = list(r.label_names)
         flipped = cf.flipped if cf.counterfactual_teacher_probs else None
@@ -75,6 +104,7 @@ def review_frame(services, state: PageState) -> pd.DataFrame:
             "teacher after": _top(names, cf.counterfactual_teacher_probs),
             "flip": badge("flipped", "ok") if flipped else badge("no flip" if flipped is False else "unscored", "bad"),
             "words": cf.words_changed if cf.counterfactual else 0,
+            "fluency": fluency.get(r.id),
         })
     return pd.DataFrame(rows, columns=COLUMNS)
 
@@ -213,9 +243,10 @@ def make_proposer(state: PageState, kind: str, base_url: str = "", model: str = 
 
     if kind == LLM:
         from cod.config import LLMConfig
-        from cod.counterfactuals.llm import LLMProposer
+        from cod.counterfactuals.llm import LLMProposer, default_model
 
-        config = LLMConfig(base_url=(base_url or "").strip() or None, model=(model or "").strip() or LLMConfig().model,
+        url, key = (base_url or "").strip() or None, (api_key or "").strip() or None
+        config = LLMConfig(base_url=url, model=(model or "").strip() or default_model(url, key),
                            task_description=state.extra.get("task_description", ""))
         from cod.public import Limits, public_mode
 
@@ -342,7 +373,8 @@ def build(services, state):
             kind = gr.Radio([OFFLINE, LLM], value=OFFLINE, label="Proposer", elem_id="proposer")
             with gr.Group(visible=False) as llm_box:
                 base_url = gr.Textbox(label="Base URL", placeholder="https://api.openai.com/v1 or http://127.0.0.1:8080/v1")
-                model = gr.Textbox(label="Model", placeholder="gpt-4o-mini")
+                model = gr.Textbox(label="Model (demo-llm: the embedded LLM, on this machine; the default with no "
+                                   "URL or key)", placeholder="gpt-4o-mini or demo-llm")
                 api_key = gr.Textbox(label="API key (never stored or logged)", type="password", elem_id="api-key")
             with gr.Row():
                 generate = gr.Button("Generate", variant="primary", elem_id="generate")
@@ -356,10 +388,15 @@ def build(services, state):
                 redo_btn = gr.Button("↷ Redo", size="sm", elem_id="redo")
         with gr.Column(scale=3):
             stats = gr.HTML(elem_id="cf-stats")
+            fluency_filter = gr.Radio(
+                list(FLUENCY_FILTERS), value=ALL_ROWS, elem_id="fluency-filter",
+                label="Show (fluency: per-token log-likelihood change under the embedded LLM; 0 reads as the original)",
+            )
             table = gr.Dataframe(
-                pd.DataFrame(columns=COLUMNS), datatype=["number", "html", "str", "html", "html", "html", "html", "number"],
+                pd.DataFrame(columns=COLUMNS),
+                datatype=["number", "html", "str", "html", "html", "html", "html", "number", "number"],
                 interactive=False, wrap=True, max_height=380, elem_id="review-table",
-                column_widths=["3%", "9%", "23%", "31%", "9%", "9%", "9%", "7%"],
+                column_widths=["3%", "9%", "21%", "29%", "9%", "9%", "9%", "5%", "6%"],
             )
             with gr.Row(equal_height=False, elem_id="editor"):
                 with gr.Column(scale=1):
@@ -437,4 +474,10 @@ def build(services, state):
     prev_btn.click(after(lambda s: s.step(-1) and None), [state], view, api_visibility="private")
     next_btn.click(after(lambda s: s.step(+1) and None), [state], view, api_visibility="private")
     kind.change(lambda k: gr.Group(visible=k == LLM), kind, llm_box, api_visibility="private")
+
+    def on_filter(s: PageState, choice: str):
+        s.extra["fluency_filter"] = choice
+        return render(s)
+
+    fluency_filter.change(ui_errors(on_filter), [state, fluency_filter], view, api_visibility="private")
     return SimpleNamespace(refresh=(ui_errors(render), [state], view), view=view, table=table, cf_text=cf_text, live=live)

@@ -98,6 +98,22 @@ def test_generation_saves_every_counterfactual_to_the_store_as_it_goes(services,
     assert all("cod-ins" in h for h in frame[C.COLUMNS[3]])  # the edit highlighted as a diff
 
 
+def test_review_table_shows_fluency_and_filters_by_it(services, drawn):
+    generate(services, drawn)
+    frame = C.review_frame(services, drawn)
+    assert frame["fluency"].notna().all()  # every proposal stored with its fluency
+    shown = {}
+    for choice, fluent in C.FLUENCY_FILTERS.items():
+        drawn.extra["fluency_filter"] = choice
+        part = C.review_frame(services, drawn)
+        assert len(part) == len(drawn.rows)
+        if fluent is not None:
+            assert ((part["fluency"] >= 0) == fluent).all()
+        shown[fluent] = set(part["#"])
+    assert shown[True] | shown[False] == shown[None] and not shown[True] & shown[False]
+    drawn.extra["fluency_filter"] = C.ALL_ROWS
+
+
 def test_edit_accept_bulk_undo_redo_survive_a_reload(services, drawn):
     generate(services, drawn)
     C.current_records(services, drawn)
@@ -136,7 +152,8 @@ def test_bulk_accept_takes_only_flipped_small_edits_in_one_undo_step(services, d
 
 def test_shrink_and_regenerate(services, drawn):
     generate(services, drawn)
-    C.current_records(services, drawn)
+    records = C.current_records(services, drawn)
+    drawn.selected = next(r.id for r in records if r.counterfactual.flipped)  # only a flip can be shrunk
     message = C.shrink_selected(services, drawn)
     assert message.startswith(("Already minimal", "Shrunk"))
     before = drawn.selected

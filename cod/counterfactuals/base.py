@@ -40,6 +40,9 @@ class Counterfactual:
     error: str = ""  # a per-example failure, worded for the user; the batch goes on
     edits: list[E.Edit] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)  # proposer-specific notes (search path, scores)
+    # Mean per-token log-likelihood change from the original under a small causal LM (`fluency.py`):
+    # >= 0 reads no worse than the original; None: not scored (or the text was edited since).
+    fluency: float | None = None
 
     def __post_init__(self) -> None:
         if not self.edits and self.counterfactual:
@@ -88,6 +91,7 @@ class Counterfactual:
             "latency_s": round(self.latency_s, 4),
             "tokens": self.tokens,
             "error": self.error,
+            "fluency": self.fluency,
             "extra": self.extra,
         }
 
@@ -126,6 +130,7 @@ class Counterfactual:
             error=record.get("error", ""),
             edits=[E.Edit.from_dict(d) for d in record.get("edits", [])],
             extra=dict(record.get("extra", {})),
+            fluency=None if record.get("fluency") is None else float(record["fluency"]),
         )
 
 

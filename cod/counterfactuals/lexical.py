@@ -8,7 +8,13 @@ For each example:
    added or removed, a hedge for an intensifier, deletion; when the teacher's classes have no polarity (topics,
    grammaticality, multi-class) words the teacher associates with the target class in the few-shot data;
 3. a beam search over up to `max_edits` edits, one teacher batch per step, returning the first step's flipping
-   edit with the fewest words changed (ties: the highest target probability), then `shrink` on it.
+   edit with the fewest words changed (ties: the most fluent, then the highest target probability), then `shrink`.
+
+Fluency (`fluency.py`): before the teacher sees a position's candidate edits, the embedded LLM estimates each one's
+fluency from a window of words around it (one batch); edits that cost more than `-min_fluency_nats` of the text's
+log-likelihood are dropped and the `substitutes` + 2 most fluent kept, so a substitute must fit its slot's part of
+speech and context ("gets bogged down" does not become "gets entertained down"). While the flips found are all less
+fluent than the original, the next positions are tried too. The counterfactual returned carries its exact `fluency`.
 
 Words are whitespace-separated (see `edits.py`); capitalisation and punctuation attached to a word are kept.
 """
@@ -30,6 +36,7 @@ import numpy as np
 from cod.config import LexicalConfig
 from cod.counterfactuals import edits as E
 from cod.counterfactuals.base import Counterfactual, Progress, default_target, resolve_targets
+from cod.counterfactuals.fluency import NO_LESS_FLUENT, EditFluency, FluencyScorer, add_fluency, load_fluency_scorer
 from cod.counterfactuals.lexicon import (
     AUX_NEGATED,
     AUXILIARIES,
@@ -50,7 +57,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-LEXICAL_VERSION = "lexical-1"
+LEXICAL_VERSION = "lexical-2"
 # Words that reveal whether a teacher's classes carry sentiment, scored inside a neutral frame.
 PROBE_POSITIVE = ("good", "great", "excellent", "wonderful", "best", "brilliant", "enjoyable", "love", "fun", "charming")
 PROBE_NEGATIVE = ("bad", "awful", "terrible", "boring", "worst", "dull", "tedious", "hate", "mess", "bland")
@@ -65,6 +72,12 @@ STOPWORDS = set(
 # Not occluded (unless a text has too few other words): their deletion rarely moves a classifier. Negators and
 # intensifiers are absent on purpose.
 OCCLUSION_SKIP = STOPWORDS - NEGATORS - INTENSIFIERS - {"too"}
+# After these, "not" is no negation ("an not interesting"), and do/does/has... are main verbs ("Does an impressive
+# job" has no auxiliary to negate: "Does not an impressive job" is not English).
+DETERMINERS = set(
+    "a an the this that these those my your his her its our their some any every each no another such".split()
+)
+MAIN_VERB_AUX = {"do", "does", "did", "has", "have", "had"}
 POOL_SIZE = 300  # most frequent content words of the few-shot data scored for class association
 MIN_ALTERNATIVES = 3  # other flipping texts kept per example (free: already scored), for "regenerate" in the app
 
@@ -105,12 +118,45 @@ def render(words: Sequence[str], ops: Sequence[Op]) -> str:
         op = by_pos.get(i)
         if op is None:
             out.append(token)
-        elif op.kind == "ins":
+            continue
+        if op.kind == "ins":
             out.extend([op.word, token])
         elif op.kind == "sub":
             out.append(op.word)
-        # "del": nothing
+        else:  # "del": the article before it now meets the next word
+            out.append(words[i + 1] if i + 1 < len(words) and i + 1 not in by_pos else "")
+            _fix_article(out)
+            out.pop()
+            continue
+        _fix_article(out, len(out) - (2 if op.kind == "ins" else 1))
     return " ".join(out)
+
+
+def _fix_article(out: list[str], k: int | None = None) -> None:
+    """Make a bare 'a'/'an' before out[k] (default: the last word) agree with it: "an awful" -> "a good"."""
+    k = len(out) - 1 if k is None else k
+    if k < 1 or not out[k][:1].isalpha():
+        return
+    prefix, core, suffix = split_word(out[k - 1])
+    if core.lower() in ("a", "an") and not suffix:
+        article = "an" if out[k][0].lower() in "aeiou" else "a"
+        out[k - 1] = prefix + match_case(core, article) + suffix
+
+
+def spans(words: Sequence[str], ops: Sequence[Op]) -> list[tuple[int, int, tuple[str, ...]]]:
+    """The rendered edit as spans of the original's words (`fluency.Span`): words[start:end] become the new words."""
+    return [(e.start, e.end, e.new) for e in E.diff(" ".join(words), render(words, ops))]
+
+
+def _diverse(ops: Sequence[Op], k: int, per_position: int = 3) -> list[Op]:
+    """The first k ops, at most `per_position` at one position (a beam needs edits at different positions)."""
+    taken: Counter = Counter()
+    out = []
+    for op in ops:
+        if len(out) < k and taken[op.pos] < per_position:
+            taken[op.pos] += 1
+            out.append(op)
+    return out
 
 
 def _replace_core(token: str, new_core: str) -> str:
@@ -289,6 +335,14 @@ class LexicalProposer:
         else:
             self.cache = DiskCache(default_cache_dir("lexical") if cache_dir in (None, True) else Path(cache_dir))
         self._kits: dict[int, _Kit] = {}
+        self._scorer: FluencyScorer | None = None
+
+    @property
+    def scorer(self) -> FluencyScorer | None:
+        """The fluency LM (loaded on first use), or None when `config.fluency_model` is empty."""
+        if self._scorer is None and self.config.fluency_model:
+            self._scorer = load_fluency_scorer(self.config.fluency_model)
+        return self._scorer
 
     def __repr__(self) -> str:
         return f"LexicalProposer(model={self.model!r}, cache={self.cache!r})"
@@ -351,10 +405,13 @@ class LexicalProposer:
             cf = self._cached(key, example, teacher)
             if cf is None:
                 cf = self._search(example, teacher, kit, tgt, n)
+                began = time.perf_counter()
                 if self.config.shrink and cf.flipped and cf.words_changed >= 2:
-                    began = time.perf_counter()
                     cf = shrink(cf, teacher)
-                    cf.latency_s += time.perf_counter() - began
+                if self.scorer is not None:
+                    cf.fluency = None  # the search's estimate (or shrink's copy) gives way to the exact score
+                    add_fluency([cf], self.scorer)
+                cf.latency_s += time.perf_counter() - began
                 if self.cache is not None and not cf.error:
                     self.cache.put(key, cf.to_record(teacher.label_names))
             out.append(cf)
@@ -428,23 +485,28 @@ class LexicalProposer:
         states = list(zip(drops, drop_texts, drop_probs))
 
         # 2. candidate single edits at the salient positions in three batches (the top position, the next two, the
-        # rest): a flip found in one ends the search before the next is scored (deletions are already scored).
+        # rest): a fluent flip found in one ends the search before the next is scored (deletions are already scored).
+        fluent = _Fluency(self.scorer, words)
         seen_texts = set(drop_texts) | {text}
+        found = None
         for chunk in (positions[:1], positions[1:3], positions[3:]):
             singles = [(op,) for i in chunk for op in self._candidates(words, i, current, tgt, kit)]
             singles = list({t: s for s in singles if (t := render(words, s)) not in seen_texts}.values())
+            singles = fluent.keep(singles, self.config.min_fluency_nats, self.config.substitutes + 2)
             cand_texts = [render(words, s) for s in singles]
             seen_texts.update(cand_texts)
             if cand_texts:
                 states += list(zip(singles, cand_texts, teacher.predict_proba(cand_texts)))
                 attempts += len(cand_texts)
-            best = self._best_flip(text, states, tgt, n)
-            if best is not None:
-                return result(*best[:3], steps=1, **best[3])
+            found = self._best_flip(text, states, tgt, n, fluent)
+            if found is not None and found[4] >= NO_LESS_FLUENT:
+                break
+        if found is not None:
+            return result(*found[:3], steps=1, **found[3])
 
         # 3. beam search: extend the best states with the single edits that moved the teacher most.
         gain = sorted(states, key=lambda s: -s[2][tgt])
-        expansions = [s[0][0] for s in gain[: self.config.expansions]]
+        expansions = _diverse([s[0][0] for s in gain], self.config.expansions)
         beam = gain[: self.config.beam_width]
         for step in range(2, self.config.max_edits + 1):
             seen: dict[str, tuple[Op, ...]] = {}
@@ -460,7 +522,7 @@ class LexicalProposer:
             probs = teacher.predict_proba(texts)
             attempts += len(texts)
             states = list(zip(seen.values(), texts, probs))
-            best = self._best_flip(text, states, tgt, n)
+            best = self._best_flip(text, states, tgt, n, fluent)
             if best is not None:
                 return result(*best[:3], steps=step, **best[3])
             beam = sorted(states, key=lambda s: -s[2][tgt])[: self.config.beam_width]
@@ -468,15 +530,22 @@ class LexicalProposer:
         return result(new_text, new_probs, ops, steps=self.config.max_edits, reason="no flip within max_edits")
 
     @staticmethod
-    def _best_flip(text: str, states, target: int, n: int):
-        """The flipping state with the fewest words changed, then the highest target probability; else None."""
-        flips = [(E.words_changed(E.diff(text, t)), -p[target], ops, t, p) for ops, t, p in states if wins(p, target)]
+    def _best_flip(text: str, states, target: int, n: int, fluent: "_Fluency"):
+        """The flipping state with the fewest words changed, then no less fluent than the original, then the most
+        fluent, then the highest target probability: (text, probs, ops, extra, estimated fluency); else None."""
+        flips = [(ops, t, p) for ops, t, p in states if wins(p, target)]
         if not flips:
             return None
-        flips.sort(key=lambda f: (f[0], f[1]))
-        size, _, ops, t, p = flips[0]
-        alternatives = [f[3] for f in flips[1:] if f[0] == size][: max(n - 1, MIN_ALTERNATIVES)]
-        return t, p, ops, ({"alternatives": alternatives} if alternatives else {})
+        scores = fluent.estimate([ops for ops, _, _ in flips])[0]
+        ranked = sorted(
+            (E.words_changed(E.diff(text, t)), f < NO_LESS_FLUENT, -f, -p[target], k)
+            for k, ((ops, t, p), f) in enumerate(zip(flips, scores))
+        )
+        size, _, neg_f, _, k = ranked[0]
+        ops, t, p = flips[k]
+        alternatives = [flips[r[-1]][1] for r in ranked[1:] if r[0] == size][: max(n - 1, MIN_ALTERNATIVES)]
+        extra = {"alternatives": alternatives} if alternatives else {}
+        return t, p, ops, extra, -neg_f
 
     def _candidates(self, words: Sequence[str], i: int, current: int, target: int, kit: _Kit) -> list[Op]:
         """Edits at word i: negation removed or added, a hedge, antonyms, lexicon or pool substitutes."""
@@ -497,16 +566,20 @@ class LexicalProposer:
             j = i if lower in INTENSIFIERS else i - 1
             if j >= 0 and split_word(words[j])[1].lower() in INTENSIFIERS:
                 ops.append(Op("sub", j, _replace_core(words[j], HEDGES[0]), "hedge"))
-        if sign:
+        if lower in STOPWORDS or lower in NEGATORS:
+            subs = []  # function words keep their slot's grammar: "Not too fancy" must not become "Wrong too fancy"
+        elif sign:
             # A word without valence gets few substitutes: swapping a neutral word reads less naturally.
             k = self.config.substitutes if self.lexicon.polarity(lower) else min(2, self.config.substitutes)
+            k = 2 * k if self.scorer is not None else k  # the LM keeps the ones that fit
             subs = [(w, "antonym") for w in kit.antonyms(lower, sign, 2)]
             subs += [(w, "lexicon") for w in kit.lexicon_substitutes(lower, sign, k)]
         else:
             subs = [(w, "pool") for w in kit.pool_substitutes(lower, target, self.config.substitutes)]
         seen = {lower}
+        limit = 2 * self.config.substitutes if self.scorer is not None else self.config.substitutes
         for w, source in subs:
-            if w not in seen and len(seen) <= self.config.substitutes:
+            if w not in seen and len(seen) <= limit:
                 seen.add(w)
                 ops.append(Op("sub", i, _replace_core(words[i], w), source))
         return [op for op in ops if op is not None]
@@ -520,6 +593,9 @@ class LexicalProposer:
             if suffix and j < i - 1:
                 break  # punctuation ends the clause
             if lower in AUXILIARIES:
+                after = split_word(words[j + 1])[1].lower()
+                if lower in MAIN_VERB_AUX and (after in DETERMINERS or after.endswith("'s")):
+                    return []  # "does an impressive job": a main verb; "doesn't an", "does not an" are not English
                 negated = AUX_NEGATED.get(lower, lower + "n't")
                 return [Op("sub", j, prefix + match_case(core, negated) + suffix, "negation"), Op("ins", j + 1, "not", "negation")]
             if re.match(r"^\w+'(s|re)$", lower):  # "it's", "they're": "not" goes right after
@@ -527,5 +603,39 @@ class LexicalProposer:
         lower = split_word(words[i])[1].lower()
         if re.search(r"[^s]s$|ed$", lower):
             return []  # likely a finite verb or a plural ("not captures"): no auxiliary to negate, so no "not"
+        if i > 0 and split_word(words[i - 1])[1].lower() in DETERMINERS:
+            return []  # "an not interesting": "not" cannot follow an article or a possessive
         word = "Not" if i == 0 and words[0][:1].isupper() else "not"
         return [Op("ins", i, word, "negation")]
+
+
+class _Fluency:
+    """Estimated fluency of candidate edits of one text (`fluency.EditFluency`), cached; all 0 without an LM."""
+
+    def __init__(self, scorer: FluencyScorer | None, words: Sequence[str]):
+        self.windows = EditFluency(scorer, words) if scorer is not None else None
+        self.known: dict[tuple[Op, ...], tuple[float, float]] = {}  # ops -> (fluency, nats)
+
+    def estimate(self, candidates: Sequence[tuple[Op, ...]]) -> tuple[np.ndarray, np.ndarray]:
+        """(estimated fluency, log-likelihood change in nats) of each candidate (a tuple of ops), each (n,)."""
+        if self.windows is None:
+            return np.zeros(len(candidates)), np.zeros(len(candidates))
+        todo = list(dict.fromkeys(c for c in candidates if c not in self.known))
+        if todo:
+            fluency, nats = self.windows.estimate([spans(self.windows.words, c) for c in todo])
+            self.known.update(zip(todo, zip(fluency.tolist(), nats.tolist())))
+        pairs = np.array([self.known[c] for c in candidates], dtype=float).reshape(-1, 2)
+        return pairs[:, 0], pairs[:, 1]
+
+    def keep(self, candidates: list[tuple[Op, ...]], floor: float, per_position: int) -> list[tuple[Op, ...]]:
+        """The `per_position` most fluent candidates at each position among those losing less than `floor` nats of
+        log-likelihood (`floor` < 0), in their order."""
+        if self.windows is None or not candidates:
+            return candidates
+        fluency, nats = self.estimate(candidates)
+        by_pos: dict[int, list[tuple[float, int]]] = {}
+        for k, c in enumerate(candidates):
+            if nats[k] >= floor:
+                by_pos.setdefault(c[0].pos, []).append((-fluency[k], k))
+        chosen = sorted(k for ranked in by_pos.values() for _, k in sorted(ranked)[:per_position])
+        return [candidates[k] for k in chosen]

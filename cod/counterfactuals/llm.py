@@ -7,6 +7,8 @@ Transient endpoint failures (429, 5xx, timeouts, refused connections) are retrie
 still fails becomes that example's `error` and the batch goes on. A rejected key or an unknown model stops the
 batch at once with a `ProposerError`, since every other example would fail the same way.
 Every reply is cached on disk, so a re-run costs no tokens and an interrupted run resumes where it stopped.
+The model `demo-llm` (or `local:PATH`) with no base URL runs on this machine instead (`local_llm.LocalChat`): the same
+prompts, parser, feedback and cache, no endpoint and no key. Every counterfactual gets its `fluency` (`fluency.py`).
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ from cod.counterfactuals import edits as E
 from cod.counterfactuals import prompts as P
 from cod.counterfactuals.base import Counterfactual, Progress, default_target, resolve_targets
 from cod.counterfactuals.cache import DiskCache, canonical
-from cod.errors import ConfigError, ProposerError
+from cod.counterfactuals.local_llm import LOCAL_PREFIX, LocalChat
+from cod.errors import CodError, ConfigError, ProposerError
 from cod.public import public_mode
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -93,19 +96,27 @@ class LLMProposer:
         self.config = config or LLMConfig()
         # An empty base URL means the owner's endpoint (COD_LLM_BASE_URL), never silently OpenAI's.
         base_url = self.config.base_url or os.environ.get("COD_LLM_BASE_URL") or None
-        self.endpoint = endpoint_name(base_url)
-        net.check_url(base_url or DEFAULT_ENDPOINT)  # public mode: a visitor's URL must be a public address
-        self._key = resolve_api_key(api_key, base_url)  # kept in memory for the client only
         self._public = public_mode()
+        self._local = local_chat(self.config, base_url)  # None: an endpoint
+        if self._local is not None:
+            self.endpoint, self._key = f"{LOCAL_PREFIX}{self._local.name}", ""
+        else:
+            self.endpoint = endpoint_name(base_url)
+            net.check_url(base_url or DEFAULT_ENDPOINT)  # public mode: a visitor's URL must be a public address
+            self._key = resolve_api_key(api_key, base_url)  # kept in memory for the client only
         if cache_dir is False:
             self.cache: DiskCache | None = None
         else:
             self.cache = DiskCache(default_cache_dir("llm") if cache_dir in (None, True) else cache_dir)
+        self._client = None if self._local is not None else self._make_client(base_url)
+
+    def _make_client(self, base_url: str | None) -> openai.OpenAI:
+        """The HTTP client of an endpoint."""
         # A visitor's endpoint is dialled through the guarded transport (re-checked on every connection and redirect).
         guard = self._public and not net.is_owner_endpoint(base_url)
         http_client = net.guarded_http_client(self.config.timeout_s) if guard else None
         # Retries are ours (bounded, interruptible, with a per-example error), so the client's own are off.
-        self._client = openai.OpenAI(
+        return openai.OpenAI(
             api_key=self._key, base_url=base_url, timeout=self.config.timeout_s, max_retries=0, http_client=http_client
         )
 
@@ -114,7 +125,8 @@ class LLMProposer:
 
     def close(self) -> None:
         """Close the HTTP connections."""
-        self._client.close()
+        if self._client is not None:
+            self._client.close()
 
     # --- the batch ---------------------------------------------------------------------------------------------
 
@@ -179,7 +191,7 @@ class LLMProposer:
                 future.result()
         if fatal:
             raise fatal[0]
-        return [r for r in results if r is not None]
+        return _with_fluency([r for r in results if r is not None])
 
     def _targets(self, target, probs, names: list[str]) -> list[int]:
         """One target class per example (see `propose`): given, else the default (the teacher's runner-up)."""
@@ -302,6 +314,8 @@ class LLMProposer:
 
     def _request(self, messages: list[dict[str, str]], stop) -> tuple[str, int]:
         """One chat completion with bounded retries; returns (content, tokens used)."""
+        if self._local is not None:
+            return self._local.complete(messages)
         cfg = self.config
         for attempt in range(cfg.max_retries + 1):
             wait = None  # None: backoff; a number: what the server asked for
@@ -379,6 +393,42 @@ class LLMProposer:
             message = message.replace(self._key, "***")
         message = " ".join(message.split())
         return message if len(message) <= 200 else message[:200] + "..."
+
+
+def default_model(base_url: str | None = None, api_key: str | None = None) -> str:
+    """The model when none is named: the configured one (COD_LLM_MODEL) when an endpoint or a key is at hand, else
+    the embedded LLM on this machine (`demo-llm`), so the LLM proposer works with no endpoint at all."""
+    from cod.modeling.demo.llm import DEMO_LLM
+
+    try:
+        resolve_api_key(api_key, base_url)
+    except ProposerError:
+        return DEMO_LLM
+    return LLMConfig().model
+
+
+def local_chat(config: LLMConfig, base_url: str | None = None) -> LocalChat | None:
+    """The local model the config names ('demo-llm' or 'local:PATH', with no base URL), or None for an endpoint."""
+    from cod.modeling.demo.llm import DEMO_LLM
+
+    if base_url or config.base_url or not (config.model == DEMO_LLM or config.model.startswith(LOCAL_PREFIX)):
+        return None
+    name = config.model.removeprefix(LOCAL_PREFIX)
+    if name != DEMO_LLM and public_mode():
+        raise ProposerError(f"Local model {name!r}: a public Space runs only the embedded demo-llm on its machine.")
+    # A JSON list of a few rewrites of one sentence fits in far fewer tokens than an API's max_tokens allows.
+    return LocalChat(name, config.temperature, min(config.max_tokens, 160), max_batch=config.concurrency)
+
+
+def _with_fluency(cfs: list[Counterfactual]) -> list[Counterfactual]:
+    """The counterfactuals with their fluency scored (left None, and logged, when the fluency LM is missing)."""
+    from cod.counterfactuals.fluency import add_fluency
+
+    try:
+        return add_fluency(cfs)
+    except CodError as err:
+        log.warning("Counterfactuals left without fluency scores: %s", err)
+        return cfs
 
 
 def _argmax(probs: Sequence[float]) -> int:

@@ -6,8 +6,10 @@
 - `tokenizer_fit`: how well the teacher's tokenizer knows the new words compared with the original's
   (subword pieces per word, original / counterfactual, capped at 1; unknown tokens count 3 pieces each). Rare,
   misspelt or invented words split into many pieces, so a low value flags an edit worth a look. It is a crude
-  signal, not a language model: no packaged model with a language-modelling head is available offline.
-- `margin`: the teacher's target probability minus the best other class (> 0: flipped).
+  signal; `fluency` is the language model's view.
+- `margin`: the teacher's target probability minus the best other class (> 0: flipped);
+- `fluency`: the counterfactual's own score when it has one (`fluency.py`: per-token log-likelihood change under a
+  small causal LM, >= 0 reads no worse than the original).
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ def score(cfs: Sequence[Counterfactual], teacher: "Teacher | None" = None) -> li
             "similarity": round(similarity(cf.text, cf.counterfactual), 4) if cf.counterfactual else 0.0,
             "char_similarity": round(char_similarity(cf.text, cf.counterfactual), 4) if cf.counterfactual else 0.0,
             "margin": round(margin(cf.counterfactual_teacher_probs, cf.target), 4),
+            **({"fluency": cf.fluency} if cf.fluency is not None else {}),
         }
         for cf in cfs
     ]

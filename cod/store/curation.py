@@ -128,8 +128,8 @@ class CounterfactualRecord:
         if not self.edited:
             return cf
         probs = list(self.probs) if self.probs else []  # unscored: no verdict rather than the stale one
-        return dataclasses.replace(
-            cf, counterfactual=self.text, counterfactual_teacher_probs=probs, edits=E.diff(cf.text, self.text)
+        return dataclasses.replace(  # fluency None: the proposed text's says nothing about the edited one
+            cf, counterfactual=self.text, counterfactual_teacher_probs=probs, edits=E.diff(cf.text, self.text), fluency=None
         )
 
 

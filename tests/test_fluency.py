@@ -1,0 +1,120 @@
+"""Fluency under the embedded LLM (SmolLM2-135M-Instruct), and the offline proposer's preference for fluent edits.
+
+The bad edits are the ones issue 14 saw the proposer make on the demo task's test sentences.
+"""
+
+import pytest
+
+from cod.config import LexicalConfig
+from cod.counterfactuals.base import Counterfactual
+from cod.counterfactuals.fluency import EditFluency, add_fluency, fluent_share, load_fluency_scorer
+from cod.counterfactuals.lexical import LexicalProposer
+from cod.data.readers import Example
+from tests.tiny import make_word_classifier
+
+# (original, the edit the proposer made, a fluent edit of the same place)
+BAD_EDITS = [
+    (
+        "What begins brightly gets bogged down",
+        "What begins brightly gets entertained down",
+        "What begins brightly gets better",
+    ),
+    (
+        "Speaking in terms of spectacle , this is a feast .",
+        "Speaking in losses of spectacle , this is a feast .",
+        "Speaking in terms of spectacle , this is a mess .",
+    ),
+    (
+        "as an interesting and entertaining experiment",
+        "as an not interesting and entertaining experiment",
+        "as an uninteresting and entertaining experiment",
+    ),
+    (
+        "Not too fancy , not too filling .",
+        "Wrong too fancy , not too filling .",
+        "Not too fancy , not too interesting .",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def scorer():
+    return load_fluency_scorer()
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory):
+    """'boring' says negative; of the positive words the teacher likes 'thanks' best, though it fits no sentence."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from cod.modeling.scoring import Teacher
+
+    weights = {w: (-1.0, 1.0) for w in ("good", "great", "excellent", "fun")} | {"thanks": (-3.0, 3.0)}
+    weights |= {w: (1.5, -1.5) for w in ("bad", "awful", "terrible", "boring")}  # probes: the classes have polarity
+    words = ["it", "was", "a", "film", ".", *weights]
+    path = make_word_classifier(tmp_path_factory.mktemp("fluent"), weights=weights, words=words)
+    return Teacher(AutoModelForSequenceClassification.from_pretrained(path), AutoTokenizer.from_pretrained(path))
+
+
+def test_fluent_sentence_scores_above_a_scrambled_one(scorer):
+    fluent, scrambled = (
+        "The film was a delight from start to finish .",
+        "finish film a delight to The start was from .",
+    )
+    assert scorer.scores([fluent])[0] > scorer.scores([scrambled])[0] + 1.0
+    assert scorer.fluency([fluent], [scrambled])[0] < -1.0 and scorer.fluency([fluent], [fluent])[0] == 0.0
+
+
+@pytest.mark.parametrize("original,bad,good", BAD_EDITS)
+def test_the_issues_bad_edits_score_below_a_fluent_one(scorer, original, bad, good):
+    bad_score, good_score = scorer.fluency([original, original], [bad, good])
+    assert bad_score < good_score and bad_score < -0.5
+
+
+def test_window_estimate_matches_the_exact_score_and_prunes_broken_words(scorer):
+    words = "What begins brightly gets bogged down".split()
+    fluency, nats = EditFluency(scorer, words).estimate([[(4, 5, ("entertained",))], [(4, 6, ("better",))]])
+    exact = scorer.fluency(
+        [" ".join(words)] * 2, ["What begins brightly gets entertained down", "What begins brightly gets better"]
+    )
+    assert fluency == pytest.approx(exact, abs=1e-4)  # the window covers this short text whole
+    assert nats[0] < LexicalConfig().min_fluency_nats < nats[1]
+
+
+def test_add_fluency_fills_records_that_lack_it(scorer):
+    cfs = [
+        Counterfactual("the film was good .", 1, [0.2, 0.8], "the film was bad .", 0, [0.9, 0.1], proposer="human"),
+        Counterfactual("the film was good .", 1, [0.2, 0.8], "", 0, [], proposer="human", error="none"),
+    ]
+    add_fluency(cfs, scorer)
+    assert isinstance(cfs[0].fluency, float) and cfs[1].fluency is None
+    record = cfs[0].to_record(["negative", "positive"])
+    assert Counterfactual.from_record(record, ["negative", "positive"]).fluency == cfs[0].fluency
+    assert fluent_share(cfs, at_least=cfs[0].fluency) == 1.0 and fluent_share(cfs[1:]) != fluent_share(cfs[1:])  # NaN
+
+
+def test_negation_never_follows_a_determiner_or_a_main_verb_do():
+    negate = LexicalProposer._negation
+    assert negate("as an interesting and entertaining experiment".split(), 2) == []
+    assert negate("Does an impressive job of relating".split(), 2) == []
+    ops = negate("it is a good film".split(), 3)  # "is" is an auxiliary: "isn't" or "is not"
+    assert {op.word for op in ops} == {"isn't", "not"}
+
+
+def test_function_words_get_no_lexicon_substitutes(teacher):
+    proposer = LexicalProposer(cache_dir=False)
+    words = "Not too fancy , not too filling .".split()
+    ops = proposer._candidates(words, 0, 1, 0, proposer.kit(teacher))
+    assert all(op.source in {"negation", "hedge", "delete"} for op in ops), ops
+
+
+def test_proposer_prefers_the_fluent_edit(teacher):
+    example = [Example("it was a boring film .", 0)]
+    (blind,) = LexicalProposer(LexicalConfig(fluency_model=""), cache_dir=False).propose(example, teacher)
+    (fluent,) = LexicalProposer(cache_dir=False).propose(example, teacher)
+    # Without the LM the teacher's favourite wins; with it the word that fits the sentence does.
+    assert blind.flipped and blind.counterfactual == "it was a thanks film ." and blind.fluency is None
+    assert fluent.flipped and fluent.counterfactual in {
+        f"it was a {w} film ." for w in ("good", "great", "excellent", "fun")
+    }
+    assert fluent.fluency is not None and fluent.fluency > -0.5
