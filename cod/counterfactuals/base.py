@@ -130,7 +130,7 @@ class Counterfactual:
             error=record.get("error", ""),
             edits=[E.Edit.from_dict(d) for d in record.get("edits", [])],
             extra=dict(record.get("extra", {})),
-            fluency=None if record.get("fluency") is None else float(record["fluency"]),
+            fluency=None if record.get("fluency") in (None, "") else float(record["fluency"]),  # CSV: "" is none
         )
 
 
