@@ -260,6 +260,17 @@ def test_sweep_help_documents_the_backends(capsys):
         assert flag in text, flag
 
 
+def test_a_teacher_loaded_from_a_folder_travels_by_pickle(tiny_classifier):
+    import pickle
+
+    from cod.modeling.loading import load_teacher
+
+    teacher = load_teacher(str(tiny_classifier))
+    copy = pickle.loads(pickle.dumps(teacher))
+    texts = ["the film is good", "the plot is terrible and dull"]
+    np.testing.assert_allclose(copy.predict_proba(texts), teacher.predict_proba(texts), atol=1e-6)
+
+
 def test_a_teacher_travels_by_pickle_with_its_scores():
     # Ray ships the sweep's teacher to its workers by pickle: its lock is remade and its bounded score cache kept.
     import pickle

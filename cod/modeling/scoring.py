@@ -70,10 +70,22 @@ class Teacher:
 
     def __getstate__(self) -> dict:
         # Pickled to run sweep cells elsewhere (Ray's object store), score cache included; a lock does not pickle.
-        return {key: value for key, value in self.__dict__.items() if key != "_lock"}
+        state = {key: value for key, value in self.__dict__.items() if key != "_lock"}
+        from transformers import PreTrainedModel
+
+        if isinstance(self.model, PreTrainedModel):  # from_pretrained models hold a ContextVar, which does not pickle
+            model = state.pop("model")
+            state["_model_parts"] = (type(model), model.config, model.state_dict(), next(model.parameters()).dtype)
+        return state
 
     def __setstate__(self, state: dict) -> None:
+        parts = state.pop("_model_parts", None)
         self.__dict__.update(state)
+        if parts is not None:
+            model_class, config, weights, dtype = parts
+            self.model = model_class(config).to(dtype)
+            self.model.load_state_dict(weights)
+            self.model.eval()
         self._lock = threading.Lock()
 
     @property
