@@ -273,6 +273,10 @@ class DistillConfig(_Serialisable):
         default=True, metadata={"help": "train counterfactuals with CE on the teacher's argmax too (else KL only)"}
     )
     keep_unflipped: bool = field(default=False, metadata={"help": "keep counterfactuals the teacher did not flip"})
+    cod_per_example: int = field(
+        default=0,
+        metadata={"help": "0: the paper's budget (k/2 real + one counterfactual each); m: all k real + up to m each"},
+    )
     epochs: int = field(default=75, metadata={"help": "passes over the training set (unless max_steps is set)"})
     max_steps: int = field(
         default=0, metadata={"help": "optimizer steps for the whole run, overriding epochs; 0: epochs x batches"}
@@ -338,8 +342,12 @@ class DistillConfig(_Serialisable):
         self._check_choices()
         _check(self.k >= 2, f"k must be at least 2 (one example per class), got {self.k}.")
         _check(
-            not self.cod or self.k % 2 == 0,
+            not self.cod or self.cod_per_example or self.k % 2 == 0,
             f"With CoD, k must be even (k/2 real + k/2 counterfactuals), got {self.k}.",
+        )
+        _check(
+            self.cod_per_example >= 0,
+            f"cod_per_example must be 0 (k/2 real + one each) or more, got {self.cod_per_example}.",
         )
         _check(self.alpha >= 0, f"alpha must be 0 or more, got {self.alpha}.")
         _check(self.temperature > 0, f"temperature must be positive, got {self.temperature}.")
@@ -381,11 +389,26 @@ class DistillConfig(_Serialisable):
 
     @property
     def label(self) -> str:
-        """Short method name used in tables: kd, kd+cod, lwd+cod, ce."""
+        """Short method name used in tables: kd, kd+cod, lwd+cod, ce, kd+cod-m2."""
+        if self.cod and self.cod_per_example:
+            return f"{self.method}+cod-m{self.cod_per_example}"
         return f"{self.method}+cod" if self.cod else self.method
 
 
-SWEEP_METHODS = ("ce", "kd", "lwd", "ce+cod", "kd+cod", "lwd+cod", "setfit")
+# `<loss>+<scheme>`: cod is the paper's budget (k/2 real + one counterfactual each); augment the equal-budget control
+# (k/2 real + one random edit of the same size each, not chosen to flip); cod-mN all k real + N counterfactuals each.
+SWEEP_METHODS = (
+    "ce", "kd", "lwd", "ce+cod", "kd+cod", "lwd+cod", "setfit", "kd+augment", "kd+cod-m1", "kd+cod-m2", "kd+cod-m4",
+)  # fmt: skip
+
+
+def method_scheme(method: str) -> tuple[str, str, int]:
+    """(loss, scheme, m) of a sweep method: `kd` -> (kd, '', 0), `kd+cod` -> (kd, cod, 0), `kd+augment` ->
+    (kd, augment, 0), `kd+cod-m2` -> (kd, cod-m, 2)."""
+    base, _, scheme = method.partition("+")
+    if scheme.startswith("cod-m") and scheme[5:].isdigit():
+        return base, "cod-m", int(scheme[5:])
+    return base, scheme, 0
 
 
 @dataclass(frozen=True)
@@ -436,7 +459,7 @@ class SweepConfig(_Serialisable):
         _check(all(k >= 2 for k in self.ks), f"every k must be at least 2, got {list(self.ks)}.")
         odd = [k for k in self.ks if k % 2]
         _check(
-            not odd or not any(m.endswith("+cod") for m in self.methods),
+            not odd or not any(method_scheme(m)[1] in {"cod", "augment"} for m in self.methods),
             f"k {odd} is odd: CoD splits k into k/2 real examples and k/2 counterfactuals, so use even k.",
         )
         _check(self.probe_pairs >= 0, f"probe_pairs must be 0 (off) or more, got {self.probe_pairs}.")
@@ -449,6 +472,12 @@ class SweepConfig(_Serialisable):
         self.distill_config("kd", 8, 0)  # validates the overrides (unknown names, bad values) now
 
     def distill_config(self, method: str, k: int, seed: int) -> DistillConfig:
-        """The DistillConfig of one cell (`kd+cod` -> method kd with cod on)."""
-        base, _, cod = method.partition("+")
-        return DistillConfig.from_dict({**self.distill, "method": base, "cod": bool(cod), "k": k, "seed": seed})
+        """The DistillConfig of one cell (`kd+cod` -> method kd with cod on; `kd+augment` keeps the edits the teacher
+        did not flip, labelled by it; `kd+cod-m2` trains all k real examples with two counterfactuals each)."""
+        base, scheme, m = method_scheme(method)
+        cell = {"method": base, "cod": bool(scheme), "k": k, "seed": seed}
+        if scheme == "augment":
+            cell["keep_unflipped"] = True
+        if scheme == "cod-m":
+            cell["cod_per_example"] = m
+        return DistillConfig.from_dict({**self.distill, **cell})

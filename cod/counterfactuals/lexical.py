@@ -547,6 +547,10 @@ class LexicalProposer:
         extra = {"alternatives": alternatives} if alternatives else {}
         return t, p, ops, extra, -neg_f
 
+    def candidate_edits(self, words: Sequence[str], i: int, current: int, target: int, teacher: "Teacher") -> list[Op]:
+        """The search's candidate edits at word i toward `target` (the augmentation control draws from them too)."""
+        return self._candidates(words, i, current, target, self.kit(teacher))
+
     def _candidates(self, words: Sequence[str], i: int, current: int, target: int, kit: _Kit) -> list[Op]:
         """Edits at word i: negation removed or added, a hedge, antonyms, lexicon or pool substitutes."""
         prefix, core, suffix = split_word(words[i])

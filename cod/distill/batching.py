@@ -63,6 +63,20 @@ class TrainingSet:
         }
 
 
+def cod_real(config: DistillConfig, examples: Sequence[Example]) -> list[Example]:
+    """The real examples of a CoD run: the draw's first k/2 (the paper's budget), or all k with `cod_per_example`."""
+    return list(examples) if config.cod_per_example else cod_real_half(examples)
+
+
+def _chosen(usable: Sequence[Counterfactual], m: int) -> list[Counterfactual]:
+    """The counterfactuals of one original that train: flipped ones first (distinct texts, up to m), else the first."""
+    flipped: dict[str, Counterfactual] = {}
+    for c in usable:
+        if c.flipped:
+            flipped.setdefault(c.counterfactual, c)
+    return list(flipped.values())[:m] if flipped else list(usable[:1])
+
+
 def build_training_set(
     config: DistillConfig,
     examples: Sequence[Example],
@@ -82,7 +96,7 @@ def build_training_set(
         items = [TrainItem(e, False, i) for i, e in enumerate(examples)]
         return TrainingSet(items=items, real_examples=len(items))
 
-    real = cod_real_half(examples)
+    real = cod_real(config, examples)
     by_text: dict[str, list[Counterfactual]] = {}
     for cf in counterfactuals or []:
         by_text.setdefault(cf.text, []).append(cf)
@@ -95,15 +109,14 @@ def build_training_set(
         if not usable:
             ts.counterfactuals_missing += 1
             continue
-        flipped = [c for c in usable if c.flipped]
-        cf = flipped[0] if flipped else usable[0]
-        if not cf.flipped:
-            ts.counterfactuals_unflipped += 1
-            if not config.keep_unflipped:
-                ts.counterfactuals_dropped += 1
-                continue
-        ts.items.append(TrainItem(Example(cf.counterfactual, cf.teacher_label), True, pair_id))
-        ts.counterfactuals_used += 1
+        for cf in _chosen(usable, max(config.cod_per_example, 1)):
+            if not cf.flipped:
+                ts.counterfactuals_unflipped += 1
+                if not config.keep_unflipped:
+                    ts.counterfactuals_dropped += 1
+                    continue
+            ts.items.append(TrainItem(Example(cf.counterfactual, cf.teacher_label), True, pair_id))
+            ts.counterfactuals_used += 1
     if counterfactuals is None or (ts.counterfactuals_used == 0 and ts.counterfactuals_dropped == 0):
         raise DistillError(
             f"CoD needs counterfactuals of the {len(real)} real examples (the first k/2 of the draw), "
@@ -136,7 +149,7 @@ def refresh_verdicts(
 def candidate_texts(config: DistillConfig, examples: Sequence[Example], counterfactuals) -> list[str]:
     """Texts the teacher must score for a run: the real examples used and the counterfactual candidates of the
     real half (to verify their flips), each once."""
-    real = cod_real_half(examples) if config.cod else list(examples)
+    real = cod_real(config, examples) if config.cod else list(examples)
     texts = [e.text for e in real]
     if config.cod:
         wanted = set(texts)

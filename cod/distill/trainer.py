@@ -22,7 +22,7 @@ import numpy as np
 
 from cod.config import DistillConfig
 from cod.counterfactuals.base import Counterfactual
-from cod.data import Example, cod_real_half
+from cod.data import Example
 from cod.distill import checkpoint as ckpt
 from cod.distill import student as S
 from cod.distill.batching import (
@@ -31,6 +31,7 @@ from cod.distill.batching import (
     TrainingSet,
     build_training_set,
     candidate_texts,
+    cod_real,
     make_collate,
     refresh_verdicts,
     teacher_targets,
@@ -211,7 +212,7 @@ def _training_data(config, objective: Objective, teacher, tokenizer, examples, c
     t0 = time.perf_counter()
     texts = candidate_texts(config, examples, counterfactuals)
     if config.method == "ce" and config.ce_label == "gold":  # the teacher only labels counterfactuals
-        real = {e.text for e in (cod_real_half(examples) if config.cod else examples)}
+        real = {e.text for e in (cod_real(config, examples) if config.cod else examples)}
         texts = [t for t in texts if t not in real]
     targets = None
     if texts and teacher is not None:

@@ -35,10 +35,24 @@ _SHARED_FIGURE_FILES = {"plotly.min.js"}
 
 @dataclass
 class Draw:
-    """One seeded few-shot draw of k training examples and the counterfactuals of its real half."""
+    """One seeded few-shot draw of k training examples and the counterfactuals of its real half (cod); `controls`
+    holds the other schemes' edits: augment (random same-size edits of the real half), cod-m (all k, up to 4 each)."""
 
     examples: list
     counterfactuals: list[Counterfactual] = field(default_factory=list)
+    controls: dict[str, list[Counterfactual]] = field(default_factory=dict)
+
+    def for_scheme(self, scheme: str) -> list[Counterfactual]:
+        """The edited texts a cell of `scheme` trains on ('' : none)."""
+        if not scheme:
+            return []
+        return self.counterfactuals if scheme == "cod" else self.controls.get(scheme, [])
+
+    def real(self, scheme: str) -> list:
+        """The real examples a cell of `scheme` trains on: the first k/2 for cod and augment, else all k."""
+        from cod.data.splits import cod_real_half
+
+        return cod_real_half(self.examples) if scheme in {"cod", "augment"} else list(self.examples)
 
 
 @dataclass
@@ -94,9 +108,9 @@ def run_cell(cell: Cell, shared: Shared, stop: Any = None) -> CellOutcome | None
     from cod.eval.metrics import StudentScorer, evaluate
 
     config, draw = shared.config, shared.draws[cell.draw_key]
-    cfs = draw.counterfactuals if cell.cod else []
+    cfs = draw.for_scheme(cell.scheme)
     started = time.perf_counter()
-    row = base_row(cell)
+    row = {**base_row(cell), "labels_used": cell.k}
     dc = None if cell.method == "setfit" else config.distill_config(cell.method, cell.k, cell.seed)
     outcome = CellOutcome(row, dc.to_dict() if dc else None)
     student = run = None
@@ -123,7 +137,7 @@ def run_cell(cell: Cell, shared: Shared, stop: Any = None) -> CellOutcome | None
             student = StudentScorer(run.model, run.tokenizer, max_length=dc.max_length, batch_size=dc.eval_batch_size)
         row.update(evaluate(shared.teacher, student, shared.test, shared.names, teacher_probs=shared.teacher_test))
         row["student_share_last"] = row.get(f"student_share_{shared.names[-1]}")
-        row.update(_diagnostics(draw.examples, cell.cod, cfs, shared.teacher, len(shared.names)))
+        row.update(_diagnostics(draw.real(cell.scheme), cell.cod, cfs, shared.teacher, len(shared.names)))
         if shared.probes:
             from cod.eval.boundary import boundary_fidelity
 
@@ -147,22 +161,24 @@ def _stopped(stop: Any) -> bool:
     return bool(stop.is_set()) if hasattr(stop, "is_set") else bool(stop())
 
 
+_GRID_COLUMNS = {"method", "k", "seed"}  # the sweep's names for a cell (a run calls kd+augment kd+cod: same loss)
+
+
 def _run_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
     """Counts and timings of a distill run for the results row (its test metrics are not used: we evaluate here)."""
     keep = {}
     for key, value in metrics.items():
-        if "test" in key or not isinstance(value, int | float | str | bool) or value is None:
+        if "test" in key or not isinstance(value, int | float | str | bool) or value is None or key in _GRID_COLUMNS:
             continue
         keep["distill_seconds" if key == "wall_seconds" else key] = value
     return keep
 
 
-def _diagnostics(draw: list, cod: bool, cfs: list[Counterfactual], teacher: Any, num_labels: int) -> dict[str, float]:
-    """What the student is trained on: teacher-vs-gold conflicts, the teacher's lean, the CE labels' balance."""
-    from cod.data.splits import cod_real_half
+def _diagnostics(real: list, cod: bool, cfs: list[Counterfactual], teacher: Any, num_labels: int) -> dict[str, float]:
+    """What the student is trained on (`real`: the cell's real examples): teacher-vs-gold conflicts, the teacher's
+    lean, the CE labels' balance, and the share of the edits that flip the teacher."""
     from cod.eval.metrics import scorer_probs
 
-    real = cod_real_half(draw) if cod else list(draw)
     real_texts = {e.text for e in real}
     used = {}
     for c in cfs if cod else []:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cod.config import SweepConfig
+from cod.config import SweepConfig, method_scheme
 from cod.errors import ConfigError
 from cod.io import write_json
 
@@ -46,13 +46,20 @@ class Cell:
         return f"k{self.k}-s{self.seed}"
 
     @property
+    def scheme(self) -> str:
+        """How the cell uses counterfactuals: '' (none), cod, augment (the control) or cod-m (m per example)."""
+        return method_scheme(self.method)[1]
+
+    @property
     def cod(self) -> bool:
-        return self.method.endswith("+cod")
+        """The cell trains on edited texts besides real ones (cod, augment or cod-m)."""
+        return bool(self.scheme)
 
 
 def baseline_of(method: str) -> str | None:
-    """The budget-matched baseline of a method: `kd+cod` -> `kd`; baselines themselves have none."""
-    return method.split("+")[0] if method.endswith("+cod") else None
+    """The baseline of a method: `kd+cod`, `kd+augment`, `kd+cod-m2` -> `kd`; baselines themselves have none."""
+    base, scheme, _ = method_scheme(method)
+    return base if scheme else None
 
 
 def cell_name(method: str, k: int, seed: int) -> str:

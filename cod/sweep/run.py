@@ -180,7 +180,29 @@ def _draws(config, out, cells, train, names, teacher, pool, stop) -> dict[str, D
             else:
                 draw.counterfactuals = _make_counterfactuals(config, cod_real_half(draw.examples), teacher, pool)
                 write_counterfactuals(path, draw.counterfactuals, names)
+        if cell.scheme not in ("", "cod") and cell.scheme not in draw.controls:
+            path = out / "counterfactuals" / f"{cell.scheme}-{cell.draw_key}.jsonl"
+            if path.exists():
+                draw.controls[cell.scheme] = read_counterfactuals(path, names)
+            else:
+                draw.controls[cell.scheme] = _make_control(config, cell, draw, teacher, pool)
+                write_counterfactuals(path, draw.controls[cell.scheme], names)
     return draws
+
+
+COD_M_MAX = 4  # counterfactuals made per example for cod-m cells (a cod-mN cell trains on the first N)
+
+
+def _make_control(config: SweepConfig, cell: Cell, draw: Draw, teacher: Any, pool: dict) -> list[Counterfactual]:
+    """The edits of a control cell's draw, from its CoD counterfactuals: augment, random same-size edits of the same
+    originals (`cod.counterfactuals.augment`); cod-m, flips of all k examples, up to COD_M_MAX each."""
+    from cod.counterfactuals.augment import augment_edits, more_counterfactuals
+    from cod.data.splits import cod_real_half
+
+    if cell.scheme == "augment":
+        return augment_edits(draw.counterfactuals, teacher, seed=cell.seed)
+    rest = _make_counterfactuals(config, draw.examples[len(cod_real_half(draw.examples)) :], teacher, pool)
+    return more_counterfactuals(draw.counterfactuals + rest, teacher, COD_M_MAX, seed=cell.seed)
 
 
 def _score_once(
@@ -192,7 +214,8 @@ def _score_once(
 
     texts = [e.text for e in validation] + [t for p in probes for t in (p.text, p.counterfactual)]
     for draw in draws.values():
-        texts += [e.text for e in draw.examples] + [c.counterfactual for c in draw.counterfactuals if c.counterfactual]
+        edited = draw.counterfactuals + [c for cfs in draw.controls.values() for c in cfs]
+        texts += [e.text for e in draw.examples] + [c.counterfactual for c in edited if c.counterfactual]
     scorer_probs(teacher, list(dict.fromkeys(texts)), num_labels)
 
 
