@@ -8,6 +8,9 @@
    in a fresh process so the peak belongs to that run.
 4. (--part heads, not in `all`) the student's head, mean pooling vs CLS, for KD on the demo pair: test accuracy per
    k and seed (the issue's question: which should the demo default be).
+5. (--part cod-seeds, not in `all`) the k=16 KD+CoD run with the evaluation settings of before (10 validation passes
+   of all 500, no early stopping) and with today's defaults, on the same draws and counterfactuals, one warm teacher:
+   wall, training and evaluation seconds per run, and test accuracy paired over seeds.
 
     nice -n 10 .venv/bin/python bench/bench_distill.py [--steps 20] [--threads 2] [--part all|speed|cod|heads]
 """
@@ -194,12 +197,52 @@ def bench_heads(ks: list[int], seeds: list[int], epochs: int = 75, test_limit: i
     return out
 
 
+BEFORE = {"evaluations": 10, "max_validation": 0, "patience": 0, "eval_every": 0}  # the evaluation of before
+
+
+def bench_cod_seeds(seeds: list[int], after: dict | None = None) -> dict:
+    """k=16 KD+CoD with the old evaluation settings and with the defaults (or `after`), paired over seeds."""
+    import numpy as np
+
+    from cod.config import DistillConfig
+    from cod.counterfactuals import propose
+    from cod.data.readers import cod_real_half
+    from cod.distill.trainer import distill
+    from cod.eval.stats import paired_difference
+    from cod.modeling.loading import load_teacher
+
+    teacher = load_teacher("demo")
+    runs: dict[str, dict[int, dict]] = {"before": {}, "after": {}}
+    for seed in seeds:
+        task, draw = _draw(16, seed)
+        cfs = propose(cod_real_half(draw), teacher, proposer="lexical", few_shot=draw)  # cached on disk
+        teacher.logits([e.text for e in task.validation] + [e.text for e in task.test])  # warm: time the student
+        for name, settings in (("before", BEFORE), ("after", after or {})):
+            cfg = DistillConfig.from_dict({**DistillConfig(k=16, cod=True, seed=seed).to_dict(), **settings})
+            m = distill(cfg, teacher, "demo", draw, cfs, task.validation, test=task.test,
+                        label_names=task.label_names).metrics  # fmt: skip
+            runs[name][seed] = m
+            print(f"seed {seed} {name}: test {m['student_test_accuracy']:.4f}, wall {m['wall_seconds']:.1f} s "
+                  f"(train {m['train_seconds']:.1f}, eval {m['eval_seconds']:.1f}), steps {m['steps']}, "
+                  f"best step {m['best_step']}", flush=True)  # fmt: skip
+    acc = {name: {s: r["student_test_accuracy"] for s, r in by_seed.items()} for name, by_seed in runs.items()}
+    diff = paired_difference(acc["after"], acc["before"])
+    out = {"seeds": seeds, "after_settings": after or "defaults", "before_settings": BEFORE}
+    for name, by_seed in runs.items():
+        for key in ("wall_seconds", "train_seconds", "eval_seconds", "steps", "student_test_accuracy"):
+            out[f"{name}_{key}_mean"] = round(float(np.mean([r[key] for r in by_seed.values()])), 4)
+        out[f"{name}_test_accuracy_per_seed"] = [round(acc[name][s], 4) for s in seeds]
+    out["test_accuracy_after_minus_before"] = f"{diff.diff:+.4f} [{diff.ci_low:+.4f}, {diff.ci_high:+.4f}], won {diff.won}/{diff.n}"
+    return out
+
+
 def main() -> int:
     """Run the parts (each in a fresh process) and print their figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", default="all", choices=("all", "speed", "cod", "heads"))
+    parser.add_argument("--part", default="all", choices=("all", "speed", "cod", "heads", "cod-seeds"))
     parser.add_argument("--ks", default="8,16", help="budgets for --part heads")
-    parser.add_argument("--seeds", default="0,1", help="seeds for --part heads")
+    parser.add_argument("--seeds", default="0,1", help="seeds for --part heads and cod-seeds")
+    parser.add_argument("--after", default="{}", help="JSON distill settings of the 'after' runs of --part cod-seeds")
     parser.add_argument("--epochs", type=int, default=75, help="epochs for --part heads")
     parser.add_argument("--max-steps", type=int, default=0, help="optimizer steps per run for --part heads (0: epochs)")
     parser.add_argument("--test-limit", type=int, default=0, help="first N test examples for --part heads (0: all)")
@@ -223,6 +266,8 @@ def main() -> int:
     if args.part == "heads":
         ks, seeds = [int(x) for x in args.ks.split(",")], [int(x) for x in args.seeds.split(",")]
         figures = bench_heads(ks, seeds, args.epochs, args.test_limit, max_steps=args.max_steps)
+    elif args.part == "cod-seeds":
+        figures = bench_cod_seeds([int(x) for x in args.seeds.split(",")], json.loads(args.after))
     else:
         figures = bench_cod_run() if args.part == "cod" else bench_speed(args.steps, args.rounds)
     figures["bench_seconds"] = round(time.perf_counter() - t0, 1)
