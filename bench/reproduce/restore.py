@@ -33,7 +33,8 @@ def _clean(value):
 def restore(results_csv: Path, out: Path, distill: dict) -> int:
     """Write cells/<cell>/cell.json for every row of `results_csv` and a sweep.json with their grid; returns the count."""
     from cod.config import SweepConfig
-    from cod.sweep import _atomic_write, cell_name, settings_key
+    from cod.io import write_text
+    from cod.sweep import cell_name, settings_key
 
     results = pd.read_csv(results_csv)
     methods = list(dict.fromkeys(results.method))
@@ -48,12 +49,12 @@ def restore(results_csv: Path, out: Path, distill: dict) -> int:
             continue
         cell.mkdir(parents=True, exist_ok=True)
         payload = {"row": row, "distill_config": None, "sweep": settings_key(config), "restored_from": str(results_csv)}
-        _atomic_write(cell / "cell.json", json.dumps(payload, indent=2))
+        write_text(cell / "cell.json", json.dumps(payload, indent=2))
         written += 1
     grid = {"ks": list(config.ks), "seeds": list(config.seeds), "methods": methods}
     path = out / "sweep.json"
     if not path.exists():
-        _atomic_write(path, json.dumps({"settings": settings_key(config), "grid": grid}, indent=2))
+        write_text(path, json.dumps({"settings": settings_key(config), "grid": grid}, indent=2))
     return written
 
 
