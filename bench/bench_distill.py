@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 
 def _draw(k: int, seed: int):
-    from cod.data.readers import sample_few_shot
+    from cod.data.splits import sample_few_shot
     from cod.data.tasks import load_task
 
     task = load_task("demo")
@@ -127,7 +127,7 @@ def bench_cod_run() -> dict:
     """A k=16 CoD run (kd+cod, default settings) with a fresh teacher: forward passes, wall time, peak memory."""
     from cod.config import DistillConfig
     from cod.counterfactuals import propose
-    from cod.data.readers import cod_real_half
+    from cod.data.splits import cod_real_half
     from cod.distill.trainer import distill
     from cod.modeling.loading import load_classifier
     from cod.modeling.scoring import Teacher
@@ -206,7 +206,7 @@ def bench_cod_seeds(seeds: list[int], after: dict | None = None) -> dict:
 
     from cod.config import DistillConfig
     from cod.counterfactuals import propose
-    from cod.data.readers import cod_real_half
+    from cod.data.splits import cod_real_half
     from cod.distill.trainer import distill
     from cod.eval.stats import paired_difference
     from cod.modeling.loading import load_teacher
