@@ -65,6 +65,37 @@ def ablation_table(results: pd.DataFrame, ablation: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+CONTROLS = ("kd+augment", "kd+cod-m1", "kd+cod-m2", "kd+cod-m4")
+
+
+def controls_table(results: pd.DataFrame) -> str:
+    """CoD against its controls per k: accuracy, labels used (k) and texts trained on, and the paired difference of
+    each control against KD+CoD over the seeds both ran (positive: the control is better)."""
+    from cod.eval.stats import paired_difference, summarise
+
+    done = results[results.get("status", "done") == "done"]
+    lines = ["| k | method | seeds | labels used | texts trained on | test accuracy | minus KD+CoD, paired [95% CI] | seeds better / worse |",
+             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for k in sorted(done.k.unique()):
+        cod = done[(done.method == "kd+cod") & (done.k == k)]
+        cod_acc = dict(zip(cod.seed, cod.student_accuracy))
+        for method in ("kd+cod", *CONTROLS):
+            cells = done[(done.method == method) & (done.k == k)]
+            if not len(cells):
+                continue
+            own = dict(zip(cells.seed, cells.student_accuracy))
+            a = summarise(list(own.values()))
+            texts = cells.train_examples.mean() if "train_examples" in cells else float("nan")
+            if method == "kd+cod":
+                change, record = "–", "–"
+            else:
+                d = paired_difference(own, cod_acc)
+                change = f"{d.diff:+.3f} [{d.ci_low:+.3f}, {d.ci_high:+.3f}]" if d.n else "–"
+                record = f"{d.won} / {d.lost}" if d.n else "–"
+            lines.append(f"| {k} | {method} | {len(own)} | {int(k)} | {texts:.1f} | {a.mean:.3f} ± {a.std:.3f} | {change} | {record} |")
+    return "\n".join(lines)
+
+
 def write_report(sweep_dir: Path, seconds: float | None, command: str, dest: Path = HERE, note: str = "",
                  ablations: dict[str, tuple[Path, str]] | None = None) -> Path:
     """Write SUMMARY.md and copy the tables and figures of `sweep_dir` into `dest`."""
@@ -110,6 +141,15 @@ def write_report(sweep_dir: Path, seconds: float | None, command: str, dest: Pat
             f"{PAPER['kd'].get(k, '–')} | {PAPER['kd+cod'].get(k, '–')} | {_fmt(cell('lwd', k))} | "
             f"{_fmt(cell('lwd+cod', k))} | {_gain(cell('lwd+cod', k))} | {_fmt(cell('ce', k))} | {_fmt(cell('setfit', k))} |"
         )
+    if set(CONTROLS) & set(results.method):
+        lines += ["", "## Controls: is the gain from the counterfactuals, or from more teacher-labelled text?", "",
+                  "`kd+augment`: k/2 real examples + one edit of each, the same size (words changed) as its CoD "
+                  "counterfactual, made by the same proposer machinery at random content words and not chosen to flip "
+                  "the teacher, labelled by the teacher as CoD's are (kept whether or not it flips). `kd+cod-mN`: all k "
+                  "real examples + N teacher-checked flips of each (sizes vary), beyond the paper's budget on purpose. "
+                  "Labels used: the budget k (CoD and augment: k/2 gold labels + k/2 edits labelled by the teacher; "
+                  "cod-mN: all k gold labels, its k x N flips labelled by the teacher on top); texts trained on: mean "
+                  "over seeds (unflipped CoD counterfactuals are dropped, so it can be below k).", "", controls_table(results)]  # fmt: skip
     lines += ["", "The issue's reference probes on this setup (teacher 0.85, 75 epochs), k = 8 / 16 / 32:", "",
               "| reference | k = 8 | k = 16 | k = 32 |", "|---|---|---|---|"]  # fmt: skip
     lines += [f"| {name} | {' | '.join(f'{v:.3f}' for v in values)} |" for name, values in REFERENCE.items()]
