@@ -286,3 +286,34 @@ def test_a_teacher_travels_by_pickle_with_its_scores():
     np.testing.assert_allclose(copy.predict_proba(texts), probs)
     assert copy.forward_passes == passes  # answered from the cache it came with
     copy.predict_proba(["a new text"])  # and its lock works
+
+
+def test_control_methods_run_beside_cod_on_the_same_draw(tiny_task, tiny_student, tmp_path):
+    from cod.counterfactuals.base import Counterfactual
+    from cod.sweep import sweep
+    from tests.word_teacher import word_teacher
+
+    teacher = word_teacher("sentiment")
+    config = SweepConfig(
+        out=str(tmp_path / "sweep"), task="tiny", student=str(tiny_student), ks=(4,), seeds=(0,),
+        methods=("kd", "kd+cod", "kd+augment", "kd+cod-m2"), probe_pairs=0, figures=False,
+        distill={"epochs": 2, "batch_size": 4, "evaluations": 1, "max_length": 16},
+    )  # fmt: skip
+    result = sweep(config, teacher=teacher, splits=tiny_task, counterfactuals=_pairs(tiny_task.train, teacher), probes=[])
+    rows = result.results.set_index("method")
+    assert set(rows.status) == {"done"} and (rows.labels_used == 4).all()
+    # augment: the same 2 real examples and as many edits as CoD trains on (kept whether or not they flip).
+    assert rows.loc["kd+augment", "real_examples"] == rows.loc["kd+cod", "real_examples"] == 2
+    assert rows.loc["kd+augment", "train_examples"] == rows.loc["kd+cod", "train_examples"] == 4
+    assert rows.loc["kd+augment", "keep_unflipped"] and not rows.loc["kd+cod", "keep_unflipped"]
+    # cod-m2: all 4 real examples, up to 2 counterfactuals each.
+    assert rows.loc["kd+cod-m2", "real_examples"] == 4 and 4 + 4 <= rows.loc["kd+cod-m2", "train_examples"] <= 4 + 8
+    out = tmp_path / "sweep" / "counterfactuals"
+    names = ["negative", "positive"]
+    lines = (out / "k4-s0.jsonl").read_text().splitlines()
+    cod = {c.text: c for c in (Counterfactual.from_record(json.loads(line), names) for line in lines)}
+    augment = [Counterfactual.from_record(json.loads(line), names) for line in (out / "augment-k4-s0.jsonl").read_text().splitlines()]
+    assert {a.text for a in augment} == set(cod) and all(a.proposer == "augment" for a in augment)
+    assert all(a.words_changed == cod[a.text].words_changed for a in augment)
+    assert (out / "cod-m-k4-s0.jsonl").exists()
+    assert set(result.summary[result.summary.method != "kd"].baseline) == {"kd"}
