@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from cod.modeling.scoring import Teacher
 
 AUGMENT = "augment"
+SIZE_TRIES = 20  # random draws tried per augment edit until its size matches the counterfactual's
 EXTENSION_POSITIONS = 3  # random content words each base flip is extended at, for larger flips
 
 
@@ -72,11 +73,19 @@ def augment_edits(counterfactuals: Sequence[Counterfactual], teacher: Teacher, s
     chosen = [c for c in counterfactuals if c.counterfactual and not c.error and c.flipped]
     texts, records = [], []
     for cf in chosen:
-        words = E.words(cf.text)
-        current = int(np.argmax(cf.teacher_probs))
-        ops = _random_ops(proposer, teacher, words, max(cf.words_changed, 1), current, cf.target, _rng(seed, cf.text))
-        texts.append(render(words, ops))
-        records.append((cf, ops))
+        words, size = E.words(cf.text), max(cf.words_changed, 1)
+        current, rng = int(np.argmax(cf.teacher_probs)), _rng(seed, cf.text)
+        best = None
+        for _ in range(SIZE_TRIES):  # adjacent edits can merge into a larger one: draw again until the size matches
+            ops = _random_ops(proposer, teacher, words, size, current, cf.target, rng)
+            text = render(words, ops)
+            gap = abs(E.words_changed(E.diff(cf.text, text)) - size)
+            if best is None or gap < best[0]:
+                best = (gap, text, ops)
+            if gap == 0:
+                break
+        texts.append(best[1])
+        records.append((cf, best[2]))
     probs = teacher.predict_proba(texts) if texts else np.zeros((0, 0))
     return [
         Counterfactual(
