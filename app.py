@@ -1,7 +1,8 @@
 """CoD Studio: curate counterfactuals against a live teacher, distil a few-shot student, compare them.
 
 `python app.py` serves http://127.0.0.1:7860 on the embedded default (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT
-are respected; COD_TORCH_THREADS sets torch's intra-op threads). Tests import `build_app(services)` and launch it themselves with `launch_options()`.
+are respected; COD_TORCH_THREADS sets torch's intra-op threads). Tests import `build_app(services)` and launch it
+themselves with `launch_options()`.
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ import os
 import gradio as gr
 
 from cod.config import DataConfig
+from cod.public import public_mode
 from components import compare, counterfactuals, data, distill, export, models
 from components.services import Services, owner_for
 from components.state import PageState
 from components.style import ASSETS, css, esc, notice, theme
-from cod.public import public_mode
 
 TITLE = "CoD Studio"
 
@@ -78,8 +79,13 @@ def build_app(services: Services | None = None) -> gr.Blocks:
 
         tick = timer.tick(poll, None, [banner, timer], show_progress="hidden", api_visibility="private")
         # When the demo teacher appears, refresh the live prediction that was waiting for it.
-        tick.then(models_tab.live, [models_tab.teacher, models_tab.probe], models_tab.probe_out,
-                  show_progress="hidden", api_visibility="private")
+        tick.then(
+            models_tab.live,
+            [models_tab.teacher, models_tab.probe],
+            models_tab.probe_out,
+            show_progress="hidden",
+            api_visibility="private",
+        )
 
         def identify(s: PageState, token: str, profile: gr.OAuthProfile | None):
             """Who this session is: the signed-in user, else the browser's anonymous id (locally: the shared '')."""
@@ -91,13 +97,26 @@ def build_app(services: Services | None = None) -> gr.Blocks:
         # First visit: who the visitor is, the default task and its few-shot draw, the teacher on the example sentence.
         who = app.load(identify, [state, browser_id], [state, browser_id], api_visibility="private", **data.SERIAL)
         load = who.then(
-            data_tab.on_task, [state, data_tab.task, data_tab.k, data_tab.seed], data_tab.outputs,
-            api_visibility="private", **data.SERIAL,
+            data_tab.on_task,
+            [state, data_tab.task, data_tab.k, data_tab.seed],
+            data_tab.outputs,
+            api_visibility="private",
+            **data.SERIAL,
         )
-        load.then(models_tab.live, [models_tab.teacher, models_tab.probe], models_tab.probe_out,
-                  show_progress="hidden", api_visibility="private")
+        load.then(
+            models_tab.live,
+            [models_tab.teacher, models_tab.probe],
+            models_tab.probe_out,
+            show_progress="hidden",
+            api_visibility="private",
+        )
         # Each tab redraws from the store when opened (another session may have changed the project).
-        pages = ((cf_page, cf_tab), (distill_page, distill_tab), (compare_page, compare_tab), (export_page, export_tab))
+        pages = (
+            (cf_page, cf_tab),
+            (distill_page, distill_tab),
+            (compare_page, compare_tab),
+            (export_page, export_tab),
+        )
         for page, tab in pages:
             fn, inputs, outputs = tab.refresh
             page.select(fn, inputs, outputs, show_progress="hidden", api_visibility="private")
@@ -110,8 +129,14 @@ def launch_options() -> dict:
     """Keyword arguments for `launch()`: theme and css moved there in Gradio 6. Run history stays off: it would
     save every call's inputs in the browser, API keys and Hub tokens included. Uploads stop at the data reader's
     max_file_mb (COD_MAX_FILE_MB), so Gradio refuses a larger file before it reaches the disk."""
-    return {"theme": theme(), "css": css(), "favicon_path": str(ASSETS / "logo.svg"), "run_history": False,
-            "footer_links": ["api", "gradio"], "max_file_size": int(DataConfig().max_file_mb * 2**20)}
+    return {
+        "theme": theme(),
+        "css": css(),
+        "favicon_path": str(ASSETS / "logo.svg"),
+        "run_history": False,
+        "footer_links": ["api", "gradio"],
+        "max_file_size": int(DataConfig().max_file_mb * 2**20),
+    }
 
 
 def main() -> None:

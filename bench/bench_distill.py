@@ -1,8 +1,9 @@
 """Speed of the distillation loop on the demo pair (mpnet teacher -> MiniLM student), printed as figures.
 
-1. steps/s of `cod.distill.trainer` against a plain Hugging Face `Trainer` whose `compute_loss` does the same CE + alpha*KL
-   on the same data, as a ratio measured in one process: (a) the Trainer runs the teacher in every step, as a plain
-   distillation trainer does; (b) the Trainer reads teacher logits precomputed once (the loop overhead alone).
+1. steps/s of `cod.distill.trainer` against a plain Hugging Face `Trainer` whose `compute_loss` does the same
+   CE + alpha*KL on the same data, as a ratio measured in one process: (a) the Trainer runs the teacher in every
+   step, as a plain distillation trainer does; (b) the Trainer reads teacher logits precomputed once (the loop
+   overhead alone).
 2. teacher forward passes on training texts == unique training texts (a fresh teacher, a 75-epoch CoD run).
 3. wall time and peak memory of a k=16 CoD run on the demo pair with default settings (validation and test included),
    in a fresh process so the peak belongs to that run.
@@ -45,8 +46,8 @@ def bench_speed(steps: int, rounds: int = 2) -> dict:
     from transformers import Trainer, TrainingArguments
 
     from cod.config import DistillConfig
-    from cod.distill.trainer import distill
     from cod.distill.losses import ce_loss, kd_loss
+    from cod.distill.trainer import distill
     from cod.modeling.loading import load_student, load_teacher
 
     task, draw = _draw(16, 0)
@@ -73,7 +74,9 @@ def bench_speed(steps: int, rounds: int = 2) -> dict:
             cached = inputs.pop("teacher_logits")
             if self.live_teacher:  # the plain way: the teacher runs in every step
                 with torch.inference_mode():
-                    enc = teacher.tokenizer(batch_texts, padding=True, truncation=True, max_length=128, return_tensors="pt")
+                    enc = teacher.tokenizer(
+                        batch_texts, padding=True, truncation=True, max_length=128, return_tensors="pt"
+                    )
                     t_logits = teacher.model(**enc).logits.float()
             else:
                 t_logits = cached
@@ -94,11 +97,22 @@ def bench_speed(steps: int, rounds: int = 2) -> dict:
             return dict(enc)
 
         args = TrainingArguments(
-            output_dir=str(ROOT / ".bench-trainer"), per_device_train_batch_size=8, num_train_epochs=epochs,
-            learning_rate=cfg.learning_rate, warmup_steps=int(cfg.warmup_ratio * epochs * 2), weight_decay=cfg.weight_decay,
-            save_strategy="no", eval_strategy="no", report_to=[], logging_steps=10_000, disable_tqdm=True,
-            use_cpu=not torch.cuda.is_available(), remove_unused_columns=False, dataloader_num_workers=0, seed=0,
-        )  # fmt: skip
+            output_dir=str(ROOT / ".bench-trainer"),
+            per_device_train_batch_size=8,
+            num_train_epochs=epochs,
+            learning_rate=cfg.learning_rate,
+            warmup_steps=int(cfg.warmup_ratio * epochs * 2),
+            weight_decay=cfg.weight_decay,
+            save_strategy="no",
+            eval_strategy="no",
+            report_to=[],
+            logging_steps=10_000,
+            disable_tqdm=True,
+            use_cpu=not torch.cuda.is_available(),
+            remove_unused_columns=False,
+            dataloader_num_workers=0,
+            seed=0,
+        )
         data = [{"text": e.text, "label": e.label} for e in draw]
         trainer = DistilTrainer(model=model, args=args, train_dataset=data, data_collator=collate, live_teacher=live)
         result = trainer.train()
@@ -139,8 +153,16 @@ def bench_cod_run() -> dict:
     cfs = propose(cod_real_half(draw), proposer_teacher, proposer="lexical", few_shot=draw)  # cached on disk
     propose_s = time.perf_counter() - t0
     teacher = Teacher(model, tok, name="demo")  # empty cache: every forward of the run is counted
-    res = distill(DistillConfig(k=16, cod=True), teacher, "demo", draw, cfs, task.validation, test=task.test,
-                  label_names=task.label_names)  # fmt: skip
+    res = distill(
+        DistillConfig(k=16, cod=True),
+        teacher,
+        "demo",
+        draw,
+        cfs,
+        task.validation,
+        test=task.test,
+        label_names=task.label_names,
+    )
     m = res.metrics
     val_test = len(task.validation) + len(task.test)
     return {
@@ -163,8 +185,9 @@ def bench_cod_run() -> dict:
     }
 
 
-def bench_heads(ks: list[int], seeds: list[int], epochs: int = 75, test_limit: int = 0, method: str = "kd",
-                max_steps: int = 0) -> dict:
+def bench_heads(
+    ks: list[int], seeds: list[int], epochs: int = 75, test_limit: int = 0, method: str = "kd", max_steps: int = 0
+) -> dict:
     """Test accuracy of KD students with a mean-pooling head and with the CLS head (same draws, same settings)."""
     import numpy as np
 
@@ -178,16 +201,31 @@ def bench_heads(ks: list[int], seeds: list[int], epochs: int = 75, test_limit: i
         for seed in seeds:
             task, draw = _draw(k, seed)
             for head in ("mean", "cls"):
-                cfg = DistillConfig(method=method, k=k, seed=seed, head=head, epochs=epochs, max_steps=max_steps,
-                                    max_validation=200)
+                cfg = DistillConfig(
+                    method=method, k=k, seed=seed, head=head, epochs=epochs, max_steps=max_steps, max_validation=200
+                )
                 test = task.test[:test_limit] if test_limit else task.test
-                m = distill(cfg, teacher, "demo", draw, None, task.validation, test=test,
-                            label_names=task.label_names).metrics  # fmt: skip
-                rows.append((k, seed, head, m["student_test_accuracy"], m["student_validation_accuracy"],
-                             m["student_test_share_positive"], m["train_seconds"]))  # fmt: skip
-                print(f"k={k} seed={seed} head={head}: test {m['student_test_accuracy']:.4f} "
-                      f"val {m['student_validation_accuracy']:.4f} positive share {m['student_test_share_positive']:.2f} "
-                      f"({m['wall_seconds']:.0f} s)", flush=True)  # fmt: skip
+                m = distill(
+                    cfg, teacher, "demo", draw, None, task.validation, test=test, label_names=task.label_names
+                ).metrics
+                rows.append(
+                    (
+                        k,
+                        seed,
+                        head,
+                        m["student_test_accuracy"],
+                        m["student_validation_accuracy"],
+                        m["student_test_share_positive"],
+                        m["train_seconds"],
+                    )
+                )
+                print(
+                    f"k={k} seed={seed} head={head}: test {m['student_test_accuracy']:.4f} "
+                    f"val {m['student_validation_accuracy']:.4f} "
+                    f"positive share {m['student_test_share_positive']:.2f} "
+                    f"({m['wall_seconds']:.0f} s)",
+                    flush=True,
+                )
     out = {}
     for k in ks:
         for head in ("mean", "cls"):
@@ -219,12 +257,16 @@ def bench_cod_seeds(seeds: list[int], after: dict | None = None) -> dict:
         teacher.logits([e.text for e in task.validation] + [e.text for e in task.test])  # warm: time the student
         for name, settings in (("before", BEFORE), ("after", after or {})):
             cfg = DistillConfig.from_dict({**DistillConfig(k=16, cod=True, seed=seed).to_dict(), **settings})
-            m = distill(cfg, teacher, "demo", draw, cfs, task.validation, test=task.test,
-                        label_names=task.label_names).metrics  # fmt: skip
+            m = distill(
+                cfg, teacher, "demo", draw, cfs, task.validation, test=task.test, label_names=task.label_names
+            ).metrics
             runs[name][seed] = m
-            print(f"seed {seed} {name}: test {m['student_test_accuracy']:.4f}, wall {m['wall_seconds']:.1f} s "
-                  f"(train {m['train_seconds']:.1f}, eval {m['eval_seconds']:.1f}), steps {m['steps']}, "
-                  f"best step {m['best_step']}", flush=True)  # fmt: skip
+            print(
+                f"seed {seed} {name}: test {m['student_test_accuracy']:.4f}, wall {m['wall_seconds']:.1f} s "
+                f"(train {m['train_seconds']:.1f}, eval {m['eval_seconds']:.1f}), steps {m['steps']}, "
+                f"best step {m['best_step']}",
+                flush=True,
+            )
     acc = {name: {s: r["student_test_accuracy"] for s, r in by_seed.items()} for name, by_seed in runs.items()}
     diff = paired_difference(acc["after"], acc["before"])
     out = {"seeds": seeds, "after_settings": after or "defaults", "before_settings": BEFORE}
@@ -232,7 +274,9 @@ def bench_cod_seeds(seeds: list[int], after: dict | None = None) -> dict:
         for key in ("wall_seconds", "train_seconds", "eval_seconds", "steps", "student_test_accuracy"):
             out[f"{name}_{key}_mean"] = round(float(np.mean([r[key] for r in by_seed.values()])), 4)
         out[f"{name}_test_accuracy_per_seed"] = [round(acc[name][s], 4) for s in seeds]
-    out["test_accuracy_after_minus_before"] = f"{diff.diff:+.4f} [{diff.ci_low:+.4f}, {diff.ci_high:+.4f}], won {diff.won}/{diff.n}"
+    out["test_accuracy_after_minus_before"] = (
+        f"{diff.diff:+.4f} [{diff.ci_low:+.4f}, {diff.ci_high:+.4f}], won {diff.won}/{diff.n}"
+    )
     return out
 
 
@@ -244,7 +288,9 @@ def main() -> int:
     parser.add_argument("--seeds", default="0,1", help="seeds for --part heads and cod-seeds")
     parser.add_argument("--after", default="{}", help="JSON distill settings of the 'after' runs of --part cod-seeds")
     parser.add_argument("--epochs", type=int, default=75, help="epochs for --part heads")
-    parser.add_argument("--max-steps", type=int, default=0, help="optimizer steps per run for --part heads (0: epochs)")
+    parser.add_argument(
+        "--max-steps", type=int, default=0, help="optimizer steps per run for --part heads (0: epochs)"
+    )
     parser.add_argument("--test-limit", type=int, default=0, help="first N test examples for --part heads (0: all)")
     parser.add_argument("--steps", type=int, default=20, help="optimizer steps per loop in the speed comparison")
     parser.add_argument("--threads", type=int, default=2)
@@ -252,8 +298,18 @@ def main() -> int:
     args = parser.parse_args()
     if args.part == "all":
         for part in ("cod", "speed"):
-            cmd = [sys.executable, __file__, "--part", part, "--steps", str(args.steps), "--threads", str(args.threads),
-                   "--rounds", str(args.rounds)]
+            cmd = [
+                sys.executable,
+                __file__,
+                "--part",
+                part,
+                "--steps",
+                str(args.steps),
+                "--threads",
+                str(args.threads),
+                "--rounds",
+                str(args.rounds),
+            ]
             subprocess.run(cmd, check=True)
         return 0
     import logging

@@ -31,7 +31,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     parser.add_argument("--show", type=int, default=10, help="print this many before/after pairs")
     parser.add_argument("--fluency-model", default="demo-llm", help="the LM that ranks edits ('': none)")
-    parser.add_argument("--device", default="cpu", help="device for the teacher (default cpu: the target is on 2 cores)")
+    parser.add_argument(
+        "--device", default="cpu", help="device for the teacher (default cpu: the target is on 2 cores)"
+    )
     args = parser.parse_args()
 
     import torch
@@ -66,30 +68,52 @@ def main() -> None:
     per_min_all = len(cfs) / (search_s + setup_s) * 60
     steps = collections.Counter(cf.extra.get("steps") for cf in flipped)
     sources = collections.Counter(op.split(":")[0] for cf in flipped for op in cf.extra.get("ops", []))
-    print(f"device {teacher.device}, torch threads {torch.get_num_threads()}, polarity {kit.polarity}, lexicon {proposer.model}")
+    print(
+        f"device {teacher.device}, torch threads {torch.get_num_threads()}, polarity {kit.polarity}, "
+        f"lexicon {proposer.model}"
+    )
     print(f"config {config.to_dict()}")
     print(f"examples {len(cfs)} (demo test[:{args.n}])")
     print(f"flip rate {len(flipped) / len(cfs):.1%} ({len(flipped)}/{len(cfs)})")
-    print(f"median words changed {statistics.median(words) if words else float('nan'):g} (flipped); mean {statistics.mean(words) if words else float('nan'):.2f}")
+    print(
+        f"median words changed {statistics.median(words) if words else float('nan'):g} (flipped); "
+        f"mean {statistics.mean(words) if words else float('nan'):.2f}"
+    )
     print(f"words changed histogram {dict(sorted(collections.Counter(words).items()))}")
     print(f"flips found at search step {dict(sorted(steps.items()))}; edit sources {dict(sources.most_common())}")
-    print(f"examples/minute {per_min:.1f} wall clock (search only, {search_s:.1f} s; {per_min_all:.1f} with the {setup_s:.1f} s "
-          f"teacher setup; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
+    print(
+        f"examples/minute {per_min:.1f} wall clock (search only, {search_s:.1f} s; "
+        f"{per_min_all:.1f} with the {setup_s:.1f} s teacher setup; "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
+    )
     # On a shared machine the wall clock counts other people's work. The process's CPU time spread over its threads
     # estimates the wall clock on dedicated cores, assuming the threads keep every core busy; with --threads 1 the
     # figure is one dedicated core's, a lower bound for two.
-    print(f"examples/minute {len(cfs) / (cpu_s / args.threads) * 60:.1f} on {args.threads} dedicated cores, "
-          f"estimated from {cpu_s:.1f} CPU-seconds")
-    print(f"teacher forward passes {teacher.forward_passes - passes0} ({(teacher.forward_passes - passes0) / len(cfs):.1f} per example)")
+    print(
+        f"examples/minute {len(cfs) / (cpu_s / args.threads) * 60:.1f} on {args.threads} dedicated cores, "
+        f"estimated from {cpu_s:.1f} CPU-seconds"
+    )
+    print(
+        f"teacher forward passes {teacher.forward_passes - passes0} "
+        f"({(teacher.forward_passes - passes0) / len(cfs):.1f} per example)"
+    )
     print_fluency(cfs)
-    print(f"median latency {statistics.median(cf.latency_s for cf in cfs):.2f} s, errors {sum(bool(cf.error) for cf in cfs)}")
-    print(f"{args.show} before/after pairs (every {max(len(cfs) // max(args.show, 1), 1)}th example; fluency in nats/token):")
+    print(
+        f"median latency {statistics.median(cf.latency_s for cf in cfs):.2f} s, "
+        f"errors {sum(bool(cf.error) for cf in cfs)}"
+    )
+    print(
+        f"{args.show} before/after pairs (every {max(len(cfs) // max(args.show, 1), 1)}th example; "
+        "fluency in nats/token):"
+    )
     for cf in cfs[:: max(len(cfs) // max(args.show, 1), 1)][: args.show]:
         names = task.label_names
         mark = "FLIP" if cf.flipped else "----"
         fluency = f"{cf.fluency:+.2f}" if cf.fluency is not None else "  n/a"
-        print(f"  {mark} {fluency} [{names[cf.target]} {cf.counterfactual_teacher_probs[cf.target]:.2f}] {cf.text!r}\n"
-              f"        -> {cf.counterfactual!r}")
+        print(
+            f"  {mark} {fluency} [{names[cf.target]} {cf.counterfactual_teacher_probs[cf.target]:.2f}] {cf.text!r}\n"
+            f"        -> {cf.counterfactual!r}"
+        )
 
 
 def print_fluency(cfs) -> None:
@@ -103,9 +127,11 @@ def print_fluency(cfs) -> None:
         print("fluency: none scored")
         return
     q = np.percentile(values, [5, 25, 50, 75, 95])
-    print(f"fluency (per-token log-likelihood change, nats; >= 0: no less fluent than the original): "
-          f"{fluent_share(cfs):.1%} >= 0, {fluent_share(cfs, -0.1):.1%} >= -0.1, {fluent_share(cfs, -0.5):.1%} >= -0.5 "
-          f"of {len(values)}; quantiles 5/25/50/75/95% {' '.join(f'{x:+.2f}' for x in q)}")
+    print(
+        f"fluency (per-token log-likelihood change, nats; >= 0: no less fluent than the original): "
+        f"{fluent_share(cfs):.1%} >= 0, {fluent_share(cfs, -0.1):.1%} >= -0.1, {fluent_share(cfs, -0.5):.1%} >= -0.5 "
+        f"of {len(values)}; quantiles 5/25/50/75/95% {' '.join(f'{x:+.2f}' for x in q)}"
+    )
 
 
 if __name__ == "__main__":

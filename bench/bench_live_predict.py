@@ -2,8 +2,8 @@
 
 Starts the app on a free loopback port with the embedded demo teacher and a throw-away store, draws k=2 from the
 demo task, generates one counterfactual offline, opens it in the editor, then types N single characters into the
-counterfactual, one at a time, each after the previous one was answered. Each latency is measured inside the page, from the
-keydown event to the moment the teacher's live card (`#cf-live`) changes, i.e. what the user sees.
+counterfactual, one at a time, each after the previous one was answered. Each latency is measured inside the page,
+from the keydown event to the moment the teacher's live card (`#cf-live`) changes, i.e. what the user sees.
 
     python bench/bench_live_predict.py [--keys 40] [--pause 0.35] [--probe]
 
@@ -27,7 +27,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 WATCH = """([box, card]) => {
   // A keystroke counts as answered when the card's content (probabilities and diff) differs from before it:
@@ -59,7 +65,9 @@ def percentile(xs: list[float], q: float) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keys", type=int, default=40, help="keystrokes measured")
-    parser.add_argument("--pause", type=float, default=0.15, help="seconds after each answer before the next keystroke")
+    parser.add_argument(
+        "--pause", type=float, default=0.15, help="seconds after each answer before the next keystroke"
+    )
     parser.add_argument("--probe", action="store_true", help="measure the Models tab's probe box instead")
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads in the app process")
     args = parser.parse_args()
@@ -96,7 +104,9 @@ def main() -> int:
         else:
             page.locator("#k input").fill("2")
             page.locator("#draw").click()
-            page.wait_for_function("document.querySelector('#fewshot [role=grid]')?.getAttribute('aria-rowcount') === '3'")
+            page.wait_for_function(
+                "document.querySelector('#fewshot [role=grid]')?.getAttribute('aria-rowcount') === '3'"
+            )
             page.get_by_role("tab", name="3 · Counterfactuals").click()
             t = time.perf_counter()
             page.locator("#generate").click()
@@ -127,10 +137,14 @@ def main() -> int:
         print(f"{missed} of {args.keys} keystrokes got no visible update within 10 s")
     where = "probe box" if args.probe else "counterfactual editor"
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    print(f"live prediction round trip ({where}, demo teacher, {len(lat)} keystrokes, {os.cpu_count()} cores, "
-          f"{args.threads} torch thread(s), load average {load}):")
-    print(f"  p50 {statistics.median(lat):.0f} ms   p95 {percentile(lat, 95):.0f} ms   max {max(lat):.0f} ms   "
-          f"mean {statistics.mean(lat):.0f} ms")
+    print(
+        f"live prediction round trip ({where}, demo teacher, {len(lat)} keystrokes, {os.cpu_count()} cores, "
+        f"{args.threads} torch thread(s), load average {load}):"
+    )
+    print(
+        f"  p50 {statistics.median(lat):.0f} ms   p95 {percentile(lat, 95):.0f} ms   max {max(lat):.0f} ms   "
+        f"mean {statistics.mean(lat):.0f} ms"
+    )
     print(f"  target p95 < 300 ms: {'met' if percentile(lat, 95) < 300 else 'NOT met'}")
     return 0
 

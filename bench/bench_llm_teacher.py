@@ -83,32 +83,65 @@ def main() -> int:
     cost = teacher.cost
     speed = cost["forwards"] / score_s if cost["forwards"] else None
     report = {
-        "teacher": args.teacher, "test_examples": len(test), "threads": args.threads, "batch_size": args.batch_size,
-        "load_seconds": round(load_s, 1), "score_seconds": round(score_s, 1), "texts_scored": cost["forwards"],
-        "cache_hits": cost["cache_hits"], "texts_per_second": None if speed is None else round(speed, 2),
+        "teacher": args.teacher,
+        "test_examples": len(test),
+        "threads": args.threads,
+        "batch_size": args.batch_size,
+        "load_seconds": round(load_s, 1),
+        "score_seconds": round(score_s, 1),
+        "texts_scored": cost["forwards"],
+        "cache_hits": cost["cache_hits"],
+        "texts_per_second": None if speed is None else round(speed, 2),
         "content_free_probs": [round(float(p), 4) for p in teacher.calibration()],
-        "label_tokens": teacher.info().get("label_tokens"), "raw": raw, "calibrated": calibrated,
-    }  # fmt: skip
+        "label_tokens": teacher.info().get("label_tokens"),
+        "raw": raw,
+        "calibrated": calibrated,
+    }
     print(json.dumps(report, indent=1))
     if args.zero_shot_only:
         return 0
     teacher.calibrate = False  # the sweep distils the raw teacher (the caller can rerun with calibration)
     config = SweepConfig(
-        task="demo", ks=tuple(int(k) for k in args.k.split(",")), seeds=tuple(int(s) for s in args.seeds.split(",")),
-        methods=("kd", "kd+cod"), out=args.out, teacher=args.teacher, probe_pairs=0, test_limit=args.test_limit,
-        figures=False, distill={"max_steps": args.max_steps, "evaluations": 4, "max_validation": 200},
-    )  # fmt: skip
+        task="demo",
+        ks=tuple(int(k) for k in args.k.split(",")),
+        seeds=tuple(int(s) for s in args.seeds.split(",")),
+        methods=("kd", "kd+cod"),
+        out=args.out,
+        teacher=args.teacher,
+        probe_pairs=0,
+        test_limit=args.test_limit,
+        figures=False,
+        distill={"max_steps": args.max_steps, "evaluations": 4, "max_validation": 200},
+    )
     start = time.perf_counter()
 
     def show(event) -> None:
         if event.kind in ("cell", "error", "warning"):
             m = event.metrics or {}
-            print(f"[{event.done}/{event.total}] {event.cell} {event.kind}: accuracy {m.get('student_accuracy', '')} "
-                  f"{event.message or ''} ({time.perf_counter() - start:.0f} s)", flush=True)  # fmt: skip
+            print(
+                f"[{event.done}/{event.total}] {event.cell} {event.kind}: accuracy {m.get('student_accuracy', '')} "
+                f"{event.message or ''} ({time.perf_counter() - start:.0f} s)",
+                flush=True,
+            )
 
     result = sweep(config, teacher=teacher, splits=splits, on_event=show)
-    cols = [c for c in ("method", "k", "n_seeds", "mean", "std", "ci_low", "ci_high", "paired_diff", "paired_ci_low",
-                        "paired_ci_high", "seeds_won") if c in result.summary]  # fmt: skip
+    cols = [
+        c
+        for c in (
+            "method",
+            "k",
+            "n_seeds",
+            "mean",
+            "std",
+            "ci_low",
+            "ci_high",
+            "paired_diff",
+            "paired_ci_low",
+            "paired_ci_high",
+            "seeds_won",
+        )
+        if c in result.summary
+    ]
     print(result.summary[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"sweep {time.perf_counter() - start:.0f} s; teacher cost {teacher.cost}; folder {result.out_dir}")
     return 0

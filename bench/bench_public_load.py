@@ -140,7 +140,6 @@ def start_distillation(url: str, epochs: int):
 def serve(root: Path, models: str, port: int) -> None:
     """The server process: the app in public mode with the teacher loaded, until killed."""
     from app import build_app, launch_options
-
     from cod.paths import models_dir
 
     built = models_dir()  # the built demo models stay where they are; caches and the store start empty
@@ -182,8 +181,12 @@ def main() -> None:
     parser.add_argument("--visitors", type=int, default=20)
     parser.add_argument("--edits", type=int, default=15, help="live edits and live predictions per visitor")
     parser.add_argument("--models", choices=["tiny", "demo"], default="tiny")
-    parser.add_argument("--epochs", type=int, default=20000, help="epochs of the background distillation (stopped "
-                        "when the visitors are done)")
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=20000,
+        help="epochs of the background distillation (stopped " "when the visitors are done)",
+    )
     parser.add_argument("--serve", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--root", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -214,10 +217,14 @@ def main() -> None:
     errors = [e for v in visitors for e in v.errors]
     ms = [1000 * x for x in latencies]
     p95 = ms[min(len(ms) - 1, int(0.95 * len(ms)))] if ms else float("nan")
-    print(f"models: {args.models} (teacher {Path(teacher).name}); visitors: {args.visitors}; cores: {os.cpu_count()}; "
-          f"load average before: {LOAD_BEFORE}")
-    print(f"journeys (upload, draw, generate, {args.edits} live edits + {args.edits} live predictions each): "
-          f"{wall:.1f} s wall; distillation still running at the end: {busy}")
+    print(
+        f"models: {args.models} (teacher {Path(teacher).name}); visitors: {args.visitors}; cores: {os.cpu_count()}; "
+        f"load average before: {LOAD_BEFORE}"
+    )
+    print(
+        f"journeys (upload, draw, generate, {args.edits} live edits + {args.edits} live predictions each): "
+        f"{wall:.1f} s wall; distillation still running at the end: {busy}"
+    )
     print(f"live calls: {len(ms)}; p50 {statistics.median(ms):.0f} ms; p95 {p95:.0f} ms; max {max(ms):.0f} ms")
     print(f"errors: {len(errors)}")
     kinds = collections.Counter(e.split(":")[0] + ": " + e.split(":")[1].strip() for e in errors)

@@ -39,10 +39,18 @@ def run(label: str, config, teacher, splits, backend) -> dict:
     wall = time.perf_counter() - started
     results = pd.read_csv(Path(config.out) / "results.csv")
     cells = results.wall_seconds.astype(float)
-    print(f"{label:<28} wall {wall:7.1f} s   cells {len(results)}   cell time mean {cells.mean():6.1f} s "
-          f"(sum {cells.sum():6.1f} s)", flush=True)  # fmt: skip
-    return {"label": label, "wall": wall, "cell_mean": float(cells.mean()), "cell_sum": float(cells.sum()),
-            "accuracy": results.set_index(["method", "k", "seed"]).student_accuracy.round(6).to_dict()}  # fmt: skip
+    print(
+        f"{label:<28} wall {wall:7.1f} s   cells {len(results)}   cell time mean {cells.mean():6.1f} s "
+        f"(sum {cells.sum():6.1f} s)",
+        flush=True,
+    )
+    return {
+        "label": label,
+        "wall": wall,
+        "cell_mean": float(cells.mean()),
+        "cell_sum": float(cells.sum()),
+        "accuracy": results.set_index(["method", "k", "seed"]).student_accuracy.round(6).to_dict(),
+    }
 
 
 def main() -> None:
@@ -75,11 +83,26 @@ def main() -> None:
 
     def config(name: str) -> SweepConfig:
         methods = tuple(args.methods.split(","))
-        return SweepConfig(task="demo", teacher=args.teacher, student=args.student, ks=args.k, seeds=args.seeds, methods=methods, distill=distill,
-                           out=str(out / name), probe_pairs=0, figures=False, test_limit=args.test_limit)  # fmt: skip
+        return SweepConfig(
+            task="demo",
+            teacher=args.teacher,
+            student=args.student,
+            ks=args.k,
+            seeds=args.seeds,
+            methods=methods,
+            distill=distill,
+            out=str(out / name),
+            probe_pairs=0,
+            figures=False,
+            test_limit=args.test_limit,
+        )
 
-    print(f"{cpus} CPUs; teacher {args.teacher}, student {args.student}; grid k={args.k} seeds={args.seeds} methods={args.methods}, max_steps {args.max_steps}, "
-          f"test_limit {args.test_limit}; sweep folders under {out}", flush=True)  # fmt: skip
+    print(
+        f"{cpus} CPUs; teacher {args.teacher}, student {args.student}; "
+        f"grid k={args.k} seeds={args.seeds} methods={args.methods}, max_steps {args.max_steps}, "
+        f"test_limit {args.test_limit}; sweep folders under {out}",
+        flush=True,
+    )
     local = run("local", config("local"), teacher, splits, LocalBackend())
     started = time.perf_counter()
     ray.init(num_cpus=cpus, include_dashboard=False, object_store_memory=200 * 1024**2, log_to_driver=False)
@@ -98,17 +121,31 @@ def main() -> None:
     shared = local["wall"] - local["cell_sum"]  # the driver's shared work and tables
     print(f"\nsame results.csv accuracies on all three runs: {same}")
     print(f"Ray overhead per cell (one at a time vs local): {overhead:+.1f} s; shared work: {shared:.1f} s")
-    print(f"speed-up here with {cpus} cells at a time: {local['wall'] / parallel['wall']:.2f}x "
-          f"(each cell {parallel['cell_mean'] / local['cell_mean']:.2f}x slower, sharing {cpus} cores)")  # fmt: skip
+    print(
+        f"speed-up here with {cpus} cells at a time: {local['wall'] / parallel['wall']:.2f}x "
+        f"(each cell {parallel['cell_mean'] / local['cell_mean']:.2f}x slower, sharing {cpus} cores)"
+    )
     cell = local["cell_mean"] + max(overhead, 0.0)
-    print(f"\nOn paper: the {args.grid_cells}-cell grid, one cell per machine at a time, {cell:.1f} s per cell "
-          f"(measured cell time + Ray overhead), shared work {shared:.0f} s once:")  # fmt: skip
+    print(
+        f"\nOn paper: the {args.grid_cells}-cell grid, one cell per machine at a time, {cell:.1f} s per cell "
+        f"(measured cell time + Ray overhead), shared work {shared:.0f} s once:"
+    )
     for machines in (1, 2, 4, 8, 16, 32):
         wall = shared + math.ceil(args.grid_cells / machines) * cell
         serial_wall = shared + args.grid_cells * local["cell_mean"]
         print(f"  {machines:>3} machine(s): {wall / 60:6.1f} min  (speed-up {serial_wall / wall:5.1f}x over local)")
-    print(json.dumps({"local": local["wall"], "ray_serial": serial["wall"], "ray_parallel": parallel["wall"],
-                      "ray_init": ray_start, "overhead_per_cell": overhead, "same": same}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "local": local["wall"],
+                "ray_serial": serial["wall"],
+                "ray_parallel": parallel["wall"],
+                "ray_init": ray_start,
+                "overhead_per_cell": overhead,
+                "same": same,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -90,19 +90,25 @@ class DataConfig(_Serialisable):
     )
     max_file_mb: float = field(
         default_factory=lambda: _env_number("COD_MAX_FILE_MB", 200.0),
-        metadata={"help": "refuse files larger than this on disk, in MB (env COD_MAX_FILE_MB; also the app's "
-                          "upload limit)"},
+        metadata={
+            "help": "refuse files larger than this on disk, in MB (env COD_MAX_FILE_MB; also the app's "
+            "upload limit)"
+        },
     )
     max_rows: int = field(
         default_factory=lambda: int(_env_number("COD_MAX_ROWS", 100_000)),
-        metadata={"help": "refuse sources with more data rows than this (env COD_MAX_ROWS); Parquet and `datasets` "
-                          "folders are checked from their metadata before any row is read"},
+        metadata={
+            "help": "refuse sources with more data rows than this (env COD_MAX_ROWS); Parquet and `datasets` "
+            "folders are checked from their metadata before any row is read"
+        },
     )
     max_decompressed_mb: float = field(
         default_factory=lambda: _env_number("COD_MAX_DECOMPRESSED_MB", 200.0),
-        metadata={"help": "refuse sources whose data is larger than this once decompressed, in MB "
-                          "(env COD_MAX_DECOMPRESSED_MB): .gz/.bz2/.xz are read through a counter that stops there; "
-                          "Parquet cells are measured before they are decoded"},
+        metadata={
+            "help": "refuse sources whose data is larger than this once decompressed, in MB "
+            "(env COD_MAX_DECOMPRESSED_MB): .gz/.bz2/.xz are read through a counter that stops there; "
+            "Parquet cells are measured before they are decoded"
+        },
     )
     max_chars: int = field(default=2000, metadata={"help": "longer texts are truncated with a warning"})
     drop_duplicates: bool = field(default=False, metadata={"help": "drop repeated texts (else kept and reported)"})
@@ -398,8 +404,18 @@ class DistillConfig(_Serialisable):
 # `<loss>+<scheme>`: cod is the paper's budget (k/2 real + one counterfactual each); augment the equal-budget control
 # (k/2 real + one random edit of the same size each, not chosen to flip); cod-mN all k real + N counterfactuals each.
 SWEEP_METHODS = (
-    "ce", "kd", "lwd", "ce+cod", "kd+cod", "lwd+cod", "setfit", "kd+augment", "kd+cod-m1", "kd+cod-m2", "kd+cod-m4",
-)  # fmt: skip
+    "ce",
+    "kd",
+    "lwd",
+    "ce+cod",
+    "kd+cod",
+    "lwd+cod",
+    "setfit",
+    "kd+augment",
+    "kd+cod-m1",
+    "kd+cod-m2",
+    "kd+cod-m4",
+)
 
 
 def method_scheme(method: str) -> tuple[str, str, int]:

@@ -90,9 +90,17 @@ def task_source(name: str) -> Source:
     from cod.data.tasks import load_task
 
     task = load_task(name)
-    return Source(name=task.name, pool=list(task.train), label_names=list(task.label_names), task=task.name,
-                  validation=list(task.validation), validation_source="the task's validation split",
-                  test=list(task.test), description=task.description, own_validation=list(task.validation))
+    return Source(
+        name=task.name,
+        pool=list(task.train),
+        label_names=list(task.label_names),
+        task=task.name,
+        validation=list(task.validation),
+        validation_source="the task's validation split",
+        test=list(task.test),
+        description=task.description,
+        own_validation=list(task.validation),
+    )
 
 
 def file_source(path: str | Path, config: DataConfig | None = None, data: LabelledData | None = None) -> Source:
@@ -100,13 +108,24 @@ def file_source(path: str | Path, config: DataConfig | None = None, data: Labell
     from cod.data.readers import load
 
     data = data if data is not None else load(path, config)
-    return Source(name=Path(str(path)).name, pool=list(data.examples), label_names=list(data.label_names),
-                  path=str(path), data=data)
+    return Source(
+        name=Path(str(path)).name,
+        pool=list(data.examples),
+        label_names=list(data.label_names),
+        path=str(path),
+        data=data,
+    )
 
 
-def open_source(data: str | Path, config: DataConfig | None = None, *, validation: str | Path | None = None,
-                test: str | Path | None = None, unlabelled: str | Path | None = None,
-                unlabelled_column: str | None = None) -> Source:
+def open_source(
+    data: str | Path,
+    config: DataConfig | None = None,
+    *,
+    validation: str | Path | None = None,
+    test: str | Path | None = None,
+    unlabelled: str | Path | None = None,
+    unlabelled_column: str | None = None,
+) -> Source:
     """A task or a file, with an optional test file and held-out data: `validation` a labelled file (or "none": keep
     the last step), else `unlabelled` a file of texts (selection by agreement with the teacher)."""
     source = task_source(str(data)) if is_task(str(data)) else file_source(data, config)
@@ -125,8 +144,9 @@ def held_out_choice(validation: str | None, unlabelled: str | None) -> tuple[str
     return ("unlabelled", unlabelled) if unlabelled else ("auto", None)
 
 
-def with_held_out(source: Source, choice: str, path: str | Path | None = None,
-                  text_column: str | None = None) -> Source:
+def with_held_out(
+    source: Source, choice: str, path: str | Path | None = None, text_column: str | None = None
+) -> Source:
     """Set the source's held-out data: "auto" (a task's split, or a file's rows not drawn), "validation" (a labelled
     file), "unlabelled" (a file of texts) or "none" (no held-out data: keep the last step)."""
     if choice not in ("auto", "validation", "unlabelled", "none"):
@@ -194,20 +214,28 @@ class Splits:
 
     def lines(self) -> list[str]:
         """What trains and what is held out, in words (the CLI prints them; the app shows them)."""
-        out = [f"Few-shot set: {len(self.few_shot)} examples (k={self.k}, seed={self.seed}) drawn from "
-               f"{self.pool_size:,}."]
+        out = [
+            f"Few-shot set: {len(self.few_shot)} examples (k={self.k}, seed={self.seed}) drawn from "
+            f"{self.pool_size:,}."
+        ]
         if self.held_out_from == "carved":
-            out.append(f"Validation: {self.carved_rows:,} rows of the {self.pool_size:,} were not drawn and are held "
-                       f"out to choose the checkpoint (at most {HELD_OUT_MAX}; give a validation file, unlabelled "
-                       "texts or no held-out data to change this).")
+            out.append(
+                f"Validation: {self.carved_rows:,} rows of the {self.pool_size:,} were not drawn and are held "
+                f"out to choose the checkpoint (at most {HELD_OUT_MAX}; give a validation file, unlabelled "
+                "texts or no held-out data to change this)."
+            )
         elif self.validation:
             out.append(f"Validation: {len(self.validation):,} labelled examples from {self.validation_source}.")
         if self.dropped_drawn:
-            out.append(f"Removed {self.dropped_drawn} validation example(s) that are in the few-shot set: checkpoints "
-                       "are never chosen on training examples.")
+            out.append(
+                f"Removed {self.dropped_drawn} validation example(s) that are in the few-shot set: checkpoints "
+                "are never chosen on training examples."
+            )
         if self.selection == "teacher_agreement":
-            out.append(f"Checkpoint: the one agreeing most with the teacher on {len(self.unlabelled):,} unlabelled "
-                       f"texts from {self.validation_source or 'the unlabelled file'}.")
+            out.append(
+                f"Checkpoint: the one agreeing most with the teacher on {len(self.unlabelled):,} unlabelled "
+                f"texts from {self.validation_source or 'the unlabelled file'}."
+            )
         elif self.selection == "last_step":
             out.append("Checkpoint: no held-out data, so training runs its fixed schedule and keeps the last step.")
         if self.test:
@@ -216,9 +244,17 @@ class Splits:
 
     def sizes(self) -> dict[str, Any]:
         """The sizes and the selection mode, for a record or metrics."""
-        return {"k": self.k, "seed": self.seed, "few_shot": len(self.few_shot), "validation": len(self.validation),
-                "unlabelled": len(self.unlabelled), "test": len(self.test), "selection": self.selection,
-                "held_out_from": self.held_out_from, "carved_rows": self.carved_rows}
+        return {
+            "k": self.k,
+            "seed": self.seed,
+            "few_shot": len(self.few_shot),
+            "validation": len(self.validation),
+            "unlabelled": len(self.unlabelled),
+            "test": len(self.test),
+            "selection": self.selection,
+            "held_out_from": self.held_out_from,
+            "carved_rows": self.carved_rows,
+        }
 
 
 def split(source: Source, k: int, seed: int, held_out_rule: str | None = None) -> Splits:
@@ -263,8 +299,9 @@ def training_counterfactuals(store: Store, project: str, include_unreviewed: boo
     return store.curated(project, include_unreviewed)
 
 
-def run_distillation(config, teacher, student, splits: Splits, counterfactuals: Sequence[Counterfactual] | None = None,
-                     **kwargs: Any):
+def run_distillation(
+    config, teacher, student, splits: Splits, counterfactuals: Sequence[Counterfactual] | None = None, **kwargs: Any
+):
     """Distil on the draw (with CoD: its real half and their counterfactuals), choosing the checkpoint as the
     splits say; `kwargs` go to `cod.distill.trainer.distill` (on_event, stop, out_dir, label_names, run_info)."""
     from cod.distill.trainer import distill
@@ -272,9 +309,18 @@ def run_distillation(config, teacher, student, splits: Splits, counterfactuals: 
     if config.k != len(splits.few_shot):
         config = config.replace(k=len(splits.few_shot))
     run_info = {**kwargs.pop("run_info", {}), "splits": splits.sizes()}
-    return distill(config, teacher, student, splits.few_shot, counterfactuals if config.cod else None,
-                   splits.validation, test=splits.test or None, unlabelled=splits.unlabelled or None,
-                   run_info=run_info, **kwargs)
+    return distill(
+        config,
+        teacher,
+        student,
+        splits.few_shot,
+        counterfactuals if config.cod else None,
+        splits.validation,
+        test=splits.test or None,
+        unlabelled=splits.unlabelled or None,
+        run_info=run_info,
+        **kwargs,
+    )
 
 
 def examples_to_propose(store: Store, project: str) -> list[tuple[int, Example]]:
@@ -286,23 +332,37 @@ def examples_to_propose(store: Store, project: str) -> list[tuple[int, Example]]
 
 def checkpoint_line(metrics: dict[str, Any]) -> str:
     """How a run's checkpoint was chosen, in words, from its metrics (the CLI prints it, the app shows it)."""
+
     def value(key: str) -> str:
         v = metrics.get(key)
         return f"{v:.4f}" if isinstance(v, float) else "n/a"
 
     where = f"step {metrics.get('best_step')} of {metrics.get('steps')}"
     if metrics.get("selection") == "teacher_agreement":
-        return (f"agreement with the teacher {value('student_teacher_agreement')} on "
-                f"{metrics.get('unlabelled_size')} unlabelled texts, at {where}")
+        return (
+            f"agreement with the teacher {value('student_teacher_agreement')} on "
+            f"{metrics.get('unlabelled_size')} unlabelled texts, at {where}"
+        )
     if metrics.get("selection") == "last_step":
         return f"the last step ({where}; no held-out data)"
-    return (f"student validation accuracy {value('student_validation_accuracy')} on "
-            f"{metrics.get('validation_size')} examples, at {where}")
+    return (
+        f"student validation accuracy {value('student_validation_accuracy')} on "
+        f"{metrics.get('validation_size')} examples, at {where}"
+    )
 
 
-def recorded_distillation(store: Store, project: str, config, teacher, student, splits: Splits,
-                          counterfactuals: Sequence[Counterfactual] | None = None, *, out_dir: str | Path,
-                          **kwargs: Any):
+def recorded_distillation(
+    store: Store,
+    project: str,
+    config,
+    teacher,
+    student,
+    splits: Splits,
+    counterfactuals: Sequence[Counterfactual] | None = None,
+    *,
+    out_dir: str | Path,
+    **kwargs: Any,
+):
     """`run_distillation`, recorded as a run of the project in the store (done, stopped or failed with its error)."""
     record = store.start_run(project, config, artifact_dir=out_dir)
     try:
@@ -318,18 +378,42 @@ def recorded_distillation(store: Store, project: str, config, teacher, student, 
 # ----------------------------------------------------------------------------------------------------- projects
 
 
-def save_project(store: Store, name: str, source: Source, splits: Splits, *, teacher: str = "demo",
-                 student: str = "demo", settings: dict[str, Any] | None = None) -> Project:
+def save_project(
+    store: Store,
+    name: str,
+    source: Source,
+    splits: Splits,
+    *,
+    teacher: str = "demo",
+    student: str = "demo",
+    settings: dict[str, Any] | None = None,
+) -> Project:
     """Store a project: its source, draw, held-out data and (for a file) every row, so it reopens anywhere."""
-    settings = {**(settings or {}), "source": source.name, "held_out_from": splits.held_out_from,
-                "validation_source": splits.validation_source, "selection": splits.selection}
+    settings = {
+        **(settings or {}),
+        "source": source.name,
+        "held_out_from": splits.held_out_from,
+        "validation_source": splits.validation_source,
+        "selection": splits.selection,
+    }
     if splits.unlabelled:
         settings["unlabelled"] = list(splits.unlabelled)
     if source.description:
         settings["task_description"] = source.description
-    store.create_project(name, source.label_names, examples=splits.few_shot, split=FEW_SHOT, task=source.task,
-                         data_source=source.path or f"task:{source.task}", columns=source.columns, teacher=teacher,
-                         student=student, k=splits.k, seed=splits.seed, settings=settings)
+    store.create_project(
+        name,
+        source.label_names,
+        examples=splits.few_shot,
+        split=FEW_SHOT,
+        task=source.task,
+        data_source=source.path or f"task:{source.task}",
+        columns=source.columns,
+        teacher=teacher,
+        student=student,
+        k=splits.k,
+        seed=splits.seed,
+        settings=settings,
+    )
     if splits.validation:
         store.add_examples(name, splits.validation, split=VALIDATION)
     if not source.task:  # a file may move or vanish (an upload's temp file): keep its rows in the project
@@ -347,14 +431,22 @@ def open_project(store: Store, name: str) -> tuple[Project, Source, Splits]:
         pool = store.examples(name, POOL)
         if not pool:
             raise DataError(f"Project {name!r} holds no examples to draw from: recreate it from its data file.")
-        source = Source(name=settings.get("source") or Path(project.data_source).name or name, pool=pool,
-                        label_names=list(project.label_names), path=project.data_source,
-                        description=settings.get("task_description", ""))
+        source = Source(
+            name=settings.get("source") or Path(project.data_source).name or name,
+            pool=pool,
+            label_names=list(project.label_names),
+            path=project.data_source,
+            description=settings.get("task_description", ""),
+        )
         report = LoadReport(source=source.name, rows_read=len(pool))
-        source.data = LabelledData(pool, list(project.label_names), report,
-                                   text_column=project.columns.get("text", "text"),
-                                   label_column=project.columns.get("label", "label"),
-                                   text_pair_column=project.columns.get("text_pair"))
+        source.data = LabelledData(
+            pool,
+            list(project.label_names),
+            report,
+            text_column=project.columns.get("text", "text"),
+            label_column=project.columns.get("label", "label"),
+            text_pair_column=project.columns.get("text_pair"),
+        )
     draw = store.examples(name, FEW_SHOT)
     if not draw:  # made before projects held their draw: draw it now, and keep it
         splits = split(source, project.k, project.seed)
@@ -362,10 +454,17 @@ def open_project(store: Store, name: str) -> tuple[Project, Source, Splits]:
         if splits.validation and not store.examples(name, VALIDATION):
             store.add_examples(name, splits.validation, split=VALIDATION)
         return project, source, splits
-    splits = Splits(k=project.k, seed=project.seed, few_shot=draw, test=list(source.test), pool_size=len(source.pool),
-                    validation=store.examples(name, VALIDATION), unlabelled=list(settings.get("unlabelled") or []),
-                    held_out_from=settings.get("held_out_from", "given"),
-                    validation_source=settings.get("validation_source", ""))
+    splits = Splits(
+        k=project.k,
+        seed=project.seed,
+        few_shot=draw,
+        test=list(source.test),
+        pool_size=len(source.pool),
+        validation=store.examples(name, VALIDATION),
+        unlabelled=list(settings.get("unlabelled") or []),
+        held_out_from=settings.get("held_out_from", "given"),
+        validation_source=settings.get("validation_source", ""),
+    )
     splits.carved_rows = len(splits.validation) if splits.held_out_from == "carved" else 0
     _keep_held_out(source, splits)
     return project, source, splits

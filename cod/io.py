@@ -74,7 +74,7 @@ def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> Path:
 
 
 T = TypeVar("T")
-_FIX = "Each line must be one JSON object, e.g. {\"text\": ..., \"label\": ...}"
+_FIX = 'Each line must be one JSON object, e.g. {"text": ..., "label": ...}'
 
 
 def json_int(literal: str) -> int | str:

@@ -92,8 +92,13 @@ class Limits:
 
     def check(self, **values: int | float | None) -> None:
         """Refuse a request larger than its bound: `check(k=16, epochs=5)` (None values are not checked)."""
-        bounds = {"k": self.max_k, "epochs": self.max_epochs, "steps": self.max_steps, "batch_size": self.max_batch,
-                  "candidates": self.max_candidates}
+        bounds = {
+            "k": self.max_k,
+            "epochs": self.max_epochs,
+            "steps": self.max_steps,
+            "batch_size": self.max_batch,
+            "candidates": self.max_candidates,
+        }
         for name, value in values.items():
             if value is None:
                 continue

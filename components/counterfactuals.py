@@ -13,19 +13,28 @@ from types import SimpleNamespace
 import gradio as gr
 import pandas as pd
 
-from components.projects import ensure_project
-from components.services import CONTROL, FOLLOW, LIVE, QUEUED, RUNNING, gpu, ui_errors
-from cod.experiment import FEW_SHOT
-from components.state import PageState
-from components.style import badge, diff_html, esc, notice, probs_html
 from cod.counterfactuals.fluency import NO_LESS_FLUENT, add_fluency
 from cod.errors import CodError, ProposerError, StoreError
+from cod.experiment import FEW_SHOT
+from components.projects import ensure_project
+from components.services import CONTROL, FOLLOW, LIVE, QUEUED, RUNNING, gpu, ui_errors
+from components.state import PageState
+from components.style import badge, diff_html, esc, notice, probs_html
 
 log = logging.getLogger(__name__)
 OFFLINE, LLM = "Offline search (lexicon + teacher)", "LLM (OpenAI-compatible)"
 STATUS_KIND = {"proposed": "muted", "accepted": "ok", "edited": "ok", "rejected": "bad"}
-COLUMNS = ["#", "status", "original", "counterfactual (edit highlighted)", "teacher before", "teacher after", "flip",
-           "words", "fluency"]
+COLUMNS = [
+    "#",
+    "status",
+    "original",
+    "counterfactual (edit highlighted)",
+    "teacher before",
+    "teacher after",
+    "flip",
+    "words",
+    "fluency",
+]
 # The review table's fluency filter: label -> keep rows no less fluent (True), less fluent (False), all (None).
 ALL_ROWS = "all"
 FLUENCY_FILTERS = {ALL_ROWS: None, "as fluent as the original or more": True, "less fluent than the original": False}
@@ -95,17 +104,23 @@ def review_frame(services, state: PageState) -> pd.DataFrame:
         cf = r.counterfactual
         names = list(r.label_names)
         flipped = cf.flipped if cf.counterfactual_teacher_probs else None
-        rows.append({
-            "#": n,
-            "status": badge(r.status, STATUS_KIND.get(r.status, "muted")),
-            "original": cf.text,
-            COLUMNS[3]: diff_html(cf.text, cf.counterfactual) if cf.counterfactual else notice(esc(cf.error or "no counterfactual"), "warn"),
-            "teacher before": _top(names, cf.teacher_probs),
-            "teacher after": _top(names, cf.counterfactual_teacher_probs),
-            "flip": badge("flipped", "ok") if flipped else badge("no flip" if flipped is False else "unscored", "bad"),
-            "words": cf.words_changed if cf.counterfactual else 0,
-            "fluency": fluency.get(r.id),
-        })
+        rows.append(
+            {
+                "#": n,
+                "status": badge(r.status, STATUS_KIND.get(r.status, "muted")),
+                "original": cf.text,
+                COLUMNS[3]: diff_html(cf.text, cf.counterfactual)
+                if cf.counterfactual
+                else notice(esc(cf.error or "no counterfactual"), "warn"),
+                "teacher before": _top(names, cf.teacher_probs),
+                "teacher after": _top(names, cf.counterfactual_teacher_probs),
+                "flip": badge("flipped", "ok")
+                if flipped
+                else badge("no flip" if flipped is False else "unscored", "bad"),
+                "words": cf.words_changed if cf.counterfactual else 0,
+                "fluency": fluency.get(r.id),
+            }
+        )
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -114,15 +129,25 @@ def stats_html(services, state: PageState) -> str:
     records = current_records(services, state)
     if not records:
         where = f"Project <b>{esc(state.project)}</b>: " if state.project else ""
-        return notice(f"{where}no counterfactuals yet: press <b>Generate</b> to propose one for each of the "
-                      f"{len(state.real_half)} examples of CoD's real half.")
+        return notice(
+            f"{where}no counterfactuals yet: press <b>Generate</b> to propose one for each of the "
+            f"{len(state.real_half)} examples of CoD's real half."
+        )
     by = {s: sum(r.status == s for r in records) for s in STATUS_KIND}
     flipped = sum(bool(r.counterfactual.counterfactual_teacher_probs) and r.counterfactual.flipped for r in records)
-    cells = [("examples", len(records)), ("flipped", flipped), ("accepted", by["accepted"]), ("edited", by["edited"]),
-             ("rejected", by["rejected"]), ("to review", by["proposed"])]
+    cells = [
+        ("examples", len(records)),
+        ("flipped", flipped),
+        ("accepted", by["accepted"]),
+        ("edited", by["edited"]),
+        ("rejected", by["rejected"]),
+        ("to review", by["proposed"]),
+    ]
     inner = "".join(f'<div class="cod-stat"><b>{v}</b><span>{k}</span></div>' for k, v in cells)
-    return (f'<div class="cod-stats">{inner}<div class="cod-stat cod-project"><b>{esc(state.project)}</b>'
-            "<span>project (saved on every change)</span></div></div>")
+    return (
+        f'<div class="cod-stats">{inner}<div class="cod-stat cod-project"><b>{esc(state.project)}</b>'
+        "<span>project (saved on every change)</span></div></div>"
+    )
 
 
 # --- the editor -------------------------------------------------------------------------------------------------
@@ -145,7 +170,8 @@ def editor_values(services, state: PageState) -> tuple[str, str, str]:
         f'<div class="cod-card"><div class="cod-card-label">Original {n} of {len(state.rows)} · gold label '
         f'<b>{esc(names[cf.label])}</b> · target <b>{esc(names[cf.target])}</b> · '
         f'{badge(r.status, STATUS_KIND.get(r.status, "muted"))} · by {esc(r.source)}</div>'
-        f'<div class="cod-original">{esc(cf.text)}</div>{probs_html(names, cf.teacher_probs, "teacher", "Teacher on the original")}</div>'
+        f'<div class="cod-original">{esc(cf.text)}</div>'
+        f'{probs_html(names, cf.teacher_probs, "teacher", "Teacher on the original")}</div>'
     )
     return original, r.text, live_html(services, state, r.text)
 
@@ -164,7 +190,11 @@ def live_html(services, state: PageState, text: str) -> str:
     from cod.counterfactuals.edits import diff, words_changed
 
     n_words = words_changed(diff(editing["text"], text))
-    flip = badge(f"flipped to {names[top]}", "ok") if top == editing["target"] else badge(f"not flipped ({names[top]})", "bad")
+    flip = (
+        badge(f"flipped to {names[top]}", "ok")
+        if top == editing["target"]
+        else badge(f"not flipped ({names[top]})", "bad")
+    )
     return (
         f'<div class="cod-live">{probs_html(names, probs, "teacher", "Teacher on the counterfactual (live)")}'
         f'<div class="cod-live-badges">{flip} {badge(f"{n_words} word(s) changed", "muted")}</div>'
@@ -200,8 +230,11 @@ def set_status(services, state: PageState, status: str, text: str | None = None)
 def bulk_accept(services, state: PageState, max_words: int) -> int:
     """Accept, as one undoable action, every proposed counterfactual that flips with at most `max_words` changed."""
     ids = [
-        r.id for r in current_records(services, state)
-        if r.status == "proposed" and r.counterfactual.counterfactual and r.counterfactual.flipped
+        r.id
+        for r in current_records(services, state)
+        if r.status == "proposed"
+        and r.counterfactual.counterfactual
+        and r.counterfactual.flipped
         and r.counterfactual.words_changed <= int(max_words)
     ]
     if ids:
@@ -217,7 +250,10 @@ def undo(services, state: PageState, redo: bool = False) -> str:
     action = store.redo(state.project) if redo else store.undo(state.project)
     if action is None:
         return f"Nothing to {'redo' if redo else 'undo'}."
-    return f"{'Redid' if redo else 'Undid'} {action.target_kind or 'the last action'} on {len(action.counterfactual_ids)} counterfactual(s)."
+    return (
+        f"{'Redid' if redo else 'Undid'} {action.target_kind or 'the last action'} "
+        f"on {len(action.counterfactual_ids)} counterfactual(s)."
+    )
 
 
 def shrink_selected(services, state: PageState) -> str:
@@ -227,17 +263,22 @@ def shrink_selected(services, state: PageState) -> str:
     r = _record(services, state)
     cf = r.counterfactual
     if not cf.counterfactual_teacher_probs or not cf.flipped:
-        raise ProposerError("Only a counterfactual that flips the teacher can be shrunk: edit it until it flips first.")
+        raise ProposerError(
+            "Only a counterfactual that flips the teacher can be shrunk: edit it until it flips first."
+        )
     small = shrink(cf, services.teacher(state.teacher))
     if small.counterfactual == r.text:
         return "Already minimal: every edit is needed for the flip."
-    services.store().edit(r.id, small.counterfactual, small.counterfactual_teacher_probs, source="shrink",
-                          expected_version=r.version)
+    services.store().edit(
+        r.id, small.counterfactual, small.counterfactual_teacher_probs, source="shrink", expected_version=r.version
+    )
     return f"Shrunk from {cf.words_changed} to {small.words_changed} word(s) changed."
 
 
 # --- generation -------------------------------------------------------------------------------------------------
-def make_proposer(state: PageState, kind: str, base_url: str = "", model: str = "", api_key: str = "", fresh: bool = False):
+def make_proposer(
+    state: PageState, kind: str, base_url: str = "", model: str = "", api_key: str = "", fresh: bool = False
+):
     """The proposer the user chose; the API key only reaches the client object, never the state or a log."""
     from cod.paths import cache_dir
 
@@ -246,8 +287,11 @@ def make_proposer(state: PageState, kind: str, base_url: str = "", model: str = 
         from cod.counterfactuals.llm import LLMProposer, default_model
 
         url, key = (base_url or "").strip() or None, (api_key or "").strip() or None
-        config = LLMConfig(base_url=url, model=(model or "").strip() or default_model(url, key),
-                           task_description=state.extra.get("task_description", ""))
+        config = LLMConfig(
+            base_url=url,
+            model=(model or "").strip() or default_model(url, key),
+            task_description=state.extra.get("task_description", ""),
+        )
         from cod.public import Limits, public_mode
 
         if public_mode():
@@ -256,7 +300,9 @@ def make_proposer(state: PageState, kind: str, base_url: str = "", model: str = 
     from cod.config import LexicalConfig
     from cod.counterfactuals.lexical import LexicalProposer
 
-    return LexicalProposer(LexicalConfig(), few_shot=state.few_shot, cache_dir=False if fresh else cache_dir("lexical"))
+    return LexicalProposer(
+        LexicalConfig(), few_shot=state.few_shot, cache_dir=False if fresh else cache_dir("lexical")
+    )
 
 
 def pending_examples(services, state: PageState) -> list[tuple[int, object]]:
@@ -273,7 +319,9 @@ def start_generation(services, state: PageState, session: str, kind: str, base_u
     ensure_project(services, state)
     todo = pending_examples(services, state)
     if not todo:
-        raise ProposerError("Every example of CoD's real half already has a counterfactual: regenerate one, or draw again.")
+        raise ProposerError(
+            "Every example of CoD's real half already has a counterfactual: regenerate one, or draw again."
+        )
     proposer = make_proposer(state, kind, base_url, model, api_key)  # fails here (bad key) before queueing
     teacher = services.teacher(state.teacher)
     store, project = services.store(), state.project
@@ -288,8 +336,11 @@ def start_generation(services, state: PageState, session: str, kind: str, base_u
                     break
                 part = todo[start : start + chunk]
                 cfs = proposer.propose([e for _, e in part], teacher, stop=job.should_stop)
-                keep = [(i, cf) for (i, _), cf in zip(part, cfs)
-                        if not (job.should_stop() and cf.error and not cf.counterfactual)]
+                keep = [
+                    (i, cf)
+                    for (i, _), cf in zip(part, cfs)
+                    if not (job.should_stop() and cf.error and not cf.counterfactual)
+                ]
                 if keep:
                     store.add_counterfactuals(project, [cf for _, cf in keep], example_ids=[i for i, _ in keep])
                 done += len(part)
@@ -329,8 +380,10 @@ def regenerate_selected(services, state: PageState, kind: str, base_url="", mode
     r = _record(services, state)
     cf, teacher, store = r.counterfactual, services.teacher(state.teacher), services.store()
     seen = {h.after.get("text") for h in store.history(cf_id=r.id) if h.after} | {r.text}
-    alternatives = [c.get("text") if isinstance(c, dict) else c
-                    for c in (cf.extra.get("alternatives") or []) + (cf.extra.get("candidates") or [])]
+    alternatives = [
+        c.get("text") if isinstance(c, dict) else c
+        for c in (cf.extra.get("alternatives") or []) + (cf.extra.get("candidates") or [])
+    ]
     alternatives = [a for a in alternatives if a and a not in seen]
     new = None
     if alternatives:
@@ -338,7 +391,9 @@ def regenerate_selected(services, state: PageState, kind: str, base_url="", mode
         flips = [(a, p) for a, p in zip(alternatives, probs) if wins(p, cf.target)]
         if flips:
             text, p = flips[0]
-            new = Counterfactual(cf.text, cf.label, cf.teacher_probs, text, cf.target, p, proposer=f"{r.source} (alternative)")
+            new = Counterfactual(
+                cf.text, cf.label, cf.teacher_probs, text, cf.target, p, proposer=f"{r.source} (alternative)"
+            )
     if new is None:
         proposer = make_proposer(state, kind, base_url, model, api_key, fresh=True)
         try:
@@ -372,16 +427,22 @@ def build(services, state):
             gr.Markdown("### Generate")
             kind = gr.Radio([OFFLINE, LLM], value=OFFLINE, label="Proposer", elem_id="proposer")
             with gr.Group(visible=False) as llm_box:
-                base_url = gr.Textbox(label="Base URL", placeholder="https://api.openai.com/v1 or http://127.0.0.1:8080/v1")
-                model = gr.Textbox(label="Model (demo-llm: the embedded LLM, on this machine; the default with no "
-                                   "URL or key)", placeholder="gpt-4o-mini or demo-llm")
+                base_url = gr.Textbox(
+                    label="Base URL", placeholder="https://api.openai.com/v1 or http://127.0.0.1:8080/v1"
+                )
+                model = gr.Textbox(
+                    label="Model (demo-llm: the embedded LLM, on this machine; the default with no " "URL or key)",
+                    placeholder="gpt-4o-mini or demo-llm",
+                )
                 api_key = gr.Textbox(label="API key (never stored or logged)", type="password", elem_id="api-key")
             with gr.Row():
                 generate = gr.Button("Generate", variant="primary", elem_id="generate")
                 stop = gr.Button("Stop", variant="stop", elem_id="stop-generate")
             progress = gr.HTML(elem_id="generate-progress")
             gr.Markdown("### Bulk and history")
-            max_words = gr.Slider(1, 10, value=3, step=1, label="Accept every flipped proposal with at most N words changed")
+            max_words = gr.Slider(
+                1, 10, value=3, step=1, label="Accept every flipped proposal with at most N words changed"
+            )
             bulk = gr.Button("Accept flipped ≤ N", elem_id="bulk-accept")
             with gr.Row():
                 undo_btn = gr.Button("↶ Undo", size="sm", elem_id="undo")
@@ -389,21 +450,30 @@ def build(services, state):
         with gr.Column(scale=3):
             stats = gr.HTML(elem_id="cf-stats")
             fluency_filter = gr.Radio(
-                list(FLUENCY_FILTERS), value=ALL_ROWS, elem_id="fluency-filter",
-                label="Show (fluency: per-token log-likelihood change under the embedded LLM; 0 reads as the original)",
+                list(FLUENCY_FILTERS),
+                value=ALL_ROWS,
+                elem_id="fluency-filter",
+                label=(
+                    "Show (fluency: per-token log-likelihood change under the embedded LLM; "
+                    "0 reads as the original)"
+                ),
             )
             table = gr.Dataframe(
                 pd.DataFrame(columns=COLUMNS),
                 datatype=["number", "html", "str", "html", "html", "html", "html", "number", "number"],
-                interactive=False, wrap=True, max_height=380, elem_id="review-table",
+                interactive=False,
+                wrap=True,
+                max_height=380,
+                elem_id="review-table",
                 column_widths=["3%", "9%", "21%", "29%", "9%", "9%", "9%", "5%", "6%"],
             )
             with gr.Row(equal_height=False, elem_id="editor"):
                 with gr.Column(scale=1):
                     original = gr.HTML(elem_id="original-card")
                 with gr.Column(scale=1):
-                    cf_text = gr.Textbox(label="Counterfactual (edit it: the teacher answers as you type)", lines=3,
-                                         elem_id="cf-text")
+                    cf_text = gr.Textbox(
+                        label="Counterfactual (edit it: the teacher answers as you type)", lines=3, elem_id="cf-text"
+                    )
                     live = gr.HTML(elem_id="cf-live")
             with gr.Row():
                 prev_btn = gr.Button("◀ Previous", size="sm", min_width=80, elem_id="prev")
@@ -422,15 +492,17 @@ def build(services, state):
 
     def after(fn):
         """Run an action on the selected counterfactual, toast its message, and redraw."""
+
         def go(s: PageState, *args):
             message = fn(s, *args)
             if message:
                 gr.Info(message, duration=3)
             return render(s)
+
         return ui_errors(go)
 
     def on_select(s: PageState, evt: gr.SelectData):
-        s.select_row(evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index)
+        s.select_row(evt.index[0] if isinstance(evt.index, list | tuple) else evt.index)
         return (s, *editor_values(services, s))
 
     def on_generate(s: PageState, request: gr.Request, k, url, m, key):
@@ -456,19 +528,36 @@ def build(services, state):
         return gr.update()
 
     table.select(ui_errors(on_select), [state], [state, original, cf_text, live], api_visibility="private")
-    cf_text.input(ui_errors(gpu(lambda s, t: live_html(services, s, t), duration=10)), [state, cf_text], live,
-                  trigger_mode="always_last", show_progress="hidden", api_name="live_counterfactual", **LIVE)
-    cf_text.blur(after(lambda s, t: "Edit saved." if save_edit(services, s, t) else ""), [state, cf_text], view,
-                 show_progress="hidden", api_visibility="private")
+    cf_text.input(
+        ui_errors(gpu(lambda s, t: live_html(services, s, t), duration=10)),
+        [state, cf_text],
+        live,
+        trigger_mode="always_last",
+        show_progress="hidden",
+        api_name="live_counterfactual",
+        **LIVE,
+    )
+    cf_text.blur(
+        after(lambda s, t: "Edit saved." if save_edit(services, s, t) else ""),
+        [state, cf_text],
+        view,
+        show_progress="hidden",
+        api_visibility="private",
+    )
     generate.click(ui_errors(on_generate), [state, *llm_inputs], view + [progress], api_name="generate", **FOLLOW)
     stop.click(on_stop, [state], progress, api_visibility="private", **CONTROL)
     accept.click(after(lambda s, t: set_status(services, s, "accepted", t)), [state, cf_text], view, api_name="accept")
     reject.click(after(lambda s, t: set_status(services, s, "rejected", t)), [state, cf_text], view, api_name="reject")
     shrink_btn.click(after(lambda s: shrink_selected(services, s)), [state], view, api_visibility="private")
-    regen.click(after(lambda s, *a: regenerate_selected(services, s, *a)), [state, *llm_inputs], view,
-                api_visibility="private")
-    bulk.click(after(lambda s, n: f"Accepted {bulk_accept(services, s, n)} counterfactual(s) in one undoable step."),
-               [state, max_words], view, api_name="bulk_accept")
+    regen.click(
+        after(lambda s, *a: regenerate_selected(services, s, *a)), [state, *llm_inputs], view, api_visibility="private"
+    )
+    bulk.click(
+        after(lambda s, n: f"Accepted {bulk_accept(services, s, n)} counterfactual(s) in one undoable step."),
+        [state, max_words],
+        view,
+        api_name="bulk_accept",
+    )
     undo_btn.click(after(lambda s: undo(services, s)), [state], view, api_visibility="private")
     redo_btn.click(after(lambda s: undo(services, s, redo=True)), [state], view, api_visibility="private")
     prev_btn.click(after(lambda s: s.step(-1) and None), [state], view, api_visibility="private")
@@ -480,4 +569,6 @@ def build(services, state):
         return render(s)
 
     fluency_filter.change(ui_errors(on_filter), [state, fluency_filter], view, api_visibility="private")
-    return SimpleNamespace(refresh=(ui_errors(render), [state], view), view=view, table=table, cf_text=cf_text, live=live)
+    return SimpleNamespace(
+        refresh=(ui_errors(render), [state], view), view=view, table=table, cf_text=cf_text, live=live
+    )

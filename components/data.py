@@ -19,8 +19,12 @@ SERIAL = {"concurrency_id": "data", "concurrency_limit": 4}
 AUTO = "(guess)"
 NONE = "(none)"
 # The Data tab's held-out choices -> `cod.experiment.with_held_out` choices.
-HELD_OUT = {"Rows not drawn (default)": "auto", "A labelled validation file": "validation",
-            "Unlabelled texts (agreement with the teacher)": "unlabelled", "None: fixed schedule, last step": "none"}
+HELD_OUT = {
+    "Rows not drawn (default)": "auto",
+    "A labelled validation file": "validation",
+    "Unlabelled texts (agreement with the teacher)": "unlabelled",
+    "None: fixed schedule, last step": "none",
+}
 
 
 # --- handlers (plain functions, tested without a server) --------------------------------------------------------
@@ -41,7 +45,11 @@ def load_task(state: PageState, name: str) -> PageState:
 
 
 def load_upload(
-    state: PageState, path: str | Path | None, text: str | None = None, label: str | None = None, pair: str | None = None
+    state: PageState,
+    path: str | Path | None,
+    text: str | None = None,
+    label: str | None = None,
+    pair: str | None = None,
 ) -> PageState:
     """Read an uploaded file with the library (any format it reads) and the column mapping chosen."""
     if not path:
@@ -93,7 +101,6 @@ def _source(state: PageState):
 def sample(state: PageState, k: int, seed: int) -> PageState:
     """Draw the class-balanced, seeded few-shot set and its held-out data (never holding a drawn example)."""
     from cod.experiment import split
-
     from cod.public import Limits, public_mode
 
     if public_mode():
@@ -109,7 +116,10 @@ def report_html(state: PageState) -> str:
     r = state.data.report
     counts = state.data.label_counts() if hasattr(state.data, "label_counts") else {}
     label_counts = " · ".join(f"<b>{esc(name)}</b> {n:,}" for name, n in counts.items())
-    parts = [f'<div class="cod-report-head"><b>{esc(state.source)}</b>: {len(state.data.examples):,} examples · {label_counts}</div>']
+    parts = [
+        f'<div class="cod-report-head"><b>{esc(state.source)}</b>: '
+        f"{len(state.data.examples):,} examples · {label_counts}</div>"
+    ]
     if state.extra.get("task_description") and not state.source_path:
         parts.append(f'<div class="cod-muted">{esc(state.extra["task_description"])}</div>')
     if state.splits is not None:  # the draw's own account: what trains, what chooses the checkpoint
@@ -171,28 +181,43 @@ def build(services, state):
                 k = gr.Number(16, label="k (examples)", precision=0, minimum=2, maximum=1024, elem_id="k")
                 seed = gr.Number(0, label="Seed", precision=0, minimum=0, elem_id="seed")
             with gr.Accordion("Held-out data (chooses the checkpoint)", open=False):
-                held = gr.Radio(list(HELD_OUT), value=next(iter(HELD_OUT)), label="Choose checkpoints on",
-                                elem_id="held-out")
-                held_file = gr.File(label="Validation file (labelled) or texts file (unlabelled)",
-                                    file_types=[".csv", ".tsv", ".txt", ".jsonl", ".json", ".parquet"],
-                                    elem_id="held-out-file")
+                held = gr.Radio(
+                    list(HELD_OUT), value=next(iter(HELD_OUT)), label="Choose checkpoints on", elem_id="held-out"
+                )
+                held_file = gr.File(
+                    label="Validation file (labelled) or texts file (unlabelled)",
+                    file_types=[".csv", ".tsv", ".txt", ".jsonl", ".json", ".parquet"],
+                    elem_id="held-out-file",
+                )
             draw = gr.Button("Draw few-shot set", variant="primary", elem_id="draw")
             gr.Markdown("### Saved projects")
-            saved = gr.Dropdown([], label="Curation is saved as you go: reopen a project", allow_custom_value=True,
-                                elem_id="saved-projects")
+            saved = gr.Dropdown(
+                [],
+                label="Curation is saved as you go: reopen a project",
+                allow_custom_value=True,
+                elem_id="saved-projects",
+            )
             reopen = gr.Button("Open project", size="sm", elem_id="open-project")
         with gr.Column(scale=3):
             report = gr.HTML(report_html(PageState()), elem_id="report")
             with gr.Tabs(selected="preview") as views:
                 with gr.Tab("Few-shot set", id="fewshot"):
                     fewshot = gr.Dataframe(
-                        few_shot_frame(PageState()), interactive=False, wrap=True, max_height=420,
-                        column_widths=["15%", "11%", "74%"], elem_id="fewshot",
+                        few_shot_frame(PageState()),
+                        interactive=False,
+                        wrap=True,
+                        max_height=420,
+                        column_widths=["15%", "11%", "74%"],
+                        elem_id="fewshot",
                     )
                 with gr.Tab("Preview", id="preview"):
                     preview = gr.Dataframe(
-                        pd.DataFrame(columns=["label", "text"]), interactive=False, wrap=True, max_height=420,
-                        column_widths=["15%", "85%"], elem_id="preview",
+                        pd.DataFrame(columns=["label", "text"]),
+                        interactive=False,
+                        wrap=True,
+                        max_height=420,
+                        column_widths=["15%", "85%"],
+                        elem_id="preview",
                     )
 
     def outputs(s: PageState):
@@ -216,9 +241,18 @@ def build(services, state):
                 raise
             # No label-like column: offer the columns in the mapping controls, and say which control picks it.
             gr.Warning(str(err))
-            return (s, notice(esc(str(err)), "warn"), gr.update(), gr.update(), gr.update(), gr.update(),
-                    gr.update(choices=[AUTO] + cols), gr.update(choices=[NONE] + cols),
-                    gr.update(choices=[AUTO] + cols, value=AUTO), gr.update(open=True))
+            return (
+                s,
+                notice(esc(str(err)), "warn"),
+                gr.update(),
+                gr.update(),
+                gr.update(),
+                gr.update(),
+                gr.update(choices=[AUTO] + cols),
+                gr.update(choices=[NONE] + cols),
+                gr.update(choices=[AUTO] + cols, value=AUTO),
+                gr.update(open=True),
+            )
         cols = list(s.data.report.columns)
         choices = [AUTO] + cols
         return (
@@ -255,16 +289,37 @@ def build(services, state):
         one_at_a_time_per_visitor(f) for f in (on_task, on_upload, on_remap, on_draw, on_open, on_held_out)
     )
     task_event = task.input(ui_errors(on_task), [state, task, k, seed], main, api_name="load_task", **SERIAL)
-    upload.upload(ui_errors(on_upload), [state, upload], main + [text_col, pair_col, label_col, mapping_box],
-                  api_name="upload", **SERIAL)
+    upload.upload(
+        ui_errors(on_upload),
+        [state, upload],
+        main + [text_col, pair_col, label_col, mapping_box],
+        api_name="upload",
+        **SERIAL,
+    )
     remap.click(ui_errors(on_remap), [state, upload, text_col, pair_col, label_col], main, **SERIAL)
-    held_event = gr.on([held.input, held_file.upload], ui_errors(on_held_out), [state, held, held_file, k, seed], main,
-                       api_name="held_out", **SERIAL)
+    held_event = gr.on(
+        [held.input, held_file.upload],
+        ui_errors(on_held_out),
+        [state, held, held_file, k, seed],
+        main,
+        api_name="held_out",
+        **SERIAL,
+    )
     draw_event = draw.click(ui_errors(on_draw), [state, k, seed], main, api_name="draw", **SERIAL)
-    open_event = reopen.click(ui_errors(on_open), [state, saved], main + [task, k, seed], api_name="open_project",
-                              **SERIAL)
+    open_event = reopen.click(
+        ui_errors(on_open), [state, saved], main + [task, k, seed], api_name="open_project", **SERIAL
+    )
     saved.focus(ui_errors(on_projects), [state], saved, show_progress="hidden", api_visibility="private")
     return SimpleNamespace(
-        task=task, upload=upload, k=k, seed=seed, draw=draw, report=report, preview=preview, fewshot=fewshot,
-        on_task=ui_errors(on_task), outputs=main, changed=[task_event, draw_event, open_event, held_event],
+        task=task,
+        upload=upload,
+        k=k,
+        seed=seed,
+        draw=draw,
+        report=report,
+        preview=preview,
+        fewshot=fewshot,
+        on_task=ui_errors(on_task),
+        outputs=main,
+        changed=[task_event, draw_event, open_event, held_event],
     )

@@ -17,13 +17,13 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from components.counterfactuals import curated
-from components.projects import ensure_project
-from components.services import CONTROL, DONE, shown_path, FOLLOW, QUEUED, RUNNING, STOPPED, gpu, ui_errors
-from components.state import PageState
-from components.style import SERIES_COLORS, STUDENT_COLOR, TEACHER_COLOR, badge, esc, notice
 from cod.errors import DistillError
 from cod.paths import unique_folder
+from components.counterfactuals import curated
+from components.projects import ensure_project
+from components.services import CONTROL, DONE, FOLLOW, QUEUED, RUNNING, STOPPED, gpu, shown_path, ui_errors
+from components.state import PageState
+from components.style import SERIES_COLORS, STUDENT_COLOR, TEACHER_COLOR, badge, esc, notice
 
 METHODS = {"KD (logits)": "kd", "LWD (logits + hidden states)": "lwd", "CE only (no teacher)": "ce"}
 LOG_EVERY = 10  # steps between step events written to the store (eval/done/stopped are always written)
@@ -40,16 +40,26 @@ def _held_out_accuracy(metrics: dict):
     return metrics.get("val_accuracy", metrics.get("agreement_accuracy"))
 
 
-def make_config(state: PageState, method: str, cod: bool, alpha, temperature, beta, epochs, lr, batch, lora,
-                max_validation=0):
+def make_config(
+    state: PageState, method: str, cod: bool, alpha, temperature, beta, epochs, lr, batch, lora, max_validation=0
+):
     """A validated DistillConfig from the form (the library's ConfigError names a bad value)."""
     from cod.config import DistillConfig
     from cod.public import Limits, public_mode
 
     config = DistillConfig(
-        method=METHODS.get(method, method), cod=bool(cod), k=max(2, len(state.few_shot)), seed=state.seed,
-        alpha=float(alpha), temperature=float(temperature), beta=float(beta), epochs=int(epochs),
-        learning_rate=float(lr), batch_size=int(batch), lora=bool(lora), max_validation=int(max_validation or 0),
+        method=METHODS.get(method, method),
+        cod=bool(cod),
+        k=max(2, len(state.few_shot)),
+        seed=state.seed,
+        alpha=float(alpha),
+        temperature=float(temperature),
+        beta=float(beta),
+        epochs=int(epochs),
+        learning_rate=float(lr),
+        batch_size=int(batch),
+        lora=bool(lora),
+        max_validation=int(max_validation or 0),
     )
     if public_mode():
         steps = config.max_steps or config.epochs * -(-config.k // config.batch_size)
@@ -57,8 +67,9 @@ def make_config(state: PageState, method: str, cod: bool, alpha, temperature, be
     return config
 
 
-def start_run(services, state: PageState, session: str, config, resume_from: int | None = None,
-              include_unreviewed: bool = False) -> str:
+def start_run(
+    services, state: PageState, session: str, config, resume_from: int | None = None, include_unreviewed: bool = False
+) -> str:
     """Queue a distillation of the session's draw (and, with CoD, the counterfactual that trains for each example:
     the edit, else the accepted one; unreviewed proposals only with `include_unreviewed`); returns the job id.
 
@@ -67,7 +78,9 @@ def start_run(services, state: PageState, session: str, config, resume_from: int
         raise DistillError("No few-shot set yet: draw one on the Data tab first.")
     mine = services.worker.running("distill", owner=session)
     if mine:
-        raise DistillError("A distillation from this session is already queued or running: stop it or wait for it to finish.")
+        raise DistillError(
+            "A distillation from this session is already queued or running: stop it or wait for it to finish."
+        )
     project = ensure_project(services, state)
     counterfactuals = None
     if config.cod:
@@ -82,7 +95,9 @@ def start_run(services, state: PageState, session: str, config, resume_from: int
     if resume_from is not None:
         old = store.run(int(resume_from))
         if old.status not in ("stopped", "failed", "interrupted") or not old.artifact_dir:
-            raise DistillError(f"Run {resume_from} is {old.status}: only a stopped, failed or interrupted run can be resumed.")
+            raise DistillError(
+                f"Run {resume_from} is {old.status}: only a stopped, failed or interrupted run can be resumed."
+            )
         out_dir = Path(old.artifact_dir)
     else:  # a folder of its own, even when two runs of one project start in the same second
         out_dir = unique_folder(services.artifacts_dir() / "runs", f"{project}-{config.label}")
@@ -92,7 +107,9 @@ def start_run(services, state: PageState, session: str, config, resume_from: int
         from cod.experiment import run_distillation
 
         if resume_from is not None:
-            record = store.resume_run(int(resume_from))  # same config and folder: training restarts from its checkpoint
+            record = store.resume_run(
+                int(resume_from)
+            )  # same config and folder: training restarts from its checkpoint
         else:
             record = store.start_run(project, config, artifact_dir=out_dir)
         job.emit({"kind": "started", "run_id": record.id})
@@ -104,9 +121,18 @@ def start_run(services, state: PageState, session: str, config, resume_from: int
                 store.log_event(record.id, d)
 
         try:
-            result = run_distillation(config, teacher, student, splits, counterfactuals, on_event=on_event,
-                                      stop=job.should_stop, out_dir=out_dir, label_names=labels,
-                                      run_info={"project": project, "app": "cod-studio"})
+            result = run_distillation(
+                config,
+                teacher,
+                student,
+                splits,
+                counterfactuals,
+                on_event=on_event,
+                stop=job.should_stop,
+                out_dir=out_dir,
+                label_names=labels,
+                run_info={"project": project, "app": "cod-studio"},
+            )
         except Exception as err:
             store.finish_run(record.id, "failed", error=str(err)[:500])
             raise
@@ -129,20 +155,38 @@ def chart(events: list) -> go.Figure:
     for part in ("loss", "ce", "kd", "lwd"):
         xs = [e["step"] for e in steps if part in e.get("losses", {})]
         if xs:
-            fig.add_trace(go.Scatter(
-                x=xs, y=[e["losses"][part] for e in steps if part in e.get("losses", {})], name=part,
-                mode="lines" if len(xs) > 2 else "lines+markers",
-                line={"color": SERIES_COLORS[part], "width": 2.5 if part == "loss" else 1.5,
-                      "dash": "solid" if part == "loss" else "dot"},
-            ), secondary_y=False)
+            fig.add_trace(
+                go.Scatter(
+                    x=xs,
+                    y=[e["losses"][part] for e in steps if part in e.get("losses", {})],
+                    name=part,
+                    mode="lines" if len(xs) > 2 else "lines+markers",
+                    line={
+                        "color": SERIES_COLORS[part],
+                        "width": 2.5 if part == "loss" else 1.5,
+                        "dash": "solid" if part == "loss" else "dot",
+                    },
+                ),
+                secondary_y=False,
+            )
     if evals:
-        fig.add_trace(go.Scatter(
-            x=[e["step"] for e in evals], y=[_held_out_accuracy(e["metrics"]) for e in evals], mode="lines+markers",
-            name="student validation accuracy", line={"color": STUDENT_COLOR, "width": 3}, marker={"size": 7},
-        ), secondary_y=True)
+        fig.add_trace(
+            go.Scatter(
+                x=[e["step"] for e in evals],
+                y=[_held_out_accuracy(e["metrics"]) for e in evals],
+                mode="lines+markers",
+                name="student validation accuracy",
+                line={"color": STUDENT_COLOR, "width": 3},
+                marker={"size": 7},
+            ),
+            secondary_y=True,
+        )
     fig.update_layout(
-        template="plotly_white", height=380, margin={"l": 50, "r": 50, "t": 30, "b": 40},
-        legend={"orientation": "h", "y": -0.18}, uirevision="keep",
+        template="plotly_white",
+        height=380,
+        margin={"l": 50, "r": 50, "t": 30, "b": 40},
+        legend={"orientation": "h", "y": -0.18},
+        uirevision="keep",
     )
     fig.update_xaxes(title_text="step", rangemode="tozero")
     fig.update_yaxes(title_text="loss (log)", type="log", dtick="D2", secondary_y=False)
@@ -168,15 +212,27 @@ def progress_html(services, job) -> str:
     pct = 100 * step / total if total else 0
     bar = f'<div class="cod-progress"><span style="width:{pct:.0f}%"></span></div>'
     if job.status == QUEUED:
-        return notice(f"Queued: {services.worker.ahead_of(job)} run(s) ahead (one distillation runs at a time). "
-                      "It starts by itself.", "info")
+        return notice(
+            f"Queued: {services.worker.ahead_of(job)} run(s) ahead (one distillation runs at a time). "
+            "It starts by itself.",
+            "info",
+        )
     if job.status == RUNNING:
         if not steps:
-            return bar + '<div class="cod-muted">Preparing: loading the student and scoring the training set with the teacher…</div>'
+            return bar + (
+                '<div class="cod-muted">'
+                "Preparing: loading the student and scoring the training set with the teacher…</div>"
+            )
         eta = next((e.get("eta_s") for e in reversed(events) if e.get("kind") == "step"), None)
         if total and step >= total:
-            return bar + '<div class="cod-muted">Training done: scoring the student (and teacher) on the held-out test split…</div>'
-        return bar + f'<div class="cod-muted">Step {step} of {total} · epoch {last.get("epoch", 0):.1f} · ETA {_eta(eta)}</div>'
+            return bar + (
+                '<div class="cod-muted">'
+                "Training done: scoring the student (and teacher) on the held-out test split…</div>"
+            )
+        return bar + (
+            '<div class="cod-muted">'
+            f'Step {step} of {total} · epoch {last.get("epoch", 0):.1f} · ETA {_eta(eta)}</div>'
+        )
     if job.error:
         return notice(esc(job.error), "error")
     word = "Stopped" if job.status == STOPPED else "Finished"
@@ -196,15 +252,21 @@ def result_html(services, job) -> str:
 
     def pct(key):
         v = m.get(key)
-        return f"{100 * v:.1f}%" if isinstance(v, (int, float)) else "–"
+        return f"{100 * v:.1f}%" if isinstance(v, int | float) else "–"
 
-    split = "test" if isinstance(m.get("student_test_accuracy"), (int, float)) else "validation"
+    split = "test" if isinstance(m.get("student_test_accuracy"), int | float) else "validation"
     student_key = "student_test_accuracy" if split == "test" else "student_validation_accuracy"
     return (
         '<div class="cod-stats">'
-        f'<div class="cod-stat"><b style="color:{STUDENT_COLOR}">{pct(student_key)}</b><span>student {split} accuracy</span></div>'
-        f'<div class="cod-stat"><b style="color:{TEACHER_COLOR}">{pct(f"teacher_{split}_accuracy")}</b><span>teacher {split} accuracy</span></div>'
-        + (f'<div class="cod-stat"><b>{pct("test_agreement")}</b><span>agreement on test</span></div>' if split == "test" else "")
+        f'<div class="cod-stat"><b style="color:{STUDENT_COLOR}">{pct(student_key)}</b>'
+        f"<span>student {split} accuracy</span></div>"
+        f'<div class="cod-stat"><b style="color:{TEACHER_COLOR}">{pct(f"teacher_{split}_accuracy")}</b>'
+        f"<span>teacher {split} accuracy</span></div>"
+        + (
+            f'<div class="cod-stat"><b>{pct("test_agreement")}</b><span>agreement on test</span></div>'
+            if split == "test"
+            else ""
+        )
         + f'<div class="cod-stat"><b>{m.get("steps", "–")}</b><span>steps · {esc(m.get("method", ""))}</span></div>'
         f'</div><div class="cod-muted">Checkpoint: {esc(checkpoint_line(m))}</div>'
         f'<div class="cod-muted">{badge("student", "student")} run {esc(job.result)} saved to '
@@ -220,15 +282,19 @@ def runs_frame(services, state: PageState) -> pd.DataFrame:
     rows = []
     for run in services.store().runs(state.project):
         m = run.metrics
-        split = "test" if isinstance(m.get("student_test_accuracy"), (int, float)) else "validation"
+        split = "test" if isinstance(m.get("student_test_accuracy"), int | float) else "validation"
         acc, tacc = m.get(f"student_{split}_accuracy"), m.get(f"teacher_{split}_accuracy")
-        rows.append({
-            "run": run.id, "method": m.get("method") or run.config.get("method"), "k": run.config.get("k"),
-            "status": run.status + (f" (from {run.resumed_from})" if run.resumed_from else ""),
-            "student acc.": f"{acc:.3f} {split}" if isinstance(acc, (int, float)) else "–",
-            "teacher acc.": f"{tacc:.3f}" if isinstance(tacc, (int, float)) else "–",
-            "started": run.started_at[:19].replace("T", " "),
-        })
+        rows.append(
+            {
+                "run": run.id,
+                "method": m.get("method") or run.config.get("method"),
+                "k": run.config.get("k"),
+                "status": run.status + (f" (from {run.resumed_from})" if run.resumed_from else ""),
+                "student acc.": f"{acc:.3f} {split}" if isinstance(acc, int | float) else "–",
+                "teacher acc.": f"{tacc:.3f}" if isinstance(tacc, int | float) else "–",
+                "started": run.started_at[:19].replace("T", " "),
+            }
+        )
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -248,10 +314,12 @@ def build(services, state):
                 batch = gr.Number(8, label="Batch", precision=0, minimum=1, elem_id="batch")
             lr = gr.Number(6e-5, label="Learning rate", minimum=1e-7, elem_id="lr")
             lora = gr.Checkbox(False, label="LoRA adapters (instead of full fine-tuning)")
-            unreviewed = gr.Checkbox(False, label="CoD: also train on proposals nobody reviewed yet",
-                                     elem_id="unreviewed")
-            max_val = gr.Number(200, label="Validation examples per evaluation (0: all)", precision=0, minimum=0,
-                                elem_id="max-val")
+            unreviewed = gr.Checkbox(
+                False, label="CoD: also train on proposals nobody reviewed yet", elem_id="unreviewed"
+            )
+            max_val = gr.Number(
+                200, label="Validation examples per evaluation (0: all)", precision=0, minimum=0, elem_id="max-val"
+            )
             with gr.Row():
                 start = gr.Button("Start", variant="primary", elem_id="start-distill")
                 stop = gr.Button("Stop", variant="stop", elem_id="stop-distill")
@@ -259,11 +327,21 @@ def build(services, state):
             progress = gr.HTML(progress_html(services, None), elem_id="distill-progress")
             plot = gr.Plot(chart([]), label="Training", elem_id="distill-chart")
             result = gr.HTML(elem_id="distill-result")
-            runs = gr.Dataframe(runs_frame(services, PageState()), label="Runs of this project", interactive=False,
-                                max_height=240, elem_id="runs")
+            runs = gr.Dataframe(
+                runs_frame(services, PageState()),
+                label="Runs of this project",
+                interactive=False,
+                max_height=240,
+                elem_id="runs",
+            )
             with gr.Row():
-                resume_id = gr.Number(None, label="Run to resume (stopped, failed or interrupted)", precision=0,
-                                      scale=3, elem_id="resume-id")
+                resume_id = gr.Number(
+                    None,
+                    label="Run to resume (stopped, failed or interrupted)",
+                    precision=0,
+                    scale=3,
+                    elem_id="resume-id",
+                )
                 resume = gr.Button("Resume", scale=1, elem_id="resume")
 
     form = [method, cod, alpha, temperature, beta, epochs, lr, batch, lora, max_val]
@@ -271,8 +349,9 @@ def build(services, state):
     def on_start(s: PageState, request: gr.Request, *values):
         session = getattr(request, "session_hash", "") or ""
         *form_values, unreviewed_ = values
-        yield from follow(s, start_run(services, s, session, make_config(s, *form_values),
-                                       include_unreviewed=bool(unreviewed_)))
+        yield from follow(
+            s, start_run(services, s, session, make_config(s, *form_values), include_unreviewed=bool(unreviewed_))
+        )
 
     def on_resume(s: PageState, request: gr.Request, run_id):
         if run_id is None:
@@ -310,5 +389,9 @@ def build(services, state):
     run_event = start.click(ui_errors(on_start), [state, *form, unreviewed], outputs, api_name="distill", **FOLLOW)
     resume.click(ui_errors(on_resume), [state, resume_id], outputs, api_name="resume_distill", **FOLLOW)
     stop.click(on_stop, [state], progress, api_name="stop_distill", **CONTROL)
-    return SimpleNamespace(run_event=run_event, plot=plot, progress=progress,
-                           refresh=(ui_errors(lambda s: runs_frame(services, s)), [state], [runs]))
+    return SimpleNamespace(
+        run_event=run_event,
+        plot=plot,
+        progress=progress,
+        refresh=(ui_errors(lambda s: runs_frame(services, s)), [state], [runs]),
+    )

@@ -8,12 +8,12 @@ from types import SimpleNamespace
 
 import gradio as gr
 
+from cod.errors import DistillError, StoreError
+from cod.paths import safe_file_stem, unique_folder
 from components.compare import run_choices
 from components.services import shown_path, ui_errors
 from components.state import PageState
 from components.style import esc, notice
-from cod.errors import DistillError, StoreError
-from cod.paths import safe_file_stem, unique_folder
 
 
 def export_pairs(services, state: PageState, which: str = "curated") -> tuple[Path, Path]:
@@ -49,7 +49,9 @@ def zip_student(services, key: str | None) -> Path:
     return Path(shutil.make_archive(str(target), "zip", root_dir=folder / "model"))  # concurrent zips never collide
 
 
-def push(services, state: PageState, key: str | None, dataset_repo: str, model_repo: str, token: str, private: bool) -> str:
+def push(
+    services, state: PageState, key: str | None, dataset_repo: str, model_repo: str, token: str, private: bool
+) -> str:
     """Push the pairs as a Hub dataset and/or the student as a Hub model; the token is used once and forgotten."""
     token = visitor_token(token)
     done = []
@@ -58,13 +60,17 @@ def push(services, state: PageState, key: str | None, dataset_repo: str, model_r
             raise StoreError("Nothing to push yet: generate and curate counterfactuals first.")
         from cod.store import push_to_hub as push_pairs
 
-        done.append(push_pairs(services.store(), state.project, dataset_repo.strip(), token=token, private=bool(private)))
+        done.append(
+            push_pairs(services.store(), state.project, dataset_repo.strip(), token=token, private=bool(private))
+        )
     if (model_repo or "").strip():
         from cod.distill.run_folder import push_to_hub as push_model
 
         done.append(push_model(run_folder(services, key), model_repo.strip(), private=bool(private), token=token))
     if not done:
-        raise StoreError("Give a dataset repo id (for the pairs) and/or a model repo id (for the student), e.g. you/my-cod-pairs.")
+        raise StoreError(
+            "Give a dataset repo id (for the pairs) and/or a model repo id (for the student), e.g. you/my-cod-pairs."
+        )
     return "Pushed: " + ", ".join(f'<a href="{esc(u)}" target="_blank">{esc(u)}</a>' for u in done)
 
 
@@ -74,8 +80,10 @@ def visitor_token(token: str | None) -> str | None:
 
     token = (token or "").strip() or None
     if token is None and public_mode():
-        raise StoreError("Pushing needs your own Hub token with write access: paste it in the token field "
-                         "(it is used for this push only, never stored).")
+        raise StoreError(
+            "Pushing needs your own Hub token with write access: paste it in the token field "
+            "(it is used for this push only, never stored)."
+        )
     return token
 
 
@@ -84,8 +92,11 @@ def build(services, state):
     with gr.Row(equal_height=False):
         with gr.Column():
             gr.Markdown("### Download")
-            which = gr.Radio([("curated pairs (accepted or edited)", "curated"), ("every pair, with its status", "all")],
-                             value="curated", label="Pairs")
+            which = gr.Radio(
+                [("curated pairs (accepted or edited)", "curated"), ("every pair, with its status", "all")],
+                value="curated",
+                label="Pairs",
+            )
             run = gr.Dropdown([], label="Student (a finished run)", elem_id="export-run")
             prepare = gr.Button("Prepare files", variant="primary", elem_id="prepare-export")
             with gr.Row():
@@ -97,8 +108,9 @@ def build(services, state):
             gr.Markdown("### Push to the Hugging Face Hub")
             dataset_repo = gr.Textbox(label="Dataset repo id for the pairs", placeholder="you/my-cod-pairs")
             model_repo = gr.Textbox(label="Model repo id for the student", placeholder="you/my-cod-student")
-            token = gr.Textbox(label="Hub token with write access (never stored or logged)", type="password",
-                               elem_id="hub-token")
+            token = gr.Textbox(
+                label="Hub token with write access (never stored or logged)", type="password", elem_id="hub-token"
+            )
             private = gr.Checkbox(True, label="Private repos")
             push_btn = gr.Button("Push", elem_id="push")
             pushed = gr.HTML(elem_id="push-result")
@@ -111,8 +123,12 @@ def build(services, state):
         except DistillError as err:
             student = gr.DownloadButton(value=None, interactive=False)
             messages.append(esc(str(err)))
-        return (gr.DownloadButton(value=str(pairs_jsonl), interactive=True),
-                gr.DownloadButton(value=str(pairs_csv), interactive=True), student, notice("<br>".join(messages)))
+        return (
+            gr.DownloadButton(value=str(pairs_jsonl), interactive=True),
+            gr.DownloadButton(value=str(pairs_csv), interactive=True),
+            student,
+            notice("<br>".join(messages)),
+        )
 
     def refresh(s: PageState):
         choices = run_choices(services, s)
@@ -120,6 +136,10 @@ def build(services, state):
         return gr.Dropdown(choices=choices, value=value)
 
     prepare.click(ui_errors(on_prepare), [state, which, run], [jsonl, csv, model, note], api_name="export")
-    push_btn.click(ui_errors(lambda s, k, d, m, t, p: notice(push(services, s, k, d, m, t, p))),
-                   [state, run, dataset_repo, model_repo, token, private], pushed, api_visibility="private")
+    push_btn.click(
+        ui_errors(lambda s, k, d, m, t, p: notice(push(services, s, k, d, m, t, p))),
+        [state, run, dataset_repo, model_repo, token, private],
+        pushed,
+        api_visibility="private",
+    )
     return SimpleNamespace(refresh=(ui_errors(refresh), [state], [run]), run=run)

@@ -10,10 +10,10 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 
-from components.state import PageState
-from components.style import badge, esc, notice, probs_html
 from cod import DEMO
 from cod.errors import ModelError
+from components.state import PageState
+from components.style import badge, esc, notice, probs_html
 
 EVAL_LIMIT = 500  # validation examples scored for the teacher's accuracy (cached by text afterwards)
 API_EVAL_LIMIT = 100  # fewer for an API teacher: each is a paid request (cached on disk afterwards)
@@ -40,9 +40,11 @@ def predict_html(services, teacher_name: str, text: str) -> str:
     if teacher.kind == "api":
         info = teacher.info()
         mode = " · " + badge("votes", "muted") if info["mode"] == "votes" else ""
-        html += (f'<div class="cod-muted" id="probe-latency">{esc(teacher.name)} answered in '
-                 f"{time.perf_counter() - start:.2f} s{mode} · {info['cost']['requests']} requests, "
-                 f"{info['cost']['tokens']:,} tokens so far</div>")  # fmt: skip
+        html += (
+            f'<div class="cod-muted" id="probe-latency">{esc(teacher.name)} answered in '
+            f"{time.perf_counter() - start:.2f} s{mode} · {info['cost']['requests']} requests, "
+            f"{info['cost']['tokens']:,} tokens so far</div>"
+        )
     return html
 
 
@@ -78,9 +80,11 @@ def teacher_details(info: dict) -> list[str]:
         cost, budget = info["cost"], info["budget"]
         latency = f" · {info['mean_latency_s']:.2f} s per request" if info.get("mean_latency_s") is not None else ""
         lines.append(f"Scored by <b>{esc(mode)}</b> at {esc(info.get('endpoint', ''))}")
-        lines.append(f"Spent <b>{cost['requests']}</b> requests, <b>{cost['tokens']:,}</b> tokens (budget "
-                     f"{budget['max_requests'] or '∞'} / {budget['max_tokens'] or '∞'}); {cost['cache_hits']} texts "
-                     f"from the cache{latency}")  # fmt: skip
+        lines.append(
+            f"Spent <b>{cost['requests']}</b> requests, <b>{cost['tokens']:,}</b> tokens (budget "
+            f"{budget['max_requests'] or '∞'} / {budget['max_tokens'] or '∞'}); {cost['cache_hits']} texts "
+            f"from the cache{latency}"
+        )
     return lines
 
 
@@ -96,7 +100,12 @@ def label_mapping(model_labels: list[str], data_labels: list[str]) -> pd.DataFra
 
 
 def check_teacher(
-    services, state: PageState, name: str, kind: str = "auto", calibrate: bool = False, label_words: str = "",
+    services,
+    state: PageState,
+    name: str,
+    kind: str = "auto",
+    calibrate: bool = False,
+    label_words: str = "",
     base_url: str = "",
 ) -> tuple[PageState, str, pd.DataFrame]:
     """Load the teacher, check its labels against the data's, and score it on the validation split."""
@@ -106,8 +115,11 @@ def check_teacher(
     teacher = services.teacher(name, kind=kind, label_names=labels, options=options)
     state.teacher = name
     mapping = label_mapping(teacher.label_names, state.label_names)
-    lines = [f"{badge('teacher', 'teacher')} <b>{esc(teacher.name if name != DEMO else 'demo (all-mpnet-base-v2 + trained head)')}</b>"
-             f" · {teacher.num_labels} labels: {esc(', '.join(teacher.label_names))}"]
+    lines = [
+        f"{badge('teacher', 'teacher')} "
+        f"<b>{esc(teacher.name if name != DEMO else 'demo (all-mpnet-base-v2 + trained head)')}</b>"
+        f" · {teacher.num_labels} labels: {esc(', '.join(teacher.label_names))}"
+    ]
     if state.label_names:
         if teacher.num_labels != len(state.label_names):
             raise ModelError(
@@ -156,13 +168,18 @@ def demo_metrics() -> dict:
 
 def teacher_hint(services) -> str:
     """What the teacher panel says before "Load teacher" is pressed (the demo's saved accuracy when built)."""
-    lines = ['<span class="cod-muted">Press <b>Load teacher</b> to check its labels against the data and score it '
-             "on the validation split.</span>"]
+    lines = [
+        '<span class="cod-muted">Press <b>Load teacher</b> to check its labels against the data and score it '
+        "on the validation split.</span>"
+    ]
     if services.default_teacher == DEMO:
         metrics = demo_metrics()
         if "test_accuracy" in metrics:
-            lines.insert(0, f"{badge('teacher', 'teacher')} demo: all-mpnet-base-v2 with a head trained on the demo task · "
-                            f"test accuracy <b>{float(metrics['test_accuracy']):.1%}</b>")
+            lines.insert(
+                0,
+                f"{badge('teacher', 'teacher')} demo: all-mpnet-base-v2 with a head trained on the demo task · "
+                f"test accuracy <b>{float(metrics['test_accuracy']):.1%}</b>",
+            )
     return "<br>".join(lines)
 
 
@@ -186,24 +203,36 @@ def build(services, state):
         with gr.Column(scale=1, min_width=300):
             gr.Markdown("### Teacher")
             teacher = gr.Textbox(
-                services.default_teacher, label="Hub id, local path, demo, demo-llm, or api:MODEL", elem_id="teacher-name"
+                services.default_teacher,
+                label="Hub id, local path, demo, demo-llm, or api:MODEL",
+                elem_id="teacher-name",
             )
             with gr.Accordion("LLM teacher settings", open=False, elem_id="llm-teacher-settings"):
-                kind = gr.Dropdown(list(KINDS), value="auto", label="Kind (auto: from the name)", elem_id="teacher-kind")
+                kind = gr.Dropdown(
+                    list(KINDS), value="auto", label="Kind (auto: from the name)", elem_id="teacher-kind"
+                )
                 label_words = gr.Textbox(
-                    "", label="Label words, one LABEL=word,word per line (default: the label names)", lines=2,
+                    "",
+                    label="Label words, one LABEL=word,word per line (default: the label names)",
+                    lines=2,
                     elem_id="label-words",
                 )
-                calibrate = gr.Checkbox(False, label="Contextual calibration (content-free inputs)", elem_id="calibrate")
+                calibrate = gr.Checkbox(
+                    False, label="Contextual calibration (content-free inputs)", elem_id="calibrate"
+                )
                 base_url = gr.Textbox(
-                    "", label="Endpoint for api:MODEL (empty: COD_LLM_BASE_URL or OpenAI; the key comes from the "
-                    "server's environment)", elem_id="teacher-base-url",
-                )  # fmt: skip
+                    "",
+                    label="Endpoint for api:MODEL (empty: COD_LLM_BASE_URL or OpenAI; the key comes from the "
+                    "server's environment)",
+                    elem_id="teacher-base-url",
+                )
             load_teacher = gr.Button("Load teacher", variant="primary", elem_id="load-teacher")
             teacher_info = gr.HTML(teacher_hint(services), elem_id="teacher-info")
             mapping = gr.Dataframe(
-                pd.DataFrame(columns=["index", "model label", "data label", "match"]), label="Label mapping",
-                interactive=False, elem_id="label-mapping",
+                pd.DataFrame(columns=["index", "model label", "data label", "match"]),
+                label="Label mapping",
+                interactive=False,
+                elem_id="label-mapping",
             )
             gr.Markdown("### Student")
             student = gr.Textbox(services.default_student, label="Hub id, local path, or demo", elem_id="student-name")
@@ -211,20 +240,36 @@ def build(services, state):
         with gr.Column(scale=1, min_width=300):
             gr.Markdown("### Try the teacher")
             probe = gr.Textbox(
-                "a gorgeous, witty, seductive movie .", label="Type any text", lines=3, elem_id="probe",
+                "a gorgeous, witty, seductive movie .",
+                label="Type any text",
+                lines=3,
+                elem_id="probe",
             )
             probe_out = gr.HTML(elem_id="probe-probs")
 
     live = ui_errors(gpu(lambda name, text: predict_html(services, name, text), duration=10))
-    probe.input(live, [teacher, probe], probe_out, trigger_mode="always_last", show_progress="hidden",
-                api_name="predict", **LIVE)
+    probe.input(
+        live,
+        [teacher, probe],
+        probe_out,
+        trigger_mode="always_last",
+        show_progress="hidden",
+        api_name="predict",
+        **LIVE,
+    )
     load_teacher.click(
         ui_errors(lambda s, n, k, c, w, u: check_teacher(services, s, n, k, c, w, u)),
-        [state, teacher, kind, calibrate, label_words, base_url], [state, teacher_info, mapping],
+        [state, teacher, kind, calibrate, label_words, base_url],
+        [state, teacher_info, mapping],
         api_name="check_teacher",
     )
     student.change(ui_errors(check_student), [state, student], [state, student_info], api_visibility="private")
     return SimpleNamespace(
-        teacher=teacher, student=student, probe=probe, probe_out=probe_out, teacher_info=teacher_info,
-        student_info=student_info, live=live,
+        teacher=teacher,
+        student=student,
+        probe=probe,
+        probe_out=probe_out,
+        teacher_info=teacher_info,
+        student_info=student_info,
+        live=live,
     )

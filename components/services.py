@@ -76,6 +76,7 @@ def _owner_in(args) -> str | None:
     state = next((a for a in args if isinstance(a, PageState)), None)
     return None if state is None else session_owner(state)
 
+
 QUEUED, RUNNING, DONE, STOPPED, FAILED = "queued", "running", "done", "stopped", "error"
 
 # Every endpoint goes through Gradio's queue in a bounded group. Live predictions have their own group, so they
@@ -238,8 +239,10 @@ class Worker:
             if self.max_queued is not None and kind != "build":
                 waiting = [j for j in self._jobs.values() if j.visitor == job.visitor and not j.done]
                 if len(waiting) > self.max_queued:
-                    raise CodError(f"You already have {len(waiting)} jobs running or waiting (at most "
-                                   f"{self.max_queued + 1}): wait for one to finish or stop one.")
+                    raise CodError(
+                        f"You already have {len(waiting)} jobs running or waiting (at most "
+                        f"{self.max_queued + 1}): wait for one to finish or stop one."
+                    )
             self._jobs[job.id] = job
             lane = self._lanes.get(kind)
             if lane is None:
@@ -262,7 +265,9 @@ class Worker:
 
     def running(self, kind: str, owner: str | None = None) -> list[Job]:
         """Jobs of a kind not finished yet (optionally of one owner)."""
-        return [j for j in self._jobs.values() if j.kind == kind and not j.done and (owner is None or j.owner == owner)]
+        return [
+            j for j in self._jobs.values() if j.kind == kind and not j.done and (owner is None or j.owner == owner)
+        ]
 
     def _next(self, lane: list) -> tuple[Job, Callable]:
         with self._lock:
@@ -511,4 +516,3 @@ class Services:
                     shutil.rmtree(item, ignore_errors=True) if item.is_dir() else item.unlink(missing_ok=True)
                     removed.append(item)
         return removed
-

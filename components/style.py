@@ -54,7 +54,9 @@ def esc(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
-def probs_html(label_names: Sequence[str], probs: Sequence[float] | None, who: str = "teacher", title: str = "") -> str:
+def probs_html(
+    label_names: Sequence[str], probs: Sequence[float] | None, who: str = "teacher", title: str = ""
+) -> str:
     """Horizontal probability bars in the model's colour; the argmax bar is solid, the others faded."""
     role = "student" if who == "student" else "teacher"
     if probs is None or len(probs) == 0:

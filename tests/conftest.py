@@ -51,10 +51,13 @@ def cod_home(tmp_path, monkeypatch):
 
 
 def pytest_collection_modifyitems(config, items):
-    """`refit` tests (a from-scratch demo-teacher fit, 10 to 20 minutes) run only with COD_RUN_REFIT=1 (`make test-refit`)."""
+    """`refit` tests (a from-scratch demo-teacher fit, 10 to 20 minutes) run only with COD_RUN_REFIT=1
+    (`make test-refit`)."""
     if os.environ.get("COD_RUN_REFIT") == "1":
         return
-    skip = pytest.mark.skip(reason="refits the demo teacher (10-20 min on 2 cores): run `make test-refit` (COD_RUN_REFIT=1)")
+    skip = pytest.mark.skip(
+        reason="refits the demo teacher (10-20 min on 2 cores): run `make test-refit` (COD_RUN_REFIT=1)"
+    )
     for item in items:
         if "refit" in item.keywords:
             item.add_marker(skip)

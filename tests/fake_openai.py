@@ -29,7 +29,9 @@ class Reply:
     delay_s: float = 0.0  # wait before answering (longer than the client's timeout: a timeout)
     raw: bytes | None = None  # answer these bytes instead of a JSON completion (a broken body)
     error: str = ""  # message of an error body (status >= 400)
-    top_logprobs: list[tuple[str, float]] | None = None  # first answer token's alternatives (token, logprob), best first
+    top_logprobs: list[tuple[str, float]] | None = (
+        None  # first answer token's alternatives (token, logprob), best first
+    )
     choices: list[str] | None = None  # one content per choice (sampling with `n`); None: `content` n times
 
 
@@ -132,13 +134,23 @@ class FakeOpenAI:
                     return self._send(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
                 body = json.loads(raw or b"{}")
                 with fake._lock:
-                    fake.requests.append(Request(body, {k.lower(): v for k, v in self.headers.items()}, time.monotonic()))
+                    fake.requests.append(
+                        Request(body, {k.lower(): v for k, v in self.headers.items()}, time.monotonic())
+                    )
                     fake.in_flight += 1
                     fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
                 try:
                     if fake.refuse_logprobs and body.get("logprobs"):
-                        self._send(400, {"error": {"message": "logprobs are not supported with this model",
-                                                   "type": "invalid_request_error", "param": "logprobs"}})
+                        self._send(
+                            400,
+                            {
+                                "error": {
+                                    "message": "logprobs are not supported with this model",
+                                    "type": "invalid_request_error",
+                                    "param": "logprobs",
+                                }
+                            },
+                        )
                         return
                     reply = fake.script(body)
                     if reply.delay_s:
@@ -165,22 +177,36 @@ class FakeOpenAI:
                     fake.tokens += prompt + completion
                 choices = []
                 for i, content in enumerate(contents):
-                    choice = {"index": i, "message": {"role": "assistant", "content": content}, "finish_reason": "stop",
-                              "logprobs": None}
+                    choice = {
+                        "index": i,
+                        "message": {"role": "assistant", "content": content},
+                        "finish_reason": "stop",
+                        "logprobs": None,
+                    }
                     if body.get("logprobs") and reply.top_logprobs is not None:
                         top = [{"token": t, "logprob": lp, "bytes": list(t.encode())} for t, lp in reply.top_logprobs]
                         first = top[0]
-                        choice["logprobs"] = {"content": [{**first, "top_logprobs": top[: int(body.get("top_logprobs") or 0)]}],
-                                              "refusal": None}
+                        choice["logprobs"] = {
+                            "content": [{**first, "top_logprobs": top[: int(body.get("top_logprobs") or 0)]}],
+                            "refusal": None,
+                        }
                     choices.append(choice)
-                self._send(200, {
-                    "id": f"chatcmpl-{len(fake.requests)}",
-                    "object": "chat.completion",
-                    "created": int(time.time()),
-                    "model": body.get("model", "fake"),
-                    "choices": choices,
-                    "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
-                }, reply.headers)
+                self._send(
+                    200,
+                    {
+                        "id": f"chatcmpl-{len(fake.requests)}",
+                        "object": "chat.completion",
+                        "created": int(time.time()),
+                        "model": body.get("model", "fake"),
+                        "choices": choices,
+                        "usage": {
+                            "prompt_tokens": prompt,
+                            "completion_tokens": completion,
+                            "total_tokens": prompt + completion,
+                        },
+                    },
+                    reply.headers,
+                )
 
             def _send(self, status: int, payload, headers: dict[str, str] | None = None) -> None:
                 data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
@@ -208,7 +234,7 @@ class FakeOpenAI:
         with self._lock:
             return len(self.requests)
 
-    def __enter__(self) -> "FakeOpenAI":
+    def __enter__(self) -> FakeOpenAI:
         self._thread.start()
         return self
 

@@ -23,11 +23,22 @@ BATCH = 40
 
 
 def _cf(text: str, new: str, label: int = 1) -> Counterfactual:
-    return Counterfactual(text, label, [0.2, 0.8] if label else [0.8, 0.2], new, 1 - label, [0.7, 0.3] if label else [0.3, 0.7], "lexical")
+    return Counterfactual(
+        text,
+        label,
+        [0.2, 0.8] if label else [0.8, 0.2],
+        new,
+        1 - label,
+        [0.7, 0.3] if label else [0.3, 0.7],
+        "lexical",
+    )
 
 
 def _ack(kind: str, rec) -> None:
-    print(json.dumps({"op": kind, "cf": rec.id, "version": rec.version, "status": rec.status, "text": rec.text}), flush=True)
+    print(
+        json.dumps({"op": kind, "cf": rec.id, "version": rec.version, "status": rec.status, "text": rec.text}),
+        flush=True,
+    )
 
 
 def curate(db: str, project: str, seed: int) -> None:
@@ -41,13 +52,20 @@ def curate(db: str, project: str, seed: int) -> None:
     while True:
         step += 1
         roll = rng.random()
-        if step == 1 or roll < 0.04:  # a batch of proposals is one transaction: after a kill it is all there or not at all
-            batch = [_cf(f"batch {seed}-{step} item {j} was good", f"batch {seed}-{step} item {j} was bad") for j in range(BATCH)]
+        if (
+            step == 1 or roll < 0.04
+        ):  # a batch of proposals is one transaction: after a kill it is all there or not at all
+            batch = [
+                _cf(f"batch {seed}-{step} item {j} was good", f"batch {seed}-{step} item {j} was bad")
+                for j in range(BATCH)
+            ]
             recs = store.add_counterfactuals(project, batch)
             ids += [r.id for r in recs]
             print(json.dumps({"op": "batch", "cfs": [r.id for r in recs]}), flush=True)
         elif not ids or roll < 0.25:
-            rec = store.add_counterfactual(project, _cf(f"seed {seed} film {step} was good", f"seed {seed} film {step} was bad"))
+            rec = store.add_counterfactual(
+                project, _cf(f"seed {seed} film {step} was good", f"seed {seed} film {step} was bad")
+            )
             ids.append(rec.id)
             _ack("propose", rec)
         elif roll < 0.45:
@@ -74,7 +92,9 @@ def write(db: str, project: str, worker: int, n: int, go: str) -> None:
     for i in range(2 * n):  # a tight burst first, while every worker is at it: read-modify-write races show here
         store.update_settings(project, **{f"s{worker}_{i}": i})
     for i in range(n):
-        rec = store.add_counterfactual(project, _cf(f"worker {worker} film {i} was good", f"worker {worker} film {i} was bad"))
+        rec = store.add_counterfactual(
+            project, _cf(f"worker {worker} film {i} was good", f"worker {worker} film {i} was bad")
+        )
         store.edit(rec.id, f"worker {worker} edit {i}")
         if i % 2 == 0:
             store.accept(rec.id)

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from cod.errors import DataError, DistillError, ProposerError
+from cod.store.projects import Store
 from components import counterfactuals as C
 from components import data as D
 from components import distill as R
@@ -16,21 +18,33 @@ from components import export as X
 from components.projects import open_project
 from components.services import Services, Worker, ui_errors
 from components.state import PageState
-from cod.errors import DataError, DistillError, ProposerError
-from cod.store.projects import Store
 from tests.fake_openai import FakeOpenAI, ok, original_text
 from tests.tiny import make_tiny_classifier, make_word_classifier
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "assets" / "example_reviews.csv"
-SWAP = {"great": "awful", "brilliant": "terrible", "good": "bad", "fun": "dull", "lovely": "bland", "best": "worst",
-        "awful": "great", "terrible": "brilliant", "bad": "good", "dull": "fun", "boring": "charming", "worst": "best"}
+SWAP = {
+    "great": "awful",
+    "brilliant": "terrible",
+    "good": "bad",
+    "fun": "dull",
+    "lovely": "bland",
+    "best": "worst",
+    "awful": "great",
+    "terrible": "brilliant",
+    "bad": "good",
+    "dull": "fun",
+    "boring": "charming",
+    "worst": "best",
+}
 
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     """A word-weight teacher (its verdicts follow sentiment words) and a tiny student, saved like Hub models."""
     root = tmp_path_factory.mktemp("app-models")
-    return str(make_word_classifier(root / "teacher")), str(make_tiny_classifier(root / "student", hidden=16, layers=1, seed=1))
+    return str(make_word_classifier(root / "teacher")), str(
+        make_tiny_classifier(root / "student", hidden=16, layers=1, seed=1)
+    )
 
 
 @pytest.fixture
@@ -121,7 +135,7 @@ def test_edit_accept_bulk_undo_redo_survive_a_reload(services, drawn):
     original, text, live = C.editor_values(services, drawn)
     assert "Teacher on the original" in original and "cod-live" in live
     edited = text.replace(".", "!") if "." in text else text + " !"
-    assert 'cod-probs' in C.live_html(services, drawn, edited)
+    assert "cod-probs" in C.live_html(services, drawn, edited)
     C.set_status(services, drawn, "accepted", edited)  # saves the edit, keeps it, moves on
     assert drawn.selected != first
     store = Store(services.store_path)
@@ -138,7 +152,8 @@ def test_edit_accept_bulk_undo_redo_survive_a_reload(services, drawn):
     again = open_project(services, PageState(), drawn.project)
     assert [e.text for e in again.few_shot] == [e.text for e in drawn.few_shot]
     assert [(r.status, r.text) for r in C.current_records(services, again)] == [
-        (r.status, r.text) for r in C.current_records(services, drawn)]
+        (r.status, r.text) for r in C.current_records(services, drawn)
+    ]
 
 
 def test_bulk_accept_takes_only_flipped_small_edits_in_one_undo_step(services, drawn):
@@ -320,7 +335,9 @@ def test_while_the_demo_teacher_builds_the_page_says_so_with_progress(monkeypatc
     services = Services(store_path=tmp_path / "cod.db")
     ready, message = services.teacher_status()
     assert not ready and "being built" in message
-    services._build_job = S.Job(kind="build", status=S.RUNNING, events=[{"fraction": 0.42, "message": "Embedding 10/20"}])
+    services._build_job = S.Job(
+        kind="build", status=S.RUNNING, events=[{"fraction": 0.42, "message": "Embedding 10/20"}]
+    )
     assert "42% · Embedding 10/20" in status_html(services)
     assert "being built" in predict_html(services, "demo", "a fine film")
     with pytest.raises(Exception, match="being built"):
@@ -334,11 +351,24 @@ def test_compare_plots_a_sweep_recorded_by_the_command_line(services):
 
     store = services.store()
     sweep_id = store.add_sweep(None, {"task": "demo"}, label="cli")
-    store.add_sweep_results(sweep_id, [  # the columns `cod sweep` writes to results.csv
-        {"method": m, "k": k, "seed": s, "student_accuracy": 0.6 + 0.01 * k / 8 + 0.02 * (m == "kd+cod"), "teacher_accuracy": 0.87}
-        for m in ("kd", "kd+cod") for k in (8, 16) for s in (0, 1)
-    ])
-    fig = compare.accuracy_figure(services, PageState(teacher=services.default_teacher, student=services.default_student))
+    store.add_sweep_results(
+        sweep_id,
+        [  # the columns `cod sweep` writes to results.csv
+            {
+                "method": m,
+                "k": k,
+                "seed": s,
+                "student_accuracy": 0.6 + 0.01 * k / 8 + 0.02 * (m == "kd+cod"),
+                "teacher_accuracy": 0.87,
+            }
+            for m in ("kd", "kd+cod")
+            for k in (8, 16)
+            for s in (0, 1)
+        ],
+    )
+    fig = compare.accuracy_figure(
+        services, PageState(teacher=services.default_teacher, student=services.default_student)
+    )
     assert fig is not None
     names = {t.name for t in fig.data}
     assert any("kd+cod" in (n or "") for n in names), names

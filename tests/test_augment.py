@@ -11,8 +11,12 @@ from cod.distill.batching import build_training_set
 from tests.test_lexical import _teacher
 from tests.tiny import make_word_classifier
 
-TEXTS = ["the film was good and the acting was lovely .", "a very boring plot and dull acting .",
-         "the story is moving , the acting charming", "it is a tedious mess , bland and awful"]
+TEXTS = [
+    "the film was good and the acting was lovely .",
+    "a very boring plot and dull acting .",
+    "the story is moving , the acting charming",
+    "it is a tedious mess , bland and awful",
+]
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +68,7 @@ def test_more_counterfactuals_give_distinct_flips_of_varied_sizes(sentiment, cod
     assert [by_text[c.text][0] for c in cod_cfs] == list(cod_cfs)  # the proposer's own comes first
     extra = [c for c in out if c.extra.get("control") == "cod-m"]
     assert extra and all(c.flipped for c in extra)  # teacher-checked flips only
-    for text, cfs in by_text.items():
+    for _text, cfs in by_text.items():
         assert len(cfs) <= 4 and len({c.counterfactual for c in cfs}) == len(cfs)
     assert len({c.words_changed for c in out if c.flipped}) >= 2
 

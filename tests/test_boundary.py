@@ -1,6 +1,8 @@
 import numpy as np
 import pytest
 
+from cod.counterfactuals.base import Counterfactual
+from cod.errors import DataError
 from cod.eval.boundary import (
     boundary_fidelity,
     boundary_points,
@@ -11,8 +13,6 @@ from cod.eval.boundary import (
     flip_table,
     project_2d,
 )
-from cod.counterfactuals.base import Counterfactual
-from cod.errors import DataError
 
 
 def count_scorer(threshold):

@@ -13,8 +13,20 @@ from cod.csvsafe import FORMULA_STARTS, restore_cell, safe_cell, write_csv
 from cod.data.readers import Example
 from cod.store.projects import Store
 
-HOSTILE = ["=HYPERLINK(\"http://x\",\"click\")", "+cmd|' /C calc'!A0", "-2+3", "@SUM(A1:A9)", "\tTAB", "\rCR",
-           "'=already quoted", "''-two apostrophes", "plain text", "'just an apostrophe", "", "a lone\rCR inside"]
+HOSTILE = [
+    '=HYPERLINK("http://x","click")',
+    "+cmd|' /C calc'!A0",
+    "-2+3",
+    "@SUM(A1:A9)",
+    "\tTAB",
+    "\rCR",
+    "'=already quoted",
+    "''-two apostrophes",
+    "plain text",
+    "'just an apostrophe",
+    "",
+    "a lone\rCR inside",
+]
 
 
 @given(st.text(alphabet=st.sampled_from(list("'=+-@\t\rab ")), max_size=8) | st.text(max_size=20))
@@ -38,12 +50,14 @@ def test_store_csv_export_is_formula_safe_and_imports_back(tmp_path):
     store = Store(tmp_path / "cod.db")
     examples = [Example(text, i % 2) for i, text in enumerate(HOSTILE[:7])]
     store.create_project("evil", ["negative", "positive"], examples=examples, data_source="@evil.csv")
-    pairs = [Counterfactual(e.text, e.label, [0.5, 0.5], new, 1 - e.label, [0.4, 0.6], "lexical")
-             for e, new in zip(examples, HOSTILE[5:])]
+    pairs = [
+        Counterfactual(e.text, e.label, [0.5, 0.5], new, 1 - e.label, [0.4, 0.6], "lexical")
+        for e, new in zip(examples, HOSTILE[5:])
+    ]
     store.add_counterfactuals("evil", pairs)
     out = store.export("evil", tmp_path / "evil.csv")
     cells = _cells(out)
-    assert "'=HYPERLINK(\"http://x\",\"click\")" in cells and "'-2+3" in cells and "'''-two apostrophes" in cells
+    assert '\'=HYPERLINK("http://x","click")' in cells and "'-2+3" in cells and "'''-two apostrophes" in cells
     assert [c for c in cells if c.startswith(FORMULA_STARTS)] == []
     store.import_file(out, "copy")
     copied = [(r.text, r.record["text"]) for r in store.counterfactuals("copy")]
@@ -57,12 +71,12 @@ def test_sweep_tables_are_formula_safe(tmp_path):
     import json
 
     from cod.config import SweepConfig
-    from cod.sweep import _write_tables
+    from cod.sweep.tables import write_tables
 
     cell = tmp_path / "cells" / "kd-k8-s0"
     cell.mkdir(parents=True)
     row = {"method": "kd", "k": 8, "seed": 0, "accuracy": 0.75, "status": "error", "error": "=student @ '-x' failed"}
     (cell / "cell.json").write_text(json.dumps({"row": row}))
-    _write_tables(SweepConfig(ks=(8,), seeds=(0,), methods=("kd",)), tmp_path, None)
+    write_tables(SweepConfig(ks=(8,), seeds=(0,), methods=("kd",)), tmp_path, None)
     cells = _cells(tmp_path / "results.csv")
     assert "'=student @ '-x' failed" in cells and "0.75" in cells

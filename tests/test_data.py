@@ -106,7 +106,9 @@ def test_parquet_with_int_labels(tmp_path):
 def test_parquet_written_by_datasets_keeps_classlabel_names(tmp_path):
     import datasets
 
-    features = datasets.Features({"text": datasets.Value("string"), "label": datasets.ClassLabel(names=["neg", "pos"])})
+    features = datasets.Features(
+        {"text": datasets.Value("string"), "label": datasets.ClassLabel(names=["neg", "pos"])}
+    )
     ds = datasets.Dataset.from_dict({"text": ["good", "bad"], "label": [1, 0]}, features=features)
     ds.to_parquet(str(tmp_path / "a.parquet"))
     data = load(tmp_path / "a.parquet")
@@ -116,7 +118,9 @@ def test_parquet_written_by_datasets_keeps_classlabel_names(tmp_path):
 def test_save_to_disk_folder_with_splits_and_unlabelled_rows(tmp_path):
     import datasets
 
-    features = datasets.Features({"sentence": datasets.Value("string"), "label": datasets.ClassLabel(names=["bad", "good"])})
+    features = datasets.Features(
+        {"sentence": datasets.Value("string"), "label": datasets.ClassLabel(names=["bad", "good"])}
+    )
     train = datasets.Dataset.from_dict({"sentence": ["fine", "awful", "great"], "label": [1, 0, 1]}, features=features)
     test = datasets.Dataset.from_dict({"sentence": ["x", "y", "z"], "label": [-1, 0, 1]}, features=features)
     datasets.DatasetDict({"train": train, "test": test}).save_to_disk(str(tmp_path / "saved"))
@@ -154,7 +158,7 @@ def test_gzip_compressed_csv(tmp_path):
 
 
 def test_utf8_bom_does_not_stick_to_the_first_column(tmp_path):
-    data = load(_bytes(tmp_path, "a.csv", "\ufefftext,label\ncafé good,1\nbad,0\n".encode("utf-8")))
+    data = load(_bytes(tmp_path, "a.csv", "\ufefftext,label\ncafé good,1\nbad,0\n".encode()))
     assert data.text_column == "text" and data.report.encoding == "UTF-8 with BOM"
     assert texts(data)[0] == "café good" and not data.report.warnings
 
@@ -180,8 +184,12 @@ def test_utf16_with_bom(tmp_path):
 
 @pytest.mark.parametrize(
     "header, text_col, label_col",
-    [("Review,Sentiment", "Review", "Sentiment"), ("content,polarity", "content", "polarity"),
-     ("id,tweet,target", "tweet", "target"), ("Review Text,Class", "Review Text", "Class")],
+    [
+        ("Review,Sentiment", "Review", "Sentiment"),
+        ("content,polarity", "content", "polarity"),
+        ("id,tweet,target", "tweet", "target"),
+        ("Review Text,Class", "Review Text", "Class"),
+    ],
 )
 def test_common_column_names_are_guessed(tmp_path, header, text_col, label_col):
     n = header.count(",")
@@ -235,9 +243,13 @@ def test_minus_one_and_one_are_mapped_with_a_note(tmp_path):
 
 @pytest.mark.parametrize(
     "labels, names",
-    [(["Acceptable", "unacceptable"], ["unacceptable", "acceptable"]), (["True", "false"], ["false", "true"]),
-     (["sports", "Tech", "politics"], ["politics", "sports", "tech"]), (["2 stars", "10 stars", "1 star"], ["1 star", "2 stars", "10 stars"]),
-     (["Positive", "neutral", "NEGATIVE"], ["negative", "neutral", "positive"])],
+    [
+        (["Acceptable", "unacceptable"], ["unacceptable", "acceptable"]),
+        (["True", "false"], ["false", "true"]),
+        (["sports", "Tech", "politics"], ["politics", "sports", "tech"]),
+        (["2 stars", "10 stars", "1 star"], ["1 star", "2 stars", "10 stars"]),
+        (["Positive", "neutral", "NEGATIVE"], ["negative", "neutral", "positive"]),
+    ],
 )
 def test_string_labels_are_ordered_sensibly(tmp_path, labels, names):
     body = "text,label\n" + "".join(f"text {i},{y}\n" for i, y in enumerate(labels))
@@ -378,7 +390,12 @@ def test_from_frame_and_to_frame():
     assert data.label_names == ["no", "yes"] and data.report.source == "upload.csv"
     assert data.label_counts() == {"no": 1, "yes": 1} and data.report.dropped == {"empty text": 1}
     frame = data.to_frame()
-    assert frame.to_dict("list") == {"row": [1, 2], "text": ["good", "bad"], "label": ["yes", "no"], "label_id": [1, 0]}
+    assert frame.to_dict("list") == {
+        "row": [1, 2],
+        "text": ["good", "bad"],
+        "label": ["yes", "no"],
+        "label_id": [1, 0],
+    }
 
 
 def test_report_to_dict_is_json():
@@ -463,7 +480,9 @@ def test_cli_inspect_error_exits_2_with_the_message(tmp_path):
 
     path = write(tmp_path, "a.csv", "text,label\n")
     root = Path(__file__).resolve().parents[1]
-    proc = subprocess.run([sys.executable, "-m", "cod", "data", "inspect", str(path)], capture_output=True, text=True, cwd=root)
+    proc = subprocess.run(
+        [sys.executable, "-m", "cod", "data", "inspect", str(path)], capture_output=True, text=True, cwd=root
+    )
     assert proc.returncode == 2
     assert "error: a.csv has a header (text, label) but no data rows" in proc.stderr
 

@@ -28,26 +28,97 @@ HEADERS = [("text", "label"), ("sentence", "sentiment"), ("Review", "Stars"), ("
 # Texts: printable words, separators, quotes, whitespace, line breaks, control characters, NULs, long fields.
 pieces = st.one_of(
     st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=20),
-    st.sampled_from([",", ";", "\t", "|", '"', "'", '""', "\n", "\r\n", "\r", " ", "\x00", "\x0b", "\x1b", "\ufeff",
-                     "=1+2", "-3", "@sum", "NaN", "null", "é", "日本", "🙂", "\\", "{", "["]),
+    st.sampled_from(
+        [
+            ",",
+            ";",
+            "\t",
+            "|",
+            '"',
+            "'",
+            '""',
+            "\n",
+            "\r\n",
+            "\r",
+            " ",
+            "\x00",
+            "\x0b",
+            "\x1b",
+            "\ufeff",
+            "=1+2",
+            "-3",
+            "@sum",
+            "NaN",
+            "null",
+            "é",
+            "日本",
+            "🙂",
+            "\\",
+            "{",
+            "[",
+        ]
+    ),
     st.builds(lambda c, n: c * n, st.sampled_from("ax é"), st.integers(1, 5_000)),  # huge fields
 )
 texts = st.lists(pieces, max_size=6).map("".join)
-string_labels = st.sampled_from(["pos", "neg", "POS", " neg ", "positive", "negative", "1", "0", "1.0", "-1", "2",
-                                 "", " ", "nan", "None", "N/A", "null", "yes", "no", "très bien", "a,b", 'q"t',
-                                 "x" * 300, "\t", "0x1", "+1", "1e3", "inf", "007", "7", "²", "١", "1" * 400,
-                                 "1" * 5000,
-                                 "1" + "0" * 30, "1" + "0" * 29 + "1"])
-any_labels = st.one_of(string_labels, st.integers(-3, 3), st.integers(),
-                       st.sampled_from([0.0, 1.0, 1.5, math.nan, True, None, 2**60, 2**60 + 1]))
+string_labels = st.sampled_from(
+    [
+        "pos",
+        "neg",
+        "POS",
+        " neg ",
+        "positive",
+        "negative",
+        "1",
+        "0",
+        "1.0",
+        "-1",
+        "2",
+        "",
+        " ",
+        "nan",
+        "None",
+        "N/A",
+        "null",
+        "yes",
+        "no",
+        "très bien",
+        "a,b",
+        'q"t',
+        "x" * 300,
+        "\t",
+        "0x1",
+        "+1",
+        "1e3",
+        "inf",
+        "007",
+        "7",
+        "²",
+        "١",
+        "1" * 400,
+        "1" * 5000,
+        "1" + "0" * 30,
+        "1" + "0" * 29 + "1",
+    ]
+)
+any_labels = st.one_of(
+    string_labels,
+    st.integers(-3, 3),
+    st.integers(),
+    st.sampled_from([0.0, 1.0, 1.5, math.nan, True, None, 2**60, 2**60 + 1]),
+)
 
 
 def table(cells, labels, max_size: int = 30):
     """Rows of (cell, label) whose labels come mostly from a small per-file pool, so that many files are loadable."""
     pools = st.lists(labels, min_size=2, max_size=4, unique_by=repr)
-    return pools.flatmap(lambda pool: st.lists(
-        st.tuples(cells, st.one_of(st.sampled_from(pool), labels) if len(pool) > 3 else st.sampled_from(pool)),
-        min_size=1, max_size=max_size))
+    return pools.flatmap(
+        lambda pool: st.lists(
+            st.tuples(cells, st.one_of(st.sampled_from(pool), labels) if len(pool) > 3 else st.sampled_from(pool)),
+            min_size=1,
+            max_size=max_size,
+        )
+    )
 
 
 def _row_text(value) -> str | None:
@@ -147,8 +218,11 @@ plain_texts = st.text(st.characters(codec="ascii", categories=("L", "N", "Zs", "
 
 
 @fuzz
-@given(rows=table(plain_texts, st.sampled_from(["pos", "neg", "1", "0", "neutral"])),
-       delimiter=st.sampled_from(",;|\t"), every_text_split=st.booleans())
+@given(
+    rows=table(plain_texts, st.sampled_from(["pos", "neg", "1", "0", "neutral"])),
+    delimiter=st.sampled_from(",;|\t"),
+    every_text_split=st.booleans(),
+)
 def test_fuzz_unquoted_csv(tmp_path_factory, rows, delimiter, every_text_split):
     """Written by hand, without quoting: a text holding the separator must be refused, never silently split."""
     rows = [(text.replace('"', "") + (f"{delimiter}more" if every_text_split else ""), label) for text, label in rows]
@@ -188,16 +262,21 @@ def test_fuzz_jsonl(tmp_path_factory, rows, blank_lines, ascii_only, encoding, s
 )
 def test_fuzz_json(tmp_path_factory, rows, shape, ascii_only, encoding):
     records = [{"text": text, "label": label} for text, label in rows]
-    body = {"records": records, "wrapped": {"data": records},
-            "columns": {"text": [t for t, _ in rows], "label": [y for _, y in rows]}}[shape]
+    body = {
+        "records": records,
+        "wrapped": {"data": records},
+        "columns": {"text": [t for t, _ in rows], "label": [y for _, y in rows]},
+    }[shape]
     path = tmp_path_factory.mktemp("fuzz") / "data.json"
     path.write_bytes(json.dumps(body, ensure_ascii=ascii_only).encode(encoding))
     load_or_data_error(path, rows, list(range(1, len(rows) + 1)))
 
 
 @fuzz
-@given(body=st.one_of(st.binary(max_size=400), st.text(max_size=400).map(str.encode)),
-       suffix=st.sampled_from([".csv", ".tsv", ".jsonl", ".json", ".txt", ".parquet", ".csv.gz"]))
+@given(
+    body=st.one_of(st.binary(max_size=400), st.text(max_size=400).map(str.encode)),
+    suffix=st.sampled_from([".csv", ".tsv", ".jsonl", ".json", ".txt", ".parquet", ".csv.gz"]),
+)
 def test_fuzz_arbitrary_bytes_load_or_raise_data_error(tmp_path_factory, body, suffix):
     path = tmp_path_factory.mktemp("fuzz") / f"data{suffix}"
     path.write_bytes(b"text,label\n" + body if suffix in (".csv", ".txt") else body)
@@ -225,8 +304,11 @@ def test_a_row_with_an_unquoted_separator_is_refused_not_shifted(tmp_path):
     text 'fun'. The loader now says which row and what to do."""
     path = tmp_path / "a.csv"
     path.write_text("text,label\ngreat film,fun,1\nawful film,bad,0\nnice one,ok,1\n", encoding="utf-8")
-    with pytest.raises(DataError, match=r"a.csv row 1 has 3 fields but the header has 2 \(text, label\): a text "
-                                        r"holds the separator ',' unquoted. Quote fields"):
+    with pytest.raises(
+        DataError,
+        match=r"a.csv row 1 has 3 fields but the header has 2 \(text, label\): a text "
+        r"holds the separator ',' unquoted. Quote fields",
+    ):
         load(path)
 
 

@@ -64,8 +64,11 @@ def test_plain_encoded_parquet_is_refused_from_its_footer(tmp_path, no_full_read
 def test_parquet_rows_are_refused_from_its_footer(tmp_path, no_full_read):
     path = tmp_path / "rows.parquet"
     pq.write_table(pa.table({"text": [f"text {i}" for i in range(11)], "label": [i % 2 for i in range(11)]}), path)
-    with pytest.raises(DataError, match=r"rows.parquet has 11 data rows, above the limit of 10 rows: raise max_rows "
-                                        r"\(--max-rows, or COD_MAX_ROWS for the app\)"):
+    with pytest.raises(
+        DataError,
+        match=r"rows.parquet has 11 data rows, above the limit of 10 rows: raise max_rows "
+        r"\(--max-rows, or COD_MAX_ROWS for the app\)",
+    ):
         load(path, DataConfig(max_rows=10))
 
 
@@ -76,12 +79,15 @@ def test_parquet_within_the_limits_loads(tmp_path):
     assert len(data) == 40 and data.report.duplicates == 37
 
 
-@pytest.mark.parametrize("name, body", [
-    ("a.csv", csv_rows(11)),
-    ("a.tsv", csv_rows(11).replace(",", "\t")),
-    ("a.jsonl", "".join(json.dumps({"text": f"film {i}", "label": i % 2}) + "\n" for i in range(11))),
-    ("a.json", json.dumps([{"text": f"film {i}", "label": i % 2} for i in range(11)])),
-])
+@pytest.mark.parametrize(
+    "name, body",
+    [
+        ("a.csv", csv_rows(11)),
+        ("a.tsv", csv_rows(11).replace(",", "\t")),
+        ("a.jsonl", "".join(json.dumps({"text": f"film {i}", "label": i % 2}) + "\n" for i in range(11))),
+        ("a.json", json.dumps([{"text": f"film {i}", "label": i % 2} for i in range(11)])),
+    ],
+)
 def test_text_formats_refuse_too_many_rows(tmp_path, name, body):
     path = tmp_path / name
     path.write_text(body, encoding="utf-8")
@@ -133,8 +139,10 @@ def test_compressed_files_stop_at_the_byte_limit(tmp_path, monkeypatch, suffix):
     monkeypatch.setitem(readers._COMPRESSED, suffix, Counting)
     with pytest.raises(DataError) as err:
         load(path, DataConfig(max_decompressed_mb=1))
-    assert str(err.value).startswith(f"bomb.csv{suffix} decompresses to more than 1 MB (stopped reading there), "
-                                     f"above the limit of 1 MB: raise max_decompressed_mb")
+    assert str(err.value).startswith(
+        f"bomb.csv{suffix} decompresses to more than 1 MB (stopped reading there), "
+        f"above the limit of 1 MB: raise max_decompressed_mb"
+    )
     assert sum(returned) == 2**20 + 1  # read one byte past the limit, then stopped
 
 
@@ -187,8 +195,11 @@ def test_limits_are_documented_in_the_config():
     import dataclasses
 
     helps = {f.name: f.metadata.get("help", "") for f in dataclasses.fields(DataConfig)}
-    for name, env in [("max_rows", "COD_MAX_ROWS"), ("max_decompressed_mb", "COD_MAX_DECOMPRESSED_MB"),
-                      ("max_file_mb", "COD_MAX_FILE_MB")]:
+    for name, env in [
+        ("max_rows", "COD_MAX_ROWS"),
+        ("max_decompressed_mb", "COD_MAX_DECOMPRESSED_MB"),
+        ("max_file_mb", "COD_MAX_FILE_MB"),
+    ]:
         assert env in helps[name]
     defaults = DataConfig()
     assert (defaults.max_rows, defaults.max_decompressed_mb, defaults.max_file_mb) == (100_000, 200.0, 200.0)

@@ -8,12 +8,11 @@ import zipfile
 
 import numpy as np
 import pytest
-
 import torch
 
+from cod.errors import ModelError
 from cod.modeling.demo import build as demo
 from cod.modeling.demo import recipe as demo_train
-from cod.errors import ModelError
 
 
 @pytest.fixture()
@@ -80,13 +79,27 @@ def tiny_mpnet(tiny_classifier):
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_classifier)
     torch.manual_seed(0)
-    config = MPNetConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=3, num_attention_heads=2,
-                         intermediate_size=64, max_position_embeddings=130, hidden_dropout_prob=0.0,
-                         attention_probs_dropout_prob=0.0)
+    config = MPNetConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=3,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=130,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
     return MPNetModel(config, add_pooling_layer=False).eval(), tokenizer
 
 
-TEXTS = ["a good film", "bad and dull and boring", "not so great", "the plot was a mess", "fun", "the best , so moving"]
+TEXTS = [
+    "a good film",
+    "bad and dull and boring",
+    "not so great",
+    "the plot was a mess",
+    "fun",
+    "the best , so moving",
+]
 
 
 def test_pooled_layers_and_truncation_agree_with_the_full_encoder(tiny_mpnet):
@@ -126,8 +139,9 @@ def test_select_layer_picks_the_best_on_validation():
 def _fake_built(home, complete=True):
     path = home / "models" / demo.TEACHER_DIR
     path.mkdir(parents=True)
-    (path / "metrics.json").write_text(json.dumps({"validation_accuracy": 0.9, "test_accuracy": 0.88,
-                                                   "train_size": 10, "build_seconds": 1.0}))
+    (path / "metrics.json").write_text(
+        json.dumps({"validation_accuracy": 0.9, "test_accuracy": 0.88, "train_size": 10, "build_seconds": 1.0})
+    )
     if complete:
         (path / demo.COMPLETE).write_text("ok\n")
     return path
@@ -169,9 +183,12 @@ def test_real_demo_teacher():
     assert isinstance(AutoModelForSequenceClassification.from_pretrained(path), MeanPoolingForSequenceClassification)
     teacher = load_teacher("demo", device="cpu")
     assert teacher.label_names == ["negative", "positive"]
-    texts = ["a moving, beautifully acted and thoroughly enjoyable film.",
-             "a dull, tedious mess with no laughs and a plot that makes no sense.",
-             "one of the best movies of the year.", "the worst film i have seen in ages: boring and badly acted."]
+    texts = [
+        "a moving, beautifully acted and thoroughly enjoyable film.",
+        "a dull, tedious mess with no laughs and a plot that makes no sense.",
+        "one of the best movies of the year.",
+        "the worst film i have seen in ages: boring and badly acted.",
+    ]
     assert teacher.predict(texts).tolist() == [1, 0, 1, 0]
     assert teacher.embed(texts[:1]).shape == (1, 768) and teacher.forward_passes == 4
 
@@ -186,7 +203,10 @@ def test_shipped_head_is_read_and_its_checksum_verified(tmp_path):
 
     loaded = shipped.load_head()
     assert loaded.weight.shape == (2, 768) and loaded.bias.shape == (2,) and loaded.layer in demo.DEMO_LAYERS
-    assert loaded.record["metrics"]["test_accuracy"] >= 0.86 and loaded.record["recipe"]["encoder_sha256"] == demo.MPNET_SHA256
+    assert (
+        loaded.record["metrics"]["test_accuracy"] >= 0.86
+        and loaded.record["recipe"]["encoder_sha256"] == demo.MPNET_SHA256
+    )
     for name in (shipped.HEAD_JSON, shipped.HEAD_WEIGHTS):
         shutil.copy(shipped.HEAD_DIR / name, tmp_path / name)
     weights = tmp_path / shipped.HEAD_WEIGHTS
@@ -225,11 +245,31 @@ def tiny_parts(tmp_path, tiny_mpnet, monkeypatch):
     weight, bias = rng.normal(size=(2, 32)).astype(np.float32), np.array([0.1, -0.1], dtype=np.float32)
     metrics = {"validation_accuracy": 0.5, "test_accuracy": 0.5, "train_size": 3, "layer": 2, "build_seconds": 1.0}
     head_dir = tmp_path / "head"
-    splits = {name: demo_train.pooled_layers(encoder, tokenizer, [e.text for e in getattr(task, name)], [2],
-                                             demo.DEMO_MAX_LENGTH, lambda n: None, batch_size=256)[2] @ weight.T + bias
-              for name in shipped.SPLITS}  # fmt: skip
-    shipped.write_head(head_dir, 2, weight, bias, metrics, {"command": "test"}, shipped.data_sha256(task),
-                       pooled @ weight.T + bias, splits)
+    splits = {
+        name: demo_train.pooled_layers(
+            encoder,
+            tokenizer,
+            [e.text for e in getattr(task, name)],
+            [2],
+            demo.DEMO_MAX_LENGTH,
+            lambda n: None,
+            batch_size=256,
+        )[2]
+        @ weight.T
+        + bias
+        for name in shipped.SPLITS
+    }
+    shipped.write_head(
+        head_dir,
+        2,
+        weight,
+        bias,
+        metrics,
+        {"command": "test"},
+        shipped.data_sha256(task),
+        pooled @ weight.T + bias,
+        splits,
+    )
     monkeypatch.setattr(shipped, "HEAD_DIR", head_dir)
     return head_dir, weight
 
@@ -244,7 +284,9 @@ def test_build_assembles_the_encoder_and_the_shipped_head_without_fitting(bare_h
     assert demo.is_built() and path == demo.demo_teacher_dir() and metrics["source"].startswith("shipped head")
     assert metrics["assemble_seconds"] >= 0 and metrics["test_accuracy"] == 0.5
     model = AutoModelForSequenceClassification.from_pretrained(path)
-    assert model.config.encoder.num_hidden_layers == 2 and np.allclose(model.classifier.weight.detach().numpy(), weight)
+    assert model.config.encoder.num_hidden_layers == 2 and np.allclose(
+        model.classifier.weight.detach().numpy(), weight
+    )
 
 
 def test_the_built_teacher_knows_its_logits_on_the_held_out_splits(bare_home, tiny_parts):
@@ -306,7 +348,9 @@ def test_a_fresh_cod_home_assembles_the_real_teacher_from_the_shipped_head(fresh
 
     demo.build_demo_teacher()  # seconds: the shipped head, no encoding of the demo task
     metrics, record = demo.demo_teacher_metrics(), shipped.load_head().record
-    assert metrics["source"].startswith("shipped head") and metrics["test_accuracy"] == record["metrics"]["test_accuracy"]
+    assert (
+        metrics["source"].startswith("shipped head") and metrics["test_accuracy"] == record["metrics"]["test_accuracy"]
+    )
     teacher = load_teacher("demo", device="cpu")
     assert teacher.predict(["a moving, beautifully acted film.", "a dull, tedious mess."]).tolist() == [1, 0]
     from cod.data.tasks import rotten_tomatoes

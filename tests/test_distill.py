@@ -12,8 +12,8 @@ import torch
 from cod.config import DistillConfig
 from cod.counterfactuals.base import Counterfactual
 from cod.data.readers import Example
-from cod.distill.trainer import DistillEvent, build_training_set, distill
 from cod.distill.batching import PairBatchSampler, uniform_layer_map
+from cod.distill.trainer import DistillEvent, build_training_set, distill
 from cod.errors import ConfigError, DistillError
 from tests.tiny import WORDS, make_tiny_classifier
 
@@ -37,7 +37,11 @@ def _teacher(path):
 
     from cod.modeling.scoring import Teacher
 
-    return Teacher(AutoModelForSequenceClassification.from_pretrained(path), AutoTokenizer.from_pretrained(path), name="tiny-teacher")
+    return Teacher(
+        AutoModelForSequenceClassification.from_pretrained(path),
+        AutoTokenizer.from_pretrained(path),
+        name="tiny-teacher",
+    )
 
 
 def _counterfactuals(teacher, examples, flip: bool = True) -> list[Counterfactual]:
@@ -161,8 +165,15 @@ def test_teacher_runs_once_per_unique_text_and_cf_labels(tiny_classifier, tiny_s
     teacher = _teacher(tiny_classifier)
     cfs = _counterfactuals(teacher, data["train"][:4])
     fresh = _teacher(tiny_classifier)  # an empty cache: every forward is counted
-    res = distill(_cfg(cod=True, epochs=3), fresh, str(tiny_student), data["train"], cfs, data["validation"],
-                  out_dir=tmp_path / "run")
+    res = distill(
+        _cfg(cod=True, epochs=3),
+        fresh,
+        str(tiny_student),
+        data["train"],
+        cfs,
+        data["validation"],
+        out_dir=tmp_path / "run",
+    )
     m = res.metrics
     assert m["unique_train_texts"] == 8 and m["train_examples"] == 8 and m["counterfactuals_used"] == 4
     assert m["teacher_train_forward_passes"] == 8  # once per unique text, not per epoch (3 epochs ran)
@@ -177,8 +188,15 @@ def test_teacher_runs_once_per_unique_text_and_cf_labels(tiny_classifier, tiny_s
 def test_ce_can_be_dropped_on_counterfactuals(tiny_classifier, tiny_student, data, tmp_path):
     teacher = _teacher(tiny_classifier)
     cfs = _counterfactuals(teacher, data["train"][:4])
-    distill(_cfg(cod=True, epochs=1, ce_on_counterfactuals=False), teacher, str(tiny_student), data["train"], cfs,
-            data["validation"], out_dir=tmp_path)
+    distill(
+        _cfg(cod=True, epochs=1, ce_on_counterfactuals=False),
+        teacher,
+        str(tiny_student),
+        data["train"],
+        cfs,
+        data["validation"],
+        out_dir=tmp_path,
+    )
     rows = [json.loads(line) for line in (tmp_path / "train_set.jsonl").read_text().splitlines()]
     assert {r["ce_weight"] for r in rows if r["is_counterfactual"]} == {0.0}
     assert {r["ce_weight"] for r in rows if not r["is_counterfactual"]} == {1.0}
@@ -200,7 +218,9 @@ def test_selection_uses_validation_only_and_events(tiny_classifier, tiny_student
     assert events[-1].kind == "done"
     # A test split with inverted labels changes nothing that was chosen: it is only evaluated.
     flipped_test = [Example(e.text, 1 - e.label) for e in data["validation"]]
-    res2 = distill(cfg, _teacher(tiny_classifier), str(tiny_student), data["train"], None, data["validation"], test=flipped_test)
+    res2 = distill(
+        cfg, _teacher(tiny_classifier), str(tiny_student), data["train"], None, data["validation"], test=flipped_test
+    )
     assert res2.metrics["best_step"] == res.metrics["best_step"]
     assert _same(_weights(res.model), _weights(res2.model))
     assert res2.metrics["student_test_accuracy"] == pytest.approx(1 - res.metrics["student_validation_accuracy"])
@@ -215,8 +235,17 @@ def test_stop_ends_cleanly_with_best_saved(tiny_classifier, tiny_student, data, 
         if e.kind == "step" and e.step == 3:
             stop.set()
 
-    res = distill(_cfg(epochs=10), _teacher(tiny_classifier), str(tiny_student), data["train"], None,
-                  data["validation"], on_event=on_event, stop=stop, out_dir=tmp_path)
+    res = distill(
+        _cfg(epochs=10),
+        _teacher(tiny_classifier),
+        str(tiny_student),
+        data["train"],
+        None,
+        data["validation"],
+        on_event=on_event,
+        stop=stop,
+        out_dir=tmp_path,
+    )
     assert events[-1].kind == "stopped" and res.metrics["stopped"] and res.metrics["steps"] == 3
     assert (tmp_path / "model" / "config.json").exists() and (tmp_path / "checkpoint" / "best.pt").exists()
     assert any(e.kind == "eval" and e.step == 3 for e in events)  # the state at stop was evaluated for selection
@@ -231,11 +260,20 @@ def test_crashed_run_resumes_to_the_same_result(tiny_classifier, tiny_student, d
             raise RuntimeError("power cut")
 
     with pytest.raises(RuntimeError, match="power cut"):
-        distill(cfg, _teacher(tiny_classifier), str(tiny_student), data["train"], None, data["validation"],
-                on_event=crash, out_dir=tmp_path)
+        distill(
+            cfg,
+            _teacher(tiny_classifier),
+            str(tiny_student),
+            data["train"],
+            None,
+            data["validation"],
+            on_event=crash,
+            out_dir=tmp_path,
+        )
     assert (tmp_path / "checkpoint" / "last.pt").exists()
-    resumed = distill(cfg, _teacher(tiny_classifier), str(tiny_student), data["train"], None, data["validation"],
-                      out_dir=tmp_path)
+    resumed = distill(
+        cfg, _teacher(tiny_classifier), str(tiny_student), data["train"], None, data["validation"], out_dir=tmp_path
+    )
     assert resumed.metrics["resumed_from_step"] == 6 and resumed.metrics["steps"] == 12
     assert _same(_weights(full.model), _weights(resumed.model))
     assert resumed.metrics["best_step"] == full.metrics["best_step"]
@@ -245,8 +283,15 @@ def test_crashed_run_resumes_to_the_same_result(tiny_classifier, tiny_student, d
         import shutil
 
         torch.save({"fingerprint": "other"}, tmp_path / "checkpoint" / "last.pt")
-        distill(cfg.replace(seed=1), _teacher(tiny_classifier), str(tiny_student), data["train"], None,
-                data["validation"], out_dir=tmp_path)
+        distill(
+            cfg.replace(seed=1),
+            _teacher(tiny_classifier),
+            str(tiny_student),
+            data["train"],
+            None,
+            data["validation"],
+            out_dir=tmp_path,
+        )
         shutil.rmtree(tmp_path / "checkpoint")
 
 
@@ -255,13 +300,36 @@ def test_output_folder_contents_and_reload(tiny_classifier, tiny_student, data, 
 
     teacher = _teacher(tiny_classifier)
     cfs = _counterfactuals(teacher, data["train"][:4])
-    res = distill(_cfg(cod=True), teacher, str(tiny_student), data["train"], cfs, data["validation"],
-                  out_dir=tmp_path, test=data["test"], run_info={"data": "tiny"})
-    for name in ("config.json", "metrics.json", "train_set.jsonl", "README.md", "model/config.json", "model/README.md"):
+    res = distill(
+        _cfg(cod=True),
+        teacher,
+        str(tiny_student),
+        data["train"],
+        cfs,
+        data["validation"],
+        out_dir=tmp_path,
+        test=data["test"],
+        run_info={"data": "tiny"},
+    )
+    for name in (
+        "config.json",
+        "metrics.json",
+        "train_set.jsonl",
+        "README.md",
+        "model/config.json",
+        "model/README.md",
+    ):
         assert (tmp_path / name).exists(), name
     metrics = json.loads((tmp_path / "metrics.json").read_text())
-    for key in ("student_test_accuracy", "teacher_test_accuracy", "teacher_train_forward_passes", "unique_train_texts",
-                "train_examples", "counterfactuals_used", "wall_seconds"):
+    for key in (
+        "student_test_accuracy",
+        "teacher_test_accuracy",
+        "teacher_train_forward_passes",
+        "unique_train_texts",
+        "train_examples",
+        "counterfactuals_used",
+        "wall_seconds",
+    ):
         assert metrics[key] is not None, key
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["distill"]["cod"] is True and config["data"] == "tiny" and config["teacher"] == "tiny-teacher"
@@ -280,9 +348,18 @@ def test_output_folder_contents_and_reload(tiny_classifier, tiny_student, data, 
 def test_lora_student_is_merged_on_export(tiny_classifier, tiny_student, data, tmp_path):
     from transformers import AutoModelForSequenceClassification
 
-    res = distill(_cfg(lora=True, lora_r=2), _teacher(tiny_classifier), str(tiny_student), data["train"], None,
-                  data["validation"], out_dir=tmp_path)
-    full = distill(_cfg(epochs=1), _teacher(tiny_classifier), str(tiny_student), data["train"], None, data["validation"])
+    res = distill(
+        _cfg(lora=True, lora_r=2),
+        _teacher(tiny_classifier),
+        str(tiny_student),
+        data["train"],
+        None,
+        data["validation"],
+        out_dir=tmp_path,
+    )
+    full = distill(
+        _cfg(epochs=1), _teacher(tiny_classifier), str(tiny_student), data["train"], None, data["validation"]
+    )
     assert 0 < res.metrics["trainable_params"] < full.metrics["trainable_params"]
     assert not hasattr(res.model, "peft_config") and type(res.model).__name__ == "BertForSequenceClassification"
     assert not any("lora" in k for k in res.model.state_dict())
@@ -306,21 +383,32 @@ def test_three_labels(tiny_classifier_3way, data):
 
     from cod.modeling.scoring import Teacher
 
-    teacher = Teacher(AutoModelForSequenceClassification.from_pretrained(tiny_classifier_3way),
-                      AutoTokenizer.from_pretrained(tiny_classifier_3way))
-    train = [Example(t, i % 3) for i, t in enumerate(["sports game team", "politics vote law", "tech computer phone"] * 3)]
+    teacher = Teacher(
+        AutoModelForSequenceClassification.from_pretrained(tiny_classifier_3way),
+        AutoTokenizer.from_pretrained(tiny_classifier_3way),
+    )
+    train = [
+        Example(t, i % 3) for i, t in enumerate(["sports game team", "politics vote law", "tech computer phone"] * 3)
+    ]
     val = [Example(t, i % 3) for i, t in enumerate(["the game team", "the vote law", "the computer phone"] * 2)]
     cfs = _counterfactuals(teacher, [train[0]])  # one pair is enough to exercise CoD with 3 labels
-    res = distill(_cfg(method="kd", k=6, cod=True, epochs=2), teacher, str(tiny_classifier_3way), train[:6], cfs,
-                  val, test=val)
-    assert res.model.config.num_labels == 3 and set(res.model.config.id2label.values()) == {"sports", "politics", "tech"}
+    res = distill(
+        _cfg(method="kd", k=6, cod=True, epochs=2), teacher, str(tiny_classifier_3way), train[:6], cfs, val, test=val
+    )
+    assert res.model.config.num_labels == 3 and set(res.model.config.id2label.values()) == {
+        "sports",
+        "politics",
+        "tech",
+    }
     assert "val_share_tech" in next(e for e in res.history if e.kind == "eval").metrics
     assert 0 <= res.metrics["student_test_accuracy"] <= 1
 
 
 def test_ce_method_needs_no_teacher_forwards(tiny_classifier, tiny_student, data):
     teacher = _teacher(tiny_classifier)
-    res = distill(_cfg(method="ce"), teacher, str(tiny_student), data["train"], None, [], label_names=["negative", "positive"])
+    res = distill(
+        _cfg(method="ce"), teacher, str(tiny_student), data["train"], None, [], label_names=["negative", "positive"]
+    )
     assert res.metrics["teacher_train_forward_passes"] == 0 and teacher.forward_passes == 0
     assert res.metrics["selection"] == "last_step"
 
@@ -328,8 +416,15 @@ def test_ce_method_needs_no_teacher_forwards(tiny_classifier, tiny_student, data
 @pytest.mark.parametrize("max_steps", [3, 7])
 def test_max_steps_overrides_epochs(tiny_classifier, tiny_student, data, max_steps):
     # 8 examples / batch 4 = 2 steps per epoch; 2 epochs would be 4 steps: max_steps wins, mid-epoch or beyond.
-    res = distill(_cfg(method="ce", max_steps=max_steps), None, str(tiny_student), data["train"], None, data["validation"],
-                  label_names=["negative", "positive"])
+    res = distill(
+        _cfg(method="ce", max_steps=max_steps),
+        None,
+        str(tiny_student),
+        data["train"],
+        None,
+        data["validation"],
+        label_names=["negative", "positive"],
+    )
     assert res.metrics["steps"] == res.metrics["total_steps"] == max_steps
     assert res.metrics["epochs_run"] == max_steps / 2
     assert [e.step for e in res.history if e.kind == "step"] == list(range(1, max_steps + 1))
@@ -341,8 +436,15 @@ def test_mean_pooling_head_student_round_trips(tiny_classifier, tiny_student, da
     from cod.modeling.heads import register
 
     register()
-    res = distill(_cfg(head="mean", epochs=1), _teacher(tiny_classifier), str(tiny_student), data["train"], None,
-                  data["validation"], out_dir=tmp_path)
+    res = distill(
+        _cfg(head="mean", epochs=1),
+        _teacher(tiny_classifier),
+        str(tiny_student),
+        data["train"],
+        None,
+        data["validation"],
+        out_dir=tmp_path,
+    )
     assert res.metrics["head"] == "mean"
     reloaded = AutoModelForSequenceClassification.from_pretrained(tmp_path / "model")
     assert type(reloaded).__name__ == "MeanPoolingForSequenceClassification"
@@ -353,11 +455,20 @@ def test_label_mismatch_is_a_clear_error(tiny_classifier_3way, tiny_student, dat
 
     from cod.modeling.scoring import Teacher
 
-    teacher = Teacher(AutoModelForSequenceClassification.from_pretrained(tiny_classifier_3way),
-                      AutoTokenizer.from_pretrained(tiny_classifier_3way))
+    teacher = Teacher(
+        AutoModelForSequenceClassification.from_pretrained(tiny_classifier_3way),
+        AutoTokenizer.from_pretrained(tiny_classifier_3way),
+    )
     with pytest.raises(DistillError, match="3 labels"):
-        distill(_cfg(), teacher, str(tiny_student), data["train"], None, data["validation"],
-                label_names=["negative", "positive"])
+        distill(
+            _cfg(),
+            teacher,
+            str(tiny_student),
+            data["train"],
+            None,
+            data["validation"],
+            label_names=["negative", "positive"],
+        )
 
 
 _TRACKED_RUN = """
@@ -383,8 +494,14 @@ def test_trackio_tracker_logs_steps_and_validation_locally(tiny_classifier, tiny
     pytest.importorskip("trackio")
     env = {**os.environ, "TRACKIO_DIR": str(tmp_path / "trackio"), "HF_HUB_OFFLINE": "1"}
     root = Path(__file__).resolve().parents[1]
-    proc = subprocess.run([sys.executable, "-c", _TRACKED_RUN, str(tiny_classifier), str(tiny_student)], cwd=root, env=env,
-                          capture_output=True, text=True, timeout=240)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-c", _TRACKED_RUN, str(tiny_classifier), str(tiny_student)],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith('{"runs"')))
     assert len(out["runs"]) == 1

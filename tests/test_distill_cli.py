@@ -19,12 +19,36 @@ def csv_file(tmp_path):
 
 
 def _args(csv_file, tiny_classifier, tiny_student, out, *extra):
-    return ["distill", "--data", str(csv_file), "--teacher", str(tiny_classifier), "--student", str(tiny_student),
-            "--k", "8", "--epochs", "2", "--batch-size", "4", "--lr", "1e-3", "--max-length", "32", "--evaluations", "2",
-            "--out", str(out), "--quiet", *extra]  # fmt: skip
+    return [
+        "distill",
+        "--data",
+        str(csv_file),
+        "--teacher",
+        str(tiny_classifier),
+        "--student",
+        str(tiny_student),
+        "--k",
+        "8",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "4",
+        "--lr",
+        "1e-3",
+        "--max-length",
+        "32",
+        "--evaluations",
+        "2",
+        "--out",
+        str(out),
+        "--quiet",
+        *extra,
+    ]
 
 
-def test_cli_kd_run_prints_metrics_and_writes_folder(csv_file, tiny_classifier, tiny_student, tmp_path, capsys, cod_home):
+def test_cli_kd_run_prints_metrics_and_writes_folder(
+    csv_file, tiny_classifier, tiny_student, tmp_path, capsys, cod_home
+):
     out = tmp_path / "run"
     assert main(_args(csv_file, tiny_classifier, tiny_student, out, "--method", "kd", "--test", str(csv_file))) == 0
     printed = capsys.readouterr().out
@@ -66,14 +90,24 @@ def test_cli_bad_setting_is_one_clear_line(csv_file, tiny_classifier, tiny_stude
     assert code == 2 and "k must be even" in capsys.readouterr().err
 
 
-def test_cli_push_to_hub_offline_is_a_clear_error(csv_file, tiny_classifier, tiny_student, tmp_path, capsys, cod_home,
-                                                  monkeypatch):
+def test_cli_push_to_hub_offline_is_a_clear_error(
+    csv_file, tiny_classifier, tiny_student, tmp_path, capsys, cod_home, monkeypatch
+):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    code = main(_args(csv_file, tiny_classifier, tiny_student, tmp_path / "p", "--epochs", "1",
-                      "--push-to-hub", "someone/tiny-student"))
+    code = main(
+        _args(
+            csv_file,
+            tiny_classifier,
+            tiny_student,
+            tmp_path / "p",
+            "--epochs",
+            "1",
+            "--push-to-hub",
+            "someone/tiny-student",
+        )
+    )
     assert code == 2 and "Could not push" in capsys.readouterr().err
     assert (tmp_path / "p" / "model" / "config.json").exists()  # the run itself is kept
-
 
 
 def _parse(*argv):
@@ -96,8 +130,25 @@ def test_every_distill_setting_has_help_and_a_generated_flag(capsys):
     for f in fields:
         assert f"--{f.name.replace('_', '-')}" in text and f.metadata["help"].split()[0] in text
     # Generated flags, aliases of older names, --no- booleans, then --set on top; defaults stay the config's own.
-    args = _parse("distill", "--data", "d.csv", "--out", "o", "--lr", "1e-3", "--cod", "--no-resume",
-                  "--early-stopping", "3", "--warmup-ratio", "0.2", "--set", "warmup_ratio=0.3", "--set", "lora_r=4")
+    args = _parse(
+        "distill",
+        "--data",
+        "d.csv",
+        "--out",
+        "o",
+        "--lr",
+        "1e-3",
+        "--cod",
+        "--no-resume",
+        "--early-stopping",
+        "3",
+        "--warmup-ratio",
+        "0.2",
+        "--set",
+        "warmup_ratio=0.3",
+        "--set",
+        "lora_r=4",
+    )
     config = cli_distill.build_config(args)
     assert (config.learning_rate, config.cod, config.resume, config.patience) == (1e-3, True, False, 3)
     assert (config.warmup_ratio, config.lora_r, config.epochs) == (0.3, 4, DistillConfig.epochs)
@@ -110,8 +161,22 @@ def test_sweep_flags_are_generated_from_both_configs():
     from cod.cli import sweep as cli_sweep
     from cod.config import DistillConfig
 
-    args = _parse("sweep", "--out", "s", "--k", "4,8", "--methods", "kd, kd+cod", "--no-figures", "--alpha", "5",
-                  "--patience", "2", "--set", "keep_unflipped=true")
+    args = _parse(
+        "sweep",
+        "--out",
+        "s",
+        "--k",
+        "4,8",
+        "--methods",
+        "kd, kd+cod",
+        "--no-figures",
+        "--alpha",
+        "5",
+        "--patience",
+        "2",
+        "--set",
+        "keep_unflipped=true",
+    )
     config = cli_sweep.build_config(args)
     assert config.ks == (4, 8) and config.methods == ("kd", "kd+cod") and config.figures is False
     assert config.distill == {"alpha": 5.0, "patience": 2, "keep_unflipped": True}

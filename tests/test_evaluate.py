@@ -25,7 +25,12 @@ def test_accuracy_and_agreement():
 
 @pytest.mark.parametrize(
     "labels,preds",
-    [([0, 1, 1, 0, 1], [0, 1, 0, 0, 0]), ([0, 0, 0, 0], [0, 0, 1, 1]), ([0, 1, 2, 2, 1], [0, 2, 2, 1, 1]), ([1, 1], [1, 1])],
+    [
+        ([0, 1, 1, 0, 1], [0, 1, 0, 0, 0]),
+        ([0, 0, 0, 0], [0, 0, 1, 1]),
+        ([0, 1, 2, 2, 1], [0, 2, 2, 1, 1]),
+        ([1, 1], [1, 1]),
+    ],
 )
 def test_macro_f1_matches_scikit_learn(labels, preds):
     assert macro_f1(labels, preds) == pytest.approx(f1_score(labels, preds, average="macro"))
@@ -35,7 +40,9 @@ def test_mean_kl_identities():
     p = np.array([[0.9, 0.1], [0.3, 0.7]])
     q = np.array([[0.5, 0.5], [0.5, 0.5]])
     assert mean_kl(p, p) == pytest.approx(0.0, abs=1e-9)
-    expected = np.mean([0.9 * np.log(0.9 / 0.5) + 0.1 * np.log(0.1 / 0.5), 0.3 * np.log(0.3 / 0.5) + 0.7 * np.log(0.7 / 0.5)])
+    expected = np.mean(
+        [0.9 * np.log(0.9 / 0.5) + 0.1 * np.log(0.1 / 0.5), 0.3 * np.log(0.3 / 0.5) + 0.7 * np.log(0.7 / 0.5)]
+    )
     assert mean_kl(p, q) == pytest.approx(expected)
     assert mean_kl(p, q) > 0 and mean_kl(q, p) != pytest.approx(mean_kl(p, q))
     assert np.isfinite(mean_kl(np.array([[1.0, 0.0]]), np.array([[0.0, 1.0]])))
@@ -100,7 +107,9 @@ def test_student_scorer_on_a_tiny_model_matches_a_direct_forward(tiny_classifier
         enc = tokenizer(texts[1:2], return_tensors="pt")
         direct = torch.softmax(model(**enc).logits, dim=-1).numpy()
     assert np.allclose(probs[1], direct[0], atol=1e-5)
-    m = evaluate(scorer, (model, tokenizer), [Example(t, i % 2) for i, t in enumerate(texts)], ["negative", "positive"])
+    m = evaluate(
+        scorer, (model, tokenizer), [Example(t, i % 2) for i, t in enumerate(texts)], ["negative", "positive"]
+    )
     assert m["agreement"] == 1.0 and m["mean_kl"] == pytest.approx(0.0, abs=1e-6)
 
 
@@ -114,15 +123,28 @@ def test_evaluate_command_writes_metrics_and_figures(tiny_classifier, tiny_stude
     test = load_task("demo").test[:3]
     probes = tmp_path / "probes.jsonl"
     records = [
-        Counterfactual(e.text, e.label, [0.5, 0.5], "the film was good . " + e.text, 1, [0.4, 0.6], proposer="human").to_record(
-            ["negative", "positive"]
-        )
+        Counterfactual(
+            e.text, e.label, [0.5, 0.5], "the film was good . " + e.text, 1, [0.4, 0.6], proposer="human"
+        ).to_record(["negative", "positive"])
         for e in test
     ]
     probes.write_text("".join(json.dumps(r) + "\n" for r in records))
     out = tmp_path / "eval"
-    argv = ["evaluate", "--model", str(tiny_student), "--teacher", str(tiny_classifier), "--task", "demo",
-            "--limit", "20", "--probes", str(probes), "--out", str(out)]  # fmt: skip
+    argv = [
+        "evaluate",
+        "--model",
+        str(tiny_student),
+        "--teacher",
+        str(tiny_classifier),
+        "--task",
+        "demo",
+        "--limit",
+        "20",
+        "--probes",
+        str(probes),
+        "--out",
+        str(out),
+    ]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "teacher" in printed and "student" in printed and "3 probe pairs" in printed

@@ -56,7 +56,8 @@ def test_held_out_is_the_complement_of_the_draw_for_every_draw():
         validation = held_out(pool, draw)
         assert not texts(validation) & texts(draw) and len(validation) == 300 - k
     assert held_out(pool, sample_few_shot(pool, 8, 0, num_classes=2), size=10) == held_out(
-        pool, sample_few_shot(pool, 8, 0, num_classes=2), size=10)  # seeded: the same rows again
+        pool, sample_few_shot(pool, 8, 0, num_classes=2), size=10
+    )  # seeded: the same rows again
 
 
 def test_a_given_validation_set_loses_the_drawn_texts_and_says_so(tmp_path):
@@ -80,13 +81,36 @@ def test_exactly_k_labels_train_on_all_k_with_no_held_out(tmp_path):
 
 
 def _cli(data, teacher, student, out, *extra):
-    return ["distill", "--data", str(data), "--teacher", str(teacher), "--student", str(student), "--k", "16",
-            "--epochs", "2", "--batch-size", "8", "--lr", "1e-3", "--max-length", "32", "--evaluations", "2",
-            "--out", str(out), "--quiet", *extra]  # fmt: skip
+    return [
+        "distill",
+        "--data",
+        str(data),
+        "--teacher",
+        str(teacher),
+        "--student",
+        str(student),
+        "--k",
+        "16",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "8",
+        "--lr",
+        "1e-3",
+        "--max-length",
+        "32",
+        "--evaluations",
+        "2",
+        "--out",
+        str(out),
+        "--quiet",
+        *extra,
+    ]
 
 
-def test_cli_distils_a_file_of_exactly_k_examples_on_all_of_them(tmp_path, tiny_classifier, tiny_student, cod_home,
-                                                                 capsys):
+def test_cli_distils_a_file_of_exactly_k_examples_on_all_of_them(
+    tmp_path, tiny_classifier, tiny_student, cod_home, capsys
+):
     from cod.cli import main
 
     data = write_csv(tmp_path / "sixteen.csv", 8)
@@ -100,8 +124,9 @@ def test_cli_distils_a_file_of_exactly_k_examples_on_all_of_them(tmp_path, tiny_
     assert "keeps the last step" in captured.err and "checkpoint: the last step" in captured.out
 
 
-def test_cli_selects_on_teacher_agreement_with_unlabelled_texts(tmp_path, tiny_classifier, tiny_student, cod_home,
-                                                                 capsys):
+def test_cli_selects_on_teacher_agreement_with_unlabelled_texts(
+    tmp_path, tiny_classifier, tiny_student, cod_home, capsys
+):
     from cod.cli import main
 
     data = write_csv(tmp_path / "sixteen.csv", 8)
@@ -162,12 +187,48 @@ def test_generate_for_a_draw_then_distill_it_with_cod(tmp_path, tiny_classifier,
 
     data = write_csv(tmp_path / "forty.csv", 20)
     cfs_file = tmp_path / "cfs.jsonl"
-    assert main(["generate", "--data", str(data), "--k", "8", "--seed", "2", "--teacher", str(tiny_classifier),
-                 "--out", str(cfs_file), "--no-cache"]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "--data",
+                str(data),
+                "--k",
+                "8",
+                "--seed",
+                "2",
+                "--teacher",
+                str(tiny_classifier),
+                "--out",
+                str(cfs_file),
+                "--no-cache",
+            ]
+        )
+        == 0
+    )
     real = split(open_source(data), 8, 2).real_half
     assert [c.text for c in read_counterfactuals(cfs_file, ["negative", "positive"])] == [e.text for e in real]
     out = tmp_path / "run"
-    assert main(_cli(data, tiny_classifier, tiny_student, out, "--k", "8", "--seed", "2", "--cod", "--keep-unflipped",
-                     "--counterfactuals", str(cfs_file), "--epochs", "1")) == 0
+    assert (
+        main(
+            _cli(
+                data,
+                tiny_classifier,
+                tiny_student,
+                out,
+                "--k",
+                "8",
+                "--seed",
+                "2",
+                "--cod",
+                "--keep-unflipped",
+                "--counterfactuals",
+                str(cfs_file),
+                "--epochs",
+                "1",
+            )
+        )
+        == 0
+    )
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["real_examples"] == 4 and metrics["counterfactuals_missing"] == 0

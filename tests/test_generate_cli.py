@@ -9,7 +9,11 @@ import pytest
 from cod.cli import main
 from tests.tiny import make_word_classifier
 
-ROWS = [("the film was good", "positive"), ("a dull and tedious mess", "negative"), ("The acting was brilliant!", "positive")]
+ROWS = [
+    ("the film was good", "positive"),
+    ("a dull and tedious mess", "negative"),
+    ("The acting was brilliant!", "positive"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +43,17 @@ def test_writes_one_record_per_example_and_resumes_from_cache(cod_home, teacher_
     records = [json.loads(line) for line in out_file.read_text().splitlines()]
     assert [r["text"] for r in records] == [t for t, _ in ROWS]
     for r in records:
-        assert {"text", "label", "teacher_probs", "counterfactual", "target_label", "counterfactual_teacher_probs",
-                "flipped", "words_changed", "proposer"} <= set(r)  # fmt: skip
+        assert {
+            "text",
+            "label",
+            "teacher_probs",
+            "counterfactual",
+            "target_label",
+            "counterfactual_teacher_probs",
+            "flipped",
+            "words_changed",
+            "proposer",
+        } <= set(r)
         assert r["flipped"] and r["proposer"] == "lexical" and r["target_label"] != r["label"]
         assert set(r["teacher_probs"]) == {"negative", "positive"}
     assert "flip rate 100.0% (3/3)" in out and "median words changed 1" in out and "tokens 0" in out
@@ -49,15 +62,32 @@ def test_writes_one_record_per_example_and_resumes_from_cache(cod_home, teacher_
     clear_teacher_cache()  # a fresh process: the teacher's in-memory cache is gone, the disk cache stays
     code, again, _ = _generate(capsys, "--data", data_file, "--teacher", teacher_dir, "--out", out_file)
     assert code == 0
-    assert [json.loads(line)["counterfactual"] for line in out_file.read_text().splitlines()] == [r["counterfactual"] for r in records]
+    assert [json.loads(line)["counterfactual"] for line in out_file.read_text().splitlines()] == [
+        r["counterfactual"] for r in records
+    ]
     passes = lambda text: int(text.split("teacher forward passes ")[1].split()[0])  # noqa: E731
     assert passes(again) < passes(out) / 3  # only the fingerprint, probes and originals ran again
 
 
 def test_task_split_limit_and_options(cod_home, teacher_dir, tmp_path, capsys):
     out_file = tmp_path / "cfes.jsonl"
-    code, out, err = _generate(capsys, "--data", "demo", "--split", "validation", "--limit", "2", "--teacher", teacher_dir,
-                               "--max-edits", "1", "--no-shrink", "--no-cache", "--out", out_file)  # fmt: skip
+    code, out, err = _generate(
+        capsys,
+        "--data",
+        "demo",
+        "--split",
+        "validation",
+        "--limit",
+        "2",
+        "--teacher",
+        teacher_dir,
+        "--max-edits",
+        "1",
+        "--no-shrink",
+        "--no-cache",
+        "--out",
+        out_file,
+    )
     assert code == 0, err
     assert len(out_file.read_text().splitlines()) == 2 and "wrote 2 counterfactuals" in out
 
@@ -94,11 +124,18 @@ class _Chat(BaseHTTPRequestHandler):
     def do_POST(self):  # noqa: N802
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
         content = json.dumps(["the film was awful", "the film was dull"])
-        body = json.dumps({
-            "id": "c1", "object": "chat.completion", "created": 0, "model": "tiny",
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 30, "completion_tokens": 12, "total_tokens": 42},
-        }).encode()  # fmt: skip
+        body = json.dumps(
+            {
+                "id": "c1",
+                "object": "chat.completion",
+                "created": 0,
+                "model": "tiny",
+                "choices": [
+                    {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
+                ],
+                "usage": {"prompt_tokens": 30, "completion_tokens": 12, "total_tokens": 42},
+            }
+        ).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -115,11 +152,32 @@ def test_llm_proposer_through_a_loopback_server(cod_home, teacher_dir, data_file
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/v1"
         out_file = tmp_path / "llm.jsonl"
-        code, out, err = _generate(capsys, "--data", data_file, "--limit", "1", "--teacher", teacher_dir, "--proposer", "llm",
-                                   "--llm-base-url", url, "--llm-model", "tiny", "--candidates", "2", "--out", out_file)  # fmt: skip
+        code, out, err = _generate(
+            capsys,
+            "--data",
+            data_file,
+            "--limit",
+            "1",
+            "--teacher",
+            teacher_dir,
+            "--proposer",
+            "llm",
+            "--llm-base-url",
+            url,
+            "--llm-model",
+            "tiny",
+            "--candidates",
+            "2",
+            "--out",
+            out_file,
+        )
         assert code == 0, err
         (record,) = [json.loads(line) for line in out_file.read_text().splitlines()]
-        assert record["flipped"] and record["proposer"] == "llm" and record["counterfactual"] in {"the film was awful", "the film was dull"}
+        assert (
+            record["flipped"]
+            and record["proposer"] == "llm"
+            and record["counterfactual"] in {"the film was awful", "the film was dull"}
+        )
         assert "flip rate 100.0% (1/1)" in out and "tokens 42" in out
     finally:
         server.shutdown()
@@ -129,5 +187,7 @@ def test_llm_proposer_through_a_loopback_server(cod_home, teacher_dir, data_file
 def test_llm_without_key_or_endpoint_says_what_to_set(cod_home, teacher_dir, data_file, tmp_path, capsys, monkeypatch):
     for name in ("COD_LLM_API_KEY", "OPENAI_API_KEY", "COD_LLM_BASE_URL"):
         monkeypatch.delenv(name, raising=False)
-    code, _, err = _generate(capsys, "--data", data_file, "--teacher", teacher_dir, "--proposer", "llm", "--out", tmp_path / "o.jsonl")
+    code, _, err = _generate(
+        capsys, "--data", data_file, "--teacher", teacher_dir, "--proposer", "llm", "--out", tmp_path / "o.jsonl"
+    )
     assert code == 2 and "COD_LLM_API_KEY" in err and "Traceback" not in err

@@ -71,7 +71,22 @@ def test_cli_distill_with_a_broken_counterfactual_file_prints_one_clear_line(tin
     data.write_text("text,label\n" + "".join(f"text {i},{['negative', 'positive'][i % 2]}\n" for i in range(20)))
     cfs = tmp_path / "cfes.jsonl"
     cfs.write_text("not json\n")
-    code = main(["distill", "--data", str(data), "--teacher", str(tiny_classifier), "--cod", "--k", "4",
-                 "--counterfactuals", str(cfs), "--out", str(tmp_path / "o"), "--quiet"])  # fmt: skip
+    code = main(
+        [
+            "distill",
+            "--data",
+            str(data),
+            "--teacher",
+            str(tiny_classifier),
+            "--cod",
+            "--k",
+            "4",
+            "--counterfactuals",
+            str(cfs),
+            "--out",
+            str(tmp_path / "o"),
+            "--quiet",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "cfes.jsonl line 1 is not valid JSON" in err and "Traceback" not in err

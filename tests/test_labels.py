@@ -18,12 +18,20 @@ def write(tmp_path, name: str, text: str):
 
 
 def test_case_and_space_folding_is_reported_with_the_mapping_and_rows_changed(tmp_path):
-    rows = ["great fun,Positive", "so moving,positive", "a gem, Positive ", "awful mess,negative", "dull,negative",
-            "fine,positive"]
+    rows = [
+        "great fun,Positive",
+        "so moving,positive",
+        "a gem, Positive ",
+        "awful mess,negative",
+        "dull,negative",
+        "fine,positive",
+    ]
     data = load(write(tmp_path, "a.csv", "text,label\n" + "\n".join(rows) + "\n"))
     assert data.label_names == ["negative", "positive"]
-    assert ("Labels normalised (case folded, spaces stripped): 'positive', ' Positive ', 'Positive' -> 'positive' "
-            "(2 rows changed).") in data.report.lines()
+    assert (
+        "Labels normalised (case folded, spaces stripped): 'positive', ' Positive ', 'Positive' -> 'positive' "
+        "(2 rows changed)."
+    ) in data.report.lines()
 
 
 def test_no_note_when_nothing_changed(tmp_path):
@@ -33,8 +41,10 @@ def test_no_note_when_nothing_changed(tmp_path):
 
 def test_folding_note_counts_every_changed_row_under_explicit_names():
     pairs = [("POS", "pos"), ("pos", "pos"), ("Pos ", "pos"), ("Neg", "neg"), (1, "1")]
-    assert folding_note(pairs) == ("Labels normalised (case folded, spaces stripped): 'POS', 'Pos ', 'pos' -> 'pos'; "
-                                   "'Neg' -> 'neg' (3 rows changed).")
+    assert folding_note(pairs) == (
+        "Labels normalised (case folded, spaces stripped): 'POS', 'Pos ', 'pos' -> 'pos'; "
+        "'Neg' -> 'neg' (3 rows changed)."
+    )
 
 
 def test_a_categorical_column_that_is_not_named_like_a_label_is_never_taken_as_the_label(tmp_path):

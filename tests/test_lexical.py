@@ -40,18 +40,26 @@ def topics(tmp_path_factory):
     weights = {w: (1.5, 0.0, 0.0) for w in ("sports", "game", "team", "ball")}
     weights |= {w: (0.0, 1.5, 0.0) for w in ("politics", "vote", "law")}
     weights |= {w: (0.0, 0.0, 1.5) for w in ("tech", "computer", "phone")}
-    path = make_word_classifier(tmp_path_factory.mktemp("word-3way"), label_names=("sports", "politics", "tech"), weights=weights)
+    path = make_word_classifier(
+        tmp_path_factory.mktemp("word-3way"), label_names=("sports", "politics", "tech"), weights=weights
+    )
     return _teacher(path)
 
 
 def _propose(teacher, texts, config=None, **kw):
-    return LexicalProposer(config or LexicalConfig(), cache_dir=False).propose([Example(t, 1) for t in texts], teacher, **kw)
+    return LexicalProposer(config or LexicalConfig(), cache_dir=False).propose(
+        [Example(t, 1) for t in texts], teacher, **kw
+    )
 
 
 def test_word_helpers_keep_punctuation_and_case():
     assert split_word("(Great),") == ("(", "Great", "),")
     assert split_word("...") == ("", "...", "")
-    assert match_case("GOOD", "bad") == "BAD" and match_case("Good", "bad") == "Bad" and match_case("good", "bad") == "bad"
+    assert (
+        match_case("GOOD", "bad") == "BAD"
+        and match_case("Good", "bad") == "Bad"
+        and match_case("good", "bad") == "bad"
+    )
     words = "Good fun , really".split()
     assert render(words, [Op("sub", 0, "Bad"), Op("ins", 3, "not"), Op("del", 2)]) == "Bad fun not really"
 
@@ -67,7 +75,9 @@ def test_flips_with_one_word_and_keeps_the_rest(sentiment):
         assert cf.counterfactual_teacher_probs[cf.target] > 0.5
         assert cf.target == 1 - int(max(range(2), key=cf.teacher_probs.__getitem__))
         assert cf.proposer == "lexical" and cf.attempts > 0 and cf.extra["steps"] == 1
-        assert cf.counterfactual_teacher_probs == pytest.approx(sentiment.predict_proba([cf.counterfactual])[0].tolist())
+        assert cf.counterfactual_teacher_probs == pytest.approx(
+            sentiment.predict_proba([cf.counterfactual])[0].tolist()
+        )
 
 
 def test_capitalised_word_is_replaced_in_kind(sentiment):
@@ -94,10 +104,15 @@ def test_negation_inserted_and_removed(negation_only):
 
 
 def test_multiclass_uses_words_the_teacher_ties_to_the_target(topics):
-    few_shot = [Example(t, i) for t, i in [("the team won the ball game", 0), ("a vote on the law", 1), ("a new phone and computer", 2)]]
+    few_shot = [
+        Example(t, i)
+        for t, i in [("the team won the ball game", 0), ("a vote on the law", 1), ("a new phone and computer", 2)]
+    ]
     proposer = LexicalProposer(few_shot=few_shot, cache_dir=False)
     assert proposer.kit(topics).polarity is None
-    cfs = proposer.propose([Example("the team played", 0), Example("the team played", 0)], topics, target=["politics", None])
+    cfs = proposer.propose(
+        [Example("the team played", 0), Example("the team played", 0)], topics, target=["politics", None]
+    )
     assert cfs[0].flipped and cfs[0].target == 1 and cfs[0].words_changed == 1
     assert cfs[0].counterfactual.split()[1] in {"vote", "law", "politics"}
     assert cfs[1].flipped and cfs[1].target != 0  # default: the teacher's runner-up
@@ -170,7 +185,9 @@ def test_scores(sentiment):
     assert tokenizer_fit("the film was good", "the film was zzyzx", sentiment.tokenizer) < 1.0  # [UNK]
     cfs = _propose(sentiment, ["the film was good"])
     (row,) = score(cfs, sentiment)
-    assert row["similarity"] in (0.75, 0.8) and row["margin"] > 0  # a swap, or "not" inserted and row["tokenizer_fit"] == 1.0
+    assert (
+        row["similarity"] in (0.75, 0.8) and row["margin"] > 0
+    )  # a swap, or "not" inserted and row["tokenizer_fit"] == 1.0
     assert set(score(cfs)[0]) == {"similarity", "char_similarity", "margin", "fluency"}
 
 

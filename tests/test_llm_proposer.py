@@ -21,7 +21,14 @@ from tests.word_teacher import word_teacher
 
 KEY = "sk-test-SECRET-4242"
 GOOD = "the film is good"
-TEXTS = [GOOD, "the story is good", "the plot was good", "this movie is great", "the acting is fun", "that story was good"]
+TEXTS = [
+    GOOD,
+    "the story is good",
+    "the plot was good",
+    "this movie is great",
+    "the acting is fun",
+    "that story was good",
+]
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +44,15 @@ def topics():
 def proposer(url, tmp_path, **settings) -> LLMProposer:
     """A proposer with short timeouts and retry delays, so failure tests take milliseconds."""
     config = LLMConfig(
-        base_url=url, model="fake-model", candidates=2, rounds=2, concurrency=2, timeout_s=2.0,
-        max_retries=2, retry_delay_s=0.01, max_retry_after_s=1.0,
+        base_url=url,
+        model="fake-model",
+        candidates=2,
+        rounds=2,
+        concurrency=2,
+        timeout_s=2.0,
+        max_retries=2,
+        retry_delay_s=0.01,
+        max_retry_after_s=1.0,
     )
     return LLMProposer(config.replace(**settings), api_key=KEY, cache_dir=tmp_path / "cache")
 
@@ -97,7 +111,9 @@ def test_no_flip_keeps_the_closest_candidate_and_says_so(teacher, tmp_path):
     assert not cf.flipped and cf.counterfactual == "the film is not good"
     assert "None of the 2 rewrites flipped the teacher to 'negative' in 3 round(s)" in cf.error
     # Later rounds repeated the same rewrites: nothing new to score, and the reason is recorded.
-    assert server.count == 3 and cf.attempts == 2 and cf.extra["problems"] == ["every rewrite had been tried already"] * 2
+    assert (
+        server.count == 3 and cf.attempts == 2 and cf.extra["problems"] == ["every rewrite had been tried already"] * 2
+    )
     assert '"the film is not good" -> positive 0.67' in server.requests[2].body["messages"][-1]["content"]
 
 
@@ -328,10 +344,13 @@ def test_targets_are_checked(teacher, tmp_path):
     "reply, candidates",
     [
         ('["the film is bad", "the film is dull"]', ["the film is bad", "the film is dull"]),
-        ('Here are 2 rewrites:\n1. The film is bad.\n2) "the film is awful" (changed good)', ["The film is bad.", "the film is awful"]),
+        (
+            'Here are 2 rewrites:\n1. The film is bad.\n2) "the film is awful" (changed good)',
+            ["The film is bad.", "the film is awful"],
+        ),
         ("**Rewrite 1:** 'the film is bad'", ["the film is bad"]),
         ('[{"counterfactual": "the film is bad"}, "the film is bad"]', ["the film is bad"]),
-        ("<think>\nthe user wants negative\n</think>\n[\"the film is bad\"]", ["the film is bad"]),
+        ('<think>\nthe user wants negative\n</think>\n["the film is bad"]', ["the film is bad"]),
         ("I changed the word good to bad, so that the sentiment of the whole review is now negative.", []),
         ("text-heavy film is good", ["text-heavy film is good"]),  # a hyphen after a label-like word is text
     ],

@@ -84,8 +84,12 @@ def test_layerwise_rejects_mismatched_layers():
 
 def _batch(n: int = 4, labels: int = 3, hidden: int = 5) -> dict:
     torch.manual_seed(0)
-    return {"labels": torch.randint(0, labels, (n,)), "ce_weights": torch.ones(n),
-            "teacher_logits": torch.randn(n, labels), "teacher_states": [torch.randn(n, hidden)]}  # fmt: skip
+    return {
+        "labels": torch.randint(0, labels, (n,)),
+        "ce_weights": torch.ones(n),
+        "teacher_logits": torch.randn(n, labels),
+        "teacher_states": [torch.randn(n, hidden)],
+    }
 
 
 def test_each_objective_adds_its_weighted_term_to_the_one_before():
@@ -111,8 +115,12 @@ def test_objectives_are_zero_beyond_ce_when_the_student_matches_the_teacher():
     from cod.distill.losses import OBJECTIVES
 
     batch = _batch()
-    terms = OBJECTIVES["lwd"].loss(batch["teacher_logits"].clone(), [s.clone() for s in batch["teacher_states"]],
-                                   batch, DistillConfig(method="lwd"))  # fmt: skip
+    terms = OBJECTIVES["lwd"].loss(
+        batch["teacher_logits"].clone(),
+        [s.clone() for s in batch["teacher_states"]],
+        batch,
+        DistillConfig(method="lwd"),
+    )
     assert terms["kd"].item() == pytest.approx(0.0, abs=1e-6) and terms["lwd"].item() == 0.0
     assert terms["loss"].item() == pytest.approx(terms["ce"].item(), rel=1e-5)
 
@@ -121,4 +129,7 @@ def test_objectives_declare_the_targets_their_batches_carry():
     from cod.distill.losses import OBJECTIVES
 
     assert [(m, o.teacher_logits, o.teacher_states) for m, o in OBJECTIVES.items()] == [
-        ("ce", False, False), ("kd", True, False), ("lwd", True, True)]  # fmt: skip
+        ("ce", False, False),
+        ("kd", True, False),
+        ("lwd", True, True),
+    ]

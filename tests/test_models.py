@@ -128,7 +128,9 @@ def test_student_heads(tmp_path, tiny_classifier):
     assert cls.config.id2label == dict(enumerate(labels)) and cls.cod_head == "cls"
     mean, _ = load_student(str(tiny_classifier), labels, head="mean", device="cpu")
     assert isinstance(mean, MeanPoolingForSequenceClassification) and mean.cod_head == "mean"
-    assert load_student(str(tiny_classifier), labels, device="cpu")[0].cod_head == "cls"  # no sentence-transformers files
+    assert (
+        load_student(str(tiny_classifier), labels, device="cpu")[0].cod_head == "cls"
+    )  # no sentence-transformers files
     st = tmp_path / "st"
     shutil.copytree(tiny_classifier, st)
     (st / "modules.json").write_text("[]")

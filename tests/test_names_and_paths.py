@@ -42,16 +42,19 @@ def same_second(monkeypatch):
 # ------------------------------------------------------------------------------------------------ project names
 
 
-@pytest.mark.parametrize("filename, expected", [
-    ("reviews.csv", "reviews"),
-    ("reviews.csv.gz", "reviews"),
-    ("C:\\Users\\me\\My Data (final).CSV", "My-Data-(final)"),
-    ("../../etc/passwd", "passwd"),
-    ("tab\tand\x07bell\u202e.tsv", "tab-and-bell"),
-    ("日本語のレビュー.jsonl", "日本語のレビュー"),
-    ("....csv", "project"),
-    ("", "project"),
-])
+@pytest.mark.parametrize(
+    "filename, expected",
+    [
+        ("reviews.csv", "reviews"),
+        ("reviews.csv.gz", "reviews"),
+        ("C:\\Users\\me\\My Data (final).CSV", "My-Data-(final)"),
+        ("../../etc/passwd", "passwd"),
+        ("tab\tand\x07bell\u202e.tsv", "tab-and-bell"),
+        ("日本語のレビュー.jsonl", "日本語のレビュー"),
+        ("....csv", "project"),
+        ("", "project"),
+    ],
+)
 def test_project_name_from_odd_file_names(filename, expected):
     assert project_name_for(filename) == expected
 

@@ -14,11 +14,28 @@ def summary_table():
     for k in (8, 16, 32):
         for method, base in (("kd", 0.55), ("kd+cod", 0.60)):
             m = base + 0.01 * k / 8
-            row = {"method": method, "k": k, "n_seeds": 3, "mean": m, "std": 0.02, "ci_low": m - 0.02, "ci_high": m + 0.02}
+            row = {
+                "method": method,
+                "k": k,
+                "n_seeds": 3,
+                "mean": m,
+                "std": 0.02,
+                "ci_low": m - 0.02,
+                "ci_high": m + 0.02,
+            }
             if method == "kd+cod":
-                row.update(baseline="kd", paired_diff=0.05, paired_ci_low=0.01, paired_ci_high=0.09, seeds_won=3, n_paired=3)
+                row.update(
+                    baseline="kd", paired_diff=0.05, paired_ci_low=0.01, paired_ci_high=0.09, seeds_won=3, n_paired=3
+                )
             else:
-                row.update(baseline=None, paired_diff=np.nan, paired_ci_low=np.nan, paired_ci_high=np.nan, seeds_won=np.nan, n_paired=np.nan)
+                row.update(
+                    baseline=None,
+                    paired_diff=np.nan,
+                    paired_ci_low=np.nan,
+                    paired_ci_high=np.nan,
+                    seeds_won=np.nan,
+                    n_paired=np.nan,
+                )
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -42,7 +59,9 @@ def test_cod_gain_vs_k_only_plots_paired_rows():
 
 def test_boundary_view_and_edit_paths_render_and_save(tmp_path):
     embed = lambda texts: np.array([[len(t), t.count("good"), t.count("bad")] for t in texts], dtype=float)  # noqa: E731
-    pts = boundary_points(PAIRS, count_scorer(2), count_scorer(4), embed=embed, projection="pca", label_names=["negative", "positive"])
+    pts = boundary_points(
+        PAIRS, count_scorer(2), count_scorer(4), embed=embed, projection="pca", label_names=["negative", "positive"]
+    )
     fig = boundary_view(pts)
     # 2 panels x (originals, counterfactuals, disagreement rings); one arrow per pair per panel.
     assert len(fig.data) == 6 and len(fig.layout.annotations) >= 2 * len(PAIRS)

@@ -27,8 +27,29 @@ LABELS = ["negative", "positive"]
 def test_cli_project_opens_in_the_app_and_app_project_goes_back_to_the_cli(services, models, tmp_path, capsys):  # noqa: F811 (fixtures)
     db = str(services.store_path)
     data = write_csv(tmp_path / "reviews.csv", 20)
-    assert main(["project", "--db", db, "create", "--name", "from-cli", "--data", str(data), "--k", "8", "--seed", "1",
-                 "--teacher", models[0], "--student", models[1]]) == 0
+    assert (
+        main(
+            [
+                "project",
+                "--db",
+                db,
+                "create",
+                "--name",
+                "from-cli",
+                "--data",
+                str(data),
+                "--k",
+                "8",
+                "--seed",
+                "1",
+                "--teacher",
+                models[0],
+                "--student",
+                models[1],
+            ]
+        )
+        == 0
+    )
     assert "Validation: 32 rows of the 40 were not drawn" in capsys.readouterr().out
 
     # The app opens it with its draw, data and held-out split, and curates it.
@@ -82,11 +103,20 @@ def cf(text: str, new: str, label: int, flipped: bool = True) -> Counterfactual:
 
 def test_the_edit_else_the_accepted_one_trains_and_unreviewed_only_when_asked(tmp_path):
     store = Store(tmp_path / "cod.db")
-    examples = [Example(text, label) for text, label in
-                [("a good film", 1), ("a bad film", 0), ("great fun", 1), ("a dull mess", 0)]]
+    examples = [
+        Example(text, label)
+        for text, label in [("a good film", 1), ("a bad film", 0), ("great fun", 1), ("a dull mess", 0)]
+    ]
     store.create_project("p", LABELS, examples=examples)
-    first = store.add_counterfactuals("p", [cf("a good film", "a bad film", 1), cf("a bad film", "a fine film", 0),
-                                            cf("great fun", "great pain", 1), cf("a dull mess", "a fun mess", 0)])
+    first = store.add_counterfactuals(
+        "p",
+        [
+            cf("a good film", "a bad film", 1),
+            cf("a bad film", "a fine film", 0),
+            cf("great fun", "great pain", 1),
+            cf("a dull mess", "a fun mess", 0),
+        ],
+    )
     store.accept(first[0].id)  # accepted, then a newer proposal nobody reviewed
     store.edit(first[1].id, "a truly fine film", [0.1, 0.9])  # edited, then a newer proposal accepted
     store.reject(first[3].id)  # rejected: never trains
@@ -112,8 +142,15 @@ def test_the_app_trains_the_same_counterfactual_as_the_library(services, models,
     store.accept(kept.id)
     # A newer proposal for the same example that nobody reviewed (regenerated elsewhere, or by another session).
     old = kept.counterfactual
-    newer = Counterfactual(old.text, old.label, old.teacher_probs, kept.text + " !", old.target,
-                           old.counterfactual_teacher_probs, "lexical")
+    newer = Counterfactual(
+        old.text,
+        old.label,
+        old.teacher_probs,
+        kept.text + " !",
+        old.target,
+        old.counterfactual_teacher_probs,
+        "lexical",
+    )
     store.add_counterfactuals(state.project, [newer], example_ids=[kept.example_id])
     app = [c.counterfactual for c in C.curated(services, state)]
     assert app == [c.counterfactual for c in training_counterfactuals(store, state.project)] == [kept.text]

@@ -9,6 +9,7 @@ import time
 import numpy as np
 import pytest
 
+from cod.errors import CodError, StoreError
 from components import counterfactuals as C
 from components import data as D
 from components import distill as R
@@ -16,7 +17,6 @@ from components import export as X
 from components.projects import open_project, project_names
 from components.services import Services, Worker, acting_as, owner_for, session_owner, ui_errors
 from components.state import PageState
-from cod.errors import CodError, StoreError
 from tests.e2e.app_server import EXAMPLE, running_app, tiny_services
 from tests.tiny import make_tiny_classifier, make_word_classifier
 
@@ -126,8 +126,12 @@ def test_teacher_caches_stay_within_bounds_after_10000_texts(services, monkeypat
     monkeypatch.setenv("COD_TEACHER_CACHE", "500")
     monkeypatch.setenv("COD_MAX_MODELS", "1")
     clear_teacher_cache()  # a teacher made before the limit was set keeps its own
-    fresh = Services(teacher=services.default_teacher, student=services.default_student,
-                     store_path=services.store_path, artifacts=services.artifacts)
+    fresh = Services(
+        teacher=services.default_teacher,
+        student=services.default_student,
+        store_path=services.store_path,
+        artifacts=services.artifacts,
+    )
     teacher = fresh.teacher()
     texts = [f"a good film number {i}" for i in range(10_000)]
     for start in range(0, len(texts), 1000):

@@ -7,11 +7,11 @@ import huggingface_hub
 import pytest
 import transformers
 
+from cod.errors import DataError, ModelError, StoreError
+from cod.modeling.loading import load_classifier, load_student
 from components import export
 from components.services import Services, acting_as
 from components.state import PageState
-from cod.errors import ModelError, StoreError
-from cod.modeling.loading import load_classifier, load_student
 
 OWNER_TOKEN = "hf_OWNER_token_never_for_visitors"
 VISITOR_TOKEN = "hf_visitor_own_token"
@@ -142,10 +142,10 @@ def test_public_hub_dataset_reads_never_use_the_owners_token(monkeypatch):
     monkeypatch.setattr(datasets, "load_dataset_builder", record)  # the size check reads the card first
     monkeypatch.setenv("HF_TOKEN", OWNER_TOKEN)
     monkeypatch.setenv("COD_PUBLIC", "1")
-    with pytest.raises(Exception):
+    with pytest.raises(DataError):
         load("owner/private-dataset")
     monkeypatch.setenv("COD_PUBLIC", "0")
-    with pytest.raises(Exception):
+    with pytest.raises(DataError):
         load("owner/private-dataset")
     assert seen[0].get("token") is False and "token" not in seen[1]
 

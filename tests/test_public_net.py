@@ -91,15 +91,29 @@ def test_openai_key_goes_only_to_openai_when_no_endpoint_is_configured(clean_env
     assert net.api_key_for("https://evil.example/v1", VISITOR_KEY) == VISITOR_KEY
 
 
-@pytest.mark.parametrize("url", [
-    "http://127.0.0.1:8080/v1", "http://10.1.2.3/v1", "http://169.254.169.254/latest/meta-data", "http://[::1]:80/v1",
-    "http://[::ffff:127.0.0.1]/v1", "http://192.168.0.10/v1", "http://100.64.0.1/v1", "http://0.0.0.0:8000/v1",
-    "http://localhost:11434/v1", "http://metadata.google.internal/v1", "http://rebind.example/v1",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/v1",
+        "http://10.1.2.3/v1",
+        "http://169.254.169.254/latest/meta-data",
+        "http://[::1]:80/v1",
+        "http://[::ffff:127.0.0.1]/v1",
+        "http://192.168.0.10/v1",
+        "http://100.64.0.1/v1",
+        "http://0.0.0.0:8000/v1",
+        "http://localhost:11434/v1",
+        "http://metadata.google.internal/v1",
+        "http://rebind.example/v1",
+    ],
+)
 def test_private_visitor_urls_are_refused_in_public_mode_without_connecting(clean_env, dials, teacher, url):
     looked_up: list[str] = []
-    answers = {"localhost": ["127.0.0.1"], "metadata.google.internal": ["169.254.169.254"],
-               "rebind.example": ["93.184.216.34", "10.0.0.1"]}  # one private answer is enough to refuse
+    answers = {
+        "localhost": ["127.0.0.1"],
+        "metadata.google.internal": ["169.254.169.254"],
+        "rebind.example": ["93.184.216.34", "10.0.0.1"],
+    }  # one private answer is enough to refuse
 
     def resolver(host, port):
         looked_up.append(host)

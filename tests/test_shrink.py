@@ -20,7 +20,9 @@ def teacher(tmp_path_factory):
 
 def _cf(teacher, text, counterfactual, target=0):
     probs = teacher.predict_proba([text, counterfactual])
-    return Counterfactual(text, 1, probs[0].tolist(), counterfactual, target, probs[1].tolist(), proposer="test", attempts=5)
+    return Counterfactual(
+        text, 1, probs[0].tolist(), counterfactual, target, probs[1].tolist(), proposer="test", attempts=5
+    )
 
 
 def test_unneeded_edits_are_reverted(teacher):
@@ -30,7 +32,9 @@ def test_unneeded_edits_are_reverted(teacher):
     assert small.flipped and small.words_changed < cf.words_changed
     assert small.counterfactual.startswith("the film was")  # the neutral swaps went first
     assert small.extra["shrunk_from"] == 4 and small.attempts > cf.attempts
-    assert small.counterfactual_teacher_probs == pytest.approx(teacher.predict_proba([small.counterfactual])[0].tolist())
+    assert small.counterfactual_teacher_probs == pytest.approx(
+        teacher.predict_proba([small.counterfactual])[0].tolist()
+    )
     assert small.edits == E.diff(small.text, small.counterfactual)
     assert cf.counterfactual == "a movie was awful and dull"  # the input is not modified
 

@@ -13,8 +13,8 @@ import pytest
 from cod.counterfactuals.base import Counterfactual
 from cod.data.readers import Example
 from cod.errors import DataError, StoreError
-from cod.store.projects import Store
 from cod.store.db import CURRENT_VERSION, SCHEMA_V1
+from cod.store.projects import Store
 
 LABELS = ["negative", "positive"]
 EXAMPLES = [Example("a good film", 1), Example("a bad film", 0), Example("great fun", 1), Example("a dull mess", 0)]
@@ -22,22 +22,40 @@ EXAMPLES = [Example("a good film", 1), Example("a bad film", 0), Example("great 
 
 def cf(text: str, new: str, label: int, proposer: str = "lexical", probs=None) -> Counterfactual:
     p = [0.2, 0.8] if label else [0.8, 0.2]
-    return Counterfactual(text, label, p, new, 1 - label, probs if probs is not None else p[::-1], proposer, model="m1", attempts=3)
+    return Counterfactual(
+        text, label, p, new, 1 - label, probs if probs is not None else p[::-1], proposer, model="m1", attempts=3
+    )
 
 
 @pytest.fixture
 def store(tmp_path):
     s = Store(tmp_path / "cod.db")
-    s.create_project("rt", LABELS, examples=EXAMPLES, task="rotten_tomatoes", data_source="rt.csv",
-                     columns={"text": "text", "label": "label"}, k=4, seed=3, settings={"alpha": 20})
+    s.create_project(
+        "rt",
+        LABELS,
+        examples=EXAMPLES,
+        task="rotten_tomatoes",
+        data_source="rt.csv",
+        columns={"text": "text", "label": "label"},
+        k=4,
+        seed=3,
+        settings={"alpha": 20},
+    )
     yield s
     s.close()
 
 
 def curated_project(store: Store) -> list[int]:
     """Four proposals, then: accept, edit (scored), reject, edit (unscored) then accept; returns the ids."""
-    recs = store.add_counterfactuals("rt", [cf("a good film", "a bad film", 1), cf("a bad film", "a fine film", 0, "llm"),
-                                            cf("great fun", "great pain", 1), cf("a dull mess", "a lively mess", 0, "llm")])
+    recs = store.add_counterfactuals(
+        "rt",
+        [
+            cf("a good film", "a bad film", 1),
+            cf("a bad film", "a fine film", 0, "llm"),
+            cf("great fun", "great pain", 1),
+            cf("a dull mess", "a lively mess", 0, "llm"),
+        ],
+    )
     ids = [r.id for r in recs]
     store.accept(ids[0])
     store.edit(ids[1], "a truly fine film", counterfactual_teacher_probs=[0.1, 0.9])
@@ -60,7 +78,14 @@ def test_default_path_is_cod_home(cod_home, monkeypatch):
 
 def test_projects(store):
     p = store.project("rt")
-    assert (p.label_names, p.k, p.seed, p.teacher, p.task, p.settings) == (LABELS, 4, 3, "demo", "rotten_tomatoes", {"alpha": 20})
+    assert (p.label_names, p.k, p.seed, p.teacher, p.task, p.settings) == (
+        LABELS,
+        4,
+        3,
+        "demo",
+        "rotten_tomatoes",
+        {"alpha": 20},
+    )
     assert store.examples("rt") == EXAMPLES
     with pytest.raises(StoreError, match="'rt' already exists"):
         store.create_project("rt", LABELS)
@@ -108,7 +133,9 @@ def test_curation_errors(store):
     store.accept(rec.id, expected_version=rec.version)
     with pytest.raises(StoreError, match="empty"):
         store.edit(rec.id, "   ")
-    failed = store.add_counterfactual("rt", Counterfactual("great fun", 1, [0.2, 0.8], "", 0, [], "llm", error="timed out"))
+    failed = store.add_counterfactual(
+        "rt", Counterfactual("great fun", 1, [0.2, 0.8], "", 0, [], "llm", error="timed out")
+    )
     with pytest.raises(StoreError, match="timed out"):
         store.accept(failed.id)
     with pytest.raises(DataError, match="3 counterfactual_teacher_probs"):
@@ -127,7 +154,9 @@ def test_undo_redo_from_history_and_across_reopen(store, tmp_path):
         assert again.can_redo("rt")
         assert again.undo("rt").target_kind == "accept"  # ids[3] accept
         assert again.undo("rt").target_kind == "edit"  # ids[3] edit
-        assert again.counterfactual(ids[3]).status == "proposed" and again.counterfactual(ids[3]).text == "a lively mess"
+        assert (
+            again.counterfactual(ids[3]).status == "proposed" and again.counterfactual(ids[3]).text == "a lively mess"
+        )
         assert again.redo("rt").target_kind == "edit"
         assert again.counterfactual(ids[3]).text == "a lively, fun mess"
         again.reject(ids[0])  # a new action clears the redo list
@@ -141,7 +170,12 @@ def test_undo_redo_from_history_and_across_reopen(store, tmp_path):
         while again.undo("rt"):
             pass
         assert [r.status for r in again.counterfactuals("rt")] == ["proposed"] * 4  # proposals themselves stay
-        assert [r.text for r in again.counterfactuals("rt")] == ["a bad film", "a fine film", "great pain", "a lively mess"]
+        assert [r.text for r in again.counterfactuals("rt")] == [
+            "a bad film",
+            "a fine film",
+            "great pain",
+            "a lively mess",
+        ]
         kinds = [h.kind for h in again.history(ids[3])]
         assert kinds[-1] == "undo" and "redo" in kinds  # undo and redo are history too
 
@@ -163,7 +197,9 @@ def test_runs_events_and_resume(store):
 
 
 def test_runs_of_dead_processes_are_interrupted_on_open(store, tmp_path):
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    ).stdout
     mine = store.start_run("rt", {"method": "kd"})
     orphan = store.start_run("rt", {"method": "ce"})
     foreign = store.start_run(None, {"method": "lwd"})
@@ -184,7 +220,9 @@ def test_runs_of_dead_processes_are_interrupted_on_open(store, tmp_path):
 
 def test_sweeps(store):
     sweep = store.add_sweep("rt", {"k": [8, 16], "methods": ["kd", "kd+cod"]}, label="k sweep")
-    store.add_sweep_results(sweep, [{"k": 8, "method": "kd", "accuracy": 0.7}, {"k": 8, "method": "kd+cod", "accuracy": 0.75}])
+    store.add_sweep_results(
+        sweep, [{"k": 8, "method": "kd", "accuracy": 0.7}, {"k": 8, "method": "kd+cod", "accuracy": 0.75}]
+    )
     assert [r["accuracy"] for r in store.sweep_results(sweep)] == [0.7, 0.75]
     assert store.sweeps("rt")[0]["rows"] == 2 and store.sweeps("rt")[0]["label"] == "k sweep"
 
@@ -193,13 +231,25 @@ def _make_v1(path):
     conn = sqlite3.connect(path)
     conn.executescript(SCHEMA_V1)
     rec = cf("a good film", "a bad film", 1).to_record(LABELS)
-    conn.execute("INSERT INTO projects VALUES (1, 'old', 'sst2', ?, 'demo', 'demo', 16, '2024-05-01T10:00:00+00:00')", (json.dumps(LABELS),))
-    conn.executemany("INSERT INTO examples (project_id, text, label) VALUES (1, ?, ?)", [("a good film", 1), ("a bad film", 0)])
-    conn.execute("INSERT INTO counterfactuals VALUES (1, 1, 1, ?, 'accepted', '2024-05-01T10:01:00+00:00')", (json.dumps(rec),))
-    conn.executemany("INSERT INTO history (counterfactual_id, action, at) VALUES (1, ?, ?)",
-                     [("propose", "2024-05-01T10:01:00+00:00"), ("accept", "2024-05-01T10:02:00+00:00")])
+    conn.execute(
+        "INSERT INTO projects VALUES (1, 'old', 'sst2', ?, 'demo', 'demo', 16, '2024-05-01T10:00:00+00:00')",
+        (json.dumps(LABELS),),
+    )
+    conn.executemany(
+        "INSERT INTO examples (project_id, text, label) VALUES (1, ?, ?)", [("a good film", 1), ("a bad film", 0)]
+    )
+    conn.execute(
+        "INSERT INTO counterfactuals VALUES (1, 1, 1, ?, 'accepted', '2024-05-01T10:01:00+00:00')", (json.dumps(rec),)
+    )
+    conn.executemany(
+        "INSERT INTO history (counterfactual_id, action, at) VALUES (1, ?, ?)",
+        [("propose", "2024-05-01T10:01:00+00:00"), ("accept", "2024-05-01T10:02:00+00:00")],
+    )
     events = json.dumps([{"kind": "step", "step": 1}, {"kind": "eval", "metrics": {"accuracy": 0.6}}])
-    conn.execute("INSERT INTO runs VALUES (1, 1, '{\"method\": \"kd\"}', 'running', NULL, ?, '2024-05-01T11:00:00+00:00')", (events,))
+    conn.execute(
+        "INSERT INTO runs VALUES (1, 1, '{\"method\": \"kd\"}', 'running', NULL, ?, '2024-05-01T11:00:00+00:00')",
+        (events,),
+    )
     conn.commit()
     conn.close()
 
@@ -289,8 +339,15 @@ def test_export_curated_only_and_jsonl_shape(store, tmp_path):
     lines = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert [line["status"] for line in lines] == ["accepted", "edited", "accepted"]
     line = lines[1]
-    assert (line["counterfactual"], line["proposed_counterfactual"], line["edited"]) == ("a truly fine film", "a fine film", True)
-    assert line["counterfactual_teacher_probs"] == {"negative": 0.1, "positive": 0.9} and line["teacher_label"] == "positive"
+    assert (line["counterfactual"], line["proposed_counterfactual"], line["edited"]) == (
+        "a truly fine film",
+        "a fine film",
+        True,
+    )
+    assert (
+        line["counterfactual_teacher_probs"] == {"negative": 0.1, "positive": 0.9}
+        and line["teacher_label"] == "positive"
+    )
     assert line["project"]["label_names"] == LABELS and [h["kind"] for h in line["history"]] == ["propose", "edit"]
     assert line["example"] == {"split": "train", "position": 1, "text_pair": None}
 
@@ -319,7 +376,9 @@ def test_push_to_hub_offline_fails_clearly(store, monkeypatch):
 def test_import_plain_proposer_output(store, tmp_path):
     # Lines as `cod propose` writes them (Counterfactual.to_record, no status): they arrive as proposals.
     path = tmp_path / "proposed.jsonl"
-    path.write_text("\n".join(json.dumps(cf(e.text, e.text + " not", e.label).to_record(LABELS)) for e in EXAMPLES) + "\n")
+    path.write_text(
+        "\n".join(json.dumps(cf(e.text, e.text + " not", e.label).to_record(LABELS)) for e in EXAMPLES) + "\n"
+    )
     p = store.import_file(path, "fresh")
     assert p.label_names == LABELS
     recs = store.counterfactuals("fresh")
@@ -333,13 +392,25 @@ BAD_FILES = {
     "array.jsonl": (b"[1, 2]\n", "JSON list, not an object"),
     "foreign.jsonl": (b'{"user": "x", "score": 3}\n', r"has no \['text', 'label', 'counterfactual', 'target_label'\]"),
     "empty.jsonl": (b"\n\n", "holds no pairs"),
-    "status.jsonl": (b'{"text": "a", "label": "negative", "counterfactual": "b", "target_label": "positive", "status": "maybe", '
-                     b'"teacher_probs": {"negative": 0.9, "positive": 0.1}}\n', "status 'maybe'"),
-    "label.jsonl": (b'{"text": "a", "label": "meh", "counterfactual": "b", "target_label": "positive", '
-                    b'"teacher_probs": {"negative": 0.9, "positive": 0.1}}\n', "Label 'meh' is not one of"),
-    "nolabels.jsonl": (b'{"text": "a", "label": 0, "counterfactual": "b", "target_label": 1}\n', "does not say its label names"),
+    "status.jsonl": (
+        b'{"text": "a", "label": "negative", "counterfactual": "b", "target_label": "positive", "status": "maybe", '
+        b'"teacher_probs": {"negative": 0.9, "positive": 0.1}}\n',
+        "status 'maybe'",
+    ),
+    "label.jsonl": (
+        b'{"text": "a", "label": "meh", "counterfactual": "b", "target_label": "positive", '
+        b'"teacher_probs": {"negative": 0.9, "positive": 0.1}}\n',
+        "Label 'meh' is not one of",
+    ),
+    "nolabels.jsonl": (
+        b'{"text": "a", "label": 0, "counterfactual": "b", "target_label": 1}\n',
+        "does not say its label names",
+    ),
     "foreign.csv": (b"name,age\nbob,3\n", r"has no column\(s\) \['text', 'label', 'counterfactual', 'target_label'\]"),
-    "badjson.csv": (b"text,label,counterfactual,target_label,history\na,negative,b,positive,{oops\n", "column 'history' is not valid JSON"),
+    "badjson.csv": (
+        b"text,label,counterfactual,target_label,history\na,negative,b,positive,{oops\n",
+        "column 'history' is not valid JSON",
+    ),
     "notes.txt": (b"hello", "neither .jsonl, .csv nor a folder"),
 }
 
@@ -377,7 +448,9 @@ def test_cli_project_commands(cod_home, tmp_path, capsys, monkeypatch):
 
     monkeypatch.delenv("COD_DB", raising=False)
     data = tmp_path / "reviews.csv"
-    data.write_text("text,label\na good film,positive\na bad film,negative\ngreat fun,positive\na dull mess,negative\n")
+    data.write_text(
+        "text,label\na good film,positive\na bad film,negative\ngreat fun,positive\na dull mess,negative\n"
+    )
     assert main(["project", "create", "--name", "demo1", "--data", str(data), "--k", "4", "--seed", "1"]) == 0
     assert "4 examples" in capsys.readouterr().out
     with Store() as store:  # the CLI wrote to $COD_HOME/cod.db

@@ -12,14 +12,15 @@ import time
 from pathlib import Path
 
 from cod.store.projects import Store
-
 from tests.store_worker import BATCH
 
 WORKER = Path(__file__).with_name("store_worker.py")
 
 
 def _spawn(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(WORKER), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, str(WORKER), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def _kill_after(proc: subprocess.Popen, acks_wanted: int) -> list[dict]:
@@ -45,7 +46,9 @@ def test_sigkill_mid_curation_loses_no_acknowledged_action(tmp_path):
         store.create_project("crash", ["negative", "positive"])
     acks: list[dict] = []
     runs = []
-    for round_, wanted in enumerate((25, 60, 41)):  # three kills at different points, each child carries on the last's work
+    for round_, wanted in enumerate(
+        (25, 60, 41)
+    ):  # three kills at different points, each child carries on the last's work
         got = _kill_after(_spawn("curate", str(db), "crash", str(round_)), wanted)
         assert len(got) >= wanted
         runs.append(got[0]["run"])
@@ -153,4 +156,3 @@ def test_threads_sharing_one_store(tmp_path):
         t.join()
     assert len(store.counterfactuals("t", "accepted")) == 40
     store.close()
-

@@ -37,9 +37,16 @@ def test_two_owners_cannot_see_open_change_or_resume_each_others_work(stores):
 
     assert [p.name for p in alice.projects()] == ["rt"] and len(bob.examples("rt")) == 1
     assert bob.counterfactuals("rt") == [] and bob.runs() == [] and bob.sweeps() == []
-    for attempt in (lambda: bob.counterfactual(cf.id), lambda: bob.accept(cf.id), lambda: bob.edit(cf.id, "x"),
-                    lambda: bob.history(cf_id=cf.id), lambda: bob.run(run.id), lambda: bob.resume_run(run.id),
-                    lambda: bob.log_event(run.id, {"kind": "x"}), lambda: bob.sweep_results(sweep)):
+    for attempt in (
+        lambda: bob.counterfactual(cf.id),
+        lambda: bob.accept(cf.id),
+        lambda: bob.edit(cf.id, "x"),
+        lambda: bob.history(cf_id=cf.id),
+        lambda: bob.run(run.id),
+        lambda: bob.resume_run(run.id),
+        lambda: bob.log_event(run.id, {"kind": "x"}),
+        lambda: bob.sweep_results(sweep),
+    ):
         with pytest.raises(StoreError):
             attempt()
     assert alice.counterfactual(cf.id).status == "proposed"  # untouched by bob's attempts
@@ -63,11 +70,14 @@ def test_a_version_2_file_migrates_to_owners_keeping_every_row(tmp_path):
     conn = sqlite3.connect(path, isolation_level=None)
     schema._executescript(conn, schema.SCHEMA_V2)
     now = "2026-01-01T00:00:00+00:00"
-    conn.execute("INSERT INTO projects (id, name, label_names, created_at, updated_at) VALUES (5, 'old', ?, ?, ?)",
-                 ('["negative", "positive"]', now, now))
+    conn.execute(
+        "INSERT INTO projects (id, name, label_names, created_at, updated_at) VALUES (5, 'old', ?, ?, ?)",
+        ('["negative", "positive"]', now, now),
+    )
     conn.execute("INSERT INTO examples (id, project_id, position, text, label) VALUES (9, 5, 0, 'a good film', 1)")
-    conn.execute("INSERT INTO runs (id, project_id, config, status, started_at) VALUES (3, 5, '{}', 'done', ?)",
-                 (now,))
+    conn.execute(
+        "INSERT INTO runs (id, project_id, config, status, started_at) VALUES (3, 5, '{}', 'done', ?)", (now,)
+    )
     conn.execute("INSERT INTO sweeps (id, project_id, config, created_at) VALUES (2, 5, '{}', ?)", (now,))
     conn.close()
 

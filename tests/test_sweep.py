@@ -10,8 +10,19 @@ from cod.errors import ConfigError
 from cod.sweep import baseline_of, cell_name, summarise_results
 from cod.sweep.grid import check_resumable
 
-SUMMARY_COLUMNS = ["method", "k", "n_seeds", "mean", "std", "ci_low", "ci_high", "paired_diff", "paired_ci_low",
-                   "paired_ci_high", "seeds_won"]  # fmt: skip
+SUMMARY_COLUMNS = [
+    "method",
+    "k",
+    "n_seeds",
+    "mean",
+    "std",
+    "ci_low",
+    "ci_high",
+    "paired_diff",
+    "paired_ci_low",
+    "paired_ci_high",
+    "seeds_won",
+]
 
 
 def synthetic_results():
@@ -20,11 +31,31 @@ def synthetic_results():
     for k in (8, 16):
         for seed in range(4):
             kd = 0.55 + 0.02 * (k // 8) + 0.01 * rng.normal()
-            rows.append({"method": "kd", "k": k, "seed": seed, "student_accuracy": kd, "status": "done", "teacher_accuracy": 0.85})
+            rows.append(
+                {
+                    "method": "kd",
+                    "k": k,
+                    "seed": seed,
+                    "student_accuracy": kd,
+                    "status": "done",
+                    "teacher_accuracy": 0.85,
+                }
+            )
             # CoD wins seeds 0-2 by 0.05 and loses seed 3 by 0.01.
             cod = kd + (0.05 if seed < 3 else -0.01)
-            rows.append({"method": "kd+cod", "k": k, "seed": seed, "student_accuracy": cod, "status": "done", "teacher_accuracy": 0.85})
-    rows.append({"method": "kd+cod", "k": 8, "seed": 9, "student_accuracy": 0.99, "status": "error", "teacher_accuracy": 0.85})
+            rows.append(
+                {
+                    "method": "kd+cod",
+                    "k": k,
+                    "seed": seed,
+                    "student_accuracy": cod,
+                    "status": "done",
+                    "teacher_accuracy": 0.85,
+                }
+            )
+    rows.append(
+        {"method": "kd+cod", "k": 8, "seed": 9, "student_accuracy": 0.99, "status": "error", "teacher_accuracy": 0.85}
+    )
     return pd.DataFrame(rows)
 
 
@@ -108,11 +139,27 @@ def test_setfit_missing_is_skipped_with_a_warning(tiny_task, tiny_student, tmp_p
     from tests.word_teacher import word_teacher
 
     real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "setfit" else real_find_spec(name, *a))
-    config = SweepConfig(out=str(tmp_path / "sweep"), task="tiny", student=str(tiny_student), ks=(4,), seeds=(0,),
-                         methods=("setfit",), probe_pairs=0)
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "setfit" else real_find_spec(name, *a)
+    )
+    config = SweepConfig(
+        out=str(tmp_path / "sweep"),
+        task="tiny",
+        student=str(tiny_student),
+        ks=(4,),
+        seeds=(0,),
+        methods=("setfit",),
+        probe_pairs=0,
+    )
     events = []
-    sweep(config, teacher=word_teacher("sentiment"), splits=tiny_task, counterfactuals=[], probes=[], on_event=events.append)
+    sweep(
+        config,
+        teacher=word_teacher("sentiment"),
+        splits=tiny_task,
+        counterfactuals=[],
+        probes=[],
+        on_event=events.append,
+    )
     assert [e.message for e in events if e.kind == "warning"] == [
         "setfit is not installed: `pip install setfit` to run this baseline; skipped."
     ]
@@ -126,14 +173,29 @@ def test_tiny_sweep_runs_resumes_and_summarises(tiny_task, tiny_student, tmp_pat
     pool = _pairs(tiny_task.train, teacher)
     probes = _pairs(tiny_task.test[:6], teacher)
     config = SweepConfig(
-        out=str(tmp_path / "sweep"), task="tiny", student=str(tiny_student), ks=(4,), seeds=(0, 1),
-        methods=("kd", "kd+cod", "setfit"), distill={"epochs": 2, "batch_size": 4, "evaluations": 1, "max_length": 16},
-    )  # fmt: skip
+        out=str(tmp_path / "sweep"),
+        task="tiny",
+        student=str(tiny_student),
+        ks=(4,),
+        seeds=(0, 1),
+        methods=("kd", "kd+cod", "setfit"),
+        distill={"epochs": 2, "batch_size": 4, "evaluations": 1, "max_length": 16},
+    )
     events = []
-    result = sweep(config, teacher=teacher, splits=tiny_task, counterfactuals=pool, probes=probes, on_event=events.append)
+    result = sweep(
+        config, teacher=teacher, splits=tiny_task, counterfactuals=pool, probes=probes, on_event=events.append
+    )
     out = tmp_path / "sweep"
-    for name in ("results.csv", "summary.csv", "sweep.json", "teacher_test.npz", "counterfactuals/k4-s0.jsonl",
-                 "figures/accuracy_vs_k.html", "figures/cod_gain.json", "figures/edit_paths-kd_cod-k4-s0.json"):  # fmt: skip
+    for name in (
+        "results.csv",
+        "summary.csv",
+        "sweep.json",
+        "teacher_test.npz",
+        "counterfactuals/k4-s0.jsonl",
+        "figures/accuracy_vs_k.html",
+        "figures/cod_gain.json",
+        "figures/edit_paths-kd_cod-k4-s0.json",
+    ):
         assert (out / name).exists(), name
     results = pd.read_csv(out / "results.csv")
     assert len(results) == 6 and set(results.status) == {"done"}
@@ -158,16 +220,38 @@ def test_tiny_sweep_runs_resumes_and_summarises(tiny_task, tiny_student, tmp_pat
     sweep(config, teacher=teacher, splits=tiny_task, counterfactuals=pool, probes=probes, on_event=events.append)
     assert [e.kind for e in events if e.kind in {"cell", "skip"}] == ["skip"] * 6
     events.clear()
-    sweep(config.replace(seeds=(0, 1, 2)), teacher=teacher, splits=tiny_task, counterfactuals=pool, probes=probes, on_event=events.append)
+    sweep(
+        config.replace(seeds=(0, 1, 2)),
+        teacher=teacher,
+        splits=tiny_task,
+        counterfactuals=pool,
+        probes=probes,
+        on_event=events.append,
+    )
     assert [e.cell for e in events if e.kind == "cell"] == ["kd-k4-s2", "kd_cod-k4-s2", "setfit-k4-s2"]
     assert len(load_results(out)) == 9
     # Adding a method to the finished sweep: its tables keep every earlier cell and add the new ones.
     events.clear()
-    more = sweep(config.replace(methods=("ce",), seeds=(0,)), teacher=teacher, splits=tiny_task, counterfactuals=pool,
-                 probes=probes, on_event=events.append)  # fmt: skip
+    more = sweep(
+        config.replace(methods=("ce",), seeds=(0,)),
+        teacher=teacher,
+        splits=tiny_task,
+        counterfactuals=pool,
+        probes=probes,
+        on_event=events.append,
+    )
     assert [e.cell for e in events if e.kind == "cell"] == ["ce-k4-s0"]
-    assert len(pd.read_csv(out / "results.csv")) == 10 and list(more.summary.method) == ["kd", "kd+cod", "setfit", "ce"]
-    assert json.loads((out / "sweep.json").read_text())["grid"] == {"ks": [4], "seeds": [0, 1, 2], "methods": ["kd", "kd+cod", "setfit", "ce"]}
+    assert len(pd.read_csv(out / "results.csv")) == 10 and list(more.summary.method) == [
+        "kd",
+        "kd+cod",
+        "setfit",
+        "ce",
+    ]
+    assert json.loads((out / "sweep.json").read_text())["grid"] == {
+        "ks": [4],
+        "seeds": [0, 1, 2],
+        "methods": ["kd", "kd+cod", "setfit", "ce"],
+    }
 
 
 def test_sweep_stops_cleanly_and_leaves_no_half_cell(tiny_task, tiny_student, tmp_path):
@@ -176,9 +260,15 @@ def test_sweep_stops_cleanly_and_leaves_no_half_cell(tiny_task, tiny_student, tm
 
     teacher = word_teacher("sentiment")
     config = SweepConfig(
-        out=str(tmp_path / "s"), student=str(tiny_student), ks=(4,), seeds=(0,), methods=("kd", "ce"),
-        distill={"epochs": 1, "batch_size": 4, "evaluations": 1}, probe_pairs=0, figures=False,
-    )  # fmt: skip
+        out=str(tmp_path / "s"),
+        student=str(tiny_student),
+        ks=(4,),
+        seeds=(0,),
+        methods=("kd", "ce"),
+        distill={"epochs": 1, "batch_size": 4, "evaluations": 1},
+        probe_pairs=0,
+        figures=False,
+    )
     calls = []
 
     def stop():
@@ -189,7 +279,9 @@ def test_sweep_stops_cleanly_and_leaves_no_half_cell(tiny_task, tiny_student, tm
     result = sweep(config, teacher=teacher, splits=tiny_task, stop=stop, on_event=events.append)
     # The first cell's run was stopped mid-way: it is not a finished cell, and nothing after it started.
     assert len(result.results) == 0 and events[-1].kind == "stopped"
-    assert not (tmp_path / "s" / "cells" / "kd-k4-s0").exists() and not (tmp_path / "s" / "cells" / "ce-k4-s0").exists()
+    assert (
+        not (tmp_path / "s" / "cells" / "kd-k4-s0").exists() and not (tmp_path / "s" / "cells" / "ce-k4-s0").exists()
+    )
     result = sweep(config, teacher=teacher, splits=tiny_task)  # resumes: both cells run now
     assert list(result.results.method) == ["kd", "ce"]
     with pytest.raises(ValueError, match="training examples"):
@@ -200,10 +292,40 @@ def test_sweep_command_line_on_the_demo_task_with_tiny_models(tiny_classifier, t
     from cod.cli import main
 
     out = tmp_path / "cli"
-    argv = ["sweep", "--task", "demo", "--k", "4", "--seeds", "0", "--methods", "kd,ce", "--out", str(out),
-            "--teacher", str(tiny_classifier), "--student", str(tiny_student), "--epochs", "1", "--batch-size", "4",
-            "--max-validation", "8", "--evaluations", "1", "--test-limit", "40", "--probe-pairs", "0", "--no-figures",
-            "--set", "max_length=24", "--db", str(tmp_path / "cod.db")]  # fmt: skip
+    argv = [
+        "sweep",
+        "--task",
+        "demo",
+        "--k",
+        "4",
+        "--seeds",
+        "0",
+        "--methods",
+        "kd,ce",
+        "--out",
+        str(out),
+        "--teacher",
+        str(tiny_classifier),
+        "--student",
+        str(tiny_student),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--max-validation",
+        "8",
+        "--evaluations",
+        "1",
+        "--test-limit",
+        "40",
+        "--probe-pairs",
+        "0",
+        "--no-figures",
+        "--set",
+        "max_length=24",
+        "--db",
+        str(tmp_path / "cod.db"),
+    ]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "2 cells" in printed and "[2/2] ce-k4-s0: accuracy" in printed and "summary.csv" in printed
@@ -220,7 +342,9 @@ def test_sweep_command_line_on_the_demo_task_with_tiny_models(tiny_classifier, t
     assert "new --out folder" in capsys.readouterr().err
 
 
-def test_a_cell_that_raises_is_retried_once_then_recorded_failed_without_losing_the_others(tiny_task, tiny_student, tmp_path, monkeypatch):
+def test_a_cell_that_raises_is_retried_once_then_recorded_failed_without_losing_the_others(
+    tiny_task, tiny_student, tmp_path, monkeypatch
+):
     import cod.sweep.backends as backends
     from cod.sweep import sweep
     from tests.word_teacher import word_teacher
@@ -234,19 +358,33 @@ def test_a_cell_that_raises_is_retried_once_then_recorded_failed_without_losing_
         return real_run_cell(cell, shared, stop=stop)
 
     monkeypatch.setattr(backends, "run_cell", flaky)
-    config = SweepConfig(out=str(tmp_path / "s"), student=str(tiny_student), ks=(4,), seeds=(0, 1), methods=("kd", "ce"),
-                         distill={"epochs": 1, "batch_size": 4, "evaluations": 1}, probe_pairs=0, figures=False)  # fmt: skip
+    config = SweepConfig(
+        out=str(tmp_path / "s"),
+        student=str(tiny_student),
+        ks=(4,),
+        seeds=(0, 1),
+        methods=("kd", "ce"),
+        distill={"epochs": 1, "batch_size": 4, "evaluations": 1},
+        probe_pairs=0,
+        figures=False,
+    )
     events = []
     result = sweep(config, teacher=word_teacher("sentiment"), splits=tiny_task, on_event=events.append)
     assert calls == ["kd-k4-s0", "ce-k4-s0", "ce-k4-s0", "kd-k4-s1", "kd-k4-s1", "ce-k4-s1"]
     status = dict(zip(result.results.method + "-" + result.results.seed.astype(str), result.results.status))
     assert status == {"kd-0": "done", "kd-1": "error", "ce-0": "done", "ce-1": "done"}
     (failed,) = [e for e in events if e.kind == "error"]
-    assert failed.cell == "kd-k4-s1" and "failed 2 times" in failed.message and "worker lost while running kd-k4-s1" in failed.message
+    assert (
+        failed.cell == "kd-k4-s1"
+        and "failed 2 times" in failed.message
+        and "worker lost while running kd-k4-s1" in failed.message
+    )
     assert list(result.summary.n_seeds) == [1, 2]  # the failed cell is left out of the summary, not the others
     monkeypatch.setattr(backends, "run_cell", real_run_cell)
     events.clear()
-    sweep(config, teacher=word_teacher("sentiment"), splits=tiny_task, on_event=events.append)  # a failed cell runs again
+    sweep(
+        config, teacher=word_teacher("sentiment"), splits=tiny_task, on_event=events.append
+    )  # a failed cell runs again
     assert [e.cell for e in events if e.kind == "cell"] == ["kd-k4-s1"]
 
 
@@ -256,7 +394,13 @@ def test_sweep_help_documents_the_backends(capsys):
     with pytest.raises(SystemExit):
         main(["sweep", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    for flag in ("--backend {local,ray}", "--address ADDRESS", "--cpus-per-cell", "--gpus-per-cell", "ray://HOST:10001"):
+    for flag in (
+        "--backend {local,ray}",
+        "--address ADDRESS",
+        "--cpus-per-cell",
+        "--gpus-per-cell",
+        "ray://HOST:10001",
+    ):
         assert flag in text, flag
 
 
@@ -295,11 +439,19 @@ def test_control_methods_run_beside_cod_on_the_same_draw(tiny_task, tiny_student
 
     teacher = word_teacher("sentiment")
     config = SweepConfig(
-        out=str(tmp_path / "sweep"), task="tiny", student=str(tiny_student), ks=(4,), seeds=(0,),
-        methods=("kd", "kd+cod", "kd+augment", "kd+cod-m2"), probe_pairs=0, figures=False,
+        out=str(tmp_path / "sweep"),
+        task="tiny",
+        student=str(tiny_student),
+        ks=(4,),
+        seeds=(0,),
+        methods=("kd", "kd+cod", "kd+augment", "kd+cod-m2"),
+        probe_pairs=0,
+        figures=False,
         distill={"epochs": 2, "batch_size": 4, "evaluations": 1, "max_length": 16},
-    )  # fmt: skip
-    result = sweep(config, teacher=teacher, splits=tiny_task, counterfactuals=_pairs(tiny_task.train, teacher), probes=[])
+    )
+    result = sweep(
+        config, teacher=teacher, splits=tiny_task, counterfactuals=_pairs(tiny_task.train, teacher), probes=[]
+    )
     rows = result.results.set_index("method")
     assert set(rows.status) == {"done"} and (rows.labels_used == 4).all()
     # augment: the same 2 real examples and as many edits as CoD trains on (kept whether or not they flip).
@@ -312,7 +464,10 @@ def test_control_methods_run_beside_cod_on_the_same_draw(tiny_task, tiny_student
     names = ["negative", "positive"]
     lines = (out / "k4-s0.jsonl").read_text().splitlines()
     cod = {c.text: c for c in (Counterfactual.from_record(json.loads(line), names) for line in lines)}
-    augment = [Counterfactual.from_record(json.loads(line), names) for line in (out / "augment-k4-s0.jsonl").read_text().splitlines()]
+    augment = [
+        Counterfactual.from_record(json.loads(line), names)
+        for line in (out / "augment-k4-s0.jsonl").read_text().splitlines()
+    ]
     assert {a.text for a in augment} == set(cod) and all(a.proposer == "augment" for a in augment)
     assert all(a.words_changed == cod[a.text].words_changed for a in augment)
     assert (out / "cod-m-k4-s0.jsonl").exists()

@@ -39,8 +39,13 @@ def task():
 
 def _config(out, student, **grid):
     grid = {"ks": (4,), "seeds": (0, 1), "methods": ("kd", "kd+cod"), "probe_pairs": 0, "figures": False, **grid}
-    return SweepConfig(out=str(out), task="tiny", student=str(student),
-                       distill={"epochs": 2, "batch_size": 4, "evaluations": 1, "max_length": 16}, **grid)  # fmt: skip
+    return SweepConfig(
+        out=str(out),
+        task="tiny",
+        student=str(student),
+        distill={"epochs": 2, "batch_size": 4, "evaluations": 1, "max_length": 16},
+        **grid,
+    )
 
 
 def _run(config, task, backend=None, **kwargs):
@@ -130,8 +135,17 @@ def _free_port() -> int:
 def _start_node(args: list[str], temp_dir: str) -> subprocess.Popen:
     """`ray start ... --block` in its own process group, so the node and all it started can be killed together."""
     env = {**os.environ, "RAY_health_check_period_ms": "500", "RAY_health_check_failure_threshold": "4"}
-    cmd = [RAY, "start", *args, "--num-cpus=1", f"--object-store-memory={STORE_BYTES}", "--node-ip-address=127.0.0.1",
-           f"--temp-dir={temp_dir}", "--disable-usage-stats", "--block"]  # fmt: skip
+    cmd = [
+        RAY,
+        "start",
+        *args,
+        "--num-cpus=1",
+        f"--object-store-memory={STORE_BYTES}",
+        "--node-ip-address=127.0.0.1",
+        f"--temp-dir={temp_dir}",
+        "--disable-usage-stats",
+        "--block",
+    ]
     return subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 

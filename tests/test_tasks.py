@@ -9,7 +9,6 @@ import pytest
 
 from cod.data import tasks
 from cod.data.readers import Example
-from cod.errors import DataError
 from cod.data.tasks import (
     TASKS,
     load_task,
@@ -20,6 +19,7 @@ from cod.data.tasks import (
     prepare_yelp,
     rotten_tomatoes,
 )
+from cod.errors import DataError
 
 
 def jsonl(path, rows):
@@ -29,21 +29,30 @@ def jsonl(path, rows):
 
 def batch(path):
     """A file read the way `datasets` batched map hands it over: a dict of column lists."""
-    df = pd.read_json(path, lines=True) if path.suffix == ".jsonl" else pd.read_csv(path, sep="\t" if path.suffix == ".tsv" else ",")
+    df = (
+        pd.read_json(path, lines=True)
+        if path.suffix == ".jsonl"
+        else pd.read_csv(path, sep="\t" if path.suffix == ".tsv" else ",")
+    )
     return {c: df[c].tolist() for c in df.columns}
 
 
 def test_imdb_keeps_reviews_of_at_most_300_characters(tmp_path):
-    rows = [{"text": "Great.<br /><br />Loved it.", "label": 1}, {"text": "x" * 300, "label": 0},
-            {"text": "y" * 301, "label": 1}, {"text": "   ", "label": 0}]
+    rows = [
+        {"text": "Great.<br /><br />Loved it.", "label": 1},
+        {"text": "x" * 300, "label": 0},
+        {"text": "y" * 301, "label": 1},
+        {"text": "   ", "label": 0},
+    ]
     out = prepare_imdb(batch(jsonl(tmp_path / "imdb.jsonl", rows)))
     assert out == {"text": ["Great.  Loved it.", "x" * 300], "label": [1, 0]}
 
 
 def test_amazon_keeps_content_of_at_most_60_characters(tmp_path):
     path = tmp_path / "amazon.csv"
-    pd.DataFrame({"label": [1, 0, 1], "title": ["Nice", "Bad", "Long"],
-                  "content": ["Works well.", "Broke in a day.", "z" * 61]}).to_csv(path, index=False)
+    pd.DataFrame(
+        {"label": [1, 0, 1], "title": ["Nice", "Bad", "Long"], "content": ["Works well.", "Broke in a day.", "z" * 61]}
+    ).to_csv(path, index=False)
     assert prepare_amazon(batch(path)) == {"text": ["Works well.", "Broke in a day."], "label": [1, 0]}
 
 
@@ -55,10 +64,15 @@ def test_yelp_stars_to_polarity_with_three_dropped(tmp_path):
 
 
 def test_sentiment140_zero_four_with_neutral_dropped(tmp_path):
-    rows = [{"text": "sad day", "date": "d", "user": "u", "sentiment": 0, "query": "NO_QUERY"},
-            {"text": "meh", "date": "d", "user": "u", "sentiment": 2, "query": "NO_QUERY"},
-            {"text": "happy!", "date": "d", "user": "u", "sentiment": 4, "query": "NO_QUERY"}]
-    assert prepare_sentiment140(batch(jsonl(tmp_path / "s140.jsonl", rows))) == {"text": ["sad day", "happy!"], "label": [0, 1]}
+    rows = [
+        {"text": "sad day", "date": "d", "user": "u", "sentiment": 0, "query": "NO_QUERY"},
+        {"text": "meh", "date": "d", "user": "u", "sentiment": 2, "query": "NO_QUERY"},
+        {"text": "happy!", "date": "d", "user": "u", "sentiment": 4, "query": "NO_QUERY"},
+    ]
+    assert prepare_sentiment140(batch(jsonl(tmp_path / "s140.jsonl", rows))) == {
+        "text": ["sad day", "happy!"],
+        "label": [0, 1],
+    }
 
 
 def test_glue_drops_hidden_test_labels(tmp_path):
@@ -93,13 +107,19 @@ def test_load_task_cola_uses_glue_validation_as_test(tmp_path):
 
 
 def test_load_task_names_a_missing_column(tmp_path):
-    files = {"train": str(jsonl(tmp_path / "t.jsonl", [{"review": "x", "label": 0}])), "test": str(tmp_path / "t.jsonl")}
+    files = {
+        "train": str(jsonl(tmp_path / "t.jsonl", [{"review": "x", "label": 0}])),
+        "test": str(tmp_path / "t.jsonl"),
+    }
     with pytest.raises(DataError, match=r"lacks the column\(s\) \['text'\]; it has \['review', 'label'\]"):
         load_task("imdb", data_files=files, cache_dir=tmp_path / "cache")
 
 
 def test_paper_tasks_offline_are_a_clear_error():
-    with pytest.raises(DataError, match=r"Could not load task 'sst2' from the Hub dataset 'nyu-mll/glue' \(sst2\).*'demo' task works offline"):
+    with pytest.raises(
+        DataError,
+        match=r"Could not load task 'sst2' from the Hub dataset 'nyu-mll/glue' \(sst2\).*'demo' task works offline",
+    ):
         load_task("sst2")
 
 

@@ -182,7 +182,6 @@ def test_the_key_never_reaches_logs_files_or_messages(tmp_path, caplog, monkeypa
 
 def test_public_mode_refuses_a_private_endpoint_before_connecting(tmp_path, monkeypatch):
     import cod.net
-
     from cod.net import URLRefused
 
     looked_up = []

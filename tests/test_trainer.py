@@ -32,11 +32,20 @@ def _step_setup(tiny_student, method: str, token_level: bool):
     layers = model.config.num_hidden_layers if method == "lwd" else 0
     states = None
     if layers:  # teacher width 8: (n_tok, 8) per layer token-level, (8,) pooled
-        states = [[torch.randn(len(ids), 8) if token_level else torch.randn(8) for _ in range(layers)]
-                  for ids in enc["input_ids"]]  # fmt: skip
+        states = [
+            [torch.randn(len(ids), 8) if token_level else torch.randn(8) for _ in range(layers)]
+            for ids in enc["input_ids"]
+        ]
     objective = OBJECTIVES[method]
-    collate = make_collate(tokenizer, dict(enc), [0, 1, 0, 1], [1.0, 1.0, 1.0, 0.0],
-                           logits if objective.teacher_logits else None, states, token_level)  # fmt: skip
+    collate = make_collate(
+        tokenizer,
+        dict(enc),
+        [0, 1, 0, 1],
+        [1.0, 1.0, 1.0, 0.0],
+        logits if objective.teacher_logits else None,
+        states,
+        token_level,
+    )
     runner = StudentRunner(model, layers, model.config.hidden_size, 8, token_level=token_level)
     optimizer = torch.optim.AdamW(runner.parameters(), lr=1e-2)
     return runner, collate([0, 1, 2, 3]), objective, optimizer, Accelerator(cpu=True)
@@ -44,9 +53,13 @@ def _step_setup(tiny_student, method: str, token_level: bool):
 
 @pytest.mark.parametrize(
     ("method", "token_level", "terms"),
-    [("ce", False, {"loss", "ce"}), ("kd", False, {"loss", "ce", "kd"}), ("lwd", False, {"loss", "ce", "kd", "lwd"}),
-     ("lwd", True, {"loss", "ce", "kd", "lwd"})],
-)  # fmt: skip
+    [
+        ("ce", False, {"loss", "ce"}),
+        ("kd", False, {"loss", "ce", "kd"}),
+        ("lwd", False, {"loss", "ce", "kd", "lwd"}),
+        ("lwd", True, {"loss", "ce", "kd", "lwd"}),
+    ],
+)
 def test_one_training_step_per_method(tiny_student, method, token_level, terms):
     runner, batch, objective, optimizer, accelerator = _step_setup(tiny_student, method, token_level)
     config = DistillConfig(method=method, alpha=3.0, beta=0.5, temperature=2.0)
@@ -98,8 +111,15 @@ def test_nothing_is_selected_on_a_training_example(tiny_classifier, tiny_student
     validation = _texts(6, 1) + train[:3]  # three held-out rows that are training rows
     res = distill(_cfg(epochs=1, evaluations=1), teacher, str(tiny_student), train, None, validation)
     assert res.metrics["validation_size"] == 6 and res.metrics["held_out_training_overlap_dropped"] == 3
-    res = distill(_cfg(epochs=1, evaluations=1), teacher, str(tiny_student), train, None, None,
-                  unlabelled=[e.text for e in train] + ["a brand new text ."])  # fmt: skip
+    res = distill(
+        _cfg(epochs=1, evaluations=1),
+        teacher,
+        str(tiny_student),
+        train,
+        None,
+        None,
+        unlabelled=[e.text for e in train] + ["a brand new text ."],
+    )
     assert res.metrics["unlabelled_size"] == 1 and res.metrics["held_out_training_overlap_dropped"] == 8
     with pytest.raises(DistillError, match="also a training text"):
         distill(_cfg(epochs=1), teacher, str(tiny_student), train, None, train[:4])
@@ -112,15 +132,29 @@ def test_patience_stops_after_evaluations_without_improvement(tiny_classifier, t
     evals = [e.step for e in res.history if e.kind == "eval"]
     assert evals == [2, 4, 6] and res.metrics["early_stopped"] and res.metrics["steps"] == 6
     assert res.metrics["best_step"] == 2 and res.metrics["total_steps"] == 40
-    off = distill(cfg.replace(patience=0, epochs=2), _teacher(tiny_classifier), str(tiny_student), _texts(8, 0), None,
-                  _texts(12, 1))  # fmt: skip
+    off = distill(
+        cfg.replace(patience=0, epochs=2),
+        _teacher(tiny_classifier),
+        str(tiny_student),
+        _texts(8, 0),
+        None,
+        _texts(12, 1),
+    )
     assert not off.metrics["early_stopped"] and off.metrics["steps"] == 8
 
 
 def test_unlabelled_selection_needs_a_teacher(tiny_student):
     with pytest.raises(DistillError, match="needs a teacher"):
-        distill(_cfg(method="ce", epochs=1), None, str(tiny_student), _texts(8, 0), None, None,
-                label_names=["negative", "positive"], unlabelled=["a new text ."])  # fmt: skip
+        distill(
+            _cfg(method="ce", epochs=1),
+            None,
+            str(tiny_student),
+            _texts(8, 0),
+            None,
+            None,
+            label_names=["negative", "positive"],
+            unlabelled=["a new text ."],
+        )
 
 
 def test_wilson_interval_known_values():

@@ -78,10 +78,16 @@ def make_word_classifier(
     vocab = {w: i for i, w in enumerate(specials + sorted(set(words) | set(weights)))}
     tokenizer = BertTokenizer(vocab=vocab)
     config = BertConfig(
-        vocab_size=len(vocab), hidden_size=hidden, num_hidden_layers=1, num_attention_heads=2,
-        intermediate_size=2 * hidden, max_position_embeddings=128, num_labels=num,
-        id2label=dict(enumerate(label_names)), label2id={n: i for i, n in enumerate(label_names)},
-    )  # fmt: skip
+        vocab_size=len(vocab),
+        hidden_size=hidden,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=2 * hidden,
+        max_position_embeddings=128,
+        num_labels=num,
+        id2label=dict(enumerate(label_names)),
+        label2id={n: i for i, n in enumerate(label_names)},
+    )
     model = BertForSequenceClassification(config)
     norm2 = 1.0 + max((sum(x * x for x in s) for s in weights.values()), default=0.0)
     with torch.no_grad():
@@ -114,8 +120,24 @@ CHAT_TEMPLATE = (
 
 def make_tiny_causal_lm(
     path: str | Path,
-    extra_words: tuple[str, ...] = ("Positive", "POSITIVE", "Negative", "classes", "Classify", "Answer", "Text", "one",
-                                    "word", "into", "exactly", "of", "these", "or", "with", ":"),
+    extra_words: tuple[str, ...] = (
+        "Positive",
+        "POSITIVE",
+        "Negative",
+        "classes",
+        "Classify",
+        "Answer",
+        "Text",
+        "one",
+        "word",
+        "into",
+        "exactly",
+        "of",
+        "these",
+        "or",
+        "with",
+        ":",
+    ),
     hidden: int = 32,
     seed: int = 0,
     uniform: bool = False,
@@ -142,10 +164,18 @@ def make_tiny_causal_lm(
     if chat_template:
         tokenizer.chat_template = chat_template
     config = LlamaConfig(
-        vocab_size=len(vocab), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=2,
-        num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=256, pad_token_id=0, bos_token_id=2,
-        eos_token_id=3, tie_word_embeddings=False,
-    )  # fmt: skip
+        vocab_size=len(vocab),
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        pad_token_id=0,
+        bos_token_id=2,
+        eos_token_id=3,
+        tie_word_embeddings=False,
+    )
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)
     if uniform:
@@ -156,8 +186,14 @@ def make_tiny_causal_lm(
     return path
 
 
-def make_tiny_decoder(path: str | Path, family: str = "llama", hidden: int = 32, layers: int = 2, seed: int = 0,
-                      words: tuple[str, ...] | list[str] = tuple(WORDS)) -> Path:  # fmt: skip
+def make_tiny_decoder(
+    path: str | Path,
+    family: str = "llama",
+    hidden: int = 32,
+    layers: int = 2,
+    seed: int = 0,
+    words: tuple[str, ...] | list[str] = tuple(WORDS),
+) -> Path:
     """Save a randomly initialised decoder-only LM and its tokenizer to `path`. `family` llama: a word-level tokenizer
     with BOS/EOS/UNK and no pad token (as Llama checkpoints ship); qwen2: Qwen2's own byte-level BPE tokenizer, trained
     here on the test words (its pad token is <|endoftext|>, as Qwen2.5 ships)."""
@@ -170,10 +206,18 @@ def make_tiny_decoder(path: str | Path, family: str = "llama", hidden: int = 32,
     families = {"llama": (LlamaConfig, LlamaForCausalLM), "qwen2": (Qwen2Config, Qwen2ForCausalLM)}
     config_class, model_class = families[family]
     config = config_class(
-        vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
-        num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=128, tie_word_embeddings=False,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=None,
-    )  # fmt: skip
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=128,
+        tie_word_embeddings=False,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=None,
+    )
     torch.manual_seed(seed)
     model_class(config).save_pretrained(path)
     tokenizer.save_pretrained(path)

@@ -14,14 +14,25 @@ from cod.modeling.scoring import Teacher
 from tests.tiny import WORDS
 
 SENTIMENT = {  # (negative, positive) weight of each word
-    "good": (-1.0, 1.0), "great": (-1.5, 1.5), "fun": (-0.5, 0.5), "brilliant": (-2.0, 2.0),
-    "bad": (2.0, -2.0), "awful": (1.5, -1.5), "boring": (1.0, -1.0), "dull": (1.0, -1.0), "terrible": (2.5, -2.5),
+    "good": (-1.0, 1.0),
+    "great": (-1.5, 1.5),
+    "fun": (-0.5, 0.5),
+    "brilliant": (-2.0, 2.0),
+    "bad": (2.0, -2.0),
+    "awful": (1.5, -1.5),
+    "boring": (1.0, -1.0),
+    "dull": (1.0, -1.0),
+    "terrible": (2.5, -2.5),
     "not": (0.6, -0.6),
 }
 TOPICS = {  # (sports, politics, tech)
-    "game": (2.0, 0.0, 0.0), "team": (1.5, 0.5, 0.0), "ball": (2.0, 0.0, 0.0),
-    "vote": (0.0, 2.0, 0.0), "law": (0.0, 2.0, 0.0),
-    "computer": (0.0, 0.0, 2.0), "phone": (0.0, 0.0, 1.5),
+    "game": (2.0, 0.0, 0.0),
+    "team": (1.5, 0.5, 0.0),
+    "ball": (2.0, 0.0, 0.0),
+    "vote": (0.0, 2.0, 0.0),
+    "law": (0.0, 2.0, 0.0),
+    "computer": (0.0, 0.0, 2.0),
+    "phone": (0.0, 0.0, 1.5),
 }
 
 

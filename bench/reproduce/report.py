@@ -38,7 +38,10 @@ def _fmt(row: pd.Series | None) -> str:
 def _gain(row: pd.Series | None) -> str:
     if row is None or pd.isna(row.paired_diff):
         return "–"
-    return f"{row.paired_diff:+.3f} [{row.paired_ci_low:+.3f}, {row.paired_ci_high:+.3f}], won {int(row.seeds_won)}/{int(row.n_paired)}"
+    return (
+        f"{row.paired_diff:+.3f} [{row.paired_ci_low:+.3f}, {row.paired_ci_high:+.3f}], "
+        f"won {int(row.seeds_won)}/{int(row.n_paired)}"
+    )
 
 
 def _markdown(df: pd.DataFrame) -> str:
@@ -53,15 +56,19 @@ def ablation_table(results: pd.DataFrame, ablation: pd.DataFrame) -> str:
     from cod.eval.stats import paired_difference, summarise
 
     main = {(r.method, r.k, r.seed): r.student_accuracy for r in results.itertuples()}
-    lines = ["| method | k | seeds | accuracy | main sweep, same cells | change, paired [95% CI] | seeds better |",
-             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "| method | k | seeds | accuracy | main sweep, same cells | change, paired [95% CI] | seeds better |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for (method, k), cells in ablation.groupby(["method", "k"], sort=True):
         own = dict(zip(cells.seed, cells.student_accuracy))
         base = {s: main[(method, k, s)] for s in own if (method, k, s) in main}
         a, b, d = summarise(list(own.values())), summarise(list(base.values())), paired_difference(own, base)
         base_text = f"{b.mean:.3f} ± {b.std:.3f}" if base else "–"
         change = f"{d.diff:+.3f} [{d.ci_low:+.3f}, {d.ci_high:+.3f}]" if d.n else "–"
-        lines.append(f"| {method} | {k} | {len(own)} | {a.mean:.3f} ± {a.std:.3f} | {base_text} | {change} | {d.won}/{d.n} |")
+        lines.append(
+            f"| {method} | {k} | {len(own)} | {a.mean:.3f} ± {a.std:.3f} | {base_text} | {change} | {d.won}/{d.n} |"
+        )
     return "\n".join(lines)
 
 
@@ -74,8 +81,11 @@ def controls_table(results: pd.DataFrame) -> str:
     from cod.eval.stats import paired_difference, summarise
 
     done = results[results.get("status", "done") == "done"]
-    lines = ["| k | method | seeds | labels used | texts trained on | test accuracy | minus KD+CoD, paired [95% CI] | seeds better / worse |",
-             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "| k | method | seeds | labels used | texts trained on | test accuracy | minus KD+CoD, paired [95% CI] "
+        "| seeds better / worse |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for k in sorted(done.k.unique()):
         cod = done[(done.method == "kd+cod") & (done.k == k)]
         cod_acc = dict(zip(cod.seed, cod.student_accuracy))
@@ -92,12 +102,21 @@ def controls_table(results: pd.DataFrame) -> str:
                 d = paired_difference(own, cod_acc)
                 change = f"{d.diff:+.3f} [{d.ci_low:+.3f}, {d.ci_high:+.3f}]" if d.n else "–"
                 record = f"{d.won} / {d.lost}" if d.n else "–"
-            lines.append(f"| {k} | {method} | {len(own)} | {int(k)} | {texts:.1f} | {a.mean:.3f} ± {a.std:.3f} | {change} | {record} |")
+            lines.append(
+                f"| {k} | {method} | {len(own)} | {int(k)} | {texts:.1f} | {a.mean:.3f} ± {a.std:.3f} "
+                f"| {change} | {record} |"
+            )
     return "\n".join(lines)
 
 
-def write_report(sweep_dir: Path, seconds: float | None, command: str, dest: Path = HERE, note: str = "",
-                 ablations: dict[str, tuple[Path, str]] | None = None) -> Path:
+def write_report(
+    sweep_dir: Path,
+    seconds: float | None,
+    command: str,
+    dest: Path = HERE,
+    note: str = "",
+    ablations: dict[str, tuple[Path, str]] | None = None,
+) -> Path:
     """Write SUMMARY.md and copy the tables and figures of `sweep_dir` into `dest`."""
     from cod.eval.plots import accuracy_vs_k, cod_gain_vs_k, save_figure
 
@@ -122,7 +141,8 @@ def write_report(sweep_dir: Path, seconds: float | None, command: str, dest: Pat
         *([note, ""] if note else []),
         f"Command: `{command}`",
         "",
-        f"Wall time of the last invocation: {seconds / 3600:.2f} h; sum of cell times: {results.wall_seconds.sum() / 3600:.2f} h "
+        f"Wall time of the last invocation: {seconds / 3600:.2f} h; "
+        f"sum of cell times: {results.wall_seconds.sum() / 3600:.2f} h "
         f"({platform.machine()}, {platform.system()}). Teacher test accuracy: {teacher:.4f}. "
         f"Test examples evaluated: {int(results.n.iloc[0]) if 'n' in results else '?'}; cells: {len(results)}."
         if seconds is not None
@@ -130,7 +150,8 @@ def write_report(sweep_dir: Path, seconds: float | None, command: str, dest: Pat
         "",
         f"Distill settings: `{json.dumps(settings.get('distill', {}))}` (others at DistillConfig defaults).",
         "",
-        "Test accuracy: mean ± std [95% bootstrap interval] over seeds; gain: paired difference with its interval and seeds won.",
+        "Test accuracy: mean ± std [95% bootstrap interval] over seeds; "
+        "gain: paired difference with its interval and seeds won.",
         "",
         "| k | KD | KD+CoD | CoD gain | paper KD | paper CoD | LWD | LWD+CoD | LWD CoD gain | CE | SetFit |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
@@ -139,33 +160,69 @@ def write_report(sweep_dir: Path, seconds: float | None, command: str, dest: Pat
         lines.append(
             f"| {k} | {_fmt(cell('kd', k))} | {_fmt(cell('kd+cod', k))} | {_gain(cell('kd+cod', k))} | "
             f"{PAPER['kd'].get(k, '–')} | {PAPER['kd+cod'].get(k, '–')} | {_fmt(cell('lwd', k))} | "
-            f"{_fmt(cell('lwd+cod', k))} | {_gain(cell('lwd+cod', k))} | {_fmt(cell('ce', k))} | {_fmt(cell('setfit', k))} |"
+            f"{_fmt(cell('lwd+cod', k))} | {_gain(cell('lwd+cod', k))} | "
+            f"{_fmt(cell('ce', k))} | {_fmt(cell('setfit', k))} |"
         )
     if set(CONTROLS) & set(results.method):
-        lines += ["", "## Controls: is the gain from the counterfactuals, or from more teacher-labelled text?", "",
-                  "`kd+augment`: k/2 real examples + one edit of each, the same size (words changed) as its CoD "
-                  "counterfactual, made by the same proposer machinery at random content words and not chosen to flip "
-                  "the teacher, labelled by the teacher as CoD's are (kept whether or not it flips). `kd+cod-mN`: all k "
-                  "real examples + N teacher-checked flips of each (sizes vary), beyond the paper's budget on purpose. "
-                  "Labels used: the budget k (CoD and augment: k/2 gold labels + k/2 edits labelled by the teacher; "
-                  "cod-mN: all k gold labels, its k x N flips labelled by the teacher on top); texts trained on: mean "
-                  "over seeds (unflipped CoD counterfactuals are dropped, so it can be below k).", "", controls_table(results)]  # fmt: skip
-    lines += ["", "The issue's reference probes on this setup (teacher 0.85, 75 epochs), k = 8 / 16 / 32:", "",
-              "| reference | k = 8 | k = 16 | k = 32 |", "|---|---|---|---|"]  # fmt: skip
+        lines += [
+            "",
+            "## Controls: is the gain from the counterfactuals, or from more teacher-labelled text?",
+            "",
+            "`kd+augment`: k/2 real examples + one edit of each, the same size (words changed) as its CoD "
+            "counterfactual, made by the same proposer machinery at random content words and not chosen to flip "
+            "the teacher, labelled by the teacher as CoD's are (kept whether or not it flips). `kd+cod-mN`: all k "
+            "real examples + N teacher-checked flips of each (sizes vary), beyond the paper's budget on purpose. "
+            "Labels used: the budget k (CoD and augment: k/2 gold labels + k/2 edits labelled by the teacher; "
+            "cod-mN: all k gold labels, its k x N flips labelled by the teacher on top); texts trained on: mean "
+            "over seeds (unflipped CoD counterfactuals are dropped, so it can be below k).",
+            "",
+            controls_table(results),
+        ]
+    lines += [
+        "",
+        "The issue's reference probes on this setup (teacher 0.85, 75 epochs), k = 8 / 16 / 32:",
+        "",
+        "| reference | k = 8 | k = 16 | k = 32 |",
+        "|---|---|---|---|",
+    ]
     lines += [f"| {name} | {' | '.join(f'{v:.3f}' for v in values)} |" for name, values in REFERENCE.items()]
-    diag = [c for c in ("mean_agreement", "mean_flip_fidelity", "mean_edit_path_distance", "mean_student_share_last",
-                        "mean_train_teacher_gold_conflict", "mean_train_teacher_mean_p_last", "mean_cf_flip_rate",
-                        "mean_train_examples") if c in summary]  # fmt: skip
+    diag = [
+        c
+        for c in (
+            "mean_agreement",
+            "mean_flip_fidelity",
+            "mean_edit_path_distance",
+            "mean_student_share_last",
+            "mean_train_teacher_gold_conflict",
+            "mean_train_teacher_mean_p_last",
+            "mean_cf_flip_rate",
+            "mean_train_examples",
+        )
+        if c in summary
+    ]
     if diag:
         lines += ["", "Diagnostics (means over seeds):", "", _markdown(summary[["method", "k", *diag]])]
     for title, (path, ablation_command) in (ablations or {}).items():
-        lines += ["", f"## Ablation: {title}", "", f"Command: `{ablation_command}`", "",
-                  ablation_table(results, pd.read_csv(path / "results.csv"))]  # fmt: skip
+        lines += [
+            "",
+            f"## Ablation: {title}",
+            "",
+            f"Command: `{ablation_command}`",
+            "",
+            ablation_table(results, pd.read_csv(path / "results.csv")),
+        ]
     if (dest / "accuracy_vs_k.png").exists():  # screenshots of the same figures, taken outside this script
-        lines += ["", "Figures: accuracy_vs_k.html / .json / .png, cod_gain.html / .json / .png (Plotly JSON loads with "
-                  "`plotly.io.from_json`; the PNGs are screenshots of the same figures)."]  # fmt: skip
+        lines += [
+            "",
+            "Figures: accuracy_vs_k.html / .json / .png, cod_gain.html / .json / .png (Plotly JSON loads with "
+            "`plotly.io.from_json`; the PNGs are screenshots of the same figures).",
+        ]
     else:
-        lines += ["", "Figures: accuracy_vs_k.html / .json, cod_gain.html / .json (Plotly JSON loads with `plotly.io.from_json`)."]
+        lines += [
+            "",
+            "Figures: accuracy_vs_k.html / .json, cod_gain.html / .json "
+            "(Plotly JSON loads with `plotly.io.from_json`).",
+        ]
     path = dest / "SUMMARY.md"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -179,8 +236,14 @@ def main() -> None:
     parser.add_argument("--command", default="bench/reproduce/run.sh")
     parser.add_argument("--dest", type=Path, default=HERE)
     parser.add_argument("--note", default="", help="a paragraph put under the title (what this run is and is not)")
-    parser.add_argument("--ablation", nargs=3, action="append", default=[], metavar=("TITLE", "SWEEP_DIR", "COMMAND"),
-                        help="another sweep over some of the same cells, tabled against this one (repeatable)")
+    parser.add_argument(
+        "--ablation",
+        nargs=3,
+        action="append",
+        default=[],
+        metavar=("TITLE", "SWEEP_DIR", "COMMAND"),
+        help="another sweep over some of the same cells, tabled against this one (repeatable)",
+    )
     args = parser.parse_args()
     ablations = {title: (Path(path), command) for title, path, command in args.ablation}
     print(write_report(args.sweep_dir, args.seconds, args.command, args.dest, args.note, ablations))

@@ -31,16 +31,23 @@ def _clean(value):
 
 
 def restore(results_csv: Path, out: Path, distill: dict) -> int:
-    """Write cells/<cell>/cell.json for every row of `results_csv` and a sweep.json with their grid; returns the count."""
+    """Write cells/<cell>/cell.json for every row of `results_csv` and a sweep.json with their grid.
+
+    Returns the count.
+    """
     from cod.config import SweepConfig
     from cod.io import write_text
     from cod.sweep import cell_name, settings_key
 
     results = pd.read_csv(results_csv)
     methods = list(dict.fromkeys(results.method))
-    config = SweepConfig(ks=tuple(sorted(int(k) for k in results.k.unique())),
-                         seeds=tuple(sorted(int(s) for s in results.seed.unique())), methods=tuple(methods),
-                         out=str(out), distill=distill)
+    config = SweepConfig(
+        ks=tuple(sorted(int(k) for k in results.k.unique())),
+        seeds=tuple(sorted(int(s) for s in results.seed.unique())),
+        methods=tuple(methods),
+        out=str(out),
+        distill=distill,
+    )
     written = 0
     for row in results.to_dict("records"):
         row = {key: _clean(value) for key, value in row.items()}
@@ -48,7 +55,12 @@ def restore(results_csv: Path, out: Path, distill: dict) -> int:
         if (cell / "cell.json").exists():
             continue
         cell.mkdir(parents=True, exist_ok=True)
-        payload = {"row": row, "distill_config": None, "sweep": settings_key(config), "restored_from": str(results_csv)}
+        payload = {
+            "row": row,
+            "distill_config": None,
+            "sweep": settings_key(config),
+            "restored_from": str(results_csv),
+        }
         write_text(cell / "cell.json", json.dumps(payload, indent=2))
         written += 1
     grid = {"ks": list(config.ks), "seeds": list(config.seeds), "methods": methods}
@@ -63,8 +75,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out", type=Path)
     parser.add_argument("--results", type=Path, default=HERE / "results.csv")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="a distill setting of the sweep (JSON value); default: the committed reproduction's")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a distill setting of the sweep (JSON value); default: the committed reproduction's",
+    )
     args = parser.parse_args()
     distill = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)} if args.set else dict(COMMITTED)
     print(f"restored {restore(args.results, args.out, distill)} cells into {args.out}")

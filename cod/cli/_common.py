@@ -48,8 +48,13 @@ def _default_text(f: dataclasses.Field) -> str:
     return f" [{value!r}]" if value == "" else f" [{value}]"
 
 
-def add_config_flags(parser: argparse.ArgumentParser, config_cls: type, skip: Collection[str] = (),
-                     required: Collection[str] = (), title: str | None = None) -> None:
+def add_config_flags(
+    parser: argparse.ArgumentParser,
+    config_cls: type,
+    skip: Collection[str] = (),
+    required: Collection[str] = (),
+    title: str | None = None,
+) -> None:
     """One `--field-name` flag per field of a config dataclass, with the help and choices of its metadata.
 
     Flags default to None (not given), so only what the user typed overrides the config's own defaults; booleans

@@ -12,13 +12,17 @@ def register(subparsers) -> None:
     sub = group.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
 
     inspect = sub.add_parser("inspect", help="read a file (or Hub dataset id) and report rows, labels and problems")
-    inspect.add_argument("source", metavar="FILE", help="CSV, TSV, JSONL, JSON, Parquet, a save_to_disk folder or a Hub id")
+    inspect.add_argument(
+        "source", metavar="FILE", help="CSV, TSV, JSONL, JSON, Parquet, a save_to_disk folder or a Hub id"
+    )
     _add_reading_options(inspect)
     inspect.add_argument("--head", type=int, default=5, metavar="N", help="show the first N examples (default 5)")
     inspect.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     inspect.set_defaults(func=_inspect)
 
-    sample = sub.add_parser("sample", help="draw the seeded, class-balanced few-shot set from a file or a task's train split")
+    sample = sub.add_parser(
+        "sample", help="draw the seeded, class-balanced few-shot set from a file or a task's train split"
+    )
     sample.add_argument("source", metavar="FILE_OR_TASK", help="a data file or a built-in task name (demo, sst2, ...)")
     sample.add_argument("-k", type=int, default=16, help="examples in the draw, k // classes per class (default 16)")
     sample.add_argument("--seed", type=int, default=0)
@@ -32,7 +36,9 @@ def register(subparsers) -> None:
 
 
 def _add_reading_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--text-column", metavar="C", help="the text column (default: guessed: text, sentence, review, ...)")
+    p.add_argument(
+        "--text-column", metavar="C", help="the text column (default: guessed: text, sentence, review, ...)"
+    )
     p.add_argument("--pair-column", metavar="C", help="a second text column for pair tasks")
     p.add_argument("--label-column", metavar="L", help="the label column (default: guessed: label, sentiment, ...)")
     p.add_argument("--label-names", metavar="A,B", help="comma-separated label names in class order")
@@ -41,23 +47,37 @@ def _add_reading_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-chars", type=int, default=2000, help="truncate longer texts (default 2000)")
     p.add_argument("--max-file-mb", type=float, help="refuse larger files, in MB (default 200, or COD_MAX_FILE_MB)")
     p.add_argument("--max-rows", type=int, help="refuse sources with more rows (default 100000, or COD_MAX_ROWS)")
-    p.add_argument("--max-decompressed-mb", type=float,
-                   help="refuse sources with more data once decompressed, in MB "
-                        "(default 200, or COD_MAX_DECOMPRESSED_MB)")
+    p.add_argument(
+        "--max-decompressed-mb",
+        type=float,
+        help="refuse sources with more data once decompressed, in MB " "(default 200, or COD_MAX_DECOMPRESSED_MB)",
+    )
     p.add_argument("--drop-duplicates", action="store_true", help="drop repeated texts (default: keep and report)")
-    p.add_argument("--drop-rare-labels", action="store_true", help="drop labels seen once among many instead of failing")
+    p.add_argument(
+        "--drop-rare-labels", action="store_true", help="drop labels seen once among many instead of failing"
+    )
 
 
 def _config(args):
     from cod.config import DataConfig
 
     names = tuple(n.strip() for n in args.label_names.split(",")) if args.label_names else None
-    limits = {name: getattr(args, name) for name in ("max_file_mb", "max_rows", "max_decompressed_mb")
-              if getattr(args, name) is not None}  # unset: the default, or the environment's override
+    limits = {
+        name: getattr(args, name)
+        for name in ("max_file_mb", "max_rows", "max_decompressed_mb")
+        if getattr(args, name) is not None
+    }  # unset: the default, or the environment's override
     return DataConfig(
-        text_column=args.text_column, text_pair_column=args.pair_column, label_column=args.label_column,
-        label_names=names, split=args.split, subset=args.subset, max_chars=args.max_chars,
-        drop_duplicates=args.drop_duplicates, drop_rare_labels=args.drop_rare_labels, **limits,
+        text_column=args.text_column,
+        text_pair_column=args.pair_column,
+        label_column=args.label_column,
+        label_names=names,
+        split=args.split,
+        subset=args.subset,
+        max_chars=args.max_chars,
+        drop_duplicates=args.drop_duplicates,
+        drop_rare_labels=args.drop_rare_labels,
+        **limits,
     )
 
 
@@ -65,11 +85,24 @@ def _inspect(args) -> int:
     from cod.data.readers import load
 
     data = load(args.source, _config(args))
-    head = [{"row": r, "text": e.text, **({"text_pair": e.text_pair} if e.text_pair is not None else {}),
-             "label": data.label_names[e.label]} for r, e in zip(data.row_numbers, data.examples[: max(args.head, 0)])]
+    head = [
+        {
+            "row": r,
+            "text": e.text,
+            **({"text_pair": e.text_pair} if e.text_pair is not None else {}),
+            "label": data.label_names[e.label],
+        }
+        for r, e in zip(data.row_numbers, data.examples[: max(args.head, 0)])
+    ]
     if args.json:
-        out = {**data.report.to_dict(), "label_names": data.label_names, "text_column": data.text_column,
-               "label_column": data.label_column, "text_pair_column": data.text_pair_column, "head": head}
+        out = {
+            **data.report.to_dict(),
+            "label_names": data.label_names,
+            "text_column": data.text_column,
+            "label_column": data.label_column,
+            "text_pair_column": data.text_pair_column,
+            "head": head,
+        }
         print(json.dumps(out, indent=2, ensure_ascii=False))
         return 0
     print("\n".join(data.report.lines()))
@@ -102,7 +135,11 @@ def _tasks(args) -> int:
     from cod.data.tasks import TASKS
 
     for info in TASKS.values():
-        where = "embedded, offline (also: demo)" if info.hub_id is None else f"{info.hub_id}" + (f" / {info.subset}" if info.subset else "")
+        where = (
+            "embedded, offline (also: demo)"
+            if info.hub_id is None
+            else f"{info.hub_id}" + (f" / {info.subset}" if info.subset else "")
+        )
         print(f"{info.name:<16} {'/'.join(info.label_names):<26} {where}\n{'':<16} {info.description}")
     return 0
 

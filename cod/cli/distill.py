@@ -1,8 +1,9 @@
-"""`python -m cod distill --data FILE|TASK --teacher demo --student demo --method kd [--cod] --k 16 --seed 0 --out DIR`.
+"""`python -m cod distill --data FILE|TASK --teacher demo --student demo --method kd [--cod] --k 16 --seed 0
+--out DIR`.
 
-Draws the seeded few-shot set, makes (or reads) the counterfactuals of its real half with --cod, runs `cod.distill.trainer`
-with progress on stderr, prints the final metrics. Runs as is on CPU or one GPU, and on several GPUs through
-`accelerate launch -m cod distill ...`.
+Draws the seeded few-shot set, makes (or reads) the counterfactuals of its real half with --cod, runs
+`cod.distill.trainer` with progress on stderr, prints the final metrics. Runs as is on CPU or one GPU, and on several
+GPUs through `accelerate launch -m cod distill ...`.
 """
 
 from __future__ import annotations
@@ -26,31 +27,69 @@ def register(subparsers) -> None:
         "seeded draw) plus their k/2 counterfactuals; without it, all k real examples. Writes config.json, "
         "metrics.json, train_set.jsonl, README.md and model/ under --out.",
     )
-    p.add_argument("--data", default=None, metavar="FILE|TASK",
-                   help="a data file or a built-in task (demo, sst2, ...)")
-    p.add_argument("--project", default=None, metavar="NAME", help="instead of --data: a project of the store (its "
-                   "draw, held-out data, models and curated counterfactuals); the run is recorded in it")
-    p.add_argument("--db", default=None, metavar="PATH",
-                   help="the store file of --project [$COD_DB or $COD_HOME/cod.db]")
-    p.add_argument("--unreviewed", action="store_true", help="with --project --cod: also train on proposals nobody "
-                   "reviewed (default: only the edited or accepted counterfactual of each example)")
-    p.add_argument("--validation", default=None, metavar="FILE|none", help="labelled examples that choose the checkpoint "
-                   "(default: the task's split, or a file's rows not drawn; 'none': keep the last step)")
-    p.add_argument("--unlabelled", default=None, metavar="FILE", help="texts without labels (a text column): the "
-                   "checkpoint agreeing most with the teacher on them is kept (when no validation is given)")
+    p.add_argument(
+        "--data", default=None, metavar="FILE|TASK", help="a data file or a built-in task (demo, sst2, ...)"
+    )
+    p.add_argument(
+        "--project",
+        default=None,
+        metavar="NAME",
+        help="instead of --data: a project of the store (its "
+        "draw, held-out data, models and curated counterfactuals); the run is recorded in it",
+    )
+    p.add_argument(
+        "--db", default=None, metavar="PATH", help="the store file of --project [$COD_DB or $COD_HOME/cod.db]"
+    )
+    p.add_argument(
+        "--unreviewed",
+        action="store_true",
+        help="with --project --cod: also train on proposals nobody "
+        "reviewed (default: only the edited or accepted counterfactual of each example)",
+    )
+    p.add_argument(
+        "--validation",
+        default=None,
+        metavar="FILE|none",
+        help="labelled examples that choose the checkpoint "
+        "(default: the task's split, or a file's rows not drawn; 'none': keep the last step)",
+    )
+    p.add_argument(
+        "--unlabelled",
+        default=None,
+        metavar="FILE",
+        help="texts without labels (a text column): the "
+        "checkpoint agreeing most with the teacher on them is kept (when no validation is given)",
+    )
     p.add_argument("--unlabelled-column", default=None, metavar="C", help="the text column of --unlabelled [guessed]")
-    p.add_argument("--test", default=None, metavar="FILE", help="test file (default: the task's test split; none for a file)")
+    p.add_argument(
+        "--test", default=None, metavar="FILE", help="test file (default: the task's test split; none for a file)"
+    )
     p.add_argument("--text-column", default=None, metavar="C", help="the text column of --data [guessed by name]")
-    p.add_argument("--label-column", default=None, metavar="L",
-                   help="the label column of --data [a column named label, sentiment, class, stars, ...]")
-    p.add_argument("--counterfactuals", default=None, metavar="FILE", help="JSONL from `python -m cod generate` (with --cod)")
-    p.add_argument("--teacher", default=None, help="teacher: 'demo', a classifier's Hub id or folder, 'demo-llm', "
-                   "a causal LM, or api:MODEL [the project's, or demo]")
+    p.add_argument(
+        "--label-column",
+        default=None,
+        metavar="L",
+        help="the label column of --data [a column named label, sentiment, class, stars, ...]",
+    )
+    p.add_argument(
+        "--counterfactuals", default=None, metavar="FILE", help="JSONL from `python -m cod generate` (with --cod)"
+    )
+    p.add_argument(
+        "--teacher",
+        default=None,
+        help="teacher: 'demo', a classifier's Hub id or folder, 'demo-llm', "
+        "a causal LM, or api:MODEL [the project's, or demo]",
+    )
     add_teacher_args(p)
-    p.add_argument("--student", default=None,
-                   help="student: 'demo', a Hub id or a local folder [the project's, or demo]")
-    p.add_argument("--out", required=True, metavar="DIR", help="run folder (resumed when it holds this run's checkpoint)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any other distill setting (JSON value)")
+    p.add_argument(
+        "--student", default=None, help="student: 'demo', a Hub id or a local folder [the project's, or demo]"
+    )
+    p.add_argument(
+        "--out", required=True, metavar="DIR", help="run folder (resumed when it holds this run's checkpoint)"
+    )
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="any other distill setting (JSON value)"
+    )
     p.add_argument("--device", default=None, help="teacher device: cpu, cuda, cuda:N, mps [best available]")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     p.add_argument("--push-to-hub", default=None, metavar="REPO", help="push the model and its card to this Hub repo")
@@ -89,8 +128,14 @@ def load_splits(args: argparse.Namespace, k: int, seed: int):
     from cod.experiment import open_source, split
 
     config = DataConfig(text_column=args.text_column, label_column=args.label_column)
-    source = open_source(args.data, config, validation=args.validation, test=args.test, unlabelled=args.unlabelled,
-                         unlabelled_column=args.unlabelled_column)
+    source = open_source(
+        args.data,
+        config,
+        validation=args.validation,
+        test=args.test,
+        unlabelled=args.unlabelled,
+        unlabelled_column=args.unlabelled_column,
+    )
     return source, split(source, k, seed)
 
 
@@ -109,10 +154,14 @@ def _progress(quiet: bool):
             from cod.distill.selection import PREFIX
 
             m, prefix = e.metrics, PREFIX.get(e.metrics.get("selection", "validation")) or "val"
-            shares = " ".join(f"{k[len(prefix) + 7:]}={v:.2f}" for k, v in m.items() if k.startswith(f"{prefix}_share_"))
-            line = (f"step {e.step}/{e.total}: {prefix} accuracy {m[f'{prefix}_accuracy']:.4f} macro-F1 "
-                    f"{m[f'{prefix}_macro_f1']:.4f} (best {m['best_metric']:.4f} at step {m['best_step']}) "
-                    f"predicted {shares}")
+            shares = " ".join(
+                f"{k[len(prefix) + 7:]}={v:.2f}" for k, v in m.items() if k.startswith(f"{prefix}_share_")
+            )
+            line = (
+                f"step {e.step}/{e.total}: {prefix} accuracy {m[f'{prefix}_accuracy']:.4f} macro-F1 "
+                f"{m[f'{prefix}_macro_f1']:.4f} (best {m['best_metric']:.4f} at step {m['best_step']}) "
+                f"predicted {shares}"
+            )
             (state["bar"].write if state["bar"] is not None else print)(line, file=sys.stderr)
         elif e.kind in ("done", "stopped", "error") and state["bar"] is not None:
             state["bar"].close()
@@ -139,8 +188,10 @@ def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     if bool(args.data) == bool(args.project):
-        raise ConfigError("Give either --data (a file or a task) or --project (a project of the store), not "
-                          f"{'both' if args.data else 'neither'}.")
+        raise ConfigError(
+            "Give either --data (a file or a task) or --project (a project of the store), not "
+            f"{'both' if args.data else 'neither'}."
+        )
     store = None
     if args.project:
         if args.counterfactuals:
@@ -172,8 +223,11 @@ def run(args: argparse.Namespace) -> int:
             from cod.experiment import training_counterfactuals
 
             cfs = training_counterfactuals(store, args.project, args.unreviewed)
-            _say(f"{len(cfs)} counterfactual(s) of project {args.project!r} train "
-                 f"({'including unreviewed proposals' if args.unreviewed else 'edited or accepted'})", file=sys.stderr)
+            _say(
+                f"{len(cfs)} counterfactual(s) of project {args.project!r} train "
+                f"({'including unreviewed proposals' if args.unreviewed else 'edited or accepted'})",
+                file=sys.stderr,
+            )
         elif args.counterfactuals:
             cfs = read_counterfactuals(args.counterfactuals, names)
         else:  # the offline proposer, cached under $COD_HOME/cache/lexical
@@ -185,13 +239,17 @@ def run(args: argparse.Namespace) -> int:
             write_counterfactuals(out / "counterfactuals.jsonl", cfs, names)
             _say(f"{sum(c.flipped for c in cfs)} of {len(cfs)} flip the teacher", file=sys.stderr)
 
-    run_info = {"data": args.data or f"project:{args.project}", "counterfactuals_file": args.counterfactuals,
-                "task_description": source.description}
+    run_info = {
+        "data": args.data or f"project:{args.project}",
+        "counterfactuals_file": args.counterfactuals,
+        "task_description": source.description,
+    }
     kwargs = {"on_event": _progress(args.quiet), "out_dir": out, "label_names": names, "run_info": run_info}
     if store is not None:
         with store:
-            result, run_id = recorded_distillation(store, args.project, config, teacher, args.student, splits, cfs,
-                                                   **kwargs)
+            result, run_id = recorded_distillation(
+                store, args.project, config, teacher, args.student, splits, cfs, **kwargs
+            )
         _say(f"recorded as run {run_id} of project {args.project!r}")
     else:
         result = run_distillation(config, teacher, args.student, splits, cfs, **kwargs)
@@ -212,17 +270,21 @@ def format_metrics(metrics: dict) -> str:
         value = metrics.get(key)
         return "n/a" if value is None else (f"{value:.{digits}f}" if isinstance(value, float) else str(value))
 
-    return "\n".join([
-        f"{metrics['method']} k={metrics['k']} seed={metrics['seed']} head={metrics['head']}"
-        + (f" lwd={metrics['lwd_mode']}" if metrics.get("lwd_mode") else ""),
-        f"  student test accuracy {f('student_test_accuracy')}  macro-F1 {f('student_test_macro_f1')}  "
-        f"(teacher {f('teacher_test_accuracy')}, agreement {f('test_agreement')})",
-        f"  checkpoint: {checkpoint_line(metrics)}" + (" (stopped)" if metrics.get("stopped") else "")
-        + (" (early stop)" if metrics.get("early_stopped") else ""),
-        f"  {metrics['train_examples']} training examples ({metrics['real_examples']} real, {metrics['counterfactuals_used']} "
-        f"counterfactuals, {metrics['counterfactuals_dropped']} dropped); teacher passes {metrics['teacher_train_forward_passes']} "
-        f"for {metrics['unique_train_texts']} unique texts",
-        f"  {f('wall_seconds', 1)} s wall ({f('train_seconds', 1)} s training, {f('eval_seconds', 1)} s evaluating), "
-        f"peak memory {f('peak_memory_mb', 0)} MB on {metrics['device']}",
-    ])  # fmt: skip
-
+    return "\n".join(
+        [
+            f"{metrics['method']} k={metrics['k']} seed={metrics['seed']} head={metrics['head']}"
+            + (f" lwd={metrics['lwd_mode']}" if metrics.get("lwd_mode") else ""),
+            f"  student test accuracy {f('student_test_accuracy')}  macro-F1 {f('student_test_macro_f1')}  "
+            f"(teacher {f('teacher_test_accuracy')}, agreement {f('test_agreement')})",
+            f"  checkpoint: {checkpoint_line(metrics)}"
+            + (" (stopped)" if metrics.get("stopped") else "")
+            + (" (early stop)" if metrics.get("early_stopped") else ""),
+            f"  {metrics['train_examples']} training examples ({metrics['real_examples']} real, "
+            f"{metrics['counterfactuals_used']} counterfactuals, {metrics['counterfactuals_dropped']} dropped); "
+            f"teacher passes {metrics['teacher_train_forward_passes']} "
+            f"for {metrics['unique_train_texts']} unique texts",
+            f"  {f('wall_seconds', 1)} s wall ({f('train_seconds', 1)} s training, "
+            f"{f('eval_seconds', 1)} s evaluating), "
+            f"peak memory {f('peak_memory_mb', 0)} MB on {metrics['device']}",
+        ]
+    )

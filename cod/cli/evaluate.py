@@ -17,15 +17,21 @@ def register(subparsers) -> None:
         description="Accuracy, macro-F1, calibration, agreement and mean KL on held-out examples; flip fidelity and "
         "edit-path distance on counterfactual probe pairs made from held-out examples (never training ones).",
     )
-    p.add_argument("--model", required=True, help="the student: a distill run folder, a saved model folder, or a Hub id")
+    p.add_argument(
+        "--model", required=True, help="the student: a distill run folder, a saved model folder, or a Hub id"
+    )
     p.add_argument("--teacher", default="demo", help=TEACHER_HELP)
     add_teacher_args(p)
     p.add_argument("--task", default=None, help="built-in task whose split to evaluate on [demo unless --data]")
     p.add_argument("--split", default="test", choices=["test", "validation"], help="split of --task [test]")
     p.add_argument("--data", default=None, help="a labelled file to evaluate on instead of a task split")
     p.add_argument("--limit", type=int, default=0, help="evaluate on the first N examples only")
-    p.add_argument("--probes", default=None, help="a counterfactuals JSONL of held-out pairs to probe the boundary with")
-    p.add_argument("--probe-pairs", type=int, default=32, help="without --probes: make this many probe pairs offline; 0 off [32]")
+    p.add_argument(
+        "--probes", default=None, help="a counterfactuals JSONL of held-out pairs to probe the boundary with"
+    )
+    p.add_argument(
+        "--probe-pairs", type=int, default=32, help="without --probes: make this many probe pairs offline; 0 off [32]"
+    )
     p.add_argument("--out", default=None, help="folder for metrics.json and figures [RUN/eval for a run folder]")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     p.set_defaults(func=run_evaluate)
@@ -36,14 +42,14 @@ def run_evaluate(args: argparse.Namespace) -> int:
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from cod.eval.boundary import boundary_fidelity, boundary_points, check_held_out, edit_path_table, probe_pairs
+    from cod.cli._teacher import load_teacher_from_args
     from cod.counterfactuals.base import read_counterfactuals
     from cod.errors import ModelError
+    from cod.eval.boundary import boundary_fidelity, boundary_points, check_held_out, edit_path_table, probe_pairs
+    from cod.eval.metrics import StudentScorer, evaluate, evaluation_table
+    from cod.eval.plots import boundary_view, edit_path_plot, save_figure
     from cod.io import write_json
     from cod.modeling.heads import register
-    from cod.eval.metrics import StudentScorer, evaluate, evaluation_table
-    from cod.cli._teacher import load_teacher_from_args
-    from cod.eval.plots import boundary_view, edit_path_plot, save_figure
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -59,7 +65,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
         raise ModelError(f"Cannot load the student {args.model!r}: {err}. Give a run folder or a Hub id.") from err
     student_names = [str(model.config.id2label[i]) for i in range(model.config.num_labels)]
     if student_names != list(label_names):
-        raise ModelError(f"The student's labels {student_names} differ from the data's {list(label_names)}: evaluate on matching data.")
+        raise ModelError(
+            f"The student's labels {student_names} differ from the data's {list(label_names)}: "
+            "evaluate on matching data."
+        )
     teacher = load_teacher_from_args(args, label_names)
     student = StudentScorer(model, tokenizer)
     metrics = evaluate(teacher, student, examples, label_names)
@@ -79,7 +88,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
         )
         save_figure(edit_path_plot(edit_path_table(pairs, teacher, student)), out, "edit_paths")
         if hasattr(teacher, "embed"):
-            save_figure(boundary_view(boundary_points(pairs, teacher, student, label_names=label_names)), out, "boundary")
+            save_figure(
+                boundary_view(boundary_points(pairs, teacher, student, label_names=label_names)), out, "boundary"
+            )
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "metrics.json", metrics, sort_keys=False)
     print(f"wrote {out / 'metrics.json'}")

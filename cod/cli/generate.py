@@ -24,32 +24,68 @@ def register(subparsers) -> None:
         description="Propose one counterfactual per example with the offline lexical search or an OpenAI-compatible "
         "LLM; every candidate is checked by the teacher. Writes one JSON object per example.",
     )
-    p.add_argument("--data", required=True, metavar="FILE|TASK", help="a data file (CSV, JSONL, ...) or a built-in task (demo, sst2, ...)")
-    p.add_argument("--split", default=None, help="a task's split (train, validation, test; default train) or a saved dataset's split")
+    p.add_argument(
+        "--data",
+        required=True,
+        metavar="FILE|TASK",
+        help="a data file (CSV, JSONL, ...) or a built-in task (demo, sst2, ...)",
+    )
+    p.add_argument(
+        "--split",
+        default=None,
+        help="a task's split (train, validation, test; default train) or a saved dataset's split",
+    )
     p.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N examples")
-    p.add_argument("--k", type=int, default=None, metavar="K", help="only CoD's real half of the seeded k draw: "
-                   "the examples `cod distill --cod --k K --seed S` trains on")
+    p.add_argument(
+        "--k",
+        type=int,
+        default=None,
+        metavar="K",
+        help="only CoD's real half of the seeded k draw: " "the examples `cod distill --cod --k K --seed S` trains on",
+    )
     p.add_argument("--seed", type=int, default=0, metavar="S", help="the draw's seed, with --k (default 0)")
     p.add_argument("--teacher", default="demo", help=TEACHER_HELP)
     add_teacher_args(p, base_url=False)
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps (default: best available)")
     p.add_argument("--batch-size", type=int, default=32, help="teacher batch size (default 32)")
     p.add_argument("--proposer", choices=("lexical", "llm"), default="lexical")
-    p.add_argument("--target", default=None, metavar="LABEL", help="one target class for all (default: the other class / runner-up)")
+    p.add_argument(
+        "--target",
+        default=None,
+        metavar="LABEL",
+        help="one target class for all (default: the other class / runner-up)",
+    )
     p.add_argument("--out", required=True, metavar="FILE", help="the JSONL file to write")
-    p.add_argument("--cache-dir", default=None, metavar="DIR", help="cache folder (default $COD_HOME/cache/<proposer>)")
+    p.add_argument(
+        "--cache-dir", default=None, metavar="DIR", help="cache folder (default $COD_HOME/cache/<proposer>)"
+    )
     p.add_argument("--no-cache", action="store_true", help="do not read or write the disk cache")
-    p.add_argument("--shrink", action=argparse.BooleanOptionalAction, default=True,
-                   help="revert edits the flip does not need (default on)")  # fmt: skip
+    p.add_argument(
+        "--shrink",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="revert edits the flip does not need (default on)",
+    )
     lex = p.add_argument_group("lexical proposer")
     lex.add_argument("--max-edits", type=int, default=None, metavar="N", help="word edits at most (default 3)")
     lex.add_argument("--beam-width", type=int, default=None, metavar="N", help="beam width (default 4)")
     lex.add_argument("--positions", type=int, default=None, metavar="N", help="salient positions tried (default 6)")
-    lex.add_argument("--substitutes", type=int, default=None, metavar="N", help="candidate words per position (default 6)")
+    lex.add_argument(
+        "--substitutes", type=int, default=None, metavar="N", help="candidate words per position (default 6)"
+    )
     llm = p.add_argument_group("LLM proposer (key from COD_LLM_API_KEY or OPENAI_API_KEY)")
-    llm.add_argument("--llm-base-url", default=None, metavar="URL", help="OpenAI-compatible endpoint (default COD_LLM_BASE_URL or OpenAI)")
-    llm.add_argument("--llm-model", default=None, metavar="NAME", help="model name (default COD_LLM_MODEL or gpt-4o-mini)")
-    llm.add_argument("--llm-task", default=None, choices=("sentiment", "grammaticality", "generic"), help="prompt template")
+    llm.add_argument(
+        "--llm-base-url",
+        default=None,
+        metavar="URL",
+        help="OpenAI-compatible endpoint (default COD_LLM_BASE_URL or OpenAI)",
+    )
+    llm.add_argument(
+        "--llm-model", default=None, metavar="NAME", help="model name (default COD_LLM_MODEL or gpt-4o-mini)"
+    )
+    llm.add_argument(
+        "--llm-task", default=None, choices=("sentiment", "grammaticality", "generic"), help="prompt template"
+    )
     llm.add_argument("--task-description", default=None, help="task description for the generic prompt")
     llm.add_argument("--candidates", type=int, default=None, metavar="N", help="rewrites asked per request")
     llm.add_argument("--rounds", type=int, default=None, metavar="R", help="rounds with the teacher's feedback")
@@ -62,13 +98,14 @@ def load_examples(source: str, split: str | None, limit: int | None, k: int | No
     of the seeded k draw (the same draw as `cod distill`, through `cod.experiment`)."""
     from cod.config import DataConfig
     from cod.data.readers import load
-    from cod.errors import ConfigError, DataError
     from cod.data.tasks import ALIASES, TASKS, load_task
+    from cod.errors import ConfigError, DataError
 
     if limit is not None and limit < 1:
         raise ConfigError(f"--limit must be at least 1, got {limit}.")
     if k is not None:
-        from cod.experiment import open_source, split as draw
+        from cod.experiment import open_source
+        from cod.experiment import split as draw
 
         if split:
             raise ConfigError("--split does not go with --k: the draw is made from the training examples.")
@@ -97,13 +134,21 @@ def _proposer(args, description: str):
 
     cache = False if args.no_cache else args.cache_dir
     if args.proposer == "lexical":
-        settings = {k: getattr(args, k) for k in ("max_edits", "beam_width", "positions", "substitutes") if getattr(args, k) is not None}
+        settings = {
+            k: getattr(args, k)
+            for k in ("max_edits", "beam_width", "positions", "substitutes")
+            if getattr(args, k) is not None
+        }
         return make_proposer("lexical", LexicalConfig(shrink=args.shrink, **settings), cache_dir=cache)
     settings = {
-        "base_url": args.llm_base_url, "model": args.llm_model, "task": args.llm_task, "candidates": args.candidates,
-        "rounds": args.rounds, "concurrency": args.concurrency,
+        "base_url": args.llm_base_url,
+        "model": args.llm_model,
+        "task": args.llm_task,
+        "candidates": args.candidates,
+        "rounds": args.rounds,
+        "concurrency": args.concurrency,
         "task_description": args.task_description if args.task_description is not None else description or None,
-    }  # fmt: skip
+    }
     config = LLMConfig().replace(**{k: v for k, v in settings.items() if v is not None})
     return make_proposer("llm", config, cache_dir=cache)
 
@@ -112,15 +157,17 @@ def run(args: argparse.Namespace) -> int:
     """Handler of `generate`: load, propose in chunks (appending to --out), print the summary."""
     from tqdm import tqdm
 
-    from cod.errors import ConfigError
     from cod.cli._teacher import load_teacher_from_args, say_estimate
+    from cod.errors import ConfigError
     from cod.modeling.loading import check_labels
 
     out = Path(args.out).expanduser()
     if out.exists() and out.is_dir():
         raise ConfigError(f"--out {str(out)!r} is a folder: give a file name such as cfes.jsonl.")
     if not out.parent.exists():
-        raise ConfigError(f"The folder of --out ({str(out.parent)!r}) does not exist: create it or choose another path.")
+        raise ConfigError(
+            f"The folder of --out ({str(out.parent)!r}) does not exist: create it or choose another path."
+        )
     examples, names, description = load_examples(args.data, args.split, args.limit, args.k, args.seed)
     proposer = _proposer(args, description)
     teacher = load_teacher_from_args(args, names, device=args.device, batch_size=args.batch_size)
@@ -140,7 +187,12 @@ def run(args: argparse.Namespace) -> int:
             for i in range(0, len(examples), chunk):
                 part = examples[i : i + chunk]
                 done_before = bar.n
-                cfs = proposer.propose(part, teacher, target=args.target, on_progress=lambda d, t: bar.update(done_before + d - bar.n))
+                cfs = proposer.propose(
+                    part,
+                    teacher,
+                    target=args.target,
+                    on_progress=lambda d, t, done_before=done_before: bar.update(done_before + d - bar.n),
+                )
                 if args.proposer == "llm" and args.shrink:
                     cfs = [shrink(cf, teacher) for cf in cfs]
                 for cf in cfs:
@@ -150,8 +202,11 @@ def run(args: argparse.Namespace) -> int:
                 f.flush()
     except KeyboardInterrupt:
         bar.close()
-        print(f"interrupted after {len(records)} of {len(examples)} examples (written to {out}); "
-              "run the same command again to resume from the cache.", file=sys.stderr)  # fmt: skip
+        print(
+            f"interrupted after {len(records)} of {len(examples)} examples (written to {out}); "
+            "run the same command again to resume from the cache.",
+            file=sys.stderr,
+        )
         raise
     finally:
         bar.close()
@@ -169,7 +224,8 @@ def summary(records: list[dict], seconds: float, forward_passes: int, out: Path)
     median = f"{statistics.median(words):g}" if words else "n/a"
     lines = [
         f"wrote {total} counterfactuals to {out}",
-        f"flip rate {len(flipped) / max(total, 1):.1%} ({len(flipped)}/{total}); median words changed {median} (flipped only)",
+        f"flip rate {len(flipped) / max(total, 1):.1%} ({len(flipped)}/{total}); "
+        f"median words changed {median} (flipped only)",
         f"time {seconds:.1f} s ({total / max(seconds, 1e-9) * 60:.1f} examples/minute); tokens {tokens}; "
         f"teacher forward passes {forward_passes}",
     ]

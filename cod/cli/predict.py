@@ -30,14 +30,20 @@ def register(subparsers) -> None:
 
 def predict(args: argparse.Namespace) -> int:
     """Handler of `predict`."""
-    from cod.errors import ModelError
     from cod.cli._teacher import load_teacher_from_args, say_estimate
+    from cod.errors import ModelError
 
     texts = list(args.texts) or [line.rstrip("\n") for line in sys.stdin if line.strip()]
     if not texts:
-        raise ModelError('No text to score: pass texts as arguments (python -m cod predict "a fine film") or on stdin.')
+        raise ModelError(
+            'No text to score: pass texts as arguments (python -m cod predict "a fine film") or on stdin.'
+        )
     teacher = load_teacher_from_args(
-        args, device=args.device, dtype=args.dtype, max_length=args.max_length, trust_remote_code=args.trust_remote_code
+        args,
+        device=args.device,
+        dtype=args.dtype,
+        max_length=args.max_length,
+        trust_remote_code=args.trust_remote_code,
     )
     say_estimate(teacher, texts)
     probs = teacher.predict_proba(texts)  # (n, num_labels)

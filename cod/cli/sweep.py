@@ -25,20 +25,38 @@ def register(subparsers) -> None:
     )
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any distill setting (JSON value)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
-    p.add_argument("--project", default=None, help="record the results under this store project (the app's Compare tab shows them)")
+    p.add_argument(
+        "--project",
+        default=None,
+        help="record the results under this store project (the app's Compare tab shows them)",
+    )
     p.add_argument("--db", default=None, help="project store file [$COD_DB or $COD_HOME/cod.db]")
     p.add_argument("--no-record", action="store_true", help="do not record the results in the project store")
     add_config_flags(p, SweepConfig, required=("out",), title="sweep settings")
     add_config_flags(p, DistillConfig, skip=_GRID, title="distill settings of every cell (also as --set KEY=VALUE)")
     add_teacher_args(p)
     ray = p.add_argument_group("running on Ray (pip install 'cod[ray]')")
-    ray.add_argument("--backend", default="local", choices=["local", "ray"],
-                     help="local: cells one after another in this process; ray: each cell a Ray task [local]")
-    ray.add_argument("--address", default=None,
-                     help="Ray cluster to join: 'auto' (the one started on this machine with `ray start`), HOST:6379, "
-                     "or ray://HOST:10001 (Ray Client); default: start a Ray runtime on this machine")
-    ray.add_argument("--cpus-per-cell", type=float, default=1, help="CPUs Ray reserves for each cell (torch uses as many threads) [1]")
-    ray.add_argument("--gpus-per-cell", type=float, default=0, help="GPUs Ray reserves for each cell; fractions share a GPU [0]")
+    ray.add_argument(
+        "--backend",
+        default="local",
+        choices=["local", "ray"],
+        help="local: cells one after another in this process; ray: each cell a Ray task [local]",
+    )
+    ray.add_argument(
+        "--address",
+        default=None,
+        help="Ray cluster to join: 'auto' (the one started on this machine with `ray start`), HOST:6379, "
+        "or ray://HOST:10001 (Ray Client); default: start a Ray runtime on this machine",
+    )
+    ray.add_argument(
+        "--cpus-per-cell",
+        type=float,
+        default=1,
+        help="CPUs Ray reserves for each cell (torch uses as many threads) [1]",
+    )
+    ray.add_argument(
+        "--gpus-per-cell", type=float, default=0, help="GPUs Ray reserves for each cell; fractions share a GPU [0]"
+    )
     p.set_defaults(func=run_sweep)
 
 
@@ -78,7 +96,8 @@ def run_sweep(args: argparse.Namespace) -> int:
         elif event.kind == "cell":
             print(
                 f"[{event.done}/{event.total}] {event.cell}: accuracy {m.get('student_accuracy', float('nan')):.4f}, "
-                f"agreement {m.get('agreement', float('nan')):.4f}, flip fidelity {m.get('flip_fidelity', float('nan')):.3f}, "
+                f"agreement {m.get('agreement', float('nan')):.4f}, "
+                f"flip fidelity {m.get('flip_fidelity', float('nan')):.3f}, "
                 f"{m.get('wall_seconds', 0):.0f} s",
                 flush=True,
             )
@@ -102,13 +121,34 @@ def run_sweep(args: argparse.Namespace) -> int:
     finally:
         if recorder is not None:
             recorder.store.close()
-    cols = [c for c in ("method", "k", "n_seeds", "mean", "std", "ci_low", "ci_high", "paired_diff", "paired_ci_low",
-                        "paired_ci_high", "seeds_won") if c in result.summary]  # fmt: skip
+    cols = [
+        c
+        for c in (
+            "method",
+            "k",
+            "n_seeds",
+            "mean",
+            "std",
+            "ci_low",
+            "ci_high",
+            "paired_diff",
+            "paired_ci_low",
+            "paired_ci_high",
+            "seeds_won",
+        )
+        if c in result.summary
+    ]
     if len(result.summary):
         print(result.summary[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    print(f"wrote {result.out_dir / 'results.csv'}, {result.out_dir / 'summary.csv'} in {time.perf_counter() - started:.0f} s")
+    print(
+        f"wrote {result.out_dir / 'results.csv'}, {result.out_dir / 'summary.csv'} "
+        f"in {time.perf_counter() - started:.0f} s"
+    )
     if recorder is not None and recorder.sweep_id is not None:
-        print(f"recorded as sweep {recorder.sweep_id} in {recorder.store.path}" + (f" (project {args.project})" if args.project else ""))
+        print(
+            f"recorded as sweep {recorder.sweep_id} in {recorder.store.path}"
+            + (f" (project {args.project})" if args.project else "")
+        )
     return 0
 
 

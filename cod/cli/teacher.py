@@ -18,7 +18,9 @@ def register(subparsers) -> None:
         "from scratch instead (encodes every demo sentence: 10 to 20 minutes on 2 cores).",
     )
     build.add_argument("--force", action="store_true", help="assemble again even if a complete build exists")
-    build.add_argument("--refit", action="store_true", help="fit the head from scratch instead of using the shipped one")
+    build.add_argument(
+        "--refit", action="store_true", help="fit the head from scratch instead of using the shipped one"
+    )
     build.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
     build.set_defaults(func=build_demo)
     info = sub.add_parser("info", help="show the demo teacher's saved figures (accuracy, build time)")
@@ -28,7 +30,9 @@ def register(subparsers) -> None:
         help="write the built demo teacher's head (weights, recipe, data sha256, metrics) as the shipped head",
         description="After `build-demo --refit`: write its head into cod/modeling/demo/ (or --to DIR) to ship it.",
     )
-    export.add_argument("--to", default=None, help="folder to write head.json and head.safetensors (default: the package)")
+    export.add_argument(
+        "--to", default=None, help="folder to write head.json and head.safetensors (default: the package)"
+    )
     export.set_defaults(func=export_head)
 
 
@@ -68,8 +72,11 @@ def export_head(args: argparse.Namespace) -> int:
 
 
 def _print_metrics(m: dict) -> None:
-    how = (f"assembled in {m['assemble_seconds']:.0f} s from the shipped head" if "assemble_seconds" in m
-           else f"fitted in {m['build_seconds']:.0f} s")
+    how = (
+        f"assembled in {m['assemble_seconds']:.0f} s from the shipped head"
+        if "assemble_seconds" in m
+        else f"fitted in {m['build_seconds']:.0f} s"
+    )
     print(
         f"validation accuracy {m['validation_accuracy']:.4f}, test accuracy {m['test_accuracy']:.4f}, "
         f"{m['train_size']} train sentences, {how}"

@@ -40,7 +40,7 @@ _MAKE_KEYS = {"lexical": ("few_shot", "cache_dir"), "llm": ("api_key", "cache_di
 
 
 def propose(
-    examples: Sequence["Example | str"], teacher: "Teacher", proposer: str = "lexical", config=None, **kw: Any
+    examples: Sequence[Example | str], teacher: Teacher, proposer: str = "lexical", config=None, **kw: Any
 ) -> list[Counterfactual]:
     """One counterfactual per example from the named proposer; other keywords go to its `propose`
     (`target`, `n`, `on_progress`, `stop`) or its constructor (`few_shot`, `api_key`, `cache_dir`)."""

@@ -43,8 +43,16 @@ def content_positions(words: Sequence[str]) -> list[int]:
     return sites or [i for i, w in enumerate(words) if re.search(r"\w", w)] or list(range(len(words)))
 
 
-def _random_ops(proposer: LexicalProposer, teacher: Teacher, words: Sequence[str], size: int, current: int,
-                target: int, rng: np.random.Generator, avoid: set[int] = frozenset()) -> list:
+def _random_ops(
+    proposer: LexicalProposer,
+    teacher: Teacher,
+    words: Sequence[str],
+    size: int,
+    current: int,
+    target: int,
+    rng: np.random.Generator,
+    avoid: set[int] = frozenset(),
+) -> list:
     """`size` candidate edits of the proposer at random content positions (one each), each picked at random."""
     from cod.counterfactuals.lexical import Op
 
@@ -64,8 +72,9 @@ def _random_ops(proposer: LexicalProposer, teacher: Teacher, words: Sequence[str
     return ops
 
 
-def augment_edits(counterfactuals: Sequence[Counterfactual], teacher: Teacher, seed: int = 0,
-                  proposer: LexicalProposer | None = None) -> list[Counterfactual]:
+def augment_edits(
+    counterfactuals: Sequence[Counterfactual], teacher: Teacher, seed: int = 0, proposer: LexicalProposer | None = None
+) -> list[Counterfactual]:
     """One random same-size edit per flipped counterfactual (see the module docstring), scored by the teacher."""
     from cod.counterfactuals.lexical import LexicalProposer, render
 
@@ -89,17 +98,33 @@ def augment_edits(counterfactuals: Sequence[Counterfactual], teacher: Teacher, s
     probs = teacher.predict_proba(texts) if texts else np.zeros((0, 0))
     return [
         Counterfactual(
-            text=cf.text, label=cf.label, teacher_probs=list(cf.teacher_probs), counterfactual=text, target=cf.target,
-            counterfactual_teacher_probs=[float(p) for p in row], proposer=AUGMENT, model=proposer.model,
-            attempts=0, extra={"control": AUGMENT, "matched_words_changed": cf.words_changed, "seed": int(seed),
-                               "ops": [f"{o.source}:{o.kind}@{o.pos}" for o in ops]},
+            text=cf.text,
+            label=cf.label,
+            teacher_probs=list(cf.teacher_probs),
+            counterfactual=text,
+            target=cf.target,
+            counterfactual_teacher_probs=[float(p) for p in row],
+            proposer=AUGMENT,
+            model=proposer.model,
+            attempts=0,
+            extra={
+                "control": AUGMENT,
+                "matched_words_changed": cf.words_changed,
+                "seed": int(seed),
+                "ops": [f"{o.source}:{o.kind}@{o.pos}" for o in ops],
+            },
         )
         for (cf, ops), text, row in zip(records, texts, probs)
     ]
 
 
-def more_counterfactuals(counterfactuals: Sequence[Counterfactual], teacher: Teacher, m: int, seed: int = 0,
-                         proposer: LexicalProposer | None = None) -> list[Counterfactual]:
+def more_counterfactuals(
+    counterfactuals: Sequence[Counterfactual],
+    teacher: Teacher,
+    m: int,
+    seed: int = 0,
+    proposer: LexicalProposer | None = None,
+) -> list[Counterfactual]:
     """Up to `m` distinct flips per flipped counterfactual's original (the given one first), of varied sizes:
     the same-size alternatives its search found, and extensions by one more random candidate edit that still flip."""
     from cod.counterfactuals.lexical import LexicalProposer
@@ -113,8 +138,9 @@ def more_counterfactuals(counterfactuals: Sequence[Counterfactual], teacher: Tea
     return out
 
 
-def _extra_flips(cf: Counterfactual, teacher: Teacher, count: int, rng: np.random.Generator,
-                 proposer: LexicalProposer) -> list[Counterfactual]:
+def _extra_flips(
+    cf: Counterfactual, teacher: Teacher, count: int, rng: np.random.Generator, proposer: LexicalProposer
+) -> list[Counterfactual]:
     """`count` more flips of `cf.text` (teacher-checked), alternating edit sizes from the smallest."""
     from cod.counterfactuals.lexical import render
 
@@ -131,7 +157,11 @@ def _extra_flips(cf: Counterfactual, teacher: Teacher, count: int, rng: np.rando
     if not texts:
         return []
     probs = teacher.predict_proba(texts)  # (n, L)
-    flips = [(E.words_changed(E.diff(cf.text, t)), -float(p[cf.target]), t, p) for t, p in zip(texts, probs) if wins(p, cf.target)]
+    flips = [
+        (E.words_changed(E.diff(cf.text, t)), -float(p[cf.target]), t, p)
+        for t, p in zip(texts, probs)
+        if wins(p, cf.target)
+    ]
     by_size: dict[int, list] = {}
     for flip in sorted(flips, key=lambda f: (f[0], f[1])):
         by_size.setdefault(flip[0], []).append(flip)
@@ -142,9 +172,16 @@ def _extra_flips(cf: Counterfactual, teacher: Teacher, count: int, rng: np.rando
                 picked.append(by_size[size].pop(0))
     return [
         Counterfactual(
-            text=cf.text, label=cf.label, teacher_probs=list(cf.teacher_probs), counterfactual=t, target=cf.target,
-            counterfactual_teacher_probs=[float(x) for x in p], proposer=cf.proposer, model=cf.model,
-            prompt_version=cf.prompt_version, extra={"control": "cod-m", "rank": rank + 2},
+            text=cf.text,
+            label=cf.label,
+            teacher_probs=list(cf.teacher_probs),
+            counterfactual=t,
+            target=cf.target,
+            counterfactual_teacher_probs=[float(x) for x in p],
+            proposer=cf.proposer,
+            model=cf.model,
+            prompt_version=cf.prompt_version,
+            extra={"control": "cod-m", "rank": rank + 2},
         )
         for rank, (_, _, t, p) in enumerate(picked)
     ]

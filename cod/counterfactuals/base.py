@@ -96,7 +96,7 @@ class Counterfactual:
         }
 
     @classmethod
-    def from_record(cls, record: dict[str, Any], label_names: Sequence[str]) -> "Counterfactual":
+    def from_record(cls, record: dict[str, Any], label_names: Sequence[str]) -> Counterfactual:
         """Inverse of `to_record`; labels may be names or indices."""
         names = list(label_names)
 
@@ -144,7 +144,9 @@ def read_counterfactuals(path: str | Path, label_names: Sequence[str]) -> list[C
     return read_jsonl(path, _RECORD_FIX, lambda record: Counterfactual.from_record(record, label_names))
 
 
-def write_counterfactuals(path: str | Path, counterfactuals: Sequence[Counterfactual], label_names: Sequence[str]) -> Path:
+def write_counterfactuals(
+    path: str | Path, counterfactuals: Sequence[Counterfactual], label_names: Sequence[str]
+) -> Path:
     """Write the records as JSONL, atomically (read back with `read_counterfactuals`)."""
     from cod.io import write_jsonl
 
@@ -170,14 +172,18 @@ def resolve_targets(target: Any, count: int, names: Sequence[str]) -> list[int |
                 raise ConfigError(f"Target class {t!r} is not one of the teacher's labels {names}.")
             return names.index(t)
         if isinstance(t, bool) or not (hasattr(t, "__index__") and 0 <= int(t) < len(names)):
-            raise ConfigError(f"Target class {t!r} is not a class index of the teacher (0..{len(names) - 1}: {names}).")
+            raise ConfigError(
+                f"Target class {t!r} is not a class index of the teacher (0..{len(names) - 1}: {names})."
+            )
         return int(t)
 
     if target is None or isinstance(target, str) or hasattr(target, "__index__"):
         return [index(target)] * count
     targets = list(target)
     if len(targets) != count:
-        raise ConfigError(f"Got {len(targets)} targets for {count} examples: give one per example, one for all, or none.")
+        raise ConfigError(
+            f"Got {len(targets)} targets for {count} examples: give one per example, one for all, or none."
+        )
     return [index(t) for t in targets]
 
 
@@ -194,8 +200,8 @@ class Proposer(Protocol):
 
     def propose(
         self,
-        examples: Sequence["Example"],
-        teacher: "Teacher",
+        examples: Sequence[Example],
+        teacher: Teacher,
         target: Sequence[int] | int | None = None,
         n: int = 1,
         on_progress: Progress | None = None,

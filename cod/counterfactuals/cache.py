@@ -40,7 +40,9 @@ class DiskCache:
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
         except OSError as err:
-            raise ConfigError(f"Cannot create the cache folder {str(self.dir)!r}: {err}. Choose a writable folder.") from err
+            raise ConfigError(
+                f"Cannot create the cache folder {str(self.dir)!r}: {err}. Choose a writable folder."
+            ) from err
 
     def __repr__(self) -> str:
         return f"DiskCache({str(self.dir)!r})"
@@ -72,7 +74,9 @@ class DiskCache:
     def put(self, key: dict[str, Any], value: dict[str, Any]) -> Path:
         """Store `value` for `key` atomically (temporary file + rename); returns the entry's path."""
         if not isinstance(value, dict):
-            raise ConfigError(f"A cache value must be a dict, got {type(value).__name__}: wrap it as {{'value': ...}}.")
+            raise ConfigError(
+                f"A cache value must be a dict, got {type(value).__name__}: wrap it as {{'value': ...}}."
+            )
         path = self.path(key)
         text = json.dumps({"key": json.loads(canonical(key)), "value": value}, ensure_ascii=False, indent=1)
         write_text(path, text)

@@ -33,7 +33,7 @@ class Edit:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Edit":
+    def from_dict(cls, d: dict) -> Edit:
         """Inverse of `to_dict`."""
         return cls(d["op"], int(d["start"]), int(d["end"]), tuple(d["old"]), tuple(d["new"]))
 

@@ -29,7 +29,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -59,7 +59,18 @@ log = logging.getLogger(__name__)
 
 LEXICAL_VERSION = "lexical-2"
 # Words that reveal whether a teacher's classes carry sentiment, scored inside a neutral frame.
-PROBE_POSITIVE = ("good", "great", "excellent", "wonderful", "best", "brilliant", "enjoyable", "love", "fun", "charming")
+PROBE_POSITIVE = (
+    "good",
+    "great",
+    "excellent",
+    "wonderful",
+    "best",
+    "brilliant",
+    "enjoyable",
+    "love",
+    "fun",
+    "charming",
+)
 PROBE_NEGATIVE = ("bad", "awful", "terrible", "boring", "worst", "dull", "tedious", "hate", "mess", "bland")
 PROBE_FRAME = "It was {}."
 FINGERPRINT_TEXT = "A plain sentence that fingerprints the teacher."
@@ -165,7 +176,23 @@ def _replace_core(token: str, new_core: str) -> str:
 
 
 def _suffix_class(word: str) -> str:
-    for s in ("ingly", "fully", "ously", "ly", "ing", "ed", "est", "ness", "ful", "ous", "able", "ible", "ive", "er", "s"):
+    for s in (
+        "ingly",
+        "fully",
+        "ously",
+        "ly",
+        "ing",
+        "ed",
+        "est",
+        "ness",
+        "ful",
+        "ous",
+        "able",
+        "ible",
+        "ive",
+        "er",
+        "s",
+    ):
         if word.endswith(s) and len(word) > len(s) + 2 and not (s == "s" and word.endswith(("ss", "us", "is"))):
             return s
     return ""
@@ -174,7 +201,7 @@ def _suffix_class(word: str) -> str:
 class _Kit:
     """What the search needs from one teacher, computed once: class polarity, word vectors, lexicon matrices."""
 
-    def __init__(self, teacher: "Teacher", lexicon: Lexicon):
+    def __init__(self, teacher: Teacher, lexicon: Lexicon):
         self.teacher = teacher
         self.lexicon = lexicon
         self.fingerprint = self._fingerprint()
@@ -266,7 +293,9 @@ class _Kit:
 
     def antonyms(self, word: str, sign: int, k: int) -> list[str]:
         """WordNet antonyms whose VADER valence has the target's sign (or none), known to the tokenizer."""
-        ants = [a for a in self.lexicon.antonyms(word) if usable_word(a) and np.sign(self.lexicon.polarity(a)) in (sign, 0)]
+        ants = [
+            a for a in self.lexicon.antonyms(word) if usable_word(a) and np.sign(self.lexicon.polarity(a)) in (sign, 0)
+        ]
         ants.sort(key=lambda a: np.sign(self.lexicon.polarity(a)) != sign)  # polar antonyms first (stable)
         ok = self.known(ants)[1]
         return [a for a, good in zip(ants, ok) if good][:k]
@@ -303,7 +332,7 @@ class _Kit:
         return [self.pool_words[i] for i in order[:k]]
 
 
-def _as_example(example: "Example | str", teacher: "Teacher") -> "Example":
+def _as_example(example: Example | str, teacher: Teacher) -> Example:
     from cod.data.readers import Example
 
     if isinstance(example, str):
@@ -319,7 +348,7 @@ class LexicalProposer:
     def __init__(
         self,
         config: LexicalConfig | None = None,
-        few_shot: Sequence["Example"] | None = None,
+        few_shot: Sequence[Example] | None = None,
         cache_dir: Path | str | None | bool = None,
     ):
         """`few_shot`: examples whose words are scored for class association (else the examples proposed for);
@@ -352,7 +381,7 @@ class LexicalProposer:
         """The lexicon (and WordNet) version the search draws on."""
         return self.lexicon.version
 
-    def kit(self, teacher: "Teacher") -> _Kit:
+    def kit(self, teacher: Teacher) -> _Kit:
         """The per-teacher resources, built on first use."""
         key = id(teacher)
         if key not in self._kits or self._kits[key].teacher is not teacher:
@@ -361,8 +390,8 @@ class LexicalProposer:
 
     def propose(
         self,
-        examples: Sequence["Example | str"],
-        teacher: "Teacher",
+        examples: Sequence[Example | str],
+        teacher: Teacher,
         target: Sequence[int | str | None] | int | str | None = None,
         n: int | None = 1,
         on_progress: Progress | None = None,
@@ -372,7 +401,8 @@ class LexicalProposer:
 
         `target`: a class index or name for all, one per example, or None (binary: the other class; multi-class:
         the teacher's runner-up). Other flipping texts of the same size found on the way are kept in
-        `extra["alternatives"]` (up to max(n - 1, 3)). A bare string example takes the teacher's prediction as its label.
+        `extra["alternatives"]` (up to max(n - 1, 3)). A bare string example takes the teacher's prediction as its
+        label.
         """
         n = 1 if n is None else n
         if not isinstance(n, int) or n < 1:
@@ -420,14 +450,22 @@ class LexicalProposer:
         return out
 
     # -- helpers ------------------------------------------------------------------------------------------------
-    def _stopped(self, example: "Example", probs: np.ndarray, target: int | None) -> Counterfactual:
+    def _stopped(self, example: Example, probs: np.ndarray, target: int | None) -> Counterfactual:
         return Counterfactual(
-            example.text, example.label, [float(p) for p in probs], "",
-            default_target(probs) if target is None else target, [], proposer=self.name, model=self.model,
-            prompt_version=LEXICAL_VERSION, error="Stopped before this example was proposed.", extra={"stopped": True},
-        )  # fmt: skip
+            example.text,
+            example.label,
+            [float(p) for p in probs],
+            "",
+            default_target(probs) if target is None else target,
+            [],
+            proposer=self.name,
+            model=self.model,
+            prompt_version=LEXICAL_VERSION,
+            error="Stopped before this example was proposed.",
+            extra={"stopped": True},
+        )
 
-    def _cached(self, key: dict, example: "Example", teacher: "Teacher") -> Counterfactual | None:
+    def _cached(self, key: dict, example: Example, teacher: Teacher) -> Counterfactual | None:
         if self.cache is None:
             return None
         record = self.cache.get(key)
@@ -441,7 +479,7 @@ class LexicalProposer:
         cf.extra["cached"] = True
         return cf
 
-    def _search(self, example: "Example", teacher: "Teacher", kit: _Kit, target: int | None, n: int) -> Counterfactual:
+    def _search(self, example: Example, teacher: Teacher, kit: _Kit, target: int | None, n: int) -> Counterfactual:
         start = time.perf_counter()
         text, words = example.text, E.words(example.text)
         probs0 = teacher.predict_proba([text])[0]  # (L,)
@@ -470,10 +508,14 @@ class LexicalProposer:
             return result("", [], [], error="The text is empty: nothing to edit.")
         if current == tgt:
             name = teacher.label_names[tgt]
-            return result("", [], [], error=f"The teacher already predicts {name!r} for this text: choose another target.")
+            return result(
+                "", [], [], error=f"The teacher already predicts {name!r} for this text: choose another target."
+            )
 
         # 1. occlusion: (n_sites, L) probabilities with each content word dropped (function words rarely decide).
-        sites = [i for i, w in enumerate(words) if re.search(r"\w", w) and split_word(w)[1].lower() not in OCCLUSION_SKIP]
+        sites = [
+            i for i, w in enumerate(words) if re.search(r"\w", w) and split_word(w)[1].lower() not in OCCLUSION_SKIP
+        ]
         if len(sites) < self.config.positions:
             sites = [i for i, w in enumerate(words) if re.search(r"\w", w)] or list(range(len(words)))
         drops = [(Op("del", i, source="delete"),) for i in sites]
@@ -530,7 +572,7 @@ class LexicalProposer:
         return result(new_text, new_probs, ops, steps=self.config.max_edits, reason="no flip within max_edits")
 
     @staticmethod
-    def _best_flip(text: str, states, target: int, n: int, fluent: "_Fluency"):
+    def _best_flip(text: str, states, target: int, n: int, fluent: _Fluency):
         """The flipping state with the fewest words changed, then no less fluent than the original, then the most
         fluent, then the highest target probability: (text, probs, ops, extra, estimated fluency); else None."""
         flips = [(ops, t, p) for ops, t, p in states if wins(p, target)]
@@ -547,7 +589,7 @@ class LexicalProposer:
         extra = {"alternatives": alternatives} if alternatives else {}
         return t, p, ops, extra, -neg_f
 
-    def candidate_edits(self, words: Sequence[str], i: int, current: int, target: int, teacher: "Teacher") -> list[Op]:
+    def candidate_edits(self, words: Sequence[str], i: int, current: int, target: int, teacher: Teacher) -> list[Op]:
         """The search's candidate edits at word i toward `target` (the augmentation control draws from them too)."""
         return self._candidates(words, i, current, target, self.kit(teacher))
 
@@ -601,7 +643,10 @@ class LexicalProposer:
                 if lower in MAIN_VERB_AUX and (after in DETERMINERS or after.endswith("'s")):
                     return []  # "does an impressive job": a main verb; "doesn't an", "does not an" are not English
                 negated = AUX_NEGATED.get(lower, lower + "n't")
-                return [Op("sub", j, prefix + match_case(core, negated) + suffix, "negation"), Op("ins", j + 1, "not", "negation")]
+                return [
+                    Op("sub", j, prefix + match_case(core, negated) + suffix, "negation"),
+                    Op("ins", j + 1, "not", "negation"),
+                ]
             if re.match(r"^\w+'(s|re)$", lower):  # "it's", "they're": "not" goes right after
                 return [Op("ins", j + 1, "not", "negation")]
         lower = split_word(words[i])[1].lower()

@@ -24,23 +24,95 @@ WORDNET_DIRS = ("/usr/share/wordnet",)  # COD_WORDNET_DIR, when set, is tried fi
 NEGATORS = {"not", "no", "never", "n't", "nothing", "none", "nobody", "nowhere", "neither", "nor", "cannot", "without"}
 NEGATED_AUX = {"can't": "can", "won't": "will", "shan't": "shall", "ain't": "is", "cannot": "can"}
 AUXILIARIES = {
-    "is", "was", "are", "were", "do", "does", "did", "has", "have", "had", "can", "could",
-    "will", "would", "should", "must", "may", "might",
-}  # fmt: skip
+    "is",
+    "was",
+    "are",
+    "were",
+    "do",
+    "does",
+    "did",
+    "has",
+    "have",
+    "had",
+    "can",
+    "could",
+    "will",
+    "would",
+    "should",
+    "must",
+    "may",
+    "might",
+}
 AUX_NEGATED = {"can": "can't", "will": "won't", "shall": "shan't"}  # otherwise aux + "n't"
 # Intensifiers a hedge can replace ("very good" -> "hardly good"), and the hedges themselves.
 INTENSIFIERS = {
-    "very", "really", "so", "extremely", "truly", "incredibly", "highly", "absolutely", "totally",
-    "remarkably", "genuinely", "thoroughly", "deeply", "utterly", "quite", "most", "always",
-}  # fmt: skip
+    "very",
+    "really",
+    "so",
+    "extremely",
+    "truly",
+    "incredibly",
+    "highly",
+    "absolutely",
+    "totally",
+    "remarkably",
+    "genuinely",
+    "thoroughly",
+    "deeply",
+    "utterly",
+    "quite",
+    "most",
+    "always",
+}
 HEDGES = ("hardly", "barely", "rarely")
 # Words left out of substitutes: slurs, profanity and violence would make training data no one wants.
 _BLOCKED_STEMS = (
-    "fuck", "fuk", "shit", "bitch", "cock", "dick", "nigg", "fag", "slut", "whore", "twat", "cunt", "rape",
-    "rapist", "douche", "bastard", "pussy", "piss", "damn", "kill", "murder", "terror", "suicid", "molest",
-    "slave", "racis", "cancer", "torture", "abuse", "abusive", "dead", "death", "hell", "devil", "asshole",
-    "retard", "porn", "sex", "nazi", "genocid", "massacre", "victim", "bomb", "weapon", "gun",
-)  # fmt: skip
+    "fuck",
+    "fuk",
+    "shit",
+    "bitch",
+    "cock",
+    "dick",
+    "nigg",
+    "fag",
+    "slut",
+    "whore",
+    "twat",
+    "cunt",
+    "rape",
+    "rapist",
+    "douche",
+    "bastard",
+    "pussy",
+    "piss",
+    "damn",
+    "kill",
+    "murder",
+    "terror",
+    "suicid",
+    "molest",
+    "slave",
+    "racis",
+    "cancer",
+    "torture",
+    "abuse",
+    "abusive",
+    "dead",
+    "death",
+    "hell",
+    "devil",
+    "asshole",
+    "retard",
+    "porn",
+    "sex",
+    "nazi",
+    "genocid",
+    "massacre",
+    "victim",
+    "bomb",
+    "weapon",
+    "gun",
+)
 _WORD_RE = re.compile(r"^[a-z][a-z'-]*[a-z]$")
 
 
@@ -104,7 +176,11 @@ def read_vader(path: str | Path) -> dict[str, float]:
 
 def find_wordnet(candidates: tuple[str, ...] | None = None) -> Path | None:
     """The first folder holding WordNet's `data.adj`, or None."""
-    dirs = candidates if candidates is not None else tuple(filter(None, [os.environ.get("COD_WORDNET_DIR")])) + WORDNET_DIRS
+    dirs = (
+        candidates
+        if candidates is not None
+        else tuple(filter(None, [os.environ.get("COD_WORDNET_DIR")])) + WORDNET_DIRS
+    )
     for d in dirs:
         if (Path(d) / "data.adj").exists():
             return Path(d)
@@ -118,7 +194,9 @@ def read_wordnet_antonyms(folder: str | Path) -> dict[str, list[str]]:
     pointer `symbol offset pos source/target(hex 4)`; see wndb(5WN).
     """
     synsets: dict[tuple[str, str], list[str]] = {}  # (pos, offset) -> words
-    pointers: list[tuple[str, str, str, str, str, str]] = []  # (pos, offset, symbol, target offset, target pos, src/tgt)
+    pointers: list[
+        tuple[str, str, str, str, str, str]
+    ] = []  # (pos, offset, symbol, target offset, target pos, src/tgt)
     for pos, name in (("a", "adj"), ("r", "adv"), ("v", "verb")):
         path = Path(folder) / f"data.{name}"
         if not path.exists():

@@ -89,7 +89,9 @@ class LLMProposer:
 
     name = "llm"
 
-    def __init__(self, config: LLMConfig | None = None, api_key: str | None = None, cache_dir: Path | str | None | bool = None):
+    def __init__(
+        self, config: LLMConfig | None = None, api_key: str | None = None, cache_dir: Path | str | None | bool = None
+    ):
         """`cache_dir` None: `$COD_HOME/cache/llm`; False: no disk cache (every run asks the endpoint again)."""
         from cod.paths import cache_dir as default_cache_dir
 
@@ -132,8 +134,8 @@ class LLMProposer:
 
     def propose(
         self,
-        examples: Sequence["Example | str"],
-        teacher: "Teacher",
+        examples: Sequence[Example | str],
+        teacher: Teacher,
         target: Sequence[int | str | None] | int | str | None = None,
         n: int | None = None,
         on_progress: Progress | None = None,
@@ -186,7 +188,9 @@ class LLMProposer:
                 if on_progress is not None:
                     on_progress(finished, len(texts))
 
-        with ThreadPoolExecutor(max_workers=min(self.config.concurrency, len(texts)), thread_name_prefix="cod-llm") as pool:
+        with ThreadPoolExecutor(
+            max_workers=min(self.config.concurrency, len(texts)), thread_name_prefix="cod-llm"
+        ) as pool:
             for future in [pool.submit(work, i) for i in range(len(texts))]:
                 future.result()
         if fatal:
@@ -207,7 +211,10 @@ class LLMProposer:
         version = P.VERSIONS[template]
         if source == target:
             return self._empty(
-                text, label, probs, target,
+                text,
+                label,
+                probs,
+                target,
                 f"The teacher already puts this text in {names[target]!r}, the target: choose another target class.",
                 version=version,
             )
@@ -247,16 +254,25 @@ class LLMProposer:
             "requests": requests,
             "cached_replies": cached,
             "candidates": [
-                {"text": c, "target_prob": round(p[target], 4), "flipped": _argmax(p) == target,
-                 "words_changed": E.words_changed(E.diff(text, c))}
+                {
+                    "text": c,
+                    "target_prob": round(p[target], 4),
+                    "flipped": _argmax(p) == target,
+                    "words_changed": E.words_changed(E.diff(text, c)),
+                }
                 for c, p in scored.items()
             ],
         }
         if problems:
             extra["problems"] = problems
         common = dict(
-            proposer=self.name, model=self.config.model, prompt_version=version, attempts=len(scored),
-            latency_s=time.monotonic() - start, tokens=tokens, extra=extra,
+            proposer=self.name,
+            model=self.config.model,
+            prompt_version=version,
+            attempts=len(scored),
+            latency_s=time.monotonic() - start,
+            tokens=tokens,
+            extra=extra,
         )
         if not scored:
             error = failure or f"No usable rewrite from the model in {rounds} round(s): {'; '.join(problems)}."
@@ -275,11 +291,22 @@ class LLMProposer:
                 error += f" Then: {failure}"
         return Counterfactual(text, label, probs, best, target, scored[best], error=error, **common)
 
-    def _empty(self, text, label, probs, target, error: str, stopped: bool = False, version: str = "") -> Counterfactual:
+    def _empty(
+        self, text, label, probs, target, error: str, stopped: bool = False, version: str = ""
+    ) -> Counterfactual:
         """A record for an example with no candidate at all."""
         return Counterfactual(
-            text, label, [float(p) for p in probs], "", target, [], proposer=self.name, model=self.config.model,
-            prompt_version=version, error=error, extra={"stopped": True} if stopped else {},
+            text,
+            label,
+            [float(p) for p in probs],
+            "",
+            target,
+            [],
+            proposer=self.name,
+            model=self.config.model,
+            prompt_version=version,
+            error=error,
+            extra={"stopped": True} if stopped else {},
         )
 
     # --- requests ----------------------------------------------------------------------------------------------
@@ -331,7 +358,8 @@ class LLMProposer:
                 ) from None
             except openai.PermissionDeniedError as err:
                 raise ProposerError(
-                    f"The endpoint {self.endpoint} refused access to model {cfg.model!r} (HTTP 403: {self._say(err)}): "
+                    f"The endpoint {self.endpoint} refused access to model {cfg.model!r} "
+                    f"(HTTP 403: {self._say(err)}): "
                     f"use a key with access to it or another --llm-model."
                 ) from None
             except openai.NotFoundError as err:

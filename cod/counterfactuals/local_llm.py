@@ -43,8 +43,15 @@ class _Request:
 class LocalChat:
     """Chat completions from a local causal LM; concurrent requests share one batched `generate`."""
 
-    def __init__(self, model: str, temperature: float = 0.0, max_new_tokens: int = 160, max_batch: int = 8,
-                 seed: int = 0, gather_s: float = 0.02):  # fmt: skip
+    def __init__(
+        self,
+        model: str,
+        temperature: float = 0.0,
+        max_new_tokens: int = 160,
+        max_batch: int = 8,
+        seed: int = 0,
+        gather_s: float = 0.02,
+    ):
         self.name = model
         self.model, self.tokenizer = load_causal_lm(model)
         if getattr(self.tokenizer, "chat_template", None) is None:
@@ -109,10 +116,16 @@ class LocalChat:
         self.batches += 1
         with torch.no_grad():
             out = self.model.generate(
-                **enc, max_new_tokens=self.max_new_tokens, do_sample=sample, pad_token_id=pad,
-                **({"temperature": self.temperature, "top_p": 0.95} if sample else {"temperature": None, "top_p": None,
-                                                                                   "top_k": None}),
-            )  # fmt: skip
+                **enc,
+                max_new_tokens=self.max_new_tokens,
+                do_sample=sample,
+                pad_token_id=pad,
+                **(
+                    {"temperature": self.temperature, "top_p": 0.95}
+                    if sample
+                    else {"temperature": None, "top_p": None, "top_k": None}
+                ),
+            )
         new = out[:, enc["input_ids"].shape[1] :]  # (batch, generated)
         prompt_tokens = enc["attention_mask"].sum(1).tolist()
         replies = []

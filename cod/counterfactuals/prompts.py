@@ -106,9 +106,7 @@ def build_messages(
             f"text with minimal changes so that it belongs to {tgt} instead: replace, insert or delete as few "
             f"words as possible and keep the rest exactly as it is."
         )
-    user = (
-        f"{context}{ask}\nGive {n} different rewrites, as a JSON list of {n} strings.\n\nText: {quoted}"
-    )
+    user = f"{context}{ask}\nGive {n} different rewrites, as a JSON list of {n} strings.\n\nText: {quoted}"
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
 
 
@@ -127,14 +125,19 @@ def feedback_message(
             + ", ".join(f"{names[j]} {p:.2f}" for j, p in sorted(enumerate(probs), key=lambda jp: -jp[1]))
             for i, (text, probs) in enumerate(scored, 1)
         ]
-        head = f'The classifier checked your rewrites; none of them is classified as "{names[target]}":\n' + "\n".join(lines)
+        head = f'The classifier checked your rewrites; none of them is classified as "{names[target]}":\n' + "\n".join(
+            lines
+        )
         ask = (
-            f'Write {n} new rewrites of the original text, each still a minimal edit, that the classifier will put '
+            f"Write {n} new rewrites of the original text, each still a minimal edit, that the classifier will put "
             f'in "{names[target]}": change the words that carry the current class more decisively.'
         )
     else:
         head = f"Your reply contained no usable rewrite ({problem or 'nothing could be read from it'})."
-        ask = f"Write {n} rewrites of the original text, each a minimal edit that changes its class to \"{names[target]}\"."
+        ask = (
+            f"Write {n} rewrites of the original text, each a minimal edit that changes its class to "
+            f'"{names[target]}".'
+        )
     return {"role": "user", "content": f"{head}\n{ask}\nReply with only a JSON list of {n} strings."}
 
 

@@ -60,7 +60,7 @@ def margin(probs: Sequence[float], target: int) -> float:
     return float(probs[target] - max(p for k, p in enumerate(probs) if k != target))
 
 
-def score(cfs: Sequence[Counterfactual], teacher: "Teacher | None" = None) -> list[dict[str, Any]]:
+def score(cfs: Sequence[Counterfactual], teacher: Teacher | None = None) -> list[dict[str, Any]]:
     """One dict of scores per counterfactual (embedding and tokenizer scores when the teacher allows them)."""
     cfs = list(cfs)
     rows = [

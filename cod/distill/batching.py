@@ -104,8 +104,9 @@ def build_training_set(
     for pair_id, ex in enumerate(real):
         ts.items.append(TrainItem(ex, False, pair_id))
         ts.originals[pair_id] = ex.text
-        usable = [c for c in by_text.get(ex.text, [])
-                  if c.counterfactual and not c.error and c.counterfactual_teacher_probs]  # fmt: skip
+        usable = [
+            c for c in by_text.get(ex.text, []) if c.counterfactual and not c.error and c.counterfactual_teacher_probs
+        ]
         if not usable:
             ts.counterfactuals_missing += 1
             continue
@@ -124,8 +125,11 @@ def build_training_set(
             "exactly these examples (or run without --cod)."
         )
     if ts.counterfactuals_missing:
-        log.warning("%d of %d real examples have no usable counterfactual: they train alone.",
-                    ts.counterfactuals_missing, len(real))  # fmt: skip
+        log.warning(
+            "%d of %d real examples have no usable counterfactual: they train alone.",
+            ts.counterfactuals_missing,
+            len(real),
+        )
     return ts
 
 
@@ -153,8 +157,9 @@ def candidate_texts(config: DistillConfig, examples: Sequence[Example], counterf
     texts = [e.text for e in real]
     if config.cod:
         wanted = set(texts)
-        texts += [c.counterfactual for c in counterfactuals or []
-                  if c.text in wanted and c.counterfactual and not c.error]  # fmt: skip
+        texts += [
+            c.counterfactual for c in counterfactuals or [] if c.text in wanted and c.counterfactual and not c.error
+        ]
     return list(dict.fromkeys(texts))
 
 
@@ -246,8 +251,14 @@ def teacher_targets(
         return TeacherTargets(dict(zip(unique, logits)), None, len(unique), teacher.forward_passes - before)
     # LWD: one pass with hidden states; the Teacher caches logits only, so this runs the model directly.
     out_logits, out_states = {}, {}
-    batches = length_sorted_batches(teacher.model, teacher.tokenizer, unique, max_length,
-                                    getattr(teacher, "batch_size", 32), output_hidden_states=True)  # fmt: skip
+    batches = length_sorted_batches(
+        teacher.model,
+        teacher.tokenizer,
+        unique,
+        max_length,
+        getattr(teacher, "batch_size", 32),
+        output_hidden_states=True,
+    )
     for idx, out, enc in batches:
         if out.hidden_states is None:
             raise DistillError(f"The teacher {teacher.name!r} returns no hidden states: use method kd instead of lwd.")

@@ -9,9 +9,9 @@ PAPER = "Hamman et al., Few-Shot Knowledge Distillation of LLMs With Counterfact
 
 _SELECTION = {  # how the checkpoint was chosen (metrics["selection"]); never on training or test data
     "validation": "The checkpoint was chosen on {validation_size} labelled validation examples; the test split was "
-                  "only evaluated.",
+    "only evaluated.",
     "teacher_agreement": "No labelled validation data: the checkpoint agreeing most with the teacher on "
-                         "{unlabelled_size} unlabelled texts was kept; the test split was only evaluated.",
+    "{unlabelled_size} unlabelled texts was kept; the test split was only evaluated.",
     "last_step": "No held-out data: training ran a fixed schedule and kept the last step.",
 }
 
@@ -19,8 +19,9 @@ _SELECTION = {  # how the checkpoint was chosen (metrics["selection"]); never on
 def _selection_line(metrics: dict[str, Any]) -> str:
     """How the checkpoint was chosen, in words (older run folders have no sizes: 'n/a')."""
     line = _SELECTION.get(metrics.get("selection"), _SELECTION["validation"])
-    return line.format(validation_size=metrics.get("validation_size", "n/a"),
-                       unlabelled_size=metrics.get("unlabelled_size", "n/a"))
+    return line.format(
+        validation_size=metrics.get("validation_size", "n/a"), unlabelled_size=metrics.get("unlabelled_size", "n/a")
+    )
 
 
 def _fmt(value: Any) -> str:
@@ -42,8 +43,15 @@ def render_model_card(
     """Markdown with YAML front matter: teacher, student, method, k, seed, CoD settings, metrics."""
     method = f"{config['method']}+cod" if config.get("cod") else config["method"]
     base_model = student if "/" in student and not student.startswith(("/", ".")) else None
-    front = ["---", "library_name: transformers", "pipeline_tag: text-classification",
-             "tags:", "- knowledge-distillation", "- counterfactual-distillation", "- cod-studio"]
+    front = [
+        "---",
+        "library_name: transformers",
+        "pipeline_tag: text-classification",
+        "tags:",
+        "- knowledge-distillation",
+        "- counterfactual-distillation",
+        "- cod-studio",
+    ]
     if base_model:
         front.append(f"base_model: {base_model}")
     front.append("---")
@@ -92,9 +100,19 @@ def render_model_card(
         "| metric | value |",
         "|---|---|",
     ]
-    for key in ("student_test_accuracy", "student_test_macro_f1", "teacher_test_accuracy", "test_agreement",
-                "student_validation_accuracy", "teacher_validation_accuracy", "best_step", "steps",
-                "teacher_train_forward_passes", "unique_train_texts", "wall_seconds"):
+    for key in (
+        "student_test_accuracy",
+        "student_test_macro_f1",
+        "teacher_test_accuracy",
+        "test_agreement",
+        "student_validation_accuracy",
+        "teacher_validation_accuracy",
+        "best_step",
+        "steps",
+        "teacher_train_forward_passes",
+        "unique_train_texts",
+        "wall_seconds",
+    ):
         if key in metrics:
             lines.append(f"| {key.replace('_', ' ')} | {_fmt(metrics[key])} |")
     lines += [

@@ -23,16 +23,27 @@ from cod.io import write_json, write_jsonl, write_text
 MODEL_DIR = "model"
 
 
-def train_set_rows(items, label_names: list[str], logits: dict[str, np.ndarray] | None, originals: dict[int, str],
-                   ce_labels: list[int], ce_weights: list[float]):  # fmt: skip
+def train_set_rows(
+    items,
+    label_names: list[str],
+    logits: dict[str, np.ndarray] | None,
+    originals: dict[int, str],
+    ce_labels: list[int],
+    ce_weights: list[float],
+):
     """One row per training example: text, labels by name, counterfactual flag, pair, teacher probabilities."""
     from cod.modeling.inference import softmax
 
     for item, ce_label, ce_weight in zip(items, ce_labels, ce_weights):
         ex = item.example
-        row = {"text": ex.text, "label": label_names[ex.label], "ce_label": label_names[ce_label],
-               "ce_weight": ce_weight, "is_counterfactual": item.is_counterfactual,
-               "pair_id": item.pair_id}  # fmt: skip
+        row = {
+            "text": ex.text,
+            "label": label_names[ex.label],
+            "ce_label": label_names[ce_label],
+            "ce_weight": ce_weight,
+            "is_counterfactual": item.is_counterfactual,
+            "pair_id": item.pair_id,
+        }
         if item.is_counterfactual:
             row["original"] = originals.get(item.pair_id)
         if logits is not None and ex.text in logits:
@@ -58,8 +69,12 @@ def push_to_hub(out_dir: str | Path, repo_id: str, private: bool = False, token:
     api = HfApi(token=token)
     try:
         url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
-        api.upload_folder(folder_path=str(model_dir), repo_id=repo_id, repo_type="model",
-                          commit_message="CoD Studio: distilled student")
+        api.upload_folder(
+            folder_path=str(model_dir),
+            repo_id=repo_id,
+            repo_type="model",
+            commit_message="CoD Studio: distilled student",
+        )
     except Exception as err:  # offline, no token, no rights: one clear message
         raise DistillError(
             f"Could not push {model_dir} to the Hub repo {repo_id!r}: {type(err).__name__}: {err}. "
@@ -79,22 +94,44 @@ def peak_memory_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux: KiB; process peak RSS
 
 
-def write_run_folder(out_dir: Path, config, metrics, model, tokenizer, ts, targets, ce_labels, ce_weights,
-                      label_names, teacher, student_name: str, run_info: dict) -> None:
+def write_run_folder(
+    out_dir: Path,
+    config,
+    metrics,
+    model,
+    tokenizer,
+    ts,
+    targets,
+    ce_labels,
+    ce_weights,
+    label_names,
+    teacher,
+    student_name: str,
+    run_info: dict,
+) -> None:
     """Write config.json, metrics.json, train_set.jsonl, README.md and model/ (see the module docstring)."""
     from cod.distill.modelcard import render_model_card
 
     teacher_name = getattr(teacher, "name", "") if teacher is not None else ""
     info = teacher.info() if hasattr(teacher, "info") else None  # kind, prompt, calibration, votes vs logprobs, cost
-    context = {"teacher": teacher_name, "teacher_info": info, "student": student_name, "label_names": label_names,
-               "lwd_mode": metrics.get("lwd_mode"), "head": metrics.get("head"), **run_info}
+    context = {
+        "teacher": teacher_name,
+        "teacher_info": info,
+        "student": student_name,
+        "label_names": label_names,
+        "lwd_mode": metrics.get("lwd_mode"),
+        "head": metrics.get("head"),
+        **run_info,
+    }
     write_json(out_dir / "config.json", {"distill": config.to_dict(), **context})
     write_json(out_dir / "metrics.json", metrics)
     logits = targets.logits if targets else None
-    write_jsonl(out_dir / "train_set.jsonl", train_set_rows(ts.items, label_names, logits, ts.originals, ce_labels,
-                                                            ce_weights))  # fmt: skip
-    card = render_model_card(config.to_dict(), metrics, teacher_name, student_name, label_names,
-                             run_info.get("data", ""))  # fmt: skip
+    write_jsonl(
+        out_dir / "train_set.jsonl", train_set_rows(ts.items, label_names, logits, ts.originals, ce_labels, ce_weights)
+    )
+    card = render_model_card(
+        config.to_dict(), metrics, teacher_name, student_name, label_names, run_info.get("data", "")
+    )
     write_text(out_dir / "README.md", card)
     save_student(out_dir / MODEL_DIR, model, tokenizer, card)
     if not metrics["stopped"]:

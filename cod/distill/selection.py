@@ -37,9 +37,11 @@ class HeldOut:
     def sizes(self) -> dict[str, int]:
         """validation_size / unlabelled_size for metrics.json (the one not used is 0)."""
         n = len(self.texts)
-        return {"validation_size": n if self.mode == "validation" else 0,
-                "unlabelled_size": n if self.mode == "teacher_agreement" else 0,
-                "held_out_training_overlap_dropped": self.dropped}  # fmt: skip
+        return {
+            "validation_size": n if self.mode == "validation" else 0,
+            "unlabelled_size": n if self.mode == "teacher_agreement" else 0,
+            "held_out_training_overlap_dropped": self.dropped,
+        }
 
 
 def held_out(
@@ -58,8 +60,10 @@ def held_out(
         chosen.dropped = sum(e.text in train for e in validation)
     elif unlabelled:
         if teacher is None:
-            raise DistillError("Selecting on unlabelled texts needs a teacher (its argmax is the reference): "
-                               "load a teacher, or give labelled validation data instead.")  # fmt: skip
+            raise DistillError(
+                "Selecting on unlabelled texts needs a teacher (its argmax is the reference): "
+                "load a teacher, or give labelled validation data instead."
+            )
         texts = [t for t in dict.fromkeys(unlabelled) if t not in train]
         texts = texts[:limit] if limit else texts
         labels = teacher.predict(texts) if texts else np.zeros(0, dtype=int)
@@ -70,8 +74,10 @@ def held_out(
     if chosen.dropped:
         log.warning("%d held-out texts are training texts: left out of checkpoint selection.", chosen.dropped)
     if not chosen.texts:
-        raise DistillError(f"Every {chosen.mode.replace('_', ' ')} text is also a training text: "
-                           "give held-out texts that are not in the training set, or none (the last step is kept).")
+        raise DistillError(
+            f"Every {chosen.mode.replace('_', ' ')} text is also a training text: "
+            "give held-out texts that are not in the training set, or none (the last step is kept)."
+        )
     return chosen
 
 
@@ -125,8 +131,12 @@ class Selection:
 
     def state_dict(self) -> dict[str, Any]:
         """What a checkpoint saves to resume the selection."""
-        return {"best_score": self.best_score, "best_step": self.best_step, "best_metrics": self.best_metrics,
-                "stale": self.stale}  # fmt: skip
+        return {
+            "best_score": self.best_score,
+            "best_step": self.best_step,
+            "best_metrics": self.best_metrics,
+            "stale": self.stale,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Inverse of `state_dict`."""
@@ -135,16 +145,24 @@ class Selection:
 
     def summary(self, last_step: int) -> dict[str, Any]:
         """metrics.json's account of the choice: mode, sizes, chosen step, its held-out scores with intervals."""
-        out: dict[str, Any] = {"selection": self.held.mode, **self.held.sizes(),
-                               "best_step": self.best_step if self.active else last_step,
-                               "student_validation_accuracy": None, "student_validation_macro_f1": None}  # fmt: skip
+        out: dict[str, Any] = {
+            "selection": self.held.mode,
+            **self.held.sizes(),
+            "best_step": self.best_step if self.active else last_step,
+            "student_validation_accuracy": None,
+            "student_validation_macro_f1": None,
+        }
         if self.held.mode == "validation":
             m = self.best_metrics
-            out.update(student_validation_accuracy=m.get("val_accuracy"),
-                       student_validation_macro_f1=m.get("val_macro_f1"),
-                       student_validation_accuracy_ci95=m.get("val_accuracy_ci95"))  # fmt: skip
+            out.update(
+                student_validation_accuracy=m.get("val_accuracy"),
+                student_validation_macro_f1=m.get("val_macro_f1"),
+                student_validation_accuracy_ci95=m.get("val_accuracy_ci95"),
+            )
         elif self.held.mode == "teacher_agreement":
             m = self.best_metrics
-            out.update(student_teacher_agreement=m.get("agreement_accuracy"),
-                       student_teacher_agreement_ci95=m.get("agreement_accuracy_ci95"))  # fmt: skip
+            out.update(
+                student_teacher_agreement=m.get("agreement_accuracy"),
+                student_teacher_agreement_ci95=m.get("agreement_accuracy_ci95"),
+            )
         return out

@@ -66,8 +66,13 @@ def wrap_lora(model, config: DistillConfig):
     from peft import LoraConfig, TaskType, get_peft_model
 
     # The classification head: the Linear layers that output one value per label (kept fully trained).
-    heads = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules()
-                    if isinstance(m, nn.Linear) and m.out_features == model.config.num_labels})  # fmt: skip
+    heads = sorted(
+        {
+            n.rsplit(".", 1)[-1]
+            for n, m in model.named_modules()
+            if isinstance(m, nn.Linear) and m.out_features == model.config.num_labels
+        }
+    )
     lora = LoraConfig(
         task_type=TaskType.SEQ_CLS,
         r=config.lora_r,
@@ -101,8 +106,14 @@ class StudentRunner(nn.Module):
     """Student + LWD projections (student width -> teacher width, one per mapped layer), applied in forward so that
     DDP on several GPUs sees them as part of the model. Without projections it returns no states."""
 
-    def __init__(self, student: nn.Module, projections: int = 0, student_width: int = 0, teacher_width: int = 0,
-                 token_level: bool = False):  # fmt: skip
+    def __init__(
+        self,
+        student: nn.Module,
+        projections: int = 0,
+        student_width: int = 0,
+        teacher_width: int = 0,
+        token_level: bool = False,
+    ):
         super().__init__()
         self.student = student
         self.projections = nn.ModuleList(nn.Linear(student_width, teacher_width) for _ in range(projections))

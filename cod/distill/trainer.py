@@ -123,8 +123,10 @@ def _accelerator(config: DistillConfig):
 
     # Mixed precision is a GPU feature here: on CPU (or MPS) the run stays float32 whatever was asked.
     precision = config.mixed_precision if torch.cuda.is_available() else "no"
-    kwargs: dict[str, Any] = {"mixed_precision": precision,
-                              "gradient_accumulation_steps": config.gradient_accumulation}  # fmt: skip
+    kwargs: dict[str, Any] = {
+        "mixed_precision": precision,
+        "gradient_accumulation_steps": config.gradient_accumulation,
+    }
     if config.tracker:
         from accelerate.tracking import get_available_trackers
 
@@ -179,8 +181,10 @@ def _layer_plan(config: DistillConfig, objective: Objective, teacher, model, tok
         return _LayerPlan()
     kind = getattr(teacher, "kind", "classifier")
     if kind != "classifier":  # an LLM teacher's hidden states read a prompt, not the text the student reads
-        raise DistillError(f"LWD needs a classifier teacher's hidden states; the {kind} teacher {teacher.name!r} "
-                           "is scored on label words: use method kd.")  # fmt: skip
+        raise DistillError(
+            f"LWD needs a classifier teacher's hidden states; the {kind} teacher {teacher.name!r} "
+            "is scored on label words: use method kd."
+        )
     s_layers, s_width = S.layer_count_and_width(model)
     t_count, t_width = S.layer_count_and_width(teacher.model)
     same = tokenizers_match(teacher.tokenizer, tokenizer, texts, config.max_length)
@@ -223,8 +227,12 @@ def _training_data(config, objective: Objective, teacher, tokenizer, examples, c
         counterfactuals, changed = refresh_verdicts(counterfactuals or [], targets.logits)
     ts = build_training_set(config, examples, counterfactuals)
     # CE label: gold for real examples (the teacher's argmax with ce_label teacher), the teacher's for counterfactuals.
-    ce_labels = [it.example.label if it.is_counterfactual or config.ce_label == "gold"
-                 else int(np.argmax(targets.logits[it.example.text])) for it in ts.items]  # fmt: skip
+    ce_labels = [
+        it.example.label
+        if it.is_counterfactual or config.ce_label == "gold"
+        else int(np.argmax(targets.logits[it.example.text]))
+        for it in ts.items
+    ]
     ce_weights = [0.0 if it.is_counterfactual and not config.ce_on_counterfactuals else 1.0 for it in ts.items]
     item_texts = [it.example.text for it in ts.items]
     logits = [targets.logits[t].astype(np.float32) for t in item_texts] if objective.teacher_logits else None
@@ -274,8 +282,9 @@ def _plan(config: DistillConfig, batches: int, processes: int) -> _Plan:
 # ----------------------------------------------------------------------------- one step
 
 
-def training_step(runner, batch: dict[str, Any], objective: Objective, config: DistillConfig, optimizer,
-                  accelerator) -> dict[str, float]:  # fmt: skip
+def training_step(
+    runner, batch: dict[str, Any], objective: Objective, config: DistillConfig, optimizer, accelerator
+) -> dict[str, float]:
     """One forward and backward on a mini-batch with the method's loss; the optimizer steps when gradient
     accumulation says so. Returns the loss terms as floats ("loss" and its parts: ce, kd, lwd)."""
     with accelerator.accumulate(runner):
@@ -364,17 +373,32 @@ class _Trainer:
                 ckpt.save_best(self.out_dir, self.best_weights)
         metrics.update(selection=held.mode, best_step=self.selection.best_step, best_metric=self.selection.best_score)
         self.last_eval_step = self.step
-        self.emit(DistillEvent("eval", self.step, self.plan.total, epoch, metrics=metrics,
-                               elapsed_s=time.perf_counter() - self.t_start))  # fmt: skip
+        self.emit(
+            DistillEvent(
+                "eval",
+                self.step,
+                self.plan.total,
+                epoch,
+                metrics=metrics,
+                elapsed_s=time.perf_counter() - self.t_start,
+            )
+        )
         self.log(metrics)
 
     def checkpoint_state(self) -> dict[str, Any]:
         """Everything a resumed run needs, in one dictionary (checkpoint/last.pt)."""
-        return {"fingerprint": self.fingerprint, "step": self.step, "epoch": self.epoch, "batch": self.batch,
-                "model": self.accelerator.unwrap_model(self.runner).state_dict(),
-                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                "rng": ckpt.rng_state(), "selection": self.selection.state_dict(),
-                "history": [e.to_dict() for e in self.history]}  # fmt: skip
+        return {
+            "fingerprint": self.fingerprint,
+            "step": self.step,
+            "epoch": self.epoch,
+            "batch": self.batch,
+            "model": self.accelerator.unwrap_model(self.runner).state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "rng": ckpt.rng_state(),
+            "selection": self.selection.state_dict(),
+            "history": [e.to_dict() for e in self.history],
+        }
 
     def save_checkpoint(self) -> None:
         if self.out_dir is not None and self.accelerator.is_main_process:
@@ -401,8 +425,17 @@ class _Trainer:
         eta = (time.perf_counter() - t0) / (self.step - step0) * (self.plan.total - self.step)
         losses = {k: float(np.mean([p[k] for p in parts])) for k in parts[0]}
         losses["lr"] = self.scheduler.get_last_lr()[0]
-        self.emit(DistillEvent("step", self.step, self.plan.total, round(epoch, 4), losses=losses, eta_s=eta,
-                               elapsed_s=time.perf_counter() - self.t_start))  # fmt: skip
+        self.emit(
+            DistillEvent(
+                "step",
+                self.step,
+                self.plan.total,
+                round(epoch, 4),
+                losses=losses,
+                eta_s=eta,
+                elapsed_s=time.perf_counter() - self.t_start,
+            )
+        )
         self.log({f"train/{k}": v for k, v in losses.items()})
 
     def train(self) -> None:
@@ -418,8 +451,9 @@ class _Trainer:
             for b, batch in enumerate(self.loader):
                 if epoch == first_epoch and b < skip:  # resumed mid-epoch: trained before the checkpoint
                     continue
-                parts.append(training_step(self.runner, batch, self.objective, self.config, self.optimizer,
-                                           self.accelerator))  # fmt: skip
+                parts.append(
+                    training_step(self.runner, batch, self.objective, self.config, self.optimizer, self.accelerator)
+                )
                 if not self.accelerator.sync_gradients:
                     continue
                 self.scheduler.step()
@@ -458,19 +492,29 @@ def _test_metrics(model, tokenizer, teacher, test, label_names, config: DistillC
 def _run_metrics(t: _Trainer, data: _Data, layers: _LayerPlan, head: str, resumed_from, teacher) -> dict[str, Any]:
     config, held = t.config, t.selection.held
     metrics: dict[str, Any] = {
-        "method": config.label, "k": config.k, "seed": config.seed, "head": head, "lora": config.lora,
-        "lwd_mode": layers.mode, "lwd_teacher_layers": layers.teacher_layers,
+        "method": config.label,
+        "k": config.k,
+        "seed": config.seed,
+        "head": head,
+        "lora": config.lora,
+        "lwd_mode": layers.mode,
+        "lwd_teacher_layers": layers.teacher_layers,
         **t.selection.summary(t.step),
-        "steps": t.step, "total_steps": t.plan.total, "epochs_run": round(t.step / max(1, t.plan.steps_per_epoch), 3),
-        "stopped": t.stopped, "early_stopped": t.selection.exhausted, "resumed_from_step": resumed_from,
+        "steps": t.step,
+        "total_steps": t.plan.total,
+        "epochs_run": round(t.step / max(1, t.plan.steps_per_epoch), 3),
+        "stopped": t.stopped,
+        "early_stopped": t.selection.exhausted,
+        "resumed_from_step": resumed_from,
         "teacher_train_forward_passes": data.targets.requested if data.targets else 0,
         "teacher_train_cache_misses": data.targets.new_forwards if data.targets else 0,
         "counterfactual_verdicts_changed": data.verdicts_changed,
         **data.ts.counts(),
-        "device": str(t.accelerator.device), "num_processes": t.accelerator.num_processes,
+        "device": str(t.accelerator.device),
+        "num_processes": t.accelerator.num_processes,
         "mixed_precision": str(t.accelerator.mixed_precision),
         "trainable_params": sum(p.numel() for p in t.runner.parameters() if p.requires_grad),
-    }  # fmt: skip
+    }
     if teacher is not None and held.mode == "validation":
         metrics["teacher_validation_accuracy"] = float((teacher.predict(held.texts) == held.labels).mean())
     return metrics
@@ -517,8 +561,11 @@ def distill(
     texts = candidate_texts(config, examples, counterfactuals)
     layers = _layer_plan(config, objective, teacher, model, tokenizer, texts)
     data = _training_data(config, objective, teacher, tokenizer, examples, counterfactuals, layers)
-    selection = Selection(held_out(validation, unlabelled, teacher, data.texts, config.max_validation),
-                          config.selection_metric, config.patience)  # fmt: skip
+    selection = Selection(
+        held_out(validation, unlabelled, teacher, data.texts, config.max_validation),
+        config.selection_metric,
+        config.patience,
+    )
 
     if config.lora:
         model = S.wrap_lora(model, config)
@@ -532,8 +579,25 @@ def distill(
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * plan.total), plan.total)
     runner, optimizer, loader = accelerator.prepare(runner, optimizer, loader)
     fingerprint = ckpt.fingerprint(config.to_dict(), list(zip(data.texts, data.ce_labels)), student_name)
-    t = _Trainer(config, objective, accelerator, runner, tokenizer, optimizer, scheduler, loader, sampler, plan,
-                 selection, label_names, out_dir, fingerprint, on_event, stop, t_start)  # fmt: skip
+    t = _Trainer(
+        config,
+        objective,
+        accelerator,
+        runner,
+        tokenizer,
+        optimizer,
+        scheduler,
+        loader,
+        sampler,
+        plan,
+        selection,
+        label_names,
+        out_dir,
+        fingerprint,
+        on_event,
+        stop,
+        t_start,
+    )
     resumed_from = t.resume()
 
     if config.tracker:
@@ -542,8 +606,16 @@ def distill(
     try:
         t.train()
     except Exception as err:
-        t.emit(DistillEvent("error", t.step, plan.total, float(t.epoch), message=f"{type(err).__name__}: {err}",
-                            elapsed_s=time.perf_counter() - t_start))  # fmt: skip
+        t.emit(
+            DistillEvent(
+                "error",
+                t.step,
+                plan.total,
+                float(t.epoch),
+                message=f"{type(err).__name__}: {err}",
+                elapsed_s=time.perf_counter() - t_start,
+            )
+        )
         raise
     train_seconds = time.perf_counter() - t_train - t.eval_seconds  # optimizer steps only, evaluation excluded
     if t.last_eval_step != t.step:  # the last state is a candidate too
@@ -559,14 +631,29 @@ def distill(
         metrics.update(_test_metrics(model, tokenizer, teacher, test, label_names, config))
     eval_seconds = t.eval_seconds + time.perf_counter() - t_eval
     metrics.update(
-        teacher_seconds=round(data.teacher_seconds, 3), train_seconds=round(train_seconds, 3),
+        teacher_seconds=round(data.teacher_seconds, 3),
+        train_seconds=round(train_seconds, 3),
         eval_seconds=round(eval_seconds, 3),
         steps_per_second=round((t.step - (resumed_from or 0)) / train_seconds, 4) if train_seconds > 0 else None,
-        peak_memory_mb=peak_memory_mb(), wall_seconds=round(time.perf_counter() - t_start, 3),
-    )  # fmt: skip
+        peak_memory_mb=peak_memory_mb(),
+        wall_seconds=round(time.perf_counter() - t_start, 3),
+    )
     if out_dir is not None and accelerator.is_main_process:
-        write_run_folder(out_dir, config, metrics, model, tokenizer, data.ts, data.targets, data.ce_labels,
-                         data.ce_weights, label_names, teacher, student_name, run_info or {})  # fmt: skip
+        write_run_folder(
+            out_dir,
+            config,
+            metrics,
+            model,
+            tokenizer,
+            data.ts,
+            data.targets,
+            data.ce_labels,
+            data.ce_weights,
+            label_names,
+            teacher,
+            student_name,
+            run_info or {},
+        )
     if config.tracker:
         accelerator.end_training()
     kind = "stopped" if t.stopped else "done"

@@ -86,7 +86,9 @@ def flip_table(pairs: Sequence[Counterfactual], teacher: Any, student: Any) -> p
     )
     df["teacher_flipped"] = df.teacher_pred != df.teacher_cf_pred
     df["student_flipped"] = df.student_pred != df.student_cf_pred
-    df["same_flip"] = df.teacher_flipped & (df.student_pred == df.teacher_pred) & (df.student_cf_pred == df.teacher_cf_pred)
+    df["same_flip"] = (
+        df.teacher_flipped & (df.student_pred == df.teacher_pred) & (df.student_cf_pred == df.teacher_cf_pred)
+    )
     return df
 
 
@@ -97,7 +99,8 @@ def edit_paths(pair: Counterfactual) -> list[str]:
 
 
 def edit_path_table(pairs: Sequence[Counterfactual], teacher: Any, student: Any) -> pd.DataFrame:
-    """Long table, one row per (pair, step): the text and each model's probability of the target class and prediction."""
+    """Long table, one row per (pair, step): the text and each model's probability of the target class and
+    prediction."""
     rows, texts = [], []
     for pid, pair in enumerate(pairs):
         path = edit_paths(pair)
@@ -130,7 +133,9 @@ def crossing_steps(path_df: pd.DataFrame) -> pd.DataFrame:
         row["distance"] = abs(row["teacher_step"] - row["student_step"])
         row["distance_norm"] = row["distance"] / (n_steps + 1)
         out.append(row)
-    return pd.DataFrame(out, columns=["pair_id", "n_steps", "teacher_step", "student_step", "distance", "distance_norm"])
+    return pd.DataFrame(
+        out, columns=["pair_id", "n_steps", "teacher_step", "student_step", "distance", "distance_norm"]
+    )
 
 
 def boundary_fidelity(pairs: Sequence[Counterfactual], teacher: Any, student: Any) -> dict[str, float]:
@@ -195,7 +200,9 @@ def boundary_points(
         return pd.DataFrame(columns=["pair_id", "kind", "text", "x", "y", "teacher_p", "student_p", "disagree"])
     embed = embed or getattr(teacher, "embed", None)
     if embed is None:
-        raise DataError("The boundary view needs the teacher's embeddings: pass `embed` or a teacher with `.embed(texts)`.")
+        raise DataError(
+            "The boundary view needs the teacher's embeddings: pass `embed` or a teacher with `.embed(texts)`."
+        )
     t = scorer_probs(teacher, texts)
     s = scorer_probs(student, texts, t.shape[1])
     c = t.shape[1] - 1 if class_index is None else class_index

@@ -122,7 +122,8 @@ class _FunctionScorer:
 
 
 def as_scorer(obj: Any):
-    """A scorer from a Teacher / scorer, a `(model, tokenizer)` pair, a DistillResult, or a `texts -> probs` function."""
+    """A scorer from a Teacher / scorer, a `(model, tokenizer)` pair, a DistillResult, or a `texts -> probs`
+    function."""
     if hasattr(obj, "predict_proba"):
         return obj
     if hasattr(obj, "model") and hasattr(obj, "tokenizer"):  # a DistillResult

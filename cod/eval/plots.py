@@ -111,7 +111,9 @@ def cod_gain_vs_k(summary: pd.DataFrame, title: str = "") -> go.Figure:
     fig.add_hline(y=0, line={"color": "black", "width": 1})
     fig.update_xaxes(type="log", tickvals=ks, ticktext=[str(k) for k in ks], title="k (log scale)")
     fig.update_yaxes(title="paired accuracy gain (CoD − baseline)")
-    fig.update_layout(title=title or "CoD gain over its baseline, paired by seed (labels: seeds won)", template="plotly_white")
+    fig.update_layout(
+        title=title or "CoD gain over its baseline, paired by seed (labels: seeds won)", template="plotly_white"
+    )
     return fig
 
 
@@ -199,7 +201,9 @@ def boundary_view(points: pd.DataFrame, title: str = "", arrows: bool = True) ->
     return fig
 
 
-def edit_path_plot(path: pd.DataFrame, pair_ids: Sequence[int] | None = None, max_pairs: int = 8, title: str = "") -> go.Figure:
+def edit_path_plot(
+    path: pd.DataFrame, pair_ids: Sequence[int] | None = None, max_pairs: int = 8, title: str = ""
+) -> go.Figure:
     """Teacher (solid) and student (dashed) probability of the target class at each edit step, for chosen pairs."""
     ids = list(pair_ids) if pair_ids is not None else sorted(path.pair_id.unique())[:max_pairs]
     fig = go.Figure()
@@ -226,7 +230,9 @@ def edit_path_plot(path: pd.DataFrame, pair_ids: Sequence[int] | None = None, ma
     return fig
 
 
-def save_figure(fig: go.Figure, folder: str | Path, name: str, include_plotlyjs: bool | str = True) -> tuple[Path, Path]:
+def save_figure(
+    fig: go.Figure, folder: str | Path, name: str, include_plotlyjs: bool | str = True
+) -> tuple[Path, Path]:
     """Write `name.html` (self-contained unless include_plotlyjs='cdn') and `name.json` (Plotly JSON) into `folder`."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

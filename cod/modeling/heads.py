@@ -175,4 +175,3 @@ def register() -> None:
     """Register the config and model with AutoConfig and AutoModelForSequenceClassification (idempotent)."""
     AutoConfig.register(MODEL_TYPE, MeanPoolingConfig, exist_ok=True)
     AutoModelForSequenceClassification.register(MeanPoolingConfig, MeanPoolingForSequenceClassification, exist_ok=True)
-

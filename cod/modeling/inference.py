@@ -22,8 +22,9 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def length_sorted_batches(model, tokenizer, texts: Sequence[str], max_length: int, batch_size: int,
-                          **forward: Any) -> Iterator[tuple[list[int], Any, Any]]:  # fmt: skip
+def length_sorted_batches(
+    model, tokenizer, texts: Sequence[str], max_length: int, batch_size: int, **forward: Any
+) -> Iterator[tuple[list[int], Any, Any]]:
     """Run `model` over `texts` in batches of similar length; yields (indices into `texts`, model output, encoding).
 
     `forward` goes to the model call (e.g. `output_hidden_states=True`). No gradients; eval mode, restored after."""
@@ -35,8 +36,9 @@ def length_sorted_batches(model, tokenizer, texts: Sequence[str], max_length: in
     try:
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
-            enc = tokenizer([texts[i] for i in idx], padding=True, truncation=True, max_length=max_length,
-                            return_tensors="pt").to(device)  # fmt: skip
+            enc = tokenizer(
+                [texts[i] for i in idx], padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+            ).to(device)
             with torch.inference_mode():
                 out = model(**enc, **forward)
             yield idx, out, enc

@@ -66,7 +66,9 @@ def _check_name(name: str) -> None:
     if looks_local and not path.exists():
         raise ModelError(f"No model folder at {name!r}: give an existing local folder, a Hub id (online), or 'demo'.")
     if path.is_dir() and not (path / "config.json").exists():
-        raise ModelError(f"{name!r} has no config.json: point at a folder saved with save_pretrained (or a Hub id, or 'demo').")
+        raise ModelError(
+            f"{name!r} has no config.json: point at a folder saved with save_pretrained (or a Hub id, or 'demo')."
+        )
 
 
 def has_sentence_transformers_files(name: str) -> bool:
@@ -77,8 +79,15 @@ def has_sentence_transformers_files(name: str) -> bool:
     try:
         from transformers.utils import cached_file
 
-        return cached_file(name, "modules.json", _raise_exceptions_for_missing_entries=False,
-                           _raise_exceptions_for_connection_errors=False) is not None
+        return (
+            cached_file(
+                name,
+                "modules.json",
+                _raise_exceptions_for_missing_entries=False,
+                _raise_exceptions_for_connection_errors=False,
+            )
+            is not None
+        )
     except Exception:  # offline or unknown id: the later load reports the real problem
         return False
 
@@ -189,13 +198,23 @@ def load_classifier(
     if not _is_classifier(config) and require_head:
         raise ModelError(
             f"{name!r} is not a trained sequence classifier (architectures {getattr(config, 'architectures', None)}), "
-            "so it cannot be a teacher: choose a classifier fine-tuned for the task (e.g. a '...-sst-2' model), or 'demo'."
+            "so it cannot be a teacher: choose a classifier fine-tuned for the task (e.g. a '...-sst-2' model), "
+            "or 'demo'."
         )
     if not _is_classifier(config):
-        log.warning("%s has no trained classification head (architectures %s): its head is new and random.",
-                    name, getattr(config, "architectures", None))
-        model, tokenizer = load_student(path, label_names or ["LABEL_0", "LABEL_1"], head=head, device=device,
-                                        trust_remote_code=trust_remote_code, trusted=True)
+        log.warning(
+            "%s has no trained classification head (architectures %s): its head is new and random.",
+            name,
+            getattr(config, "architectures", None),
+        )
+        model, tokenizer = load_student(
+            path,
+            label_names or ["LABEL_0", "LABEL_1"],
+            head=head,
+            device=device,
+            trust_remote_code=trust_remote_code,
+            trusted=True,
+        )
         return model.to(torch_dtype).eval(), tokenizer
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code, **hub)
@@ -221,9 +240,10 @@ def load_student(
 
     head="mean": `MeanPoolingForSequenceClassification` over the checkpoint's encoder; "cls": the checkpoint's own
     `AutoModelForSequenceClassification` (CLS token + pooler); "auto": "mean" for sentence-transformers checkpoints
-    (modules.json / 1_Pooling), else "cls". A checkpoint that already is a classifier with as many labels keeps its head.
-    A causal LM (Llama, Qwen2 ...) becomes a decoder student: "cls" (and "auto") is its architecture's own head, which
-    reads the last real token, "mean" the mean over real tokens; its tokenizer gets a pad token (EOS) when it has none.
+    (modules.json / 1_Pooling), else "cls". A checkpoint that already is a classifier with as many labels keeps its
+    head. A causal LM (Llama, Qwen2 ...) becomes a decoder student: "cls" (and "auto") is its architecture's own
+    head, which reads the last real token, "mean" the mean over real tokens; its tokenizer gets a pad token (EOS)
+    when it has none.
     """
     import torch
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
@@ -260,8 +280,13 @@ def load_student(
             if head == "mean" or config.model_type == MODEL_TYPE:
                 head = "mean"  # a saved mean-pooling model stays one
             model = AutoModelForSequenceClassification.from_pretrained(
-                path, num_labels=len(label_names), ignore_mismatched_sizes=True,
-                trust_remote_code=trust_remote_code, dtype=torch.float32, **labels, **hub,
+                path,
+                num_labels=len(label_names),
+                ignore_mismatched_sizes=True,
+                trust_remote_code=trust_remote_code,
+                dtype=torch.float32,
+                **labels,
+                **hub,
             )
     except (OSError, ValueError) as err:
         raise _load_error(name, err, "student") from err
@@ -277,7 +302,14 @@ def _cache_key(path: str, device, dtype: str, max_length: int, trust_remote_code
     # A local folder's config.json time is part of the key, so a rebuilt model (build-demo --force) is reloaded.
     config = Path(path).expanduser() / "config.json"
     stamp = config.stat().st_mtime_ns if config.exists() else None
-    return (str(Path(path).expanduser().resolve()) if config.exists() else path, str(device), dtype, max_length, trust_remote_code, stamp)
+    return (
+        str(Path(path).expanduser().resolve()) if config.exists() else path,
+        str(device),
+        dtype,
+        max_length,
+        trust_remote_code,
+        stamp,
+    )
 
 
 DEMO_TEACHER_MAX_LENGTH = 128  # the length the demo teacher's saved logits were computed with
@@ -347,8 +379,16 @@ def _load_llm_teacher(name, kind, label_names, options, device, dtype, max_lengt
     with _teachers_lock:
         teacher = _teachers.get(key)
         if teacher is None:
-            teacher = load_llm_teacher(name, kind, labels, options, device=device, dtype=dtype, max_length=max_length,
-                                       trust_remote_code=trust_remote_code)  # fmt: skip
+            teacher = load_llm_teacher(
+                name,
+                kind,
+                labels,
+                options,
+                device=device,
+                dtype=dtype,
+                max_length=max_length,
+                trust_remote_code=trust_remote_code,
+            )
             _teachers[key] = teacher
             while len(_teachers) > max_cached_teachers():  # the least recently loaded one goes first
                 _teachers.pop(next(iter(_teachers)))
@@ -366,6 +406,10 @@ def clear_teacher_cache() -> None:
 def teacher_from_config(config) -> object:
     """`load_teacher` with the settings of a `cod.config.ModelConfig`."""
     return load_teacher(
-        config.name, device=config.device, dtype=config.dtype, max_length=config.max_length,
-        batch_size=config.batch_size, trust_remote_code=config.trust_remote_code,
-    )  # fmt: skip
+        config.name,
+        device=config.device,
+        dtype=config.dtype,
+        max_length=config.max_length,
+        batch_size=config.batch_size,
+        trust_remote_code=config.trust_remote_code,
+    )

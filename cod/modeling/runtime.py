@@ -24,12 +24,16 @@ def pick_device(preferred: str | None = None):
     try:
         device = torch.device(preferred)
     except (RuntimeError, TypeError) as err:
-        raise ModelError(f"Device {preferred!r} is not valid: use cpu, cuda, cuda:N or mps (or leave it empty).") from err
+        raise ModelError(
+            f"Device {preferred!r} is not valid: use cpu, cuda, cuda:N or mps (or leave it empty)."
+        ) from err
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise ModelError(f"Device {preferred!r} was asked for but no CUDA GPU is available here: use cpu.")
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ModelError(f"Device {preferred!r} does not exist: this machine has {torch.cuda.device_count()} GPU(s).")
+            raise ModelError(
+                f"Device {preferred!r} does not exist: this machine has {torch.cuda.device_count()} GPU(s)."
+            )
     elif device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise ModelError(f"Device {preferred!r} was asked for but Apple MPS is not available here: use cpu.")
     elif device.type not in ("cpu", "cuda", "mps"):
@@ -70,8 +74,10 @@ def check_public_model(name: str) -> None:
     allowed = Limits.from_env().allowed_models
     if name.strip() not in allowed:
         listed = ", ".join(repr(a) for a in (DEMO, *allowed))
-        raise ModelError(f"This public app loads only these models: {listed}, not {name.strip()!r}. Run CoD Studio "
-                         "yourself to use any Hub model or local folder (the owner can allow more with COD_ALLOWED_MODELS).")
+        raise ModelError(
+            f"This public app loads only these models: {listed}, not {name.strip()!r}. Run CoD Studio "
+            "yourself to use any Hub model or local folder (the owner can allow more with COD_ALLOWED_MODELS)."
+        )
 
 
 def count_parameters(config) -> int:
@@ -96,8 +102,10 @@ def check_public_size(name: str, config) -> None:
     cap = Limits.from_env().max_model_params
     n = count_parameters(config)
     if n > cap:
-        raise ModelError(f"{name!r} has {n / 1e6:.1f}M parameters, above this public app's limit of {cap / 1e6:.0f}M "
-                         "(COD_MAX_MODEL_PARAMS): choose a smaller model or 'demo'.")
+        raise ModelError(
+            f"{name!r} has {n / 1e6:.1f}M parameters, above this public app's limit of {cap / 1e6:.0f}M "
+            "(COD_MAX_MODEL_PARAMS): choose a smaller model or 'demo'."
+        )
 
 
 def load_error(name: str, err: Exception, what: str = "model") -> ModelError:
@@ -107,7 +115,8 @@ def load_error(name: str, err: Exception, what: str = "model") -> ModelError:
         " This machine is offline (or the Hub is unreachable): download the model on a connected machine and pass its "
         "local folder, or use 'demo'."
         if offline
-        else " Check the id (e.g. 'distilbert/distilbert-base-uncased-finetuned-sst-2-english'), or pass a local folder, or 'demo'."
+        else " Check the id (e.g. 'distilbert/distilbert-base-uncased-finetuned-sst-2-english'), "
+        "or pass a local folder, or 'demo'."
     )
     first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
     return ModelError(f"The {what} {name!r} could not be loaded ({first}).{hint}")

@@ -99,7 +99,13 @@ class Teacher:
 
     def info(self) -> dict:
         """Kind, name, labels and cost: shown in the app and saved with runs."""
-        return {"kind": self.kind, "name": self.name, "labels": self.label_names, "device": str(self.device), "cost": self.cost}
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "labels": self.label_names,
+            "device": str(self.device),
+            "cost": self.cost,
+        }
 
     @property
     def device(self) -> torch.device:
@@ -110,7 +116,8 @@ class Teacher:
         return self._cached(texts, self._logits, lambda: self.num_labels)
 
     def remember(self, texts: Sequence[str], logits: np.ndarray) -> None:
-        """Seed the logits cache with outputs this teacher is known to give (the demo teacher's, on its task's splits)."""
+        """Seed the logits cache with outputs this teacher is known to give (the demo teacher's, on its task's
+        splits)."""
         with self._lock:
             for text, row in zip(texts, np.asarray(logits, dtype=np.float32)):
                 self._logits.setdefault(text, row)
@@ -153,8 +160,9 @@ class Teacher:
     def _forward(self, texts: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
         """Run texts through the model, cache the results, and return them: text -> (logits, pooled or None)."""
         fresh: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
-        batches = length_sorted_batches(self.model, self.tokenizer, texts, self.max_length, self.batch_size,
-                                        output_hidden_states=True)  # fmt: skip
+        batches = length_sorted_batches(
+            self.model, self.tokenizer, texts, self.max_length, self.batch_size, output_hidden_states=True
+        )
         for idx, out, enc in batches:
             logits = out.logits.float().cpu().numpy()  # (batch, num_labels)
             states = getattr(out, "hidden_states", None)

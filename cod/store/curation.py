@@ -129,7 +129,11 @@ class CounterfactualRecord:
             return cf
         probs = list(self.probs) if self.probs else []  # unscored: no verdict rather than the stale one
         return dataclasses.replace(  # fluency None: the proposed text's says nothing about the edited one
-            cf, counterfactual=self.text, counterfactual_teacher_probs=probs, edits=E.diff(cf.text, self.text), fluency=None
+            cf,
+            counterfactual=self.text,
+            counterfactual_teacher_probs=probs,
+            edits=E.diff(cf.text, self.text),
+            fluency=None,
         )
 
 

@@ -180,7 +180,8 @@ CREATE INDEX sweep_results_sweep ON sweep_results (sweep_id, id);
 """
 
 _PROJECTS_V3 = _PROJECTS_V2.replace(
-    "    name TEXT NOT NULL UNIQUE,\n", "    owner TEXT NOT NULL DEFAULT '',           -- '' local; 'hf:<user>' or 'anon:<id>'\n    name TEXT NOT NULL,\n"
+    "    name TEXT NOT NULL UNIQUE,\n",
+    "    owner TEXT NOT NULL DEFAULT '',           -- '' local; 'hf:<user>' or 'anon:<id>'\n    name TEXT NOT NULL,\n",
 ).replace("    updated_at TEXT NOT NULL\n);", "    updated_at TEXT NOT NULL,\n    UNIQUE (owner, name)\n);")
 _OWNERS_V3 = """
 ALTER TABLE runs ADD COLUMN owner TEXT NOT NULL DEFAULT '';
@@ -206,7 +207,9 @@ def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
     for table in ("projects", "examples", "counterfactuals", "history", "runs"):
         conn.execute(f"ALTER TABLE {table} RENAME TO old_{table}")
     # Renaming also rewrote the old tables' REFERENCES clauses; they are dropped below, so that is harmless.
-    _executescript(conn, _PROJECTS_V2 + _EXAMPLES_V2 + _COUNTERFACTUALS_V2 + _ACTIONS_AND_HISTORY_V2 + _RUNS_V2 + _SWEEPS_V2)
+    _executescript(
+        conn, _PROJECTS_V2 + _EXAMPLES_V2 + _COUNTERFACTUALS_V2 + _ACTIONS_AND_HISTORY_V2 + _RUNS_V2 + _SWEEPS_V2
+    )
     conn.execute(
         "INSERT INTO projects (id, name, task, data_source, label_names, teacher, student, k, created_at, updated_at) "
         "SELECT id, name, task, task, label_names, teacher, student, k, created_at, created_at FROM old_projects"
@@ -277,8 +280,10 @@ def _migrate_2_to_3(conn: sqlite3.Connection) -> None:
     Every existing row belongs to the local owner ''. The caller has turned foreign keys off, so dropping the old
     `projects` deletes no example, counterfactual or run; the rebuilt table keeps every id."""
     _executescript(conn, _PROJECTS_V3.replace("CREATE TABLE projects", "CREATE TABLE new_projects"))
-    columns = ("id, name, task, data_source, columns, label_names, teacher, student, k, seed, settings, created_at, "
-               "updated_at")
+    columns = (
+        "id, name, task, data_source, columns, label_names, teacher, student, k, seed, settings, created_at, "
+        "updated_at"
+    )
     conn.execute(f"INSERT INTO new_projects ({columns}) SELECT {columns} FROM projects")
     conn.execute("DROP TABLE projects")
     conn.execute("ALTER TABLE new_projects RENAME TO projects")

@@ -24,7 +24,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,9 +41,19 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CURATED", "PERSON", "RUN_STATUSES", "STATUSES", "Action", "CounterfactualRecord", "HistoryEntry", "Project", "Run",
-           "Store", "default_path"]
-
+__all__ = [
+    "CURATED",
+    "PERSON",
+    "RUN_STATUSES",
+    "STATUSES",
+    "Action",
+    "CounterfactualRecord",
+    "HistoryEntry",
+    "Project",
+    "Run",
+    "Store",
+    "default_path",
+]
 
 
 def default_path() -> Path:
@@ -73,14 +83,29 @@ class Project:
 
     def meta(self) -> dict[str, Any]:
         """The settings that define the project (what an export carries), without ids and times."""
-        return {f: getattr(self, f) for f in ("name", "task", "data_source", "columns", "label_names", "teacher", "student", "k", "seed", "settings")}
+        return {
+            f: getattr(self, f)
+            for f in (
+                "name",
+                "task",
+                "data_source",
+                "columns",
+                "label_names",
+                "teacher",
+                "student",
+                "k",
+                "seed",
+                "settings",
+            )
+        }
 
 
 class Store(RunsMixin, CurationMixin):
     """The project store in one SQLite file; safe to share between threads and processes."""
 
-    def __init__(self, path: str | Path | None = None, timeout_s: float = 30.0, recover: bool = True,
-                 owner: str | None = None):
+    def __init__(
+        self, path: str | Path | None = None, timeout_s: float = 30.0, recover: bool = True, owner: str | None = None
+    ):
         """`owner` None: every owner's rows (the CLI, the app's owner); a string: only that owner's (`for_owner`)."""
         self.path = Path(path).expanduser() if path else default_path()
         self.owner = owner
@@ -88,14 +113,18 @@ class Store(RunsMixin, CurationMixin):
         self._lock = threading.RLock()  # one connection shared by the app's worker threads
         self.backup_path: Path | None = None  # set when opening migrated an older file
         if self.path.is_dir():
-            raise StoreError(f"The store path {self.path} is a folder: give a file path such as {self.path / 'cod.db'}.")
+            raise StoreError(
+                f"The store path {self.path} is a folder: give a file path such as {self.path / 'cod.db'}."
+            )
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._conn = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None, check_same_thread=False)
             self._conn.row_factory = sqlite3.Row
             mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if str(mode).lower() != "wal":
-                log.warning("The store %s could not use WAL mode (got %s); concurrent access will be slower.", self.path, mode)
+                log.warning(
+                    "The store %s could not use WAL mode (got %s); concurrent access will be slower.", self.path, mode
+                )
             self._conn.execute("PRAGMA synchronous=FULL")  # curation is hours of work: fsync every commit
             self._conn.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
             self._ensure_schema()  # foreign keys still off: a migration may rebuild a parent table
@@ -103,7 +132,9 @@ class Store(RunsMixin, CurationMixin):
         except sqlite3.DatabaseError as err:
             with contextlib.suppress(Exception):
                 self._conn.close()
-            raise StoreError(f"{self.path} is not a readable CoD store ({err}): pass another path or move that file away.") from err
+            raise StoreError(
+                f"{self.path} is not a readable CoD store ({err}): pass another path or move that file away."
+            ) from err
         except BaseException:
             with contextlib.suppress(Exception):
                 self._conn.close()
@@ -113,7 +144,7 @@ class Store(RunsMixin, CurationMixin):
 
     # ---- plumbing -------------------------------------------------------------------------------------------
 
-    def for_owner(self, owner: str) -> "Store":
+    def for_owner(self, owner: str) -> Store:
         """This store seen by one owner (same connection): every read and write is limited to their rows."""
         view = copy.copy(self)
         view.owner = str(owner)
@@ -127,7 +158,7 @@ class Store(RunsMixin, CurationMixin):
         with self._lock:
             self._conn.close()
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -140,7 +171,10 @@ class Store(RunsMixin, CurationMixin):
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as err:
-                raise StoreError(f"The store {self.path} stayed locked for {self.timeout_s:g} s ({err}): another process is writing; try again.") from err
+                raise StoreError(
+                    f"The store {self.path} stayed locked for {self.timeout_s:g} s ({err}): "
+                    "another process is writing; try again."
+                ) from err
             try:
                 yield self._conn
                 self._conn.execute("COMMIT")
@@ -148,7 +182,9 @@ class Store(RunsMixin, CurationMixin):
                 with contextlib.suppress(sqlite3.Error):
                     self._conn.execute("ROLLBACK")
                 if isinstance(err, sqlite3.Error):
-                    raise StoreError(f"The store {self.path} could not save the change ({err}); nothing was written.") from err
+                    raise StoreError(
+                        f"The store {self.path} could not save the change ({err}); nothing was written."
+                    ) from err
                 raise
 
     @contextlib.contextmanager
@@ -168,13 +204,16 @@ class Store(RunsMixin, CurationMixin):
                 schema._executescript(c, schema.SCHEMA)
                 return
             if "schema_version" not in tables:
-                raise StoreError(f"{self.path} is an SQLite file but not a CoD store (tables {sorted(tables)}): pass another path.")
+                raise StoreError(
+                    f"{self.path} is an SQLite file but not a CoD store (tables {sorted(tables)}): pass another path."
+                )
             version = c.execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
             if not isinstance(version, int) or version < 1:
                 raise StoreError(f"{self.path} has no valid schema version ({version!r}): it was not written by CoD.")
             if version > schema.CURRENT_VERSION:
                 raise StoreError(
-                    f"{self.path} has schema version {version}, newer than this CoD's {schema.CURRENT_VERSION}: upgrade CoD."
+                    f"{self.path} has schema version {version}, newer than this CoD's {schema.CURRENT_VERSION}: "
+                    "upgrade CoD."
                 )
             if version < schema.CURRENT_VERSION:
                 self.backup_path = self._backup(c, version)
@@ -182,11 +221,17 @@ class Store(RunsMixin, CurationMixin):
                     schema.MIGRATIONS[v](c)
                 c.execute("DELETE FROM schema_version")
                 c.execute("INSERT INTO schema_version (version) VALUES (?)", (schema.CURRENT_VERSION,))
-                log.info("Migrated %s from schema version %d to %d (backup: %s)", self.path, version, schema.CURRENT_VERSION, self.backup_path)
+                log.info(
+                    "Migrated %s from schema version %d to %d (backup: %s)",
+                    self.path,
+                    version,
+                    schema.CURRENT_VERSION,
+                    self.backup_path,
+                )
 
     def _backup(self, c: sqlite3.Connection, version: int) -> Path:
         """Copy the database, as it is inside the migration's transaction, next to it before changing it."""
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         target = self.path.with_name(f"{self.path.name}.v{version}-backup-{stamp}")
         n = 1
         while target.exists():
@@ -227,14 +272,40 @@ class Store(RunsMixin, CurationMixin):
     ) -> Project:
         """Create a project (with its examples) in one transaction; the name must be new."""
         with self._write() as c:
-            self._insert_project(c, name, label_names, examples=examples, split=split, task=task, data_source=data_source,
-                                 columns=columns, teacher=teacher, student=student, k=k, seed=seed, settings=settings)
+            self._insert_project(
+                c,
+                name,
+                label_names,
+                examples=examples,
+                split=split,
+                task=task,
+                data_source=data_source,
+                columns=columns,
+                teacher=teacher,
+                student=student,
+                k=k,
+                seed=seed,
+                settings=settings,
+            )
         return self.project(_check_name(name))
 
-    def _insert_project(self, c: sqlite3.Connection, name: str, label_names: Sequence[str], *, examples: Sequence[Example] = (),
-                        split: str = "train", task: str = "", data_source: str = "", columns: dict[str, Any] | None = None,
-                        teacher: str = "demo", student: str = "demo", k: int = 16, seed: int = 0,
-                        settings: dict[str, Any] | None = None) -> int:
+    def _insert_project(
+        self,
+        c: sqlite3.Connection,
+        name: str,
+        label_names: Sequence[str],
+        *,
+        examples: Sequence[Example] = (),
+        split: str = "train",
+        task: str = "",
+        data_source: str = "",
+        columns: dict[str, Any] | None = None,
+        teacher: str = "demo",
+        student: str = "demo",
+        k: int = 16,
+        seed: int = 0,
+        settings: dict[str, Any] | None = None,
+    ) -> int:
         """Insert a project (and its examples) inside the caller's transaction, so an import is one transaction."""
         name = _check_name(name)
         labels = _check_labels(label_names)
@@ -242,7 +313,9 @@ class Store(RunsMixin, CurationMixin):
             raise StoreError(f"k must be an integer of at least 2 (one example per class), got {k!r}.")
         for field_name, value in (("teacher", teacher), ("student", student)):
             if not str(value or "").strip():
-                raise StoreError(f"A {field_name} model is required for project {name!r}: a Hub id, a local path, or 'demo'.")
+                raise StoreError(
+                    f"A {field_name} model is required for project {name!r}: a Hub id, a local path, or 'demo'."
+                )
         owner = self.owner or ""
         if c.execute("SELECT 1 FROM projects WHERE name = ? AND owner = ?", (name, owner)).fetchone():
             raise StoreError(f"A project named {name!r} already exists: choose another name or open it.")
@@ -250,14 +323,28 @@ class Store(RunsMixin, CurationMixin):
         cur = c.execute(
             "INSERT INTO projects (owner, name, task, data_source, columns, label_names, teacher, student, k, seed, "
             "settings, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (owner, name, task, str(data_source), _dumps(columns or {}), _dumps(labels), teacher, student, k, int(seed),
-             _dumps(settings or {}), now, now),
+            (
+                owner,
+                name,
+                task,
+                str(data_source),
+                _dumps(columns or {}),
+                _dumps(labels),
+                teacher,
+                student,
+                k,
+                int(seed),
+                _dumps(settings or {}),
+                now,
+                now,
+            ),
         )
         self._insert_examples(c, cur.lastrowid, labels, examples, split)
         return cur.lastrowid
 
     def create_project_from_data(self, name: str, data: Any, **kw: Any) -> Project:
-        """Create a project from a `cod.data.readers.LabelledData` (examples, label names, source and column mapping)."""
+        """Create a project from a `cod.data.readers.LabelledData` (examples, label names, source and column
+        mapping)."""
         columns = {"text": getattr(data, "text_column", "text"), "label": getattr(data, "label_column", "label")}
         if getattr(data, "text_pair_column", None):
             columns["text_pair"] = data.text_pair_column
@@ -293,11 +380,16 @@ class Store(RunsMixin, CurationMixin):
         with self._write() as c:
             pid = self._project_id(c, name)
             owner = c.execute("SELECT owner FROM projects WHERE id = ?", (pid,)).fetchone()[0]
-            taken = c.execute("SELECT 1 FROM projects WHERE name = ? AND owner = ?", (values.get("name"), owner)).fetchone()
+            taken = c.execute(
+                "SELECT 1 FROM projects WHERE name = ? AND owner = ?", (values.get("name"), owner)
+            ).fetchone()
             if "name" in values and values["name"] != name and taken:
                 raise StoreError(f"A project named {values['name']!r} already exists: choose another name.")
             sets = ", ".join(f"{key} = ?" for key in values)
-            c.execute(f"UPDATE projects SET {sets}{', ' if sets else ''}updated_at = ? WHERE id = ?", (*values.values(), _now(), pid))
+            c.execute(
+                f"UPDATE projects SET {sets}{', ' if sets else ''}updated_at = ? WHERE id = ?",
+                (*values.values(), _now(), pid),
+            )
         return self.project(changes.get("name", name))
 
     def update_settings(self, name: str, **values: Any) -> dict[str, Any]:
@@ -324,12 +416,27 @@ class Store(RunsMixin, CurationMixin):
         with self._read() as c:
             pid = self._project_id(c, name)
             by_status = {s: 0 for s in STATUSES}
-            by_status.update({r[0]: r[1] for r in c.execute("SELECT status, COUNT(*) FROM counterfactuals WHERE project_id = ? GROUP BY status", (pid,))})
-            runs = {r[0]: r[1] for r in c.execute("SELECT status, COUNT(*) FROM runs WHERE project_id = ? GROUP BY status", (pid,))}
+            by_status.update(
+                {
+                    r[0]: r[1]
+                    for r in c.execute(
+                        "SELECT status, COUNT(*) FROM counterfactuals WHERE project_id = ? GROUP BY status", (pid,)
+                    )
+                }
+            )
+            runs = {
+                r[0]: r[1]
+                for r in c.execute("SELECT status, COUNT(*) FROM runs WHERE project_id = ? GROUP BY status", (pid,))
+            }
             return {
                 "examples": c.execute("SELECT COUNT(*) FROM examples WHERE project_id = ?", (pid,)).fetchone()[0],
-                "splits": {r[0]: r[1] for r in c.execute(
-                    "SELECT split, COUNT(*) FROM examples WHERE project_id = ? GROUP BY split ORDER BY split", (pid,))},
+                "splits": {
+                    r[0]: r[1]
+                    for r in c.execute(
+                        "SELECT split, COUNT(*) FROM examples WHERE project_id = ? GROUP BY split ORDER BY split",
+                        (pid,),
+                    )
+                },
                 "counterfactuals": by_status,
                 "curated": sum(by_status[s] for s in CURATED),
                 "actions": c.execute("SELECT COUNT(*) FROM actions WHERE project_id = ?", (pid,)).fetchone()[0],
@@ -351,8 +458,10 @@ class Store(RunsMixin, CurationMixin):
             raise StoreError(f"No project named {name!r} in {self.path}: known projects are {known or 'none yet'}.")
         if len(rows) > 1 and rows[0]["owner"] != "":
             owners = [r["owner"] for r in rows]
-            raise StoreError(f"{len(rows)} owners have a project named {name!r} ({owners}): open the store for one "
-                             "owner (Store(owner=...)).")
+            raise StoreError(
+                f"{len(rows)} owners have a project named {name!r} ({owners}): open the store for one "
+                "owner (Store(owner=...))."
+            )
         return rows[0]["id"]
 
     def _labels_of(self, c: sqlite3.Connection, project_id: int) -> list[str]:
@@ -368,12 +477,18 @@ class Store(RunsMixin, CurationMixin):
             c.execute("UPDATE projects SET updated_at = ? WHERE id = ?", (_now(), pid))
             return ids
 
-    def _insert_examples(self, c: sqlite3.Connection, pid: int, labels: list[str], examples: Sequence[Example], split: str) -> list[int]:
-        start = c.execute("SELECT COALESCE(MAX(position) + 1, 0) FROM examples WHERE project_id = ? AND split = ?", (pid, split)).fetchone()[0]
+    def _insert_examples(
+        self, c: sqlite3.Connection, pid: int, labels: list[str], examples: Sequence[Example], split: str
+    ) -> list[int]:
+        start = c.execute(
+            "SELECT COALESCE(MAX(position) + 1, 0) FROM examples WHERE project_id = ? AND split = ?", (pid, split)
+        ).fetchone()[0]
         ids = []
         for i, ex in enumerate(examples):
             if not isinstance(ex.label, int) or not 0 <= ex.label < len(labels):
-                raise DataError(f"Example {i} ({ex.text[:60]!r}) has label {ex.label!r}, outside the project's labels {labels}.")
+                raise DataError(
+                    f"Example {i} ({ex.text[:60]!r}) has label {ex.label!r}, outside the project's labels {labels}."
+                )
             cur = c.execute(
                 "INSERT INTO examples (project_id, split, position, text, text_pair, label) VALUES (?, ?, ?, ?, ?, ?)",
                 (pid, split, start + i, ex.text, ex.text_pair, ex.label),
@@ -432,7 +547,18 @@ def _check_labels(label_names: Sequence[str]) -> list[str]:
 
 def _project(row: sqlite3.Row) -> Project:
     return Project(
-        id=row["id"], name=row["name"], task=row["task"], data_source=row["data_source"], columns=json.loads(row["columns"]),
-        label_names=json.loads(row["label_names"]), teacher=row["teacher"], student=row["student"], k=row["k"], seed=row["seed"],
-        settings=json.loads(row["settings"]), created_at=row["created_at"], updated_at=row["updated_at"], owner=row["owner"],
+        id=row["id"],
+        name=row["name"],
+        task=row["task"],
+        data_source=row["data_source"],
+        columns=json.loads(row["columns"]),
+        label_names=json.loads(row["label_names"]),
+        teacher=row["teacher"],
+        student=row["student"],
+        k=row["k"],
+        seed=row["seed"],
+        settings=json.loads(row["settings"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        owner=row["owner"],
     )

@@ -15,7 +15,7 @@ import socket
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ STALE_FOREIGN_RUN_S = 3600.0  # a run owned by another host is presumed dead aft
 
 def _now() -> str:
     """UTC time as ISO 8601 with microseconds: every store timestamp, so they sort as strings."""
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 def _dumps(value: Any) -> str:
@@ -61,7 +61,12 @@ class RunsMixin:
     # ---- runs -----------------------------------------------------------------------------------------------
 
     def start_run(
-        self, project: str | None, config: Any, kind: str = "distill", artifact_dir: str | Path | None = None, resumed_from: int | None = None
+        self,
+        project: str | None,
+        config: Any,
+        kind: str = "distill",
+        artifact_dir: str | Path | None = None,
+        resumed_from: int | None = None,
     ) -> Run:
         """Record a run started by this process (status 'running'); `config` is a dict or a config with to_dict()."""
         config = config.to_dict() if hasattr(config, "to_dict") else dict(config)
@@ -73,9 +78,24 @@ class RunsMixin:
             cur = c.execute(
                 "INSERT INTO runs (owner, project_id, kind, config, status, artifact_dir, pid, host, pid_started, "
                 "heartbeat_at, resumed_from, started_at) VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)",
-                (owner, project_id, kind, _dumps(config), str(artifact_dir) if artifact_dir else None, pid_, host, started, now, resumed_from, now),
+                (
+                    owner,
+                    project_id,
+                    kind,
+                    _dumps(config),
+                    str(artifact_dir) if artifact_dir else None,
+                    pid_,
+                    host,
+                    started,
+                    now,
+                    resumed_from,
+                    now,
+                ),
             )
-            c.execute("INSERT INTO run_events (run_id, kind, payload, at) VALUES (?, 'started', ?, ?)", (cur.lastrowid, _dumps({"pid": pid_, "host": host}), now))
+            c.execute(
+                "INSERT INTO run_events (run_id, kind, payload, at) VALUES (?, 'started', ?, ?)",
+                (cur.lastrowid, _dumps({"pid": pid_, "host": host}), now),
+            )
             run_id = cur.lastrowid
         return self.run(run_id)
 
@@ -85,22 +105,38 @@ class RunsMixin:
         now = _now()
         with self._write() as c:
             self._run_row(c, run_id)
-            c.execute("INSERT INTO run_events (run_id, kind, payload, at) VALUES (?, ?, ?, ?)", (run_id, str(payload.get("kind", "event")), _dumps(payload), now))
+            c.execute(
+                "INSERT INTO run_events (run_id, kind, payload, at) VALUES (?, ?, ?, ?)",
+                (run_id, str(payload.get("kind", "event")), _dumps(payload), now),
+            )
             c.execute("UPDATE runs SET heartbeat_at = ? WHERE id = ?", (now, run_id))
 
-    def finish_run(self, run_id: int, status: str = "done", metrics: dict[str, Any] | None = None, error: str = "", artifact_dir: str | Path | None = None) -> Run:
+    def finish_run(
+        self,
+        run_id: int,
+        status: str = "done",
+        metrics: dict[str, Any] | None = None,
+        error: str = "",
+        artifact_dir: str | Path | None = None,
+    ) -> Run:
         """Close a run as done, failed, stopped or interrupted, with its final metrics."""
         if status not in RUN_STATUSES or status == "running":
-            raise StoreError(f"A run finishes as one of {[s for s in RUN_STATUSES if s != 'running']}, not {status!r}.")
+            raise StoreError(
+                f"A run finishes as one of {[s for s in RUN_STATUSES if s != 'running']}, not {status!r}."
+            )
         now = _now()
         with self._write() as c:
             row = self._run_row(c, run_id)
             merged = {**json.loads(row["metrics"]), **(metrics or {})}
             c.execute(
-                "UPDATE runs SET status = ?, metrics = ?, error = ?, finished_at = ?, artifact_dir = COALESCE(?, artifact_dir) WHERE id = ?",
+                "UPDATE runs SET status = ?, metrics = ?, error = ?, finished_at = ?, "
+                "artifact_dir = COALESCE(?, artifact_dir) WHERE id = ?",
                 (status, _dumps(merged), error, now, str(artifact_dir) if artifact_dir else None, run_id),
             )
-            c.execute("INSERT INTO run_events (run_id, kind, payload, at) VALUES (?, ?, ?, ?)", (run_id, status, _dumps({"error": error} if error else {}), now))
+            c.execute(
+                "INSERT INTO run_events (run_id, kind, payload, at) VALUES (?, ?, ?, ?)",
+                (run_id, status, _dumps({"error": error} if error else {}), now),
+            )
         return self.run(run_id)
 
     def run(self, run_id: int) -> Run:
@@ -124,7 +160,9 @@ class RunsMixin:
         """The run's timeline: each event's payload plus its 'at' time, oldest first."""
         with self._read() as c:
             self._run_row(c, run_id)
-            rows = c.execute("SELECT kind, payload, at FROM run_events WHERE run_id = ? ORDER BY id", (run_id,)).fetchall()
+            rows = c.execute(
+                "SELECT kind, payload, at FROM run_events WHERE run_id = ? ORDER BY id", (run_id,)
+            ).fetchall()
         return [{"kind": r["kind"], **json.loads(r["payload"]), "at": r["at"]} for r in rows]
 
     def resume_run(self, run_id: int) -> Run:
@@ -142,7 +180,9 @@ class RunsMixin:
     def recover_runs(self) -> list[int]:
         """Mark runs left 'running' by a process that no longer exists as 'interrupted'; returns their ids."""
         with self._read() as c:
-            candidates = [r["id"] for r in c.execute("SELECT * FROM runs WHERE status = 'running'") if not _owner_alive(r)]
+            candidates = [
+                r["id"] for r in c.execute("SELECT * FROM runs WHERE status = 'running'") if not _owner_alive(r)
+            ]
         if not candidates:
             return []
         dead = []
@@ -152,9 +192,19 @@ class RunsMixin:
                 row = c.execute("SELECT * FROM runs WHERE id = ? AND status = 'running'", (run_id,)).fetchone()
                 if row is None or _owner_alive(row):
                     continue  # finished or re-claimed meanwhile
-                why = f"cut off: its process (pid {row['pid']} on {row['host']}) is gone" if row["pid"] else "cut off: its process is gone"
-                c.execute("UPDATE runs SET status = 'interrupted', error = ?, finished_at = ? WHERE id = ?", (why, now, run_id))
-                c.execute("INSERT INTO run_events (run_id, kind, payload, at) VALUES (?, 'interrupted', ?, ?)", (run_id, _dumps({"error": why}), now))
+                why = (
+                    f"cut off: its process (pid {row['pid']} on {row['host']}) is gone"
+                    if row["pid"]
+                    else "cut off: its process is gone"
+                )
+                c.execute(
+                    "UPDATE runs SET status = 'interrupted', error = ?, finished_at = ? WHERE id = ?",
+                    (why, now, run_id),
+                )
+                c.execute(
+                    "INSERT INTO run_events (run_id, kind, payload, at) VALUES (?, 'interrupted', ?, ?)",
+                    (run_id, _dumps({"error": why}), now),
+                )
                 dead.append(run_id)
         if dead:
             log.warning("Marked %d run(s) cut off by a dead process as interrupted: %s", len(dead), dead)
@@ -198,31 +248,60 @@ class RunsMixin:
         """Append result rows (one results.csv line each) to a sweep, in one transaction."""
         with self._write() as c:
             self._sweep_row(c, sweep_id)
-            c.executemany("INSERT INTO sweep_results (sweep_id, run_id, row) VALUES (?, ?, ?)", [(sweep_id, run_id, _dumps(dict(r))) for r in rows])
+            c.executemany(
+                "INSERT INTO sweep_results (sweep_id, run_id, row) VALUES (?, ?, ?)",
+                [(sweep_id, run_id, _dumps(dict(r))) for r in rows],
+            )
 
     def sweep_results(self, sweep_id: int) -> list[dict[str, Any]]:
         """A sweep's result rows in the order they were added."""
         with self._read() as c:
             self._sweep_row(c, sweep_id)
-            return [json.loads(r[0]) for r in c.execute("SELECT row FROM sweep_results WHERE sweep_id = ? ORDER BY id", (sweep_id,))]
+            return [
+                json.loads(r[0])
+                for r in c.execute("SELECT row FROM sweep_results WHERE sweep_id = ? ORDER BY id", (sweep_id,))
+            ]
 
     def sweeps(self, project: str | None = None) -> list[dict[str, Any]]:
         """Sweeps (of one project): id, label, config, created_at and the number of result rows, newest first."""
         with self._read() as c:
-            query, args = "SELECT s.*, (SELECT COUNT(*) FROM sweep_results r WHERE r.sweep_id = s.id) AS n FROM sweeps s WHERE 1 = 1", []
+            query, args = (
+                "SELECT s.*, (SELECT COUNT(*) FROM sweep_results r WHERE r.sweep_id = s.id) AS n "
+                "FROM sweeps s WHERE 1 = 1",
+                [],
+            )
             if self.owner is not None:
                 query, args = query + " AND s.owner = ?", [self.owner]
             if project is not None:
                 query, args = query + " AND s.project_id = ?", [*args, self._project_id(c, project)]
             rows = c.execute(query + " ORDER BY s.id DESC", args).fetchall()
-        return [{"id": r["id"], "label": r["label"], "config": json.loads(r["config"]), "created_at": r["created_at"], "rows": r["n"]} for r in rows]
+        return [
+            {
+                "id": r["id"],
+                "label": r["label"],
+                "config": json.loads(r["config"]),
+                "created_at": r["created_at"],
+                "rows": r["n"],
+            }
+            for r in rows
+        ]
 
 
 def _run(row: sqlite3.Row) -> Run:
     return Run(
-        id=row["id"], project_id=row["project_id"], kind=row["kind"], config=json.loads(row["config"]), status=row["status"],
-        metrics=json.loads(row["metrics"]), artifact_dir=row["artifact_dir"], error=row["error"], pid=row["pid"], host=row["host"],
-        resumed_from=row["resumed_from"], started_at=row["started_at"], finished_at=row["finished_at"],
+        id=row["id"],
+        project_id=row["project_id"],
+        kind=row["kind"],
+        config=json.loads(row["config"]),
+        status=row["status"],
+        metrics=json.loads(row["metrics"]),
+        artifact_dir=row["artifact_dir"],
+        error=row["error"],
+        pid=row["pid"],
+        host=row["host"],
+        resumed_from=row["resumed_from"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
     )
 
 
@@ -261,7 +340,7 @@ def _owner_alive(row: sqlite3.Row) -> bool:
     if host != socket.gethostname():
         # Another machine (or a restarted container): only its heartbeat can tell.
         last = row["heartbeat_at"] or row["started_at"]
-        age = (datetime.now(timezone.utc) - datetime.fromisoformat(last)).total_seconds()
+        age = (datetime.now(UTC) - datetime.fromisoformat(last)).total_seconds()
         return age < STALE_FOREIGN_RUN_S
     if pid != os.getpid():
         try:

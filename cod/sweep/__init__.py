@@ -25,6 +25,21 @@ from cod.sweep.run import sweep
 from cod.sweep.tables import SweepResult, load_results, summarise_results
 
 __all__ = [
-    "Backend", "Cell", "CellOutcome", "Draw", "LocalBackend", "RayBackend", "Shared", "SweepEvent", "SweepResult",
-    "baseline_of", "cell_name", "grid_cells", "load_results", "run_cell", "settings_key", "summarise_results", "sweep",
-]  # fmt: skip
+    "Backend",
+    "Cell",
+    "CellOutcome",
+    "Draw",
+    "LocalBackend",
+    "RayBackend",
+    "Shared",
+    "SweepEvent",
+    "SweepResult",
+    "baseline_of",
+    "cell_name",
+    "grid_cells",
+    "load_results",
+    "run_cell",
+    "settings_key",
+    "summarise_results",
+    "sweep",
+]

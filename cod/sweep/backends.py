@@ -123,9 +123,10 @@ class RayBackend:
             ray.init(address=self.address)
         else:
             ray.init(
-                num_cpus=self.num_cpus or os.cpu_count(), include_dashboard=False,
+                num_cpus=self.num_cpus or os.cpu_count(),
+                include_dashboard=False,
                 object_store_memory=self.object_store_memory,
-            )  # fmt: skip
+            )
         return True
 
 

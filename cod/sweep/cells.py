@@ -26,9 +26,22 @@ from cod.sweep.grid import Cell, baseline_of, settings_key
 log = logging.getLogger(__name__)
 
 _ROW_CONFIG = (
-    "epochs", "max_steps", "learning_rate", "batch_size", "alpha", "temperature", "beta", "head", "ce_label",
-    "ce_on_counterfactuals", "keep_unflipped", "warmup_ratio", "weight_decay", "max_length", "lora",
-)  # fmt: skip
+    "epochs",
+    "max_steps",
+    "learning_rate",
+    "batch_size",
+    "alpha",
+    "temperature",
+    "beta",
+    "head",
+    "ce_label",
+    "ce_on_counterfactuals",
+    "keep_unflipped",
+    "warmup_ratio",
+    "weight_decay",
+    "max_length",
+    "lora",
+)
 # Written once per sweep folder by the summary figures; every cell's figures would otherwise carry a copy.
 _SHARED_FIGURE_FILES = {"plotly.min.js"}
 

@@ -19,12 +19,34 @@ from cod.sweep.grid import baseline_of, union_grid
 
 # Per-cell metrics averaged into summary.csv beside the main metric.
 _SECONDARY = (
-    "student_macro_f1", "agreement", "mean_kl", "student_ece", "flip_fidelity", "edit_path_distance",
-    "train_examples", "cf_flip_rate", "train_teacher_gold_conflict", "train_teacher_mean_p_last",
-    "student_share_last", "wall_seconds",
-)  # fmt: skip
-_EMPTY_SUMMARY = ["method", "baseline", "k", "n_seeds", "mean", "std", "ci_low", "ci_high", "paired_diff",
-                  "paired_ci_low", "paired_ci_high", "seeds_won", "n_paired"]  # fmt: skip
+    "student_macro_f1",
+    "agreement",
+    "mean_kl",
+    "student_ece",
+    "flip_fidelity",
+    "edit_path_distance",
+    "train_examples",
+    "cf_flip_rate",
+    "train_teacher_gold_conflict",
+    "train_teacher_mean_p_last",
+    "student_share_last",
+    "wall_seconds",
+)
+_EMPTY_SUMMARY = [
+    "method",
+    "baseline",
+    "k",
+    "n_seeds",
+    "mean",
+    "std",
+    "ci_low",
+    "ci_high",
+    "paired_diff",
+    "paired_ci_low",
+    "paired_ci_high",
+    "seeds_won",
+    "n_paired",
+]
 
 
 @dataclass
@@ -72,8 +94,14 @@ def _summary_row(done: pd.DataFrame, method: str, k: int, metric: str, confidenc
         )
         row.update({key: value for key, value in paired.to_dict().items() if key != "seeds_tied"})
     else:
-        row.update(paired_diff=np.nan, paired_ci_low=np.nan, paired_ci_high=np.nan, seeds_won=np.nan,
-                   seeds_lost=np.nan, n_paired=np.nan)  # fmt: skip
+        row.update(
+            paired_diff=np.nan,
+            paired_ci_low=np.nan,
+            paired_ci_high=np.nan,
+            seeds_won=np.nan,
+            seeds_lost=np.nan,
+            n_paired=np.nan,
+        )
     if "teacher_accuracy" in cell:
         row["teacher_accuracy"] = float(cell.teacher_accuracy.mean())
     for name in _SECONDARY:

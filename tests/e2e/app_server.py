@@ -53,8 +53,9 @@ def curated_project(services, name: str, edit: bool = False) -> str:
     store = services.store()
     save_project(store, name, source, splits, teacher=services.default_teacher, student=services.default_student)
     teacher = services.teacher(services.default_teacher)
-    records = store.add_counterfactuals(name, propose(splits.real_half, teacher, proposer="lexical",
-                                                      few_shot=splits.few_shot))
+    records = store.add_counterfactuals(
+        name, propose(splits.real_half, teacher, proposer="lexical", few_shot=splits.few_shot)
+    )
     if edit:
         store.edit(records[0].id, records[0].text + " !", teacher.predict_proba([records[0].text + " !"])[0].tolist())
     flipped = [r.id for r in store.counterfactuals(name) if r.status == "proposed" and r.counterfactual.flipped]

@@ -116,7 +116,8 @@ def test_3_counterfactuals_generate_edit_accept(page, shot):
     box.type(word, delay=20)
     after = "negative" if before == "positive" else "positive"
     page.wait_for_function(
-        f"document.querySelector('#cf-live .cod-probs')?.dataset.top === '{after}'", timeout=TIMEOUT)
+        f"document.querySelector('#cf-live .cod-probs')?.dataset.top === '{after}'", timeout=TIMEOUT
+    )
     page.locator("#accept").click()
     expect_text(page, "#cf-stats", r"1</b>|1\s*edited")
     expect_text(page, "#review-table", "edited")

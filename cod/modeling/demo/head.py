@@ -2,8 +2,9 @@
 
 `head.safetensors` holds the linear head (weight (L, 768), bias (L,)) fitted by `cod.modeling.demo.recipe` on the
 frozen mpnet layer named in `head.json`, and the teacher's logits on the demo task's validation and test splits (a
-fresh process then never re-encodes those 1,500 sentences to evaluate a student: `split_logits`). `head.json` records that layer, the recipe's settings, the sha256 of the
-weights file and of the demo task's splits the head was fitted on, the fit's metrics, and the logits of the first
+fresh process then never re-encodes those 1,500 sentences to evaluate a student: `split_logits`). `head.json`
+records that layer, the recipe's settings, the sha256 of the weights file and of the demo task's splits the head
+was fitted on, the fit's metrics, and the logits of the first
 validation sentences (the assembled teacher must reproduce them). A refit (`cod teacher build-demo --refit`) makes
 a new head; `cod teacher export-head` writes a built teacher's head back here.
 """
@@ -60,23 +61,34 @@ def load_head(folder: Path | None = None) -> ShippedHead:
     meta_path, weights_path = folder / HEAD_JSON, folder / HEAD_WEIGHTS
     if not meta_path.is_file() or not weights_path.is_file():
         raise ModelError(
-            f"The shipped demo-teacher head is missing ({meta_path} and {weights_path} are expected): restore them from "
-            "the repository (git checkout -- cod/modeling/demo), or fit one with `python -m cod teacher build-demo --refit`."
+            f"The shipped demo-teacher head is missing ({meta_path} and {weights_path} are expected): "
+            "restore them from the repository (git checkout -- cod/modeling/demo), "
+            "or fit one with `python -m cod teacher build-demo --refit`."
         )
     record = json.loads(meta_path.read_text())
     digest = _file_sha256(weights_path)
     if digest != record["head_sha256"]:
         raise ModelError(
             f"The shipped demo-teacher head {weights_path} has sha256 {digest}, but head.json expects "
-            f"{record['head_sha256']}: restore both files from the repository, or refit with `python -m cod teacher build-demo --refit`."
+            f"{record['head_sha256']}: restore both files from the repository, "
+            "or refit with `python -m cod teacher build-demo --refit`."
         )
     tensors = load_file(str(weights_path))
     splits = {name: tensors[f"{name}_logits"] for name in SPLITS if f"{name}_logits" in tensors}
     return ShippedHead(int(record["layer"]), tensors["weight"], tensors["bias"], record, splits)
 
 
-def write_head(folder: Path, layer: int, weight: np.ndarray, bias: np.ndarray, metrics: dict, recipe: dict,
-               data_digest: str, check_logits: np.ndarray, split_logits: dict[str, np.ndarray] | None = None) -> Path:
+def write_head(
+    folder: Path,
+    layer: int,
+    weight: np.ndarray,
+    bias: np.ndarray,
+    metrics: dict,
+    recipe: dict,
+    data_digest: str,
+    check_logits: np.ndarray,
+    split_logits: dict[str, np.ndarray] | None = None,
+) -> Path:
     """Write head.safetensors and head.json into `folder` (what `export-head` ships)."""
     from safetensors.numpy import save_file
 
@@ -91,8 +103,11 @@ def write_head(folder: Path, layer: int, weight: np.ndarray, bias: np.ndarray, m
         "data_sha256": data_digest,
         "recipe": recipe,
         "metrics": metrics,
-        "check": {"split": "validation", "first": len(check_logits),
-                  "logits": [[round(float(v), 5) for v in row] for row in check_logits]},
+        "check": {
+            "split": "validation",
+            "first": len(check_logits),
+            "logits": [[round(float(v), 5) for v in row] for row in check_logits],
+        },
     }
     (folder / HEAD_JSON).write_text(json.dumps(record, indent=2) + "\n")
     return folder / HEAD_JSON

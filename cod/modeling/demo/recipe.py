@@ -21,8 +21,15 @@ from cod.modeling.inference import length_sorted_batches
 C_GRID = (0.0003, 0.001, 0.003, 0.01, 0.03)  # logistic-regression strengths tried, picked on validation accuracy
 
 
-def pooled_layers(encoder, tokenizer, texts: Sequence[str], layers: Sequence[int], max_length: int,
-                  tick: Callable[[int], None], batch_size: int = 32) -> dict[int, np.ndarray]:
+def pooled_layers(
+    encoder,
+    tokenizer,
+    texts: Sequence[str],
+    layers: Sequence[int],
+    max_length: int,
+    tick: Callable[[int], None],
+    batch_size: int = 32,
+) -> dict[int, np.ndarray]:
     """Mean-pooled hidden states of `texts` at each of `layers` (0 = embeddings): {layer: (n, H)}, input order."""
     out = {layer: np.zeros((len(texts), encoder.config.hidden_size), dtype=np.float32) for layer in layers}
     batches = length_sorted_batches(encoder, tokenizer, texts, max_length, batch_size, output_hidden_states=True)
@@ -35,7 +42,8 @@ def pooled_layers(encoder, tokenizer, texts: Sequence[str], layers: Sequence[int
 
 
 def fit_probe(train_x, train_y, val_x, val_y, num_labels: int, c_grid: Sequence[float] = C_GRID):
-    """Logistic regression on standardised features, strength picked on validation; returns (W (L,H), b (L,), C, val acc)."""
+    """Logistic regression on standardised features, strength picked on validation; returns (W (L,H), b (L,), C,
+    val acc)."""
     from sklearn.linear_model import LogisticRegression
 
     mean, std = train_x.mean(axis=0), train_x.std(axis=0) + 1e-6
@@ -58,11 +66,13 @@ def fit_probe(train_x, train_y, val_x, val_y, num_labels: int, c_grid: Sequence[
 
 
 def select_layer(features: dict[str, dict[int, np.ndarray]], labels: dict[str, np.ndarray], num_labels: int):
-    """Fit a probe per candidate layer; return (layer, W, b, C, val acc, {layer: val acc}) of the best on validation."""
+    """Fit a probe per candidate layer; return (layer, W, b, C, val acc, {layer: val acc}) of the best on
+    validation."""
     best, by_layer = None, {}
     for layer in sorted(features["train"]):
-        w, b, c, acc = fit_probe(features["train"][layer], labels["train"], features["validation"][layer],
-                                 labels["validation"], num_labels)
+        w, b, c, acc = fit_probe(
+            features["train"][layer], labels["train"], features["validation"][layer], labels["validation"], num_labels
+        )
         by_layer[layer] = acc
         if best is None or acc > best[4]:  # ties keep the lower layer: a smaller, faster teacher
             best = (layer, w, b, c, acc)

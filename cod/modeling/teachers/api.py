@@ -120,9 +120,12 @@ class APITeacher(ScoredTeacher):
         self.refusal = ""  # why the model fell back to votes ("" while it gives logprobs)
         self._key = resolve_api_key(api_key, base_url)  # in memory for the client only
         self._client = openai.OpenAI(
-            api_key=self._key, base_url=base_url, timeout=self.settings.timeout_s, max_retries=0,
+            api_key=self._key,
+            base_url=base_url,
+            timeout=self.settings.timeout_s,
+            max_retries=0,
             http_client=http_client_for(base_url, self.settings.timeout_s),
-        )  # fmt: skip
+        )
         self._spend = threading.Lock()
         self.latencies: list[float] = []  # seconds per request sent
         if self.settings.mode == "auto" and self.disk is not None:  # a refusal seen by an earlier run is remembered
