@@ -11,7 +11,7 @@ import difflib
 import math
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -20,7 +20,6 @@ from cod.errors import DataError
 
 if TYPE_CHECKING:  # pragma: no cover
     from cod.config import DataConfig
-    from cod.data.readers import LoadReport
 
 # Column names that say "label" (compared lower-cased, with spaces, dashes and dots as underscores).
 LABEL_COLUMNS = (
@@ -137,8 +136,11 @@ def explicit_index(key: int | str, names: list[str], from_classlabel: bool) -> i
     raise KeyError(key)
 
 
-def check_rare(rows: list, config: DataConfig, report: LoadReport, label_col: str) -> list:
-    """A label seen once while every other label is seen at least 5 times is likely a typo: error, or drop."""
+def check_rare(rows: list, config: DataConfig, label_col: str, source: str, drop: Callable[[str, int], None]) -> list:
+    """A label seen once while every other label is seen at least 5 times is likely a typo: error, or drop.
+
+    `drop(reason, row)` records a dropped row in the caller's load report; `source` names the file in the error.
+    """
     counts = Counter(key for *_, key in rows)
     rare = [k for k, n in counts.items() if n == 1]
     common = {k: n for k, n in counts.items() if n > 1}
@@ -147,7 +149,7 @@ def check_rare(rows: list, config: DataConfig, report: LoadReport, label_col: st
     if config.drop_rare_labels:
         for row, *_, key in rows:
             if key in rare:
-                report.drop("rare label", row)
+                drop("rare label", row)
         return [r for r in rows if r[3] not in rare]
     where = {key: row for row, *_, key in rows}
     parts = []
@@ -155,7 +157,7 @@ def check_rare(rows: list, config: DataConfig, report: LoadReport, label_col: st
         close = difflib.get_close_matches(str(k), [str(c) for c in common], n=1, cutoff=0.6)
         parts.append(f"{k!r} (row {where[k]}" + (f", a typo of {close[0]!r}?)" if close else ")"))
     raise DataError(
-        f"{report.source}: the label(s) {', '.join(parts)} occur only once in column {label_col!r}, while the other "
+        f"{source}: the label(s) {', '.join(parts)} occur only once in column {label_col!r}, while the other "
         f"labels occur at least {min(common.values())} times: likely typos. Fix those rows, set drop_rare_labels "
         f"(--drop-rare-labels) to drop them, or give label_names (--label-names) to keep them."
     )

@@ -784,7 +784,7 @@ def _build(df: pd.DataFrame, config: DataConfig, report: LoadReport, class_names
             else:
                 kept.append((row, text, pair, index))
     else:
-        rows = check_rare(rows, config, report, label_col)
+        rows = check_rare(rows, config, label_col, report.source, report.drop)
         names, index, note = infer_names({key for *_, key in rows})
         if note:
             report.notes.append(note)
