@@ -97,7 +97,7 @@ def build_app(services: Services | None = None) -> gr.Blocks:
         # First visit: who the visitor is, the default task and its few-shot draw, the teacher on the example sentence.
         who = app.load(identify, [state, browser_id], [state, browser_id], api_visibility="private", **data.SERIAL)
         load = who.then(
-            data_tab.on_task,
+            data_tab.on_first_visit,
             [state, data_tab.task, data_tab.k, data_tab.seed],
             data_tab.outputs,
             api_visibility="private",

@@ -224,11 +224,18 @@ def build(services, state):
         view = gr.Tabs(selected="fewshot" if s.few_shot else "preview")
         return s, report_html(s), examples_frame(s), few_shot_frame(s), view, gr.update(value=held_out_label(s))
 
-    def on_task(s: PageState, name: str, k_: float, seed_: float):
+    def task_drawn(s: PageState, name: str, k_: float, seed_: float):
         s = load_task(s, name)
         if s.data and len(s.data.examples) >= int(k_ or 2):
             s = sample(s, int(k_), int(seed_))
         return outputs(s)
+
+    def on_task(s: PageState, name: str, k_: float, seed_: float):
+        return task_drawn(s, name, k_, seed_)
+
+    def on_first_visit(s: PageState, name: str, k_: float, seed_: float):
+        # The page's first load draws the default task, unless the visitor's upload got in first: then it keeps it.
+        return outputs(s) if s.data is not None else task_drawn(s, name, k_, seed_)
 
     def on_upload(s: PageState, path: str | None):
         if not path:
@@ -285,8 +292,9 @@ def build(services, state):
     main = [state, report, preview, fewshot, views, held]
     # Events that replace the session's data run one at a time per visitor, so a slow first load of the default
     # task can never land after, and overwrite, a file the user uploaded meanwhile.
-    on_task, on_upload, on_remap, on_draw, on_open, on_held_out = (
-        one_at_a_time_per_visitor(f) for f in (on_task, on_upload, on_remap, on_draw, on_open, on_held_out)
+    on_task, on_first_visit, on_upload, on_remap, on_draw, on_open, on_held_out = (
+        one_at_a_time_per_visitor(f)
+        for f in (on_task, on_first_visit, on_upload, on_remap, on_draw, on_open, on_held_out)
     )
     task_event = task.input(ui_errors(on_task), [state, task, k, seed], main, api_name="load_task", **SERIAL)
     upload.upload(
@@ -320,6 +328,7 @@ def build(services, state):
         preview=preview,
         fewshot=fewshot,
         on_task=ui_errors(on_task),
+        on_first_visit=ui_errors(on_first_visit),
         outputs=main,
         changed=[task_event, draw_event, open_event, held_event],
     )
