@@ -372,3 +372,14 @@ def test_compare_plots_a_sweep_recorded_by_the_command_line(services):
     assert fig is not None
     names = {t.name for t in fig.data}
     assert any("kd+cod" in (n or "") for n in names), names
+
+
+def test_the_first_page_load_keeps_a_file_uploaded_before_it_ran(services, drawn):
+    """An upload that wins the race with the page's first load is not replaced by the default task."""
+    from app import build_app
+
+    blocks = build_app(services)
+    (first_visit,) = [f.fn for f in blocks.fns.values() if getattr(f.fn, "__name__", "") == "on_first_visit"]
+    state, report, *_ = first_visit(drawn, "demo", 16, 0)
+    assert state.source_path == drawn.source_path and "example_reviews" in report
+    assert len(state.few_shot) == 8  # the visitor's own draw, not the default task's k=16
