@@ -35,7 +35,7 @@ def register(subparsers) -> None:
     add_config_flags(p, SweepConfig, required=("out",), title="sweep settings")
     add_config_flags(p, DistillConfig, skip=_GRID, title="distill settings of every cell (also as --set KEY=VALUE)")
     add_teacher_args(p)
-    ray = p.add_argument_group("running on Ray (pip install 'cod[ray]')")
+    ray = p.add_argument_group("running on Ray (pip install -e '.[ray]')")
     ray.add_argument(
         "--backend",
         default="local",

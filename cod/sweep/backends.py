@@ -135,7 +135,7 @@ def _import_ray():
         import ray
     except ImportError as err:
         raise ConfigError(
-            f"The ray backend needs Ray ({err}): `pip install 'cod[ray]'` (ray==2.60.0), or use --backend local."
+            f"The ray backend needs Ray ({err}): `pip install -e '.[ray]'` (ray==2.60.0), or use --backend local."
         ) from err
     return ray
 
