@@ -72,6 +72,7 @@ def run_sweep(args: argparse.Namespace) -> int:
     from cod.cli._teacher import load_teacher_from_args
     from cod.modeling.teachers.load import teacher_kind
     from cod.sweep import sweep
+    from cod.sweep.tables import SUMMARY_COLUMNS
 
     if args.threads:
         import torch
@@ -121,23 +122,8 @@ def run_sweep(args: argparse.Namespace) -> int:
     finally:
         if recorder is not None:
             recorder.store.close()
-    cols = [
-        c
-        for c in (
-            "method",
-            "k",
-            "n_seeds",
-            "mean",
-            "std",
-            "ci_low",
-            "ci_high",
-            "paired_diff",
-            "paired_ci_low",
-            "paired_ci_high",
-            "seeds_won",
-        )
-        if c in result.summary
-    ]
+    hidden = {"baseline", "n_paired"}  # the printed table leaves these to summary.csv
+    cols = [c for c in SUMMARY_COLUMNS if c in result.summary and c not in hidden]
     if len(result.summary):
         print(result.summary[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(

@@ -32,7 +32,7 @@ _SECONDARY = (
     "student_share_last",
     "wall_seconds",
 )
-_EMPTY_SUMMARY = [
+SUMMARY_COLUMNS = [  # summary.csv's columns, in order (also an empty sweep's header)
     "method",
     "baseline",
     "k",
@@ -71,7 +71,7 @@ def summarise_results(
         results[results.get("status", pd.Series("done", index=results.index)) == "done"] if len(results) else results
     )
     if not len(done):
-        return pd.DataFrame(columns=_EMPTY_SUMMARY)
+        return pd.DataFrame(columns=SUMMARY_COLUMNS)
     order = list(methods) if methods else list(dict.fromkeys(done["method"]))
     order += [m for m in dict.fromkeys(done["method"]) if m not in order]
     rows = []
