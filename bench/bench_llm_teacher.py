@@ -1,13 +1,18 @@
 """The embedded LLM (SmolLM2-135M-Instruct, `demo-llm`) as a zero-shot teacher on the demo task, and distilled.
 
+The prompt, label words and calibration are named from `bench/bench_llm_prompts.py`'s candidates, which that bench
+compares on the validation split (`--prompt`, `--words`, `--calibrate`; the defaults are cod's own default prompt).
 Part 1 scores a fixed seeded subset of the demo test split (the sweep's own `--test-limit` subset, so part 2 reuses
 the cached scores) and prints accuracy, macro-F1, mean label mass and texts per second, with and without contextual
 calibration (the raw scores are cached, so calibration costs three extra forwards, not a second pass).
-Part 2 runs `cod sweep` with `--teacher demo-llm`: KD vs KD+CoD into the demo student (MiniLM) at the given k and
-seeds, counterfactuals from the offline lexical proposer guided by the LLM teacher, and prints the summary table.
+Part 2 runs `cod sweep` with that teacher as chosen: KD vs KD+CoD into the demo student (MiniLM) at the given k and
+seeds, counterfactuals from the offline lexical proposer guided by the LLM teacher, and prints two paired tables:
+the student's test accuracy (gold labels) and its agreement with the teacher. Every teacher score is cached on disk
+(`$COD_HOME/cache/teacher`) and every draw's counterfactuals in `--out`, so a re-run only trains.
 
     nice -n 10 python bench/bench_llm_teacher.py [--test-limit 300] [--k 16,32] [--seeds 0,1,2]
-    python bench/bench_llm_teacher.py --zero-shot-only --teacher /path/to/other-model.gguf
+    python bench/bench_llm_teacher.py --prompt review-question --words many --calibrate
+    python bench/bench_llm_teacher.py --zero-shot-only --teacher demo-llm-qwen
 
 Figures depend on the machine; on a shared 2-core machine they are pessimistic.
 """
@@ -23,8 +28,31 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def teacher_options(args):
+    """The `LLMTeacherOptions` of the named candidate prompt and label words (bench_llm_prompts.py)."""
+    from bench_llm_prompts import CANDIDATES, LABEL_SETS
+
+    from cod.modeling.teachers import LLMTeacherOptions
+
+    template, system, chat = CANDIDATES[args.prompt]
+    return LLMTeacherOptions.make(
+        LABEL_SETS[args.words], template=template, system=system, chat_template=chat, calibrate=args.calibrate
+    )
+
+
+def paired_table(results, metric: str) -> str:
+    """Mean, interval and the paired KD+CoD - KD difference of `metric` per method and k."""
+    from cod.sweep.tables import summarise_results
+
+    summary = summarise_results(results, metric=metric, methods=("kd", "kd+cod"))
+    cols = [c for c in ("method", "k", "n_seeds", "mean", "ci_low", "ci_high", "paired_diff", "paired_ci_low")]
+    cols += ["paired_ci_high", "seeds_won"]
+    return summary[[c for c in cols if c in summary]].to_string(index=False, float_format=lambda v: f"{v:.3f}")
 
 
 def zero_shot(teacher, examples, calibrate: bool) -> dict:
@@ -49,13 +77,16 @@ def zero_shot(teacher, examples, calibrate: bool) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--teacher", default="demo-llm", help="a causal LM: demo-llm, a folder or a .gguf file")
+    parser.add_argument("--teacher", default="demo-llm", help="a causal LM: demo-llm, demo-llm-qwen, a folder, .gguf")
+    parser.add_argument("--prompt", default="default", help="a prompt of bench_llm_prompts.py [default]")
+    parser.add_argument("--words", default="names", help="label words of bench_llm_prompts.py [names]")
+    parser.add_argument("--calibrate", action="store_true", help="distil the calibrated teacher")
     parser.add_argument("--test-limit", type=int, default=300, help="seeded subset of the test split [300]")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--k", default="16,32")
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--out", default="runs/llm-teacher")
+    parser.add_argument("--out", default="", help="sweep folder [runs/llm-teacher/TEACHER-PROMPT-WORDS[-calibrated]]")
     parser.add_argument("--max-steps", type=int, default=100, help="optimizer steps per cell [100]")
     parser.add_argument("--zero-shot-only", action="store_true")
     parser.add_argument("--no-cache", action="store_true", help="score again even when the disk cache has the texts")
@@ -70,9 +101,12 @@ def main() -> int:
 
     torch.set_num_threads(args.threads)
     splits = load_task("demo")
+    options = teacher_options(args)
     test = _subset(splits.test, args.test_limit)  # the subset `cod sweep --test-limit` evaluates on
     start = time.perf_counter()
-    teacher = load_teacher(args.teacher, device="cpu", batch_size=args.batch_size, label_names=splits.label_names)
+    teacher = load_teacher(
+        args.teacher, device="cpu", batch_size=args.batch_size, label_names=splits.label_names, options=options
+    )
     if args.no_cache:
         teacher.disk = None
     load_s = time.perf_counter() - start
@@ -84,6 +118,9 @@ def main() -> int:
     speed = cost["forwards"] / score_s if cost["forwards"] else None
     report = {
         "teacher": args.teacher,
+        "prompt": args.prompt,
+        "words": args.words,
+        "load_average": os.getloadavg(),
         "test_examples": len(test),
         "threads": args.threads,
         "batch_size": args.batch_size,
@@ -100,13 +137,18 @@ def main() -> int:
     print(json.dumps(report, indent=1))
     if args.zero_shot_only:
         return 0
-    teacher.calibrate = False  # the sweep distils the raw teacher (the caller can rerun with calibration)
+    teacher.calibrate = args.calibrate  # the sweep distils the teacher as chosen on validation
+    # One folder per teacher setting: a sweep resumes the cells it finds, which must come from this very teacher.
+    out = Path(args.out or f"runs/llm-teacher/{args.teacher}-{args.prompt}-{args.words}")
+    out = out.with_name(out.name + "-calibrated") if args.calibrate and not args.out else out
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "teacher_info.json").write_text(json.dumps(teacher.info(), indent=1, default=str))
     config = SweepConfig(
         task="demo",
         ks=tuple(int(k) for k in args.k.split(",")),
         seeds=tuple(int(s) for s in args.seeds.split(",")),
         methods=("kd", "kd+cod"),
-        out=args.out,
+        out=str(out),
         teacher=args.teacher,
         probe_pairs=0,
         test_limit=args.test_limit,
@@ -125,25 +167,15 @@ def main() -> int:
             )
 
     result = sweep(config, teacher=teacher, splits=splits, on_event=show)
-    cols = [
-        c
-        for c in (
-            "method",
-            "k",
-            "n_seeds",
-            "mean",
-            "std",
-            "ci_low",
-            "ci_high",
-            "paired_diff",
-            "paired_ci_low",
-            "paired_ci_high",
-            "seeds_won",
-        )
-        if c in result.summary
-    ]
-    print(result.summary[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    print(f"sweep {time.perf_counter() - start:.0f} s; teacher cost {teacher.cost}; folder {result.out_dir}")
+    print(f"teacher test accuracy {result.teacher_accuracy:.3f} on the same {len(test)} texts")
+    print("student test accuracy (gold labels):")
+    print(paired_table(result.results, "student_accuracy"))
+    print("student agreement with the teacher (test):")
+    print(paired_table(result.results, "agreement"))
+    print(
+        f"sweep {time.perf_counter() - start:.0f} s; teacher cost {teacher.cost}; load {os.getloadavg()}; "
+        f"folder {result.out_dir}"
+    )
     return 0
 
 

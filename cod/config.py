@@ -164,6 +164,12 @@ class ModelConfig(_Serialisable):
         )
 
 
+# The proposer the app, `cod generate` and sweeps use unless told otherwise (they read it here, nowhere else). The
+# offline lexical search: on the demo task it flips the teacher far more often than the embedded LLM (SmolLM2-135M),
+# which rarely returns a usable minimal rewrite (bench/bench_proposers.py; figures in the README).
+DEFAULT_PROPOSER = "lexical"
+
+
 @dataclass(frozen=True)
 class LexicalConfig(_Serialisable):
     """The offline teacher-guided search (`cod.counterfactuals.lexical`)."""
@@ -447,7 +453,7 @@ class SweepConfig(_Serialisable):
     teacher: str = field(default="demo", metadata={"help": "teacher: a Hub id, a local folder or demo"})
     student: str = field(default="demo", metadata={"help": "student: a Hub id, a local folder or demo"})
     proposer: str = field(
-        default="lexical",
+        default=DEFAULT_PROPOSER,
         metadata={"help": "makes the counterfactuals of each real half (cached)", "choices": ("lexical", "llm")},
     )
     distill: dict[str, Any] = field(

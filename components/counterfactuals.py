@@ -13,6 +13,7 @@ from types import SimpleNamespace
 import gradio as gr
 import pandas as pd
 
+from cod.counterfactuals import DEFAULT_PROPOSER
 from cod.counterfactuals.fluency import NO_LESS_FLUENT, add_fluency
 from cod.errors import CodError, ProposerError, StoreError
 from cod.experiment import FEW_SHOT
@@ -23,6 +24,7 @@ from components.style import badge, diff_html, esc, notice, probs_html
 
 log = logging.getLogger(__name__)
 OFFLINE, LLM = "Offline search (lexicon + teacher)", "LLM (OpenAI-compatible)"
+PROPOSER_CHOICES = {"lexical": OFFLINE, "llm": LLM}  # cod's proposer names -> the radio's labels
 STATUS_KIND = {"proposed": "muted", "accepted": "ok", "edited": "ok", "rejected": "bad"}
 COLUMNS = [
     "#",
@@ -425,8 +427,9 @@ def build(services, state):
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=280):
             gr.Markdown("### Generate")
-            kind = gr.Radio([OFFLINE, LLM], value=OFFLINE, label="Proposer", elem_id="proposer")
-            with gr.Group(visible=False) as llm_box:
+            chosen = PROPOSER_CHOICES[DEFAULT_PROPOSER]
+            kind = gr.Radio([OFFLINE, LLM], value=chosen, label="Proposer", elem_id="proposer")
+            with gr.Group(visible=chosen == LLM) as llm_box:
                 base_url = gr.Textbox(
                     label="Base URL", placeholder="https://api.openai.com/v1 or http://127.0.0.1:8080/v1"
                 )

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from cod.cli._teacher import TEACHER_HELP, add_teacher_args
+from cod.counterfactuals import DEFAULT_PROPOSER, PROPOSERS
 
 
 def register(subparsers) -> None:
@@ -48,7 +49,9 @@ def register(subparsers) -> None:
     add_teacher_args(p, base_url=False)
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps (default: best available)")
     p.add_argument("--batch-size", type=int, default=32, help="teacher batch size (default 32)")
-    p.add_argument("--proposer", choices=("lexical", "llm"), default="lexical")
+    p.add_argument(
+        "--proposer", choices=PROPOSERS, default=DEFAULT_PROPOSER, help=f"(default {DEFAULT_PROPOSER}: see README)"
+    )
     p.add_argument(
         "--target",
         default=None,

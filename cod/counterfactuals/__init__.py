@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from cod.config import DEFAULT_PROPOSER
 from cod.counterfactuals.base import Counterfactual, Proposer, default_target
 from cod.errors import ConfigError
 
@@ -14,10 +15,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 PROPOSERS = ("lexical", "llm")
 
-__all__ = ["PROPOSERS", "Counterfactual", "Proposer", "default_target", "make_proposer", "propose"]
+__all__ = ["DEFAULT_PROPOSER", "PROPOSERS", "Counterfactual", "Proposer", "default_target", "make_proposer", "propose"]
 
 
-def make_proposer(proposer: str = "lexical", config=None, **kw: Any) -> Proposer:
+def make_proposer(proposer: str = DEFAULT_PROPOSER, config=None, **kw: Any) -> Proposer:
     """A proposer by name: 'lexical' takes `few_shot`, `cache_dir`; 'llm' takes `api_key`, `cache_dir`."""
     if proposer == "lexical":
         from cod.config import LexicalConfig
@@ -40,7 +41,7 @@ _MAKE_KEYS = {"lexical": ("few_shot", "cache_dir"), "llm": ("api_key", "cache_di
 
 
 def propose(
-    examples: Sequence[Example | str], teacher: Teacher, proposer: str = "lexical", config=None, **kw: Any
+    examples: Sequence[Example | str], teacher: Teacher, proposer: str = DEFAULT_PROPOSER, config=None, **kw: Any
 ) -> list[Counterfactual]:
     """One counterfactual per example from the named proposer; other keywords go to its `propose`
     (`target`, `n`, `on_progress`, `stop`) or its constructor (`few_shot`, `api_key`, `cache_dir`)."""

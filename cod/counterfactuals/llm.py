@@ -437,9 +437,9 @@ def default_model(base_url: str | None = None, api_key: str | None = None) -> st
 
 def local_chat(config: LLMConfig, base_url: str | None = None) -> LocalChat | None:
     """The local model the config names ('demo-llm' or 'local:PATH', with no base URL), or None for an endpoint."""
-    from cod.modeling.demo.llm import DEMO_LLM
+    from cod.modeling.demo.llm import DEMO_LLM, is_embedded_llm
 
-    if base_url or config.base_url or not (config.model == DEMO_LLM or config.model.startswith(LOCAL_PREFIX)):
+    if base_url or config.base_url or not (is_embedded_llm(config.model) or config.model.startswith(LOCAL_PREFIX)):
         return None
     name = config.model.removeprefix(LOCAL_PREFIX)
     if name != DEMO_LLM and public_mode():

@@ -25,9 +25,9 @@ def load_causal_lm(model: str):
     """(model, tokenizer) of a causal LM by name ('demo-llm': the embedded LLM), Hub id or folder; one per process."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from cod.modeling.demo.llm import DEMO_LLM, demo_llm_path
+    from cod.modeling.demo.llm import demo_llm_path, is_embedded_llm
 
-    path = demo_llm_path() if model == DEMO_LLM else model
+    path = demo_llm_path(model.strip()) if is_embedded_llm(model) else model
     return AutoModelForCausalLM.from_pretrained(path).eval(), AutoTokenizer.from_pretrained(path)
 
 

@@ -148,8 +148,8 @@ class CausalLMTeacher(ScoredTeacher):
         return [render(self.tokenizer, self.prompt, t, self.chat) for t in cut]
 
     @torch.inference_mode()
-    def _forward(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """(next-token probabilities at the answer position (n, vocab) as label sums (n, L), pooled states (n, H))."""
+    def answer_probs(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(next-token probabilities at the answer position (n, vocab), mean-pooled last hidden states (n, H))."""
         self.tokenizer.padding_side = "left"  # the answer position is then the last column for every row
         # The chat template already holds the special tokens (BOS and the turn markers).
         enc = self.tokenizer(self.inputs(texts), return_tensors="pt", padding=True, add_special_tokens=not self.chat)
@@ -161,10 +161,15 @@ class CausalLMTeacher(ScoredTeacher):
             input_ids=enc["input_ids"], attention_mask=mask, position_ids=positions, output_hidden_states=True, **extra
         )
         probs = torch.softmax(out.logits[:, -1, :].float(), dim=-1)  # (batch, vocab)
-        labels = torch.stack([probs[:, ids].sum(dim=-1) for ids in self.label_ids], dim=-1)  # (batch, L)
         last = out.hidden_states[-1].float()  # (batch, tokens, H)
         pooled = (last * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)  # (batch, H)
-        return labels.cpu().numpy(), pooled.cpu().numpy()
+        return probs.cpu(), pooled.cpu()
+
+    def _forward(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(the labels' summed answer probabilities (n, L), pooled states (n, H))."""
+        probs, pooled = self.answer_probs(texts)
+        labels = torch.stack([probs[:, ids].sum(dim=-1) for ids in self.label_ids], dim=-1)  # (batch, L)
+        return labels.numpy(), pooled.numpy()
 
     def _score(self, texts: list[str]) -> list[Score]:
         scores: dict[str, Score] = {}
@@ -193,10 +198,10 @@ class CausalLMTeacher(ScoredTeacher):
 
 def resolve_causal_lm(name: str) -> tuple[str, str | None]:
     """(folder or Hub id, GGUF file name or None) for `demo-llm`, a `.gguf` file, a folder or a Hub id."""
-    from cod.modeling.demo.llm import DEMO_LLM, demo_llm_path
+    from cod.modeling.demo.llm import demo_llm_path, is_embedded_llm
 
-    if name.strip() == DEMO_LLM:
-        return str(demo_llm_path()), None
+    if is_embedded_llm(name):
+        return str(demo_llm_path(name.strip())), None
     path = Path(name).expanduser()
     if path.suffix.lower() == ".gguf":
         if not path.is_file():

@@ -56,7 +56,7 @@ class LLMTeacherOptions:
 
 def teacher_kind(name: str, kind: str = "auto", trust_remote_code: bool = False) -> str:
     """The kind of teacher `name` means (see the module docstring)."""
-    from cod.modeling.demo.llm import DEMO_LLM
+    from cod.modeling.demo.llm import is_embedded_llm
 
     if kind not in KINDS:
         raise ConfigError(f"Teacher kind {kind!r} is not one of {', '.join(KINDS)}.")
@@ -65,7 +65,7 @@ def teacher_kind(name: str, kind: str = "auto", trust_remote_code: bool = False)
         return kind
     if name.startswith(API_PREFIX):
         return "api"
-    if name == DEMO_LLM or name.lower().endswith(".gguf"):
+    if is_embedded_llm(name) or name.lower().endswith(".gguf"):
         return "causal-lm"
     if name == DEMO:
         return "classifier"
