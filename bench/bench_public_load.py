@@ -70,6 +70,62 @@ def make_services(root: Path, models: str):
     return Services(teacher=teacher, student=student, store_path=root / "cod.db", artifacts=root / "art")
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a live process has used so far, seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid: int) -> list[int]:
+    """Live child processes of `pid` (the distillation's worker process, when there is one)."""
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                kids.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return kids
+
+
+def cpu_snapshot(server: int) -> dict[str, float]:
+    """CPU seconds so far of the server, its child processes (alive now) and this client process."""
+    kids = 0.0
+    for kid in children(server):
+        try:
+            kids += cpu_seconds(kid)
+        except OSError:
+            continue
+    times = os.times()
+    return {"server": cpu_seconds(server), "server children": kids, "bench client": times.user + times.system}
+
+
+def percentiles(values: list[float]) -> str:
+    """'p50 X ms; p95 Y ms (n)' of a list of milliseconds."""
+    if not values:
+        return "none"
+    ordered = sorted(values)
+    p95 = ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
+    return f"p50 {statistics.median(ordered):.0f} ms; p95 {p95:.0f} ms; n {len(ordered)}"
+
+
+def server_breakdown(path: Path, since: float, until: float) -> list[str]:
+    """Lines on the server's own timings during the visitors' phase (see `record_server_times`)."""
+    import json
+
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    rows = [r for r in rows if since <= r["at"] <= until]
+    lines = []
+    for kind in ("predict", "live_counterfactual", "forward"):
+        ms = [r["ms"] for r in rows if r["kind"] == kind]
+        extra = ""
+        if kind == "forward" and ms:
+            sizes = [r["n"] for r in rows if r["kind"] == kind]
+            extra = f"; texts per forward: mean {statistics.mean(sizes):.1f}, max {max(sizes)}"
+        lines.append(f"   server {kind}: {percentiles(ms)}{extra}")
+    return lines
+
+
 class Visitor(threading.Thread):
     """One visitor's journey; latencies of live calls in `latencies`, failures in `errors`."""
 
@@ -80,6 +136,7 @@ class Visitor(threading.Thread):
         shutil.copy(EXAMPLE, self.csv)
         self.project = f"visitor{n:02d}-k8-seed0"
         self.latencies: list[float] = []
+        self.by_endpoint: dict[str, list[float]] = collections.defaultdict(list)  # ms
         self.errors: list[str] = []
         self.client = None
 
@@ -92,6 +149,7 @@ class Visitor(threading.Thread):
             return None
         if live:
             self.latencies.append(time.perf_counter() - start)
+            self.by_endpoint[api_name].append(1000 * self.latencies[-1])
         return out
 
     def run(self) -> None:
@@ -137,6 +195,46 @@ def start_distillation(url: str, epochs: int):
     return client, client.submit("KD (logits)", False, 20, 2, 1, epochs, 1e-3, 2, False, 8, api_name="/distill")
 
 
+def record_server_times(path: Path) -> None:
+    """Time, inside the server, each live handler and each teacher forward (one JSON line each, appended to `path`),
+    so the client's round trip splits into queueing/transport and the handler's own work."""
+    import json
+
+    import components.counterfactuals as cf_tab
+    import components.models as models_tab
+    from cod.modeling.scoring import Teacher
+
+    out = path.open("a", buffering=1)
+    lock = threading.Lock()
+
+    def write(**row) -> None:
+        with lock:
+            out.write(json.dumps(row) + "\n")
+
+    def timed(kind: str, fn):
+        def call(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                write(kind=kind, ms=1000 * (time.perf_counter() - start), at=time.time())
+
+        return call
+
+    models_tab.predict_html = timed("predict", models_tab.predict_html)
+    cf_tab.live_html = timed("live_counterfactual", cf_tab.live_html)
+    forward = Teacher._forward
+
+    def timed_forward(self, texts):
+        start = time.perf_counter()
+        try:
+            return forward(self, texts)
+        finally:
+            write(kind="forward", ms=1000 * (time.perf_counter() - start), n=len(texts), at=time.time())
+
+    Teacher._forward = timed_forward
+
+
 def serve(root: Path, models: str, port: int) -> None:
     """The server process: the app in public mode with the teacher loaded, until killed."""
     from app import build_app, launch_options
@@ -146,6 +244,7 @@ def serve(root: Path, models: str, port: int) -> None:
     (root / "home").mkdir(exist_ok=True)
     (root / "home" / "models").symlink_to(built, target_is_directory=True)
     os.environ["COD_HOME"] = str(root / "home")
+    record_server_times(root / "server-times.jsonl")
     services = make_services(root, models)
     services.teacher()  # loaded before the visitors arrive, as `python app.py` does with warm()
     (root / "teacher.txt").write_text(services.default_teacher)
@@ -200,12 +299,13 @@ def main() -> None:
         files = root / "uploads"
         files.mkdir()
         visitors = [Visitor(url, n, args.edits, files, teacher) for n in range(args.visitors)]
-        start = time.perf_counter()
+        start, started_at, cpu_before = time.perf_counter(), time.time(), cpu_snapshot(server.pid)
         for v in visitors:
             v.start()
         for v in visitors:
             v.join()
-        wall = time.perf_counter() - start
+        wall, ended_at = time.perf_counter() - start, time.time()
+        cpu_after = cpu_snapshot(server.pid)
         busy = not distillation.done()
         own, refused = isolation(visitors)
         owner.predict(api_name="/stop_distill")
@@ -214,18 +314,28 @@ def main() -> None:
         server.kill()
         server.wait()
     latencies = sorted(x for v in visitors for x in v.latencies)
+    load_after = " ".join(f"{x:.1f}" for x in os.getloadavg())
     errors = [e for v in visitors for e in v.errors]
     ms = [1000 * x for x in latencies]
     p95 = ms[min(len(ms) - 1, int(0.95 * len(ms)))] if ms else float("nan")
     print(
         f"models: {args.models} (teacher {Path(teacher).name}); visitors: {args.visitors}; cores: {os.cpu_count()}; "
-        f"load average before: {LOAD_BEFORE}"
+        f"load average before: {LOAD_BEFORE}, after: {load_after}"
     )
     print(
         f"journeys (upload, draw, generate, {args.edits} live edits + {args.edits} live predictions each): "
         f"{wall:.1f} s wall; distillation still running at the end: {busy}"
     )
     print(f"live calls: {len(ms)}; p50 {statistics.median(ms):.0f} ms; p95 {p95:.0f} ms; max {max(ms):.0f} ms")
+    for api in ("/predict", "/live_counterfactual"):
+        print(f"   client round trip {api}: {percentiles([x for v in visitors for x in v.by_endpoint[api]])}")
+    print("where the time goes (inside the server, visitors' phase):")
+    for line in server_breakdown(root / "server-times.jsonl", started_at, ended_at):
+        print(line)
+    used = {k: cpu_after[k] - cpu_before.get(k, 0.0) for k in cpu_after}
+    total = sum(used.values()) or 1.0
+    shares = "; ".join(f"{k} {v:.0f} s ({100 * v / total:.0f}%)" for k, v in used.items())
+    print(f"CPU during the visitors' phase ({wall:.0f} s wall x {os.cpu_count()} cores): {shares}")
     print(f"errors: {len(errors)}")
     kinds = collections.Counter(e.split(":")[0] + ": " + e.split(":")[1].strip() for e in errors)
     for kind, n in kinds.most_common():

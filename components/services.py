@@ -22,6 +22,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -363,7 +364,9 @@ class Services:
 
         self._teachers: LRU = LRU(max_cached_teachers())  # name -> Teacher, least recently used dropped
         self._loading: dict[str, threading.Lock] = {}
-        self._teacher_specs: dict[str, dict[str, Any]] = {}  # name -> the settings it was last loaded with
+        # (visitor, name) -> the settings that visitor last loaded it with: one visitor's label words, prompt or
+        # calibration never change the teacher another visitor gets under the same name
+        self._teacher_specs: LRU = LRU(4096)
         self._store = None
         self._build_job: Job | None = None
         self._lock = threading.Lock()  # the store and the build job
@@ -384,16 +387,18 @@ class Services:
     def teacher(self, name: str | None = None, kind: str | None = None, label_names=None, options=None):
         """The teacher for a name (classifier, causal LM such as 'demo-llm', or api:MODEL), loaded once per process.
 
-        Settings given for a name (kind, label names, `LLMTeacherOptions`) are remembered, so every tab asking for the
-        teacher by name alone gets the one the Models tab loaded."""
+        Settings given for a name (kind, label names, `LLMTeacherOptions`) are remembered for the visitor of the
+        request (the owner; locally the one owner ''), so every tab of theirs asking for the teacher by name alone gets
+        the one their Models tab loaded, and nobody else's."""
         name = (name or self.default_teacher).strip()
         ready, message = self.teacher_status(name)
         if not ready:
             raise ModelError(message)
         with self._model_lock:  # held only for lookups: a slow load never freezes other models' predictions
+            visitor = (_current_owner.get() or "", name)
             if kind is not None or label_names is not None or options is not None:
-                self._teacher_specs[name] = {"kind": kind or "auto", "label_names": label_names, "options": options}
-            spec = self._teacher_specs.get(name, {})
+                self._teacher_specs[visitor] = {"kind": kind or "auto", "label_names": label_names, "options": options}
+            spec = self._teacher_specs.get(visitor, {})
             key = _teacher_key(name, spec)
             teacher = self._teachers.get(key)
             if teacher is not None:
@@ -455,26 +460,30 @@ class Services:
             threading.Thread(target=self._clean_up_forever, name="cod-retention", daemon=True).start()
 
     def _clean_up_forever(self, every_s: float = 3600.0) -> None:
-        """Remove anonymous visitors' expired run folders and exports, hourly (public mode)."""
+        """Remove anonymous visitors' expired run folders, exports and store rows, hourly (public mode)."""
         while True:
             try:
                 removed = self.remove_expired(self.limits.retention_hours)
                 if removed:
                     log.info("Removed %d expired anonymous run folder(s) and export(s).", len(removed))
-            except OSError as err:
-                log.warning("Could not remove expired files: %s", err)
+            except (OSError, StoreError) as err:
+                log.warning("Could not remove expired files or rows: %s", err)
             time.sleep(every_s)
 
     # --- store --------------------------------------------------------------------------------------------------
     def store(self):
         """The project store (SQLite at `store_path`, default `$COD_HOME/cod.db`, opened once), as seen by the owner
         of the request being handled; outside a request: locally the shared owner '', in public mode an error."""
+        return self._whole_store().for_owner(self._owner())
+
+    def _whole_store(self):
+        """The store unscoped (every owner's rows): only for the process's own housekeeping, never a request."""
         with self._lock:
             if self._store is None:
                 from cod.store import Store
 
                 self._store = Store(self.store_path)
-        return self._store.for_owner(self._owner())
+            return self._store
 
     def _owner(self) -> str:
         owner = _current_owner.get()
@@ -506,13 +515,18 @@ class Services:
         return folder
 
     def remove_expired(self, max_age_hours: float, now: float | None = None) -> list[Path]:
-        """Delete anonymous owners' run folders and exports not changed for `max_age_hours`; returns what went."""
+        """Delete anonymous owners' run folders and exports not changed for `max_age_hours`, and every project, run
+        and sweep of the anonymous owners none of whose rows changed for as long; returns the files that went."""
         owners = self.artifacts_root() / "owners"
-        cutoff = (now or time.time()) - max_age_hours * 3600
+        now = now or time.time()
+        cutoff = now - max_age_hours * 3600
         removed = []
         for kind in ("runs", "exports"):
             for item in sorted(owners.glob(f"anon-*/{kind}/*")):
                 if _newest_change(item) < cutoff:
                     shutil.rmtree(item, ignore_errors=True) if item.is_dir() else item.unlink(missing_ok=True)
                     removed.append(item)
+        gone = self._whole_store().remove_expired_owners(max_age_hours, now=datetime.fromtimestamp(now, UTC))
+        if gone:
+            log.info("Removed the projects, runs and sweeps of %d expired anonymous visitor(s).", len(gone))
         return removed

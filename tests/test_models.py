@@ -3,6 +3,7 @@
 import json
 import logging
 import shutil
+import time
 
 import pytest
 import torch
@@ -99,6 +100,37 @@ def test_teacher_cache_is_per_model_device_and_length(tiny_classifier, tiny_clas
     assert load_teacher(str(tiny_classifier_3way), device="cpu").label_names == ["sports", "politics", "tech"]
     first.predict_proba(["good"])
     assert load_teacher(str(tiny_classifier), device="cpu").forward_passes == 1  # the cache travels with it
+
+
+def test_a_slow_load_never_blocks_another_loaded_teacher(tmp_path, tiny_classifier):
+    """A real slow load (a deep checkpoint: seconds of building and reading weights) runs in one thread while another
+    thread asks for an already-loaded teacher and scores texts: that answers at once, long before the load ends."""
+    import threading
+
+    from cod.modeling import loading
+    from tests.tiny import make_tiny_classifier
+
+    slow_path = str(make_tiny_classifier(tmp_path / "deep", hidden=4, layers=300))
+    fast_path = str(tiny_classifier)
+    loaded = load_teacher(fast_path)
+    slow = threading.Thread(target=load_teacher, args=(slow_path,), daemon=True)
+    slow.start()
+    deadline = time.time() + 120
+    while not loading._loading and slow.is_alive():  # wait until the slow load holds its own lock
+        assert time.time() < deadline
+        time.sleep(0.001)
+    answered = threading.Event()
+
+    def predict():
+        assert load_teacher(fast_path) is loaded
+        loaded.predict_proba([f"a good film {i}" for i in range(20)])
+        answered.set()
+
+    threading.Thread(target=predict, daemon=True).start()
+    assert answered.wait(timeout=60)
+    assert slow.is_alive(), "the prediction waited for the slow load (or the load was too quick to tell)"
+    slow.join(timeout=300)
+    assert not slow.is_alive() and load_teacher(slow_path).num_labels == 2  # the slow load completed and is cached
 
 
 def test_rebuilt_model_is_reloaded(tmp_path, tiny_classifier):

@@ -14,7 +14,7 @@ from components import counterfactuals as C
 from components import data as D
 from components import distill as R
 from components import export as X
-from components.projects import open_project, project_names
+from components.projects import ensure_project, open_project, project_names
 from components.services import Services, Worker, acting_as, owner_for, session_owner, ui_errors
 from components.state import PageState
 from tests.e2e.app_server import EXAMPLE, running_app, tiny_services
@@ -110,14 +110,24 @@ def test_the_owner_comes_from_the_login_else_a_hashed_browser_token():
     assert forged.startswith("anon:") and fresh != "hf:alice"
 
 
-def test_anonymous_folders_are_removed_after_the_retention_period(services):
+def test_anonymous_folders_and_store_rows_are_removed_after_the_retention_period(services):
     alice = visitor(services)
     with acting_as(alice.owner):
         folder = services.artifacts_dir() / "runs" / "old-run"
         folder.mkdir(parents=True)
         (folder / "weights.bin").write_bytes(b"x")
+        project = ensure_project(services, alice)
+        services.store().start_run(project, {"method": "kd"})
     assert services.remove_expired(24, now=time.time()) == []
+    with acting_as(alice.owner):
+        assert project_names(services) == [project]
     assert services.remove_expired(24, now=time.time() + 25 * 3600) == [folder] and not folder.exists()
+    with acting_as(alice.owner):
+        assert project_names(services) == [] and services.store().runs() == []
+    from cod.store import Store
+
+    with Store(services.store_path) as on_disk:  # the SQLite file itself holds none of alice's rows
+        assert on_disk.projects() == [] and on_disk.runs() == []
 
 
 def test_teacher_caches_stay_within_bounds_after_10000_texts(services, monkeypatch):
@@ -242,3 +252,27 @@ def test_every_endpoint_goes_through_the_queue_in_a_bounded_group(services):
     by_name = {f.api_name: f for f in fns if f.api_name}
     assert by_name["predict"].concurrency_id == by_name["live_counterfactual"].concurrency_id == "live"
     assert by_name["upload"].concurrency_id != "live" and by_name["upload"].concurrency_limit > 1
+
+
+def test_one_visitors_teacher_settings_never_change_anothers_teacher(services, models, monkeypatch):
+    from components import models as M
+    from tests.fake_openai import FakeOpenAI, logprobs_reply
+
+    monkeypatch.setenv("COD_ALLOWED_MODELS", ",".join([*models, "api:fake"]))
+    monkeypatch.setattr(M, "API_DEBOUNCE_S", 0.0)
+    alice, bob = visitor(services), visitor(services)
+    with FakeOpenAI(lambda body: logprobs_reply({"positive": 0.8, "negative": 0.1, "yes": 0.1})) as server:
+        monkeypatch.setenv("COD_LLM_BASE_URL", server.base_url)  # the owner's endpoint, used when the field is empty
+        monkeypatch.setenv("COD_LLM_API_KEY", "sk-owner")
+        with acting_as(bob.owner):  # bob loads it with the default prompt first
+            M.check_teacher(services, bob, "api:fake")
+        with acting_as(alice.owner):  # alice: her own label words and calibration, under the same name
+            M.check_teacher(services, alice, "api:fake", "api", True, "positive=yes\nnegative=no")
+            hers = services.teacher("api:fake")
+        with acting_as(bob.owner):
+            his = services.teacher("api:fake")  # by name alone, as his live prediction asks
+            live = M.predict_html(services, "api:fake", "a good film")
+    assert his is not hers
+    assert hers.info()["calibrated"] and dict(hers.info()["prompt"]["label_words"])["positive"] == ["yes"]
+    assert not his.info()["calibrated"] and dict(his.info()["prompt"]["label_words"])["positive"] != ["yes"]
+    assert 'data-top="positive"' in live  # his teacher reads the answer "positive"; alice's would read "yes"

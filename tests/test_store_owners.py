@@ -106,3 +106,43 @@ def test_the_cli_lists_every_owners_projects(tmp_path, capsys):
     assert main(["project", "--db", str(tmp_path / "cod.db"), "list"]) == 0
     out = capsys.readouterr().out
     assert "anon:alice" in out and "hf:bob" in out and out.count("rt ") == 2
+
+
+def test_expired_anonymous_owners_lose_their_projects_runs_and_sweeps(tmp_path):
+    from datetime import UTC, datetime, timedelta
+
+    admin = Store(tmp_path / "cod.db")
+    old, fresh, user = admin.for_owner("anon:old"), admin.for_owner("anon:fresh"), admin.for_owner("hf:alice")
+    local = admin.for_owner("")
+    for owner in (old, user, local):
+        owner.create_project("rt", LABELS, examples=EXAMPLES)
+        owner.add_counterfactuals("rt", [proposal()])
+        first = owner.start_run("rt", {"method": "kd"})
+        owner.finish_run(first.id, "stopped")
+        owner.resume_run(first.id)  # a run that refers to another
+        owner.add_sweep("rt", {"grid": 1})
+    old.add_sweep(None, {"grid": 2})  # rows without a project go too
+    old.start_run(None, {"method": "ce"})
+    between = datetime.now(UTC)
+    fresh.create_project("rt", LABELS, examples=EXAMPLES)
+
+    assert admin.remove_expired_owners(1, now=between) == []  # nothing is an hour old yet
+    with pytest.raises(StoreError, match="unscoped"):
+        fresh.remove_expired_owners(1, now=between + timedelta(hours=1))  # a visitor cannot expire others
+    assert admin.remove_expired_owners(1, now=between + timedelta(hours=1)) == ["anon:old"]
+    admin.close()
+
+    reopened = Store(tmp_path / "cod.db")  # what is on disk
+    assert sorted(p.owner for p in reopened.projects()) == ["", "anon:fresh", "hf:alice"]
+    assert {r.config["method"] for r in reopened.runs()} == {"kd"} and len(reopened.runs()) == 4
+    assert len(reopened.sweeps()) == 2
+    db = sqlite3.connect(tmp_path / "cod.db")
+    owners = {row[0] for row in db.execute("SELECT owner FROM runs UNION SELECT owner FROM sweeps")}
+    assert "anon:old" not in owners
+    # the expired project's examples, counterfactuals and their history went with it (the others' stay)
+    assert db.execute("SELECT COUNT(*) FROM examples").fetchone()[0] == 3 * len(EXAMPLES)
+    assert db.execute("SELECT COUNT(*) FROM counterfactuals").fetchone()[0] == 2
+    assert db.execute("SELECT COUNT(DISTINCT project_id) FROM actions").fetchone()[0] == 2
+    assert db.execute("PRAGMA foreign_key_check").fetchall() == []
+    db.close()
+    reopened.close()

@@ -35,7 +35,8 @@ HEADS = ("auto", "cls", "mean")
 SENTENCE_TRANSFORMERS_FILES = ("modules.json", "1_Pooling/config.json", "sentence_bert_config.json")
 
 _teachers: dict[tuple, object] = {}  # process-level cache: key -> Teacher, at most max_cached_teachers() (LRU)
-_teachers_lock = threading.Lock()
+_teachers_lock = threading.Lock()  # held for lookups only, never during a load
+_loading: dict[tuple, threading.Lock] = {}  # key -> the lock of its load in progress
 
 
 def resolve_teacher_name(name: str) -> str:
@@ -344,23 +345,47 @@ def load_teacher(
     path = resolve_teacher_name(name)
     device = pick_device(device) if not isinstance(device, torch.device) else device
     key = _cache_key(path, device, dtype, max_length, trust_remote_code)
+
+    def load():
+        model, tokenizer = load_classifier(
+            path, device=device, dtype=dtype, trust_remote_code=trust_remote_code, require_head=True, trusted=True
+        )
+        teacher = Teacher(model, tokenizer, name=name, max_length=max_length, batch_size=batch_size)
+        if name == DEMO and max_length >= DEMO_TEACHER_MAX_LENGTH:  # its held-out logits were saved at build time
+            from cod.modeling.demo.build import prime_demo_teacher
+
+            prime_demo_teacher(teacher)
+        return teacher
+
+    teacher = _cached(key, load)
+    teacher.batch_size = batch_size  # batching does not change results: share the teacher and its cache
+    return teacher
+
+
+def _cached(key: tuple, load):
+    """The cached teacher for `key`, else `load()` it. The cache's lock is held only for lookups: a slow load (a
+    large checkpoint, a build another process runs) blocks only callers of the same key, never other teachers."""
     with _teachers_lock:
         teacher = _teachers.get(key)
-        if teacher is None:
-            model, tokenizer = load_classifier(
-                path, device=device, dtype=dtype, trust_remote_code=trust_remote_code, require_head=True, trusted=True
-            )
-            teacher = Teacher(model, tokenizer, name=name, max_length=max_length, batch_size=batch_size)
-            if name == DEMO and max_length >= DEMO_TEACHER_MAX_LENGTH:  # its held-out logits were saved at build time
-                from cod.modeling.demo.build import prime_demo_teacher
-
-                prime_demo_teacher(teacher)
-            _teachers[key] = teacher
-            while len(_teachers) > max_cached_teachers():  # the least recently loaded one goes first
-                _teachers.pop(next(iter(_teachers)))
-        else:
+        if teacher is not None:
             _teachers[key] = _teachers.pop(key)  # now the most recently used
-        teacher.batch_size = batch_size  # batching does not change results: share the teacher and its cache
+            return teacher
+        loading = _loading.setdefault(key, threading.Lock())
+    with loading:  # one load per key: a second caller waits for the first one's teacher
+        with _teachers_lock:
+            teacher = _teachers.get(key)
+        if teacher is None:
+            try:
+                teacher = load()
+            except BaseException:
+                with _teachers_lock:
+                    _loading.pop(key, None)
+                raise
+            with _teachers_lock:
+                _teachers[key] = teacher
+                _loading.pop(key, None)
+                while len(_teachers) > max_cached_teachers():  # the least recently loaded one goes first
+                    _teachers.pop(next(iter(_teachers)))
         return teacher
 
 
@@ -376,25 +401,19 @@ def _load_llm_teacher(name, kind, label_names, options, device, dtype, max_lengt
     options = options or LLMTeacherOptions()
     labels = tuple(str(n) for n in label_names) if label_names is not None else None
     key = ("llm", kind, name.strip(), str(device), dtype, max_length, trust_remote_code, labels, options.key())
-    with _teachers_lock:
-        teacher = _teachers.get(key)
-        if teacher is None:
-            teacher = load_llm_teacher(
-                name,
-                kind,
-                labels,
-                options,
-                device=device,
-                dtype=dtype,
-                max_length=max_length,
-                trust_remote_code=trust_remote_code,
-            )
-            _teachers[key] = teacher
-            while len(_teachers) > max_cached_teachers():  # the least recently loaded one goes first
-                _teachers.pop(next(iter(_teachers)))
-        else:
-            _teachers[key] = _teachers.pop(key)  # now the most recently used
-        return teacher
+    return _cached(
+        key,
+        lambda: load_llm_teacher(
+            name,
+            kind,
+            labels,
+            options,
+            device=device,
+            dtype=dtype,
+            max_length=max_length,
+            trust_remote_code=trust_remote_code,
+        ),
+    )
 
 
 def clear_teacher_cache() -> None:

@@ -33,6 +33,7 @@ from cod.paths import cod_home
 from cod.store import db as schema
 from cod.store.curation import CURATED, PERSON, STATUSES, Action, CounterfactualRecord, CurationMixin, HistoryEntry
 from cod.store.names import MAX_NAME_CHARS
+from cod.store.owners import OwnersMixin
 from cod.store.runs import RUN_STATUSES, Run, RunsMixin, _dumps, _now
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -100,7 +101,7 @@ class Project:
         }
 
 
-class Store(RunsMixin, CurationMixin):
+class Store(RunsMixin, CurationMixin, OwnersMixin):
     """The project store in one SQLite file; safe to share between threads and processes."""
 
     def __init__(
