@@ -116,6 +116,23 @@ def _parse(*argv):
     return build_parser().parse_args(list(argv))
 
 
+def test_a_percent_sign_in_a_settings_help_prints_as_written(capsys):
+    import argparse
+    import dataclasses
+
+    from cod.cli._common import add_config_flags
+
+    @dataclasses.dataclass(frozen=True)
+    class Settings:
+        share: float = dataclasses.field(default=0.5, metadata={"help": "95% interval"})
+
+    parser = argparse.ArgumentParser(prog="x")
+    add_config_flags(parser, Settings)
+    with pytest.raises(SystemExit):  # argparse %-formats help: an undoubled % made --help raise a TypeError
+        parser.parse_args(["--help"])
+    assert "95% interval [0.5]" in capsys.readouterr().out
+
+
 def test_every_distill_setting_has_help_and_a_generated_flag(capsys):
     import dataclasses
 

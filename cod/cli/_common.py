@@ -66,7 +66,7 @@ def add_config_flags(
         if f.name in skip or kind is None:
             continue
         names = [f"--{f.name.replace('_', '-')}", *f.metadata.get("aliases", ())]
-        text = f.metadata.get("help", "") + _default_text(f)
+        text = (f.metadata.get("help", "") + _default_text(f)).replace("%", "%%")  # argparse %-formats help
         kwargs: dict[str, Any] = {"dest": f.name, "default": None, "help": text}
         if kind is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
