@@ -170,7 +170,9 @@ def main() -> int:
         print(f"# {name}: {seconds:.0f} s for the forwards not cached", flush=True)
     best = max(results, key=lambda r: (r["accuracy"], r["label_mass"]))
     print("best on validation:", json.dumps(best))
-    (folder / "selection.json").write_text(json.dumps({"teacher": args.teacher, "best": best, "rows": results}))
+    selection = json.dumps({"teacher": args.teacher, "identity": base.identity, "best": best, "rows": results})
+    (folder / "selection.json").write_text(selection)
+    (Path(args.out) / f"{args.teacher}.json").write_text(selection)  # read by bench_llm_teacher.py --from-selection
     return 0
 
 

@@ -81,6 +81,11 @@ def main() -> int:
     parser.add_argument("--prompt", default="default", help="a prompt of bench_llm_prompts.py [default]")
     parser.add_argument("--words", default="names", help="label words of bench_llm_prompts.py [names]")
     parser.add_argument("--calibrate", action="store_true", help="distil the calibrated teacher")
+    parser.add_argument(
+        "--from-selection",
+        action="store_true",
+        help="take prompt, words and calibration from runs/llm-prompts/TEACHER.json (bench_llm_prompts.py's choice)",
+    )
     parser.add_argument("--test-limit", type=int, default=300, help="seeded subset of the test split [300]")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2)
@@ -88,16 +93,22 @@ def main() -> int:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--out", default="", help="sweep folder [runs/llm-teacher/TEACHER-PROMPT-WORDS[-calibrated]]")
     parser.add_argument("--max-steps", type=int, default=100, help="optimizer steps per cell [100]")
+    parser.add_argument("--max-validation", type=int, default=200, help="validation texts choosing checkpoints [200]")
     parser.add_argument("--zero-shot-only", action="store_true")
     parser.add_argument("--no-cache", action="store_true", help="score again even when the disk cache has the texts")
     args = parser.parse_args()
+    if args.from_selection:
+        best = json.loads((ROOT / "runs" / "llm-prompts" / f"{args.teacher}.json").read_text())["best"]
+        args.prompt, args.words, args.calibrate = best["prompt"], best["words"], best["calibrated"]
+        print(f"chosen on validation: {json.dumps(best)}", flush=True)
 
     import torch
 
     from cod.config import SweepConfig
     from cod.data.tasks import load_task
     from cod.modeling.loading import load_teacher
-    from cod.sweep import _subset, sweep
+    from cod.sweep import sweep
+    from cod.sweep.run import _subset
 
     torch.set_num_threads(args.threads)
     splits = load_task("demo")
@@ -153,7 +164,7 @@ def main() -> int:
         probe_pairs=0,
         test_limit=args.test_limit,
         figures=False,
-        distill={"max_steps": args.max_steps, "evaluations": 4, "max_validation": 200},
+        distill={"max_steps": args.max_steps, "evaluations": 4, "max_validation": args.max_validation},
     )
     start = time.perf_counter()
 

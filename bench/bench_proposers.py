@@ -59,6 +59,8 @@ def main() -> None:
     parser.add_argument(
         "--concurrency", type=int, default=8, help="examples in flight: the generate batch (default 8)"
     )
+    parser.add_argument("--llm-model", default="demo-llm", help="embedded LLM: demo-llm or demo-llm-qwen (opt-in)")
+    parser.add_argument("--skip-lexical", action="store_true", help="run the LLM proposer only")
     args = parser.parse_args()
 
     import torch
@@ -76,11 +78,12 @@ def main() -> None:
     teacher = load_teacher("demo", device="cpu")
     load_fluency_scorer()  # loaded once per process (the same weights serve the LLM proposer)
     print(f"demo test[:{args.n}], torch threads {torch.get_num_threads()}, {os.cpu_count()} cores")
-    lexical = LexicalProposer(LexicalConfig(), cache_dir=False)
-    lexical.kit(teacher)  # per-teacher setup, not counted
-    run("lexical", lexical, examples, teacher, args.threads)
+    if not args.skip_lexical:
+        lexical = LexicalProposer(LexicalConfig(), cache_dir=False)
+        lexical.kit(teacher)  # per-teacher setup, not counted
+        run("lexical", lexical, examples, teacher, args.threads)
     config = LLMConfig(
-        model="demo-llm",
+        model=args.llm_model,
         base_url=None,
         temperature=0.0,
         rounds=args.rounds,
@@ -89,7 +92,7 @@ def main() -> None:
     )
     llm = LLMProposer(config, cache_dir=False)
     run(
-        f"llm demo-llm ({args.rounds} rounds x {args.candidates} rewrites, greedy)",
+        f"llm {args.llm_model} ({args.rounds} rounds x {args.candidates} rewrites, greedy)",
         llm,
         examples,
         teacher,

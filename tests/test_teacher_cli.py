@@ -124,3 +124,18 @@ def test_distill_from_a_causal_lm_teacher_records_its_info(csv_file, tiny_lm, ti
     info = config["teacher_info"]
     assert info["kind"] == "causal-lm" and info["labels"] == ["negative", "positive"] and info["mean_label_mass"] > 0
     assert json.loads((out / "metrics.json").read_text())["teacher_train_forward_passes"] == 8
+
+
+def test_chat_template_flag_reaches_the_causal_lm_teacher(tmp_path, cod_home):
+    from cod.cli import build_parser
+    from cod.cli._teacher import load_teacher_from_args
+    from tests.tiny import CHAT_TEMPLATE
+
+    path = make_tiny_causal_lm(tmp_path / "chat-lm", chat_template=CHAT_TEMPLATE)
+    argv = ["predict", "--teacher", str(path), "--teacher-kind", "causal-lm", "a film"]
+    chat = load_teacher_from_args(build_parser().parse_args(argv), ["negative", "positive"], device="cpu")
+    plain = load_teacher_from_args(
+        build_parser().parse_args([*argv[:-1], "--chat-template", "off", "a film"]), ["negative", "positive"]
+    )
+    assert chat.chat and not plain.chat and chat.cache_key != plain.cache_key
+    assert plain.inputs(["a film"])[0].endswith("\nAnswer:")

@@ -36,6 +36,12 @@ def add_teacher_args(parser: argparse.ArgumentParser, base_url: bool = True, lab
     g.add_argument("--system-prompt", default="", help="a system message before the prompt")
     g.add_argument("--calibrate", action="store_true", help="contextual calibration on content-free inputs")
     g.add_argument(
+        "--chat-template",
+        default="auto",
+        choices=["auto", "on", "off"],
+        help="causal LMs: wrap the prompt in the model's chat template (auto: when it has one) [auto]",
+    )
+    g.add_argument(
         "--teacher-mode",
         default="auto",
         choices=["auto", "logprobs", "votes"],
@@ -74,6 +80,7 @@ def teacher_options(args: argparse.Namespace):
         template=args.prompt_template,
         system=args.system_prompt,
         calibrate=args.calibrate,
+        chat_template=args.chat_template,
     )
 
 
