@@ -136,16 +136,24 @@ def launch_options() -> dict:
         "run_history": False,
         "footer_links": ["api", "gradio"],
         "max_file_size": int(DataConfig().max_file_mb * 2**20),
+        # Sync handlers each hold a thread: live predictions (32) wait together for a shared forward while
+        # followers of background jobs (24) poll, so Gradio's default of 40 would queue live predictions behind them.
+        "max_threads": 128,
     }
+
+
+def set_torch_threads() -> None:
+    """torch intra-op threads from COD_TORCH_THREADS when set (on a busy 2-core host, 1 keeps live answers fastest)."""
+    if os.environ.get("COD_TORCH_THREADS"):
+        import torch
+
+        torch.set_num_threads(int(os.environ["COD_TORCH_THREADS"]))
 
 
 def main() -> None:
     """Serve the app (127.0.0.1:7860 unless GRADIO_SERVER_NAME / GRADIO_SERVER_PORT say otherwise)."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    if os.environ.get("COD_TORCH_THREADS"):  # on a busy 2-core host, 1 thread keeps the live teacher fastest
-        import torch
-
-        torch.set_num_threads(int(os.environ["COD_TORCH_THREADS"]))
+    set_torch_threads()
     services = Services()
     services.warm()  # builds the demo teacher if it is missing, then loads it before the first visitor types
     app = build_app(services)

@@ -1,17 +1,23 @@
 """Public-mode load: N concurrent visitors (gradio_client threads) against one app while a distillation runs.
 
 Starts the app in public mode (COD_PUBLIC=1) on a free loopback port with a throw-away store. One extra visitor starts
-a distillation first (it runs in the worker throughout). Then each of N visitors, in its own thread and its own
-session (an anonymous identity of its own): uploads its own copy of the example CSV (so its project has its own name),
-draws k=8, generates counterfactuals offline, and makes E live edits (the live counterfactual endpoint) and E live
-teacher predictions (the Models tab endpoint), each after the previous one was answered. Finally every visitor tries
-to open the next visitor's project (must fail) and its own (must work).
+a distillation first (in public mode it runs in a child process at nice 19, throughout). Then each of N visitors, in
+its own thread and its own session (an anonymous identity of its own): uploads its own copy of the example CSV (so its
+project has its own name), draws k=8, generates counterfactuals offline, and makes E live edits (the live
+counterfactual endpoint) and E live teacher predictions (the Models tab endpoint), each after the previous one was
+answered. Finally every visitor tries to open the next visitor's project (must fail) and its own (must work).
+
+The journeys go through gradio_client; the live calls, by default, through Gradio's own HTTP API in the same session
+(`--client http`: POST /gradio_api/call/NAME, then its event stream, as a browser's request goes through the queue),
+because gradio_client's polling threads add up to 50 ms to each round trip and burn the CPU being measured
+(`--client gradio` measures through gradio_client instead).
 
 The app runs in its own process (the clients' threads would otherwise share its interpreter). Reports live-prediction
-latency p50/p95 (client-side round trip through Gradio's queue), errors, the server's peak memory (VmHWM) and the
-isolation result.
+latency p50/p95 (client-side round trip through Gradio's queue), where the time goes (the handlers' and the teacher
+forwards' own times inside the server, and the CPU seconds of the server, its child processes and this client),
+errors, the server's peak memory (VmHWM) and the isolation result.
 
-    python bench/bench_public_load.py [--visitors 20] [--edits 15] [--models tiny|demo]
+    python bench/bench_public_load.py [--visitors 20] [--edits 15] [--models tiny|demo] [--client http|gradio]
 
 `--models demo` uses the embedded demo teacher (all-mpnet-base-v2 + head, 110M parameters; built once) and student;
 `tiny` a word-weight teacher and a tiny student built in code (the app machinery alone).
@@ -48,8 +54,12 @@ EDITS = ["really", "quite", "truly", "so", "very", "rather", "fairly", "most", "
 
 
 def peak_rss_mb(pid: int | str = "self") -> float:
-    """Peak resident memory of a process (VmHWM), MB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+    """Peak resident memory of a process (VmHWM), MB (nan once it has exited)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return float("nan")
+    for line in status.splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return float("nan")
@@ -126,12 +136,49 @@ def server_breakdown(path: Path, since: float, until: float) -> list[str]:
     return lines
 
 
+class LiveCalls:
+    """A visitor's live calls through Gradio's own HTTP API (POST /gradio_api/call/NAME, then its event stream), in
+    the visitor's session: what a browser's request goes through on the server, without gradio_client's polling
+    threads (they sleep 50 ms between looks at their message queue and add that to every round trip)."""
+
+    def __init__(self, url: str, session_hash: str) -> None:
+        from urllib.parse import urlparse
+
+        self.address = urlparse(url)
+        self.session_hash = session_hash
+
+    def __call__(self, *data, api_name: str):
+        import http.client
+        import json
+
+        conn = http.client.HTTPConnection(self.address.hostname, self.address.port, timeout=120)
+        try:
+            body = json.dumps({"data": list(data), "session_hash": self.session_hash})
+            conn.request("POST", f"/gradio_api/call{api_name}", body, {"Content-Type": "application/json"})
+            reply = conn.getresponse()
+            event_id = json.loads(reply.read())["event_id"]
+            conn.request("GET", f"/gradio_api/call{api_name}/{event_id}")
+            stream = conn.getresponse()
+            event = ""
+            for raw in stream:
+                line = raw.decode().strip()
+                if line.startswith("event:"):
+                    event = line.split(":", 1)[1].strip()
+                elif line.startswith("data:") and event in ("complete", "error"):
+                    if event == "error":
+                        raise RuntimeError(line[5:].strip()[:200])
+                    return json.loads(line[5:])
+            raise RuntimeError(f"the stream of {api_name} ended without a result")
+        finally:
+            conn.close()
+
+
 class Visitor(threading.Thread):
     """One visitor's journey; latencies of live calls in `latencies`, failures in `errors`."""
 
-    def __init__(self, url: str, n: int, edits: int, files: Path, teacher: str) -> None:
+    def __init__(self, url: str, n: int, edits: int, files: Path, teacher: str, lean: bool = True) -> None:
         super().__init__(name=f"visitor-{n}", daemon=True)
-        self.url, self.n, self.edits, self.teacher = url, n, edits, teacher
+        self.url, self.n, self.edits, self.teacher, self.lean = url, n, edits, teacher, lean
         self.csv = files / f"visitor{n:02d}.csv"
         shutil.copy(EXAMPLE, self.csv)
         self.project = f"visitor{n:02d}-k8-seed0"
@@ -143,7 +190,10 @@ class Visitor(threading.Thread):
     def call(self, *args, api_name: str, live: bool = False):
         start = time.perf_counter()
         try:
-            out = self.client.predict(*args, api_name=api_name)
+            if live and self.lean:
+                out = LiveCalls(self.url, self.client.session_hash)(*args, api_name=api_name)
+            else:
+                out = self.client.predict(*args, api_name=api_name)
         except Exception as err:  # noqa: BLE001 - a benchmark counts every failure
             self.errors.append(f"{api_name}: {type(err).__name__}: {str(err)[:120]}")
             return None
@@ -237,8 +287,10 @@ def record_server_times(path: Path) -> None:
 
 def serve(root: Path, models: str, port: int) -> None:
     """The server process: the app in public mode with the teacher loaded, until killed."""
-    from app import build_app, launch_options
+    from app import build_app, launch_options, set_torch_threads
     from cod.paths import models_dir
+
+    set_torch_threads()  # COD_TORCH_THREADS, as `python app.py` does
 
     built = models_dir()  # the built demo models stay where they are; caches and the store start empty
     (root / "home").mkdir(exist_ok=True)
@@ -286,6 +338,12 @@ def main() -> None:
         default=20000,
         help="epochs of the background distillation (stopped " "when the visitors are done)",
     )
+    parser.add_argument(
+        "--client",
+        choices=["http", "gradio"],
+        default="http",
+        help="live calls through Gradio's HTTP API (http, default) or through gradio_client (adds its polling delay)",
+    )
     parser.add_argument("--serve", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--root", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -298,7 +356,7 @@ def main() -> None:
         owner, distillation = start_distillation(url, args.epochs)
         files = root / "uploads"
         files.mkdir()
-        visitors = [Visitor(url, n, args.edits, files, teacher) for n in range(args.visitors)]
+        visitors = [Visitor(url, n, args.edits, files, teacher, args.client == "http") for n in range(args.visitors)]
         start, started_at, cpu_before = time.perf_counter(), time.time(), cpu_snapshot(server.pid)
         for v in visitors:
             v.start()
@@ -306,6 +364,7 @@ def main() -> None:
             v.join()
         wall, ended_at = time.perf_counter() - start, time.time()
         cpu_after = cpu_snapshot(server.pid)
+        child_peaks = [peak_rss_mb(kid) for kid in children(server.pid)]  # the distillation's process, if any
         busy = not distillation.done()
         own, refused = isolation(visitors)
         owner.predict(api_name="/stop_distill")
@@ -320,7 +379,8 @@ def main() -> None:
     p95 = ms[min(len(ms) - 1, int(0.95 * len(ms)))] if ms else float("nan")
     print(
         f"models: {args.models} (teacher {Path(teacher).name}); visitors: {args.visitors}; cores: {os.cpu_count()}; "
-        f"load average before: {LOAD_BEFORE}, after: {load_after}"
+        f"load average before: {LOAD_BEFORE}, after: {load_after}; live calls through: {args.client}; "
+        f"COD_TORCH_THREADS={os.environ.get('COD_TORCH_THREADS', '(torch default)')}"
     )
     print(
         f"journeys (upload, draw, generate, {args.edits} live edits + {args.edits} live predictions each): "
@@ -342,6 +402,8 @@ def main() -> None:
         print(f"   {n} x {kind}")
     print(f"isolation: {own}/{len(visitors)} opened their own project; {refused}/{len(visitors)} refused another's")
     print(f"peak memory of the server process (VmHWM): {server_peak:.0f} MB")
+    if child_peaks:
+        print(f"peak memory of its child process(es) (VmHWM): {', '.join(f'{m:.0f} MB' for m in child_peaks)}")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ The limits are read from the environment once per call, so the owner configures 
 | COD_ALLOW_OWNER_HF_TOKEN | 0 | model loads may use the owner's HF_TOKEN (private or gated models) |
 | COD_MAX_K / _EPOCHS / _STEPS / _BATCH / _CANDIDATES | 64 / 100 / 2000 / 64 / 10 | request sizes |
 | COD_MAX_QUEUED | 3 | jobs a visitor may have waiting behind their running one |
-| COD_RETENTION_HOURS | 24 | anonymous visitors' run folders and exports older than this are removed |
+| COD_RETENTION_HOURS | 24 | anonymous visitors' run folders, exports and store rows older than this are removed |
+| COD_JOB_PROCESS | on in public mode | distillations run in a child process at nice 19 with one torch thread |
 """
 
 from __future__ import annotations
@@ -39,6 +40,16 @@ def _flag(name: str, default: bool) -> bool:
 def public_mode() -> bool:
     """True when the app serves untrusted visitors: COD_PUBLIC=1, or on a Space (SPACE_ID) unless COD_PUBLIC=0."""
     return _flag("COD_PUBLIC", default=bool(os.environ.get("SPACE_ID")))
+
+
+def jobs_in_child() -> bool:
+    """Whether distillations run in a low-priority child process (COD_JOB_PROCESS; on in public mode, where live
+    predictions of many visitors must not wait behind them). Off on ZeroGPU, whose GPU belongs to the app's process."""
+    import importlib.util
+
+    if importlib.util.find_spec("spaces") is not None:
+        return False
+    return _flag("COD_JOB_PROCESS", default=public_mode())
 
 
 def _names(name: str) -> tuple[str, ...]:

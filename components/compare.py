@@ -41,7 +41,7 @@ def student_for(services, state: PageState, key: str | None):
         raise DistillError("No distilled student yet: run a distillation on the Distill tab first.")
     run = services.store().run(int(key))  # the visitor's own run, or an error (before the in-memory copy is used)
     result = services.results.get(str(key))
-    if result is not None:
+    if result is not None and result.model is not None:  # a run in a child process left its student on disk
         return StudentScorer(result.model, result.tokenizer)
     if not run.artifact_dir or not (Path(run.artifact_dir) / "model").exists():
         raise DistillError(f"Run {key} has no saved student (status {run.status}): pick a finished run.")

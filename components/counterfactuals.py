@@ -187,7 +187,7 @@ def live_html(services, state: PageState, text: str) -> str:
     names = editing["labels"]
     if not text:
         return notice("Write a counterfactual (a minimal edit of the original that flips the teacher).", "warn")
-    probs = services.teacher(state.teacher).predict_proba([text])[0].tolist()
+    probs = services.live_proba(services.teacher(state.teacher), text).tolist()
     top = max(range(len(probs)), key=lambda i: probs[i])
     from cod.counterfactuals.edits import diff, words_changed
 

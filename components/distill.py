@@ -27,6 +27,8 @@ from components.style import SERIES_COLORS, STUDENT_COLOR, TEACHER_COLOR, badge,
 
 METHODS = {"KD (logits)": "kd", "LWD (logits + hidden states)": "lwd", "CE only (no teacher)": "ce"}
 LOG_EVERY = 10  # steps between step events written to the store (eval/done/stopped are always written)
+REDRAW_S = 2.0  # seconds between chart redraws while a run goes
+MAX_POINTS = 400  # points per loss line: a long run's chart shows every n-th step (and the last)
 
 
 def _as_dict(event) -> dict:
@@ -104,6 +106,7 @@ def start_run(
     splits, labels, student = state.splits, list(state.label_names), state.student
 
     def run(job):
+        from cod.background import without_model
         from cod.experiment import run_distillation
 
         if resume_from is not None:
@@ -120,8 +123,9 @@ def start_run(
             if d.get("kind") != "step" or d.get("step", 0) % LOG_EVERY == 0:
                 store.log_event(record.id, d)
 
-        try:
-            result = run_distillation(
+        try:  # in public mode in a child process at the lowest priority: live predictions go first
+            result = services.run_heavy(
+                run_distillation,
                 config,
                 teacher,
                 student,
@@ -129,6 +133,7 @@ def start_run(
                 counterfactuals,
                 on_event=on_event,
                 stop=job.should_stop,
+                portable=without_model,
                 out_dir=out_dir,
                 label_names=labels,
                 run_info={"project": project, "app": "cod-studio"},
@@ -151,6 +156,8 @@ def chart(events: list) -> go.Figure:
     """Loss parts (left axis, log) and validation accuracy (right axis) against the step."""
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     steps = [e for e in map(_as_dict, events) if e.get("kind") == "step"]
+    if len(steps) > MAX_POINTS:
+        steps = steps[:: -(-len(steps) // MAX_POINTS)] + steps[-1:]
     evals = [e for e in map(_as_dict, events) if e.get("kind") == "eval"]
     for part in ("loss", "ce", "kd", "lwd"):
         xs = [e["step"] for e in steps if part in e.get("losses", {})]
@@ -364,10 +371,13 @@ def build(services, state):
 
     def follow(s: PageState, job_id: str):
         job = services.worker.get(job_id)
-        seen, status = -1, None
+        seen, status, shown = -1, None, 0.0
         while True:
-            if len(job.events) != seen or job.status != status or job.done:
-                seen, status = len(job.events), job.status
+            # New steps redraw the chart at most every REDRAW_S (a long run's chart is large to build and send);
+            # a change of status at once.
+            due = len(job.events) != seen and time.monotonic() - shown >= REDRAW_S
+            if due or job.status != status or job.done:
+                seen, status, shown = len(job.events), job.status, time.monotonic()
                 yield s, progress_html(services, job), chart(job.events), result_html(services, job), gr.update()
             if job.done:
                 break

@@ -35,7 +35,7 @@ def predict_html(services, teacher_name: str, text: str) -> str:
     if teacher.kind == "api":
         time.sleep(API_DEBOUNCE_S)
     start = time.perf_counter()
-    probs = teacher.predict_proba([text])[0]
+    probs = services.live_proba(teacher, text)
     html = probs_html(teacher.label_names, probs.tolist(), "teacher", "Teacher")
     if teacher.kind == "api":
         info = teacher.info()

@@ -83,8 +83,8 @@ QUEUED, RUNNING, DONE, STOPPED, FAILED = "queued", "running", "done", "stopped",
 # Every endpoint goes through Gradio's queue in a bounded group. Live predictions have their own group, so they
 # never wait behind data loads or model loads; the handlers that only follow a background job's events (they sleep
 # between polls) share a large group; Stop buttons their own small one.
-LIVE = {"concurrency_id": "live", "concurrency_limit": 4}
-FOLLOW = {"concurrency_id": "follow", "concurrency_limit": 24}  # each holds one of Gradio's 40 threads while it polls
+LIVE = {"concurrency_id": "live", "concurrency_limit": 32}  # waiting callers share forwards (`live_proba`)
+FOLLOW = {"concurrency_id": "follow", "concurrency_limit": 24}  # each holds one of the 128 threads while it polls
 CONTROL = {"concurrency_id": "control", "concurrency_limit": 4}
 
 
@@ -363,6 +363,7 @@ class Services:
         from cod.modeling.scoring import LRU
 
         self._teachers: LRU = LRU(max_cached_teachers())  # name -> Teacher, least recently used dropped
+        self._batchers: LRU = LRU(max_cached_teachers())  # id(teacher) -> LiveBatcher (holding that teacher)
         self._loading: dict[str, threading.Lock] = {}
         # (visitor, name) -> the settings that visitor last loaded it with: one visitor's label words, prompt or
         # calibration never change the teacher another visitor gets under the same name
@@ -415,6 +416,28 @@ class Services:
                     self._teachers[key] = teacher
                     self._loading.pop(key, None)
             return teacher
+
+    def run_heavy(self, fn: Callable, *args, on_event=None, stop=None, portable=None, **kwargs):
+        """`fn(*args, on_event=..., stop=..., **kwargs)`: in a child process at the lowest CPU priority when
+        `cod.public.jobs_in_child()` (public mode; its result passes through `portable` there), else right here."""
+        from cod.public import jobs_in_child
+
+        if not jobs_in_child():
+            return fn(*args, on_event=on_event, stop=stop, **kwargs)
+        from cod.background import run_in_child
+
+        return run_in_child(fn, *args, on_event=on_event, stop=stop, portable=portable, **kwargs)
+
+    def live_proba(self, teacher, text: str):
+        """The teacher's probabilities for one typed text, (num_labels,): concurrent visitors' texts share forwards,
+        which go before background work on the same teacher (see `cod.modeling.live`)."""
+        from cod.modeling.live import LiveBatcher
+
+        with self._model_lock:
+            batcher = self._batchers.get(id(teacher))
+            if batcher is None or batcher.teacher is not teacher:
+                batcher = self._batchers[id(teacher)] = LiveBatcher(teacher)
+        return batcher.predict_proba(text)
 
     def build_demo_teacher(self) -> Job | None:
         """Start building the demo teacher in the background (once per process); None when nothing is to build.

@@ -243,6 +243,14 @@ def test_distill_runs_in_the_worker_records_the_run_and_draws_the_chart(services
     assert X.zip_student(services, job.result).stat().st_size > 1000
 
 
+def test_a_long_runs_chart_stays_small_and_ends_at_the_last_step():
+    events = [{"kind": "step", "step": i, "losses": {"loss": 1.0 / (i + 1), "kd": 0.5}} for i in range(1, 5001)]
+    fig = R.chart(events)
+    loss = next(t for t in fig.data if t.name == "loss")
+    assert len(loss.x) <= R.MAX_POINTS + 1 and loss.x[0] == 1 and loss.x[-1] == 5000
+    assert list(loss.x) == sorted(loss.x)
+
+
 def test_stop_a_distillation_refuse_a_second_start_then_resume_it(services, drawn):
     config = R.make_config(drawn, "KD (logits)", False, 20, 2, 1, 6, 1e-3, 2, False, 8)
     job = services.worker.get(R.start_run(services, drawn, "s1", config))

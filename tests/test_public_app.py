@@ -276,3 +276,18 @@ def test_one_visitors_teacher_settings_never_change_anothers_teacher(services, m
     assert hers.info()["calibrated"] and dict(hers.info()["prompt"]["label_words"])["positive"] == ["yes"]
     assert not his.info()["calibrated"] and dict(his.info()["prompt"]["label_words"])["positive"] != ["yes"]
     assert 'data-top="positive"' in live  # his teacher reads the answer "positive"; alice's would read "yes"
+
+
+def test_a_distillation_runs_in_a_low_priority_process_and_its_error_reaches_the_visitor(services):
+    alice = visitor(services)
+    alice.student = "someone/else-model"  # refused in public mode, inside the distillation's own process
+    with acting_as(alice.owner):
+        config = R.make_config(alice, "KD (logits)", False, 20, 2, 1, 1, 1e-3, 4, False, 8)
+        job = services.worker.get(R.start_run(services, alice, "s1", config))
+    while not job.done:
+        time.sleep(0.05)
+    assert job.status == "error" and "This public app loads only these models" in job.error
+    assert "someone/else-model" in job.error and [e for e in job.events if e.get("kind") == "started"]
+    with acting_as(alice.owner):
+        [run] = services.store().runs()
+        assert run.status == "failed" and "only these models" in run.error

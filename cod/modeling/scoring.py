@@ -7,10 +7,11 @@ One forward gives both the logits and the mean-pooled last hidden state (`embed`
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -44,6 +45,20 @@ class LRU(OrderedDict):
             self.popitem(last=False)
 
 
+_urgency = threading.local()
+
+
+@contextlib.contextmanager
+def urgent() -> Iterator[None]:
+    """Forwards started inside this block (on this thread) go before background ones: a person waits for them."""
+    before = getattr(_urgency, "on", False)
+    _urgency.on = True
+    try:
+        yield
+    finally:
+        _urgency.on = before
+
+
 def cache_limit() -> int:
     """Texts whose scores a teacher keeps (COD_TEACHER_CACHE, default 20,000: about 60 MB with 768-wide embeddings)."""
     return max(1, int(os.environ.get("COD_TEACHER_CACHE", "20000")))
@@ -65,12 +80,26 @@ class Teacher:
         # Bounded: a public app scores every visitor's keystrokes, so the oldest texts fall out.
         self._logits: LRU = LRU(cache_limit())  # text -> (num_labels,)
         self._embeddings: LRU = LRU(cache_limit())  # text -> (hidden,), mean-pooled last layer
-        self._lock = threading.Lock()  # one forward at a time: the UI and workers share a teacher
         self.forward_passes = 0  # texts run through the model (cache misses)
+        self._make_locks()
+
+    def _make_locks(self) -> None:
+        self._lock = threading.Lock()  # the caches only: a cached text never waits for a forward
+        # One forward (one batch) at a time, the UI and workers share a teacher; between batches a waiting urgent
+        # caller (a live prediction) goes before background work (a search, a distillation's targets).
+        self._gate = threading.Condition()
+        self._busy = False
+        self._urgent_waiting = 0
 
     def __getstate__(self) -> dict:
-        # Pickled to run sweep cells elsewhere (Ray's object store), score cache included; a lock does not pickle.
-        state = {key: value for key, value in self.__dict__.items() if key != "_lock"}
+        # Pickled to run sweep cells elsewhere (Ray's object store) or a distillation in a child process, score cache
+        # included (copied under the lock: live predictions may add to it meanwhile); locks do not pickle.
+        locks = ("_lock", "_gate", "_busy", "_urgent_waiting")
+        with self._lock:
+            state = {key: value for key, value in self.__dict__.items() if key not in locks}
+            for name in ("_logits", "_embeddings"):
+                copied = state[name] = LRU(state[name].limit)
+                copied.update(getattr(self, name))
         from transformers import PreTrainedModel
 
         if isinstance(self.model, PreTrainedModel):  # from_pretrained models hold a ContextVar, which does not pickle
@@ -86,7 +115,7 @@ class Teacher:
             self.model = model_class(config).to(dtype)
             self.model.load_state_dict(weights)
             self.model.eval()
-        self._lock = threading.Lock()
+        self._make_locks()
 
     @property
     def num_labels(self) -> int:
@@ -134,15 +163,38 @@ class Teacher:
         texts = list(texts)
         with self._lock:
             rows = {t: row for t in dict.fromkeys(texts) if (row := cache.get(t)) is not None}
-            missing = [t for t in dict.fromkeys(texts) if t not in rows]
-            if missing:
-                fresh = self._forward(missing)  # text -> (logits, pooled or None)
-                rows.update({t: pair[cache is self._embeddings] for t, pair in fresh.items()})
-            if not texts:
-                return np.zeros((0, width()), dtype=np.float32)
-            if any(rows.get(t) is None for t in missing):  # only embeddings can be absent after a forward
-                raise ModelError(f"The teacher {self.name!r} does not return hidden states, so it cannot embed texts.")
-            return np.stack([rows[t] for t in texts])
+        missing = [t for t in dict.fromkeys(texts) if t not in rows]
+        if missing:
+            fresh = self._forward(missing)  # text -> (logits, pooled or None)
+            rows.update({t: pair[cache is self._embeddings] for t, pair in fresh.items()})
+        if not texts:
+            return np.zeros((0, width()), dtype=np.float32)
+        if any(rows.get(t) is None for t in missing):  # only embeddings can be absent after a forward
+            raise ModelError(f"The teacher {self.name!r} does not return hidden states, so it cannot embed texts.")
+        return np.stack([rows[t] for t in texts])
+
+    def cached_proba(self, text: str) -> np.ndarray | None:
+        """The probabilities of a text scored before, (num_labels,); None when it never was (nothing runs)."""
+        with self._lock:
+            row = self._logits.get(text)
+        return None if row is None else softmax(row)
+
+    @contextlib.contextmanager
+    def _turn(self) -> Iterator[None]:
+        """Hold the model for one batch; urgent callers (see `urgent`) go before background ones."""
+        hurry = getattr(_urgency, "on", False)
+        with self._gate:
+            self._urgent_waiting += hurry
+            while self._busy or (not hurry and self._urgent_waiting):
+                self._gate.wait()
+            self._urgent_waiting -= hurry
+            self._busy = True
+        try:
+            yield
+        finally:
+            with self._gate:
+                self._busy = False
+                self._gate.notify_all()
 
     @property
     def hidden_size(self) -> int:
@@ -158,21 +210,28 @@ class Teacher:
         return self.logits(texts).argmax(axis=1)
 
     def _forward(self, texts: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
-        """Run texts through the model, cache the results, and return them: text -> (logits, pooled or None)."""
+        """Run texts through the model, cache the results, and return them: text -> (logits, pooled or None).
+
+        The model is taken batch by batch, so a live prediction waits for at most one batch of a long request."""
         fresh: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
         batches = length_sorted_batches(
             self.model, self.tokenizer, texts, self.max_length, self.batch_size, output_hidden_states=True
         )
-        for idx, out, enc in batches:
+        while True:
+            with self._turn():
+                batch = next(batches, None)
+            if batch is None:
+                return fresh
+            idx, out, enc = batch
             logits = out.logits.float().cpu().numpy()  # (batch, num_labels)
             states = getattr(out, "hidden_states", None)
             pooled = None
             if states:  # mean over real tokens of the last layer: (batch, seq, H) -> (batch, H)
                 pooled = mean_pool(states[-1], enc.get("attention_mask")).float().cpu().numpy()
-            for j, i in enumerate(idx):
-                self._logits[texts[i]] = logits[j]
-                if pooled is not None:
-                    self._embeddings[texts[i]] = pooled[j]
-                fresh[texts[i]] = (logits[j], None if pooled is None else pooled[j])
-            self.forward_passes += len(idx)
-        return fresh
+            with self._lock:
+                for j, i in enumerate(idx):
+                    self._logits[texts[i]] = logits[j]
+                    if pooled is not None:
+                        self._embeddings[texts[i]] = pooled[j]
+                    fresh[texts[i]] = (logits[j], None if pooled is None else pooled[j])
+                self.forward_passes += len(idx)
