@@ -186,8 +186,8 @@ class LexicalConfig(_Serialisable):
         default="demo-llm", metadata={"help": "causal LM that scores and ranks edits by fluency ('': none, no LM)"}
     )
     min_fluency_nats: float = field(
-        default=-12.0,
-        metadata={"help": "candidate edits losing more log-likelihood than this (nats) are not shown to the teacher"},
+        default=-25.0,
+        metadata={"help": "candidate edits losing more SLOR than this (nats) are not shown to the teacher"},
     )
 
     def __post_init__(self) -> None:

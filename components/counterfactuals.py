@@ -457,8 +457,8 @@ def build(services, state):
                 value=ALL_ROWS,
                 elem_id="fluency-filter",
                 label=(
-                    "Show (fluency: per-token log-likelihood change under the embedded LLM; "
-                    "0 reads as the original)"
+                    "Show (fluency: SLOR change per token under the embedded LLM, i.e. log-likelihood beyond "
+                    "what word frequency explains; 0 reads as the original)"
                 ),
             )
             table = gr.Dataframe(

@@ -78,7 +78,7 @@ def test_window_estimate_matches_the_exact_score_and_prunes_broken_words(scorer)
         [" ".join(words)] * 2, ["What begins brightly gets entertained down", "What begins brightly gets better"]
     )
     assert fluency == pytest.approx(exact, abs=1e-4)  # the window covers this short text whole
-    assert nats[0] < LexicalConfig().min_fluency_nats < nats[1]
+    assert nats[0] < nats[1] and LexicalConfig().min_fluency_nats < nats[1]
 
 
 def test_add_fluency_fills_records_that_lack_it(scorer):
@@ -118,3 +118,64 @@ def test_proposer_prefers_the_fluent_edit(teacher):
         f"it was a {w} film ." for w in ("good", "great", "excellent", "fun")
     }
     assert fluent.fluency is not None and fluent.fluency > -0.5
+
+
+def test_unigram_model_is_a_distribution_that_knows_frequent_words(scorer):
+    import numpy as np
+
+    unigram = scorer.unigram  # (V,) log-probabilities, cached per LM under $COD_HOME/models
+    (the,), (treasure,) = scorer.word_ids(["the", "treasure"])
+    assert np.exp(unigram.astype(float)).sum() == pytest.approx(1.0, abs=1e-3)
+    assert unigram[the] > unigram[treasure] + 3
+    small = scorer.estimate_unigram(["the film was good .", "a dull film ."])
+    assert np.exp(small.astype(float)).sum() == pytest.approx(1.0, abs=1e-4)
+
+
+def test_slor_discounts_a_rarer_word_that_fits(scorer):
+    original, rarer = "The script is smart .", "The script is dumb ."
+    lm, uni, count = scorer.totals([original, rarer])
+    assert count[0] == count[1] and uni[1] < uni[0]  # one token each; "dumb" is the rarer
+    slor = scorer.fluency([original], [rarer])[0]
+    logprob = scorer.fluency([original], [rarer], kind="logprob")[0]
+    assert slor == pytest.approx((lm[1] - uni[1] - lm[0] + uni[0]) / count[0], abs=1e-6)
+    assert slor == pytest.approx(logprob - (uni[1] - uni[0]) / count[0], abs=1e-6) and slor > logprob
+    with pytest.raises(ValueError, match="kind"):
+        scorer.scores([original], kind="sum")
+
+
+def test_cached_prefix_estimate_of_edits_far_apart_matches_the_exact_score(scorer):
+    words = "the film was good and the music was great .".split()
+    # The estimate reads up to EditFluency.RIGHT words past the last edit: these reach the end, so it is exact.
+    edits = [[(3, 4, ("bad",)), (8, 9, ("awful",))], [(7, 8, ("wasn't",))], [(8, 9, ())], []]
+    fluency, _ = EditFluency(scorer, words).estimate(edits)
+    after = [
+        "the film was bad and the music was awful .",
+        "the film was good and the music wasn't great .",
+        "the film was good and the music was .",
+        "the film was good and the music was great .",
+    ]
+    assert fluency == pytest.approx(scorer.fluency([" ".join(words)] * 4, after), abs=1e-4)
+
+
+def test_slot_fit_is_the_pointwise_mutual_information_with_the_left_context(scorer):
+    words = "Speaking in terms of spectacle , this is a feast .".split()
+    fit = EditFluency(scorer, words).fit_at(9, ["mess", "disaster", "the"])
+    assert fit[0] > fit[2] + 3 and fit[1] > fit[2] + 3  # "a the" is not English
+
+
+def test_candidates_include_target_words_the_lm_fits_in_the_slot(teacher, scorer):
+    from cod.counterfactuals.lexical import SLOT_SHORTLIST, _Fluency
+
+    proposer = LexicalProposer(cache_dir=False)
+    kit = proposer.kit(teacher)
+    words = "it was a boring film .".split()
+    fluent = _Fluency(scorer, words)
+    ops = proposer._candidates(words, 3, 0, 1, kit, fluent)
+    slot = [op.word for op in ops if op.source == "slot"]
+    assert slot and set(slot) <= set(kit.lexicon_side(1)[0])  # positive words only
+    assert slot[0] != "thanks"  # the teacher's favourite, but "a thanks film" is not English
+    candidates = [(op,) for op in ops if op.kind == "sub" and op.pos == 3]
+    kept = fluent.keep(candidates, -25.0, 2)
+    fits = fluent.windows.slot_scores([[(3, 4, (c[0].word,))] for c in candidates])
+    shortlist = {candidates[k] for k in sorted(range(len(candidates)), key=lambda k: -fits[k])[: 2 + SLOT_SHORTLIST]}
+    assert len(kept) == 2 and set(kept) <= shortlist

@@ -40,8 +40,8 @@ class Counterfactual:
     error: str = ""  # a per-example failure, worded for the user; the batch goes on
     edits: list[E.Edit] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)  # proposer-specific notes (search path, scores)
-    # Mean per-token log-likelihood change from the original under a small causal LM (`fluency.py`):
-    # >= 0 reads no worse than the original; None: not scored (or the text was edited since).
+    # SLOR change per token from the original under a small causal LM (`fluency.py`: log-likelihood beyond what
+    # word frequency explains): >= 0 reads no worse than the original; None: not scored (or edited since).
     fluency: float | None = None
 
     def __post_init__(self) -> None:

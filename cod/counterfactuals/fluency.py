@@ -1,20 +1,33 @@
 """Fluency: how naturally a counterfactual reads next to its original, under a small causal LM, offline.
 
-A text's score is its mean per-token log-likelihood (nats) under the LM, every word written with a leading space
-after the LM's BOS token; a counterfactual's fluency is its score minus its original's. So 0 means "as fluent as the
-original", and "Does not an impressive job" (-0.3) or "gets entertained down" (-2.1) fall below it. Means (not sums)
-keep an inserted "not" from costing a token's worth of log-likelihood by itself. The default LM is the embedded
-SmolLM2-135M-Instruct (`demo-llm`), which loads in about a second once converted.
+A text's score is its SLOR (syntactic log-odds ratio; Lau et al. 2017, Kann et al. 2018): its log-likelihood under
+the LM minus its log-likelihood under a unigram model, per token, `(log P_LM(s) - log P_uni(s)) / |s|`. A
+counterfactual's fluency is its score minus its original's, in nats per token: 0 means "as fluent as the original",
+"Does not an impressive job" or "gets entertained down" fall below it.
 
-Words are whitespace-separated (as in `edits.py`) and tokenised one by one, so a text's token ids are the
-concatenation of its words' ids: a candidate edit re-tokenises only the words it changes, and a window of words is
-a slice of ids. (Byte-level BPE pre-tokenises at spaces, so this equals tokenising the joined text.)
+Why SLOR rather than the mean log-likelihood (`kind="logprob"`, the first version's score, kept for comparison): the
+mean log-likelihood also measures how common the new words are, so swapping a word for a rarer one that fits as well
+lowers it and inserting a frequent word raises it. Subtracting each token's unigram log-probability leaves what the
+context adds (a pointwise mutual information), so a rare word that fits reads as well as a common one and a frequent
+word that does not fit still costs: "as an interesting and entertaining experiment" -> "as an uninteresting and
+entertaining experiment" is +0.29 by the mean log-likelihood and +0.76 by SLOR; "as an not interesting" is -2.5 and
+-2.7. The unigram model is the LM's own next-token distribution averaged over every position of a reference corpus
+(300 demo training sentences, not the test ones): smooth over the LM's whole vocabulary and in its tokens. It is
+computed once per LM (seconds) and cached under `$COD_HOME/models/fluency-unigram/`.
+
+Every word is written with a leading space after the LM's BOS token. Words are whitespace-separated (as in
+`edits.py`) and tokenised one by one, so a text's token ids are the concatenation of its words' ids: a candidate edit
+re-tokenises only the words it changes, and a window of words is a slice of ids. (Byte-level BPE pre-tokenises at
+spaces, so this equals tokenising the joined text.) The default LM is the embedded SmolLM2-135M-Instruct
+(`demo-llm`).
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -25,12 +38,17 @@ if TYPE_CHECKING:  # pragma: no cover
 
 DEFAULT_FLUENCY_MODEL = "demo-llm"
 NO_LESS_FLUENT = 0.0  # a counterfactual with fluency >= this reads no worse than its original
+FLUENCY_KINDS = ("slor", "logprob")  # the score (see the module docstring), and the plain mean log-likelihood
+REFERENCE_SENTENCES = 300  # demo training sentences the unigram model is averaged over
 
 
 class FluencyScorer:
-    """Mean per-token log-likelihood of word sequences under a causal LM, batched and cached per text."""
+    """SLOR (or mean log-likelihood) per token of word sequences under a causal LM, batched and cached per text.
 
-    def __init__(self, model, tokenizer, name: str = "", batch_size: int = 32, max_tokens: int = 128):
+    `unigram`: (V,) unigram log-probabilities of the LM's tokens; None: computed on first use from the reference
+    corpus (`reference_unigram`)."""
+
+    def __init__(self, model, tokenizer, name: str = "", batch_size: int = 32, max_tokens: int = 128, unigram=None):
         import torch
 
         self.model = model.eval()
@@ -41,11 +59,19 @@ class FluencyScorer:
         start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
         self._start = int(start if start is not None else 0)
         self._word_ids: dict[str, list[int]] = {}
-        self._totals: dict[str, tuple[float, float]] = {}  # text -> (summed log-likelihood, tokens)
+        self._totals: dict[str, tuple[float, float, float]] = {}  # text -> (LM log-likelihood, unigram's, tokens)
+        self._unigram = None if unigram is None else np.asarray(unigram, dtype=float)
         self._torch = torch
 
     def __repr__(self) -> str:
         return f"FluencyScorer(name={self.name!r})"
+
+    @property
+    def unigram(self) -> np.ndarray:
+        """(V,) unigram log-probability of each token id (computed and cached on first use)."""
+        if self._unigram is None:
+            self._unigram = reference_unigram(self)
+        return self._unigram
 
     def word_ids(self, words: Sequence[str]) -> list[list[int]]:
         """Token ids of each word written with a leading space (cached per word)."""
@@ -59,11 +85,11 @@ class FluencyScorer:
         """A word sequence's token ids (without the start token)."""
         return [i for ids in self.word_ids(words) for i in ids]
 
-    def logprob_sums(self, sequences: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
-        """(summed log-likelihood, token count) of each id sequence after the start token, each (n,); 0 when empty."""
+    def _batches(self, sequences: Sequence[Sequence[int]]):
+        """Yield (indices, ids (b, w), mask (b, w), log-probabilities (b, w-1, V)) over the non-empty sequences, each
+        after the start token and cut at `max_tokens`; shortest first (less padding)."""
         torch = self._torch
-        sums, counts = np.zeros(len(sequences)), np.zeros(len(sequences))
-        todo = sorted((i for i, s in enumerate(sequences) if s), key=lambda i: len(sequences[i]))  # less padding
+        todo = sorted((i for i, s in enumerate(sequences) if s), key=lambda i: len(sequences[i]))
         for b in range(0, len(todo), self.batch_size):
             batch = todo[b : b + self.batch_size]
             rows = [[self._start, *list(sequences[i])[: self.max_tokens]] for i in batch]
@@ -72,36 +98,102 @@ class FluencyScorer:
             mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
             with torch.no_grad():
                 logits = self.model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()  # (batch, width-1, V)
-            logp = torch.log_softmax(logits, -1).gather(-1, ids[:, 1:, None])[..., 0]  # (batch, width-1)
+            yield batch, ids, mask, torch.log_softmax(logits, -1)
+
+    def logprob_sums(self, sequences: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+        """(summed log-likelihood, token count) of each id sequence after the start token, each (n,); 0 when empty."""
+        sums, counts = np.zeros(len(sequences)), np.zeros(len(sequences))
+        for batch, ids, mask, logp in self._batches(sequences):
+            token_logp = logp.gather(-1, ids[:, 1:, None])[..., 0]  # (batch, width-1)
             valid = mask[:, 1:].float()
-            sums[batch] = (logp * valid).sum(1).numpy()
+            sums[batch] = (token_logp * valid).sum(1).numpy()
             counts[batch] = valid.sum(1).numpy()
         return sums, counts
 
-    def mean_logprobs(self, sequences: Sequence[Sequence[int]]) -> np.ndarray:
-        """Mean log-likelihood per token of each id sequence after the start token, (n,); NaN for an empty one."""
-        sums, counts = self.logprob_sums(sequences)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+    def prefix_state(self, sequence: Sequence[int]):
+        """One forward pass over the start token and `sequence` (cut at `max_tokens`): ((len + 1, V) next-token
+        log-probabilities, row k being the LM's view of the slot before token k; the LM's key/value cache)."""
+        torch = self._torch
+        ids = torch.tensor([[self._start, *list(sequence)[: self.max_tokens]]])
+        with torch.no_grad():
+            out = self.model(input_ids=ids, use_cache=True)
+        return torch.log_softmax(out.logits[0].float(), -1).numpy(), out.past_key_values
 
-    def totals(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """(summed log-likelihood, token count) of each text, each (n,), cached per text."""
+    def continuation_sums(self, state, prefix: int, sequences: Sequence[Sequence[int]]) -> np.ndarray:
+        """Summed log-likelihood of each id sequence written after the first `prefix` tokens of `state`'s sequence
+        (`prefix_state`), (n,): the prefix is not run again, only the new tokens are (batched)."""
+        from transformers import DynamicCache
+
+        torch = self._torch
+        rows, cache = state
+        sums = np.zeros(len(sequences))
+        for k, seq in enumerate(sequences):  # the first new token is predicted from the prefix's last row
+            sums[k] = rows[prefix, seq[0]] if seq else 0.0
+        todo = [k for k, seq in enumerate(sequences) if len(seq) > 1]
+        for b in range(0, len(todo), self.batch_size):
+            batch = todo[b : b + self.batch_size]
+            width = max(len(sequences[k]) for k in batch)
+            ids = torch.tensor([list(sequences[k]) + [self._start] * (width - len(sequences[k])) for k in batch])
+            mask = torch.tensor(
+                [[1] * (1 + prefix + len(sequences[k])) + [0] * (width - len(sequences[k])) for k in batch]
+            )
+            past = DynamicCache(  # the prefix's keys and values, (batch, heads, 1 + prefix, head_dim) per layer
+                [
+                    tuple(
+                        t[:, :, : 1 + prefix].expand(len(batch), -1, -1, -1).contiguous()
+                        for t in (lay.keys, lay.values)
+                    )
+                    for lay in cache.layers
+                ],
+                config=self.model.config,
+            )
+            with torch.no_grad():
+                logits = self.model(input_ids=ids, attention_mask=mask, past_key_values=past).logits[:, :-1].float()
+            logp = torch.log_softmax(logits, -1).gather(-1, ids[:, 1:, None])[..., 0]  # (batch, width-1)
+            sums[batch] += (logp * mask[:, 2 + prefix :].float()).sum(1).numpy()
+        return sums
+
+    def estimate_unigram(self, texts: Sequence[str]) -> np.ndarray:
+        """(V,) log of the LM's next-token distribution averaged over every position of `texts`: a unigram model
+        in the LM's tokens that gives every token some mass."""
+        torch = self._torch
+        total, positions = None, 0
+        for _, _, mask, logp in self._batches([self.ids(t.split()) for t in texts]):
+            valid = mask[:, 1:].float()[..., None]  # (batch, width-1, 1)
+            part = (logp.exp() * valid).sum((0, 1)).double()  # (V,)
+            total = part if total is None else total + part
+            positions += int(valid.sum())
+        if total is None:
+            raise ValueError("estimate_unigram needs at least one non-empty text.")
+        return torch.log(total / positions).numpy()
+
+    def unigram_sums(self, sequences: Sequence[Sequence[int]]) -> np.ndarray:
+        """Summed unigram log-probability of each id sequence (cut at `max_tokens` like the LM's), (n,)."""
+        unigram = self.unigram
+        return np.array([float(unigram[list(s)[: self.max_tokens]].sum()) for s in sequences])
+
+    def totals(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(LM log-likelihood, unigram log-likelihood, token count) of each text, each (n,), cached per text."""
         new = [t for t in dict.fromkeys(texts) if t not in self._totals]
         if new:
-            sums, counts = self.logprob_sums([self.ids(t.split()) for t in new])
-            self._totals.update(zip(new, zip(sums.tolist(), counts.tolist())))
-        pairs = np.array([self._totals[t] for t in texts], dtype=float).reshape(-1, 2)
-        return pairs[:, 0], pairs[:, 1]
+            sequences = [self.ids(t.split()) for t in new]
+            sums, counts = self.logprob_sums(sequences)
+            self._totals.update(zip(new, zip(sums.tolist(), self.unigram_sums(sequences).tolist(), counts.tolist())))
+        rows = np.array([self._totals[t] for t in texts], dtype=float).reshape(-1, 3)
+        return rows[:, 0], rows[:, 1], rows[:, 2]
 
-    def scores(self, texts: Sequence[str]) -> np.ndarray:
-        """Each text's mean per-token log-likelihood, (n,); NaN for an empty text."""
-        sums, counts = self.totals(texts)
+    def scores(self, texts: Sequence[str], kind: str = "slor") -> np.ndarray:
+        """Each text's SLOR (`kind="slor"`) or mean log-likelihood (`"logprob"`) per token, (n,); NaN when empty."""
+        if kind not in FLUENCY_KINDS:
+            raise ValueError(f"kind must be one of {FLUENCY_KINDS}, got {kind!r}.")
+        lm, uni, counts = self.totals(texts)
+        numerator = lm - uni if kind == "slor" else lm
         with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+            return np.where(counts > 0, numerator / np.maximum(counts, 1), np.nan)
 
-    def fluency(self, originals: Sequence[str], counterfactuals: Sequence[str]) -> np.ndarray:
+    def fluency(self, originals: Sequence[str], counterfactuals: Sequence[str], kind: str = "slor") -> np.ndarray:
         """Score of each counterfactual minus its original's, (n,): >= 0 reads no worse; NaN for an empty text."""
-        both = self.scores(list(originals) + list(counterfactuals))
+        both = self.scores(list(originals) + list(counterfactuals), kind)
         return both[len(originals) :] - both[: len(originals)]
 
 
@@ -109,51 +201,113 @@ Span = tuple[int, int, tuple[str, ...]]  # words[start:end] of the original beco
 
 
 class EditFluency:
-    """Fluency of many candidate edits of one text, estimated in one LM batch from windows of words around each edit.
+    """Fluency of many candidate edits of one text, estimated from the LM's cache of the original's forward pass.
 
-    An edit changes the log-likelihood only from its first word on; a window of `LEFT` words before it to `RIGHT`
-    words after it holds most of that change (d, over dt more tokens), so the whole text's mean becomes about
-    (S + d) / (T + dt) for the original's sum S over T tokens. The estimate costs a dozen tokens per edit instead of
-    the whole text; the final counterfactual is scored exactly (`FluencyScorer.fluency`).
+    An edit changes the LM's log-likelihood only from its first word on, and mostly within a few words of its last:
+    the estimate scores the new words up to `RIGHT` words after the edit, continuing the original's own key/value
+    cache of every word before the edit (so the whole left context counts and is not run again), against the same
+    words of the original, whose log-probabilities the original's pass already gave. That change (d, over dt more
+    tokens) and the unigram's exact change (du) make the text's SLOR about (N + d - du) / (T + dt) for the
+    original's numerator N over T tokens. The final counterfactual is scored exactly (`FluencyScorer.fluency`).
+    `fit_at` is cheaper still: how well a word's first token fits a slot after the left context, from that one pass.
     """
 
-    LEFT, RIGHT = 5, 3
+    RIGHT = 3
 
     def __init__(self, scorer: FluencyScorer, words: Sequence[str]):
         self.scorer, self.words = scorer, list(words)
-        sums, counts = scorer.totals([" ".join(self.words)])
-        self.total, self.count = float(sums[0]), float(counts[0])
+        word_ids = scorer.word_ids(self.words)
+        self._offsets = np.cumsum([0] + [len(ids) for ids in word_ids])  # word i's first token, (words + 1,)
+        self._ids = [i for ids in word_ids for i in ids][: scorer.max_tokens]
+        self._state = None  # `FluencyScorer.prefix_state` of the original, on first use
+        self.count = float(len(self._ids))
+        self.numerator = float(self._token_logp().sum() - scorer.unigram_sums([self._ids])[0])
+        scorer._totals.setdefault(
+            " ".join(self.words),
+            (float(self._token_logp().sum()), float(scorer.unigram_sums([self._ids])[0]), self.count),
+        )
+
+    def _rows(self) -> np.ndarray:
+        if self._state is None:
+            self._state = self.scorer.prefix_state(self._ids)
+        return self._state[0]
+
+    def _token_logp(self) -> np.ndarray:
+        """(T,) log-probability of each of the original's tokens."""
+        return self._rows()[np.arange(len(self._ids)), self._ids]
+
+    def fit_at(self, i: int, words: Sequence[str]) -> np.ndarray:
+        """How well each word's first token fits before word i, given every word before it, (n,): the pointwise
+        mutual information log P_LM(token | left context) - log P_unigram(token), in nats (0 past `max_tokens`)."""
+        rows, slot = self._rows(), self._offsets[min(i, len(self.words))]
+        if slot >= len(rows) or not len(words):
+            return np.zeros(len(words))
+        first = np.array([ids[0] if ids else self.scorer._start for ids in self.scorer.word_ids(words)])
+        return rows[slot, first] - self.scorer.unigram[first]
+
+    def slot_scores(self, edits: Sequence[Sequence[Span]]) -> np.ndarray:
+        """`fit_at` of each edit's first new word at its first span (a deletion: of the word that moves up), (n,)."""
+        out = np.zeros(len(edits))
+        for k, spans in enumerate(edits):
+            if not spans:
+                continue
+            start, end, new = min(spans)
+            word = new[0] if new else (self.words[end] if end < len(self.words) else "")
+            if word:
+                out[k] = self.fit_at(start, [word])[0]
+        return out
 
     def estimate(self, edits: Sequence[Sequence[Span]]) -> tuple[np.ndarray, np.ndarray]:
-        """(estimated fluency as `FluencyScorer.fluency`, log-likelihood change in nats) of each edit, each (n,);
+        """(estimated fluency as `FluencyScorer.fluency`, change of SLOR's numerator in nats) of each edit, each (n,);
         an edit is a list of spans of the original's words. The nats do not depend on the text's length."""
-        if not edits:
-            return np.zeros(0), np.zeros(0)
-        rows: dict[tuple[int, ...], int] = {}  # distinct windows -> row
-
-        def row(words: Sequence[str]) -> int:
-            return rows.setdefault(tuple(self.scorer.ids(words)), len(rows))
-
-        pairs = []
-        for spans in edits:
+        d, dt = np.zeros(len(edits)), np.zeros(len(edits))
+        groups: dict[int, list[tuple[int, list[int]]]] = {}  # first changed token -> [(edit, new ids)]
+        token_logp, unigram = self._token_logp(), self.scorer.unigram
+        for k, spans in enumerate(edits):
             spans = sorted(spans)
-            if not spans:  # no change at all
-                pairs.append((row(self.words[:1]), row(self.words[:1])))
+            if not spans:
                 continue
-            lo = max(0, spans[0][0] - self.LEFT)
-            hi = min(len(self.words), max(end for _, end, _ in spans) + self.RIGHT)
-            new, at = list(self.words[lo : spans[0][0]]), spans[0][0]
+            lo, hi = spans[0][0], min(len(self.words), max(end for _, end, _ in spans) + self.RIGHT)
+            first, last = self._offsets[lo], self._offsets[hi]
+            if last > len(self._ids):  # beyond what the LM reads (`max_tokens`): no estimate
+                continue
+            new, at = [], lo
             for start, end, words in spans:
                 new += self.words[at:start] + list(words)
                 at = end
-            new += self.words[at:hi]
-            pairs.append((row(self.words[lo:hi]), row(new)))
-        sums, counts = self.scorer.logprob_sums([list(ids) for ids in rows])
-        before, after = np.array(pairs).T
-        d, dt = sums[after] - sums[before], counts[after] - counts[before]
+            new_ids = self.scorer.ids(new + self.words[at:hi])
+            old = self._ids[first:last]
+            d[k] = -token_logp[first:last].sum() - (unigram[new_ids].sum() - unigram[old].sum())
+            dt[k] = len(new_ids) - len(old)
+            groups.setdefault(int(first), []).append((k, new_ids))
+        for prefix, items in groups.items():
+            d[[k for k, _ in items]] += self.scorer.continuation_sums(self._state, prefix, [ids for _, ids in items])
         if self.count == 0:
             return np.full(len(edits), np.nan), d
-        return (self.total + d) / np.maximum(self.count + dt, 1) - self.total / self.count, d
+        return (self.numerator + d) / np.maximum(self.count + dt, 1) - self.numerator / self.count, d
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-")[:60] + "-" + hashlib.sha256(name.encode()).hexdigest()[:8]
+
+
+def reference_unigram(scorer: FluencyScorer) -> np.ndarray:
+    """The unigram model of `scorer`'s LM over the reference corpus (`REFERENCE_SENTENCES` demo training sentences),
+    (V,); computed once per LM and cached under `$COD_HOME/models/fluency-unigram/`."""
+    from cod.data.tasks import load_task
+    from cod.io import atomic_path
+    from cod.paths import models_dir
+
+    texts = [e.text for e in load_task("demo").train[:REFERENCE_SENTENCES]]
+    digest = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:12]
+    path = models_dir() / "fluency-unigram" / f"{_slug(scorer.name)}-{digest}.npy"
+    if path.is_file():
+        return np.load(path)
+    unigram = scorer.estimate_unigram(texts).astype(np.float32)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, unigram)
+    return unigram
 
 
 @functools.lru_cache(maxsize=2)
@@ -166,7 +320,7 @@ def load_fluency_scorer(model: str = DEFAULT_FLUENCY_MODEL) -> FluencyScorer:
 
 
 def add_fluency(cfs: Sequence[Counterfactual], scorer: FluencyScorer | None = None) -> list[Counterfactual]:
-    """Set `fluency` on every counterfactual with text that has none yet (one batch); returns them."""
+    """Set `fluency` (SLOR change) on every counterfactual with text that has none yet (one batch); returns them."""
     todo = [cf for cf in cfs if cf.counterfactual and cf.fluency is None]
     if todo:
         scorer = scorer or load_fluency_scorer()

@@ -10,11 +10,14 @@ For each example:
 3. a beam search over up to `max_edits` edits, one teacher batch per step, returning the first step's flipping
    edit with the fewest words changed (ties: the most fluent, then the highest target probability), then `shrink`.
 
-Fluency (`fluency.py`): before the teacher sees a position's candidate edits, the embedded LLM estimates each one's
-fluency from a window of words around it (one batch); edits that cost more than `-min_fluency_nats` of the text's
-log-likelihood are dropped and the `substitutes` + 2 most fluent kept, so a substitute must fit its slot's part of
-speech and context ("gets bogged down" does not become "gets entertained down"). While the flips found are all less
-fluent than the original, the next positions are tried too. The counterfactual returned carries its exact `fluency`.
+Fluency (`fluency.py`, SLOR under the embedded LLM): one LM pass over the original gives, at every slot, how well each
+word fits after everything before it; at each salient position the `SLOT_WORDS` lexicon words of the target's
+polarity (among the `SLOT_NEIGHBOURS` nearest the original word) that fit best join the candidates. The LM then
+estimates the fluency of the candidates whose first word fits best (continuing its cache of the original's left
+context over the new words and a few after them), drops edits whose SLOR numerator falls below `min_fluency_nats`,
+keeps the `substitutes` most fluent per position, so a substitute must fit its slot's part of speech and context
+("gets bogged down" does not become "gets entertained down"). While the flips found are all less fluent than the
+original, the next positions are tried too. The counterfactual returned carries its exact `fluency`.
 
 Words are whitespace-separated (see `edits.py`); capitalisation and punctuation attached to a word are kept.
 """
@@ -57,7 +60,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-LEXICAL_VERSION = "lexical-2"
+LEXICAL_VERSION = "lexical-3"
 # Words that reveal whether a teacher's classes carry sentiment, scored inside a neutral frame.
 PROBE_POSITIVE = (
     "good",
@@ -91,6 +94,9 @@ DETERMINERS = set(
 MAIN_VERB_AUX = {"do", "does", "did", "has", "have", "had"}
 POOL_SIZE = 300  # most frequent content words of the few-shot data scored for class association
 MIN_ALTERNATIVES = 3  # other flipping texts kept per example (free: already scored), for "regenerate" in the app
+SLOT_NEIGHBOURS = 40  # lexicon words near the original word (embedding, valence, suffix) the LM chooses among
+SLOT_WORDS = 4  # of those, the single-token words the LM finds most at home in the slot, per position
+SLOT_SHORTLIST = 2  # the LM's window estimate sees this many more candidates per position than the teacher does
 
 
 @dataclass(frozen=True)
@@ -532,9 +538,9 @@ class LexicalProposer:
         seen_texts = set(drop_texts) | {text}
         found = None
         for chunk in (positions[:1], positions[1:3], positions[3:]):
-            singles = [(op,) for i in chunk for op in self._candidates(words, i, current, tgt, kit)]
+            singles = [(op,) for i in chunk for op in self._candidates(words, i, current, tgt, kit, fluent)]
             singles = list({t: s for s in singles if (t := render(words, s)) not in seen_texts}.values())
-            singles = fluent.keep(singles, self.config.min_fluency_nats, self.config.substitutes + 2)
+            singles = fluent.keep(singles, self.config.min_fluency_nats, self.config.substitutes)
             cand_texts = [render(words, s) for s in singles]
             seen_texts.update(cand_texts)
             if cand_texts:
@@ -593,8 +599,11 @@ class LexicalProposer:
         """The search's candidate edits at word i toward `target` (the augmentation control draws from them too)."""
         return self._candidates(words, i, current, target, self.kit(teacher))
 
-    def _candidates(self, words: Sequence[str], i: int, current: int, target: int, kit: _Kit) -> list[Op]:
-        """Edits at word i: negation removed or added, a hedge, antonyms, lexicon or pool substitutes."""
+    def _candidates(
+        self, words: Sequence[str], i: int, current: int, target: int, kit: _Kit, fluent: _Fluency | None = None
+    ) -> list[Op]:
+        """Edits at word i: negation removed or added, a hedge, antonyms, lexicon words that fit the slot (`fluent`'s
+        LM), lexicon words near word i, or pool substitutes."""
         prefix, core, suffix = split_word(words[i])
         lower = core.lower()
         polarity = kit.polarity
@@ -619,6 +628,9 @@ class LexicalProposer:
             k = self.config.substitutes if self.lexicon.polarity(lower) else min(2, self.config.substitutes)
             k = 2 * k if self.scorer is not None else k  # the LM keeps the ones that fit
             subs = [(w, "antonym") for w in kit.antonyms(lower, sign, 2)]
+            if fluent is not None and fluent.windows is not None:
+                near = kit.lexicon_substitutes(lower, sign, SLOT_NEIGHBOURS)
+                subs += [(w, "slot") for w in fluent.slot_words(i, near, SLOT_WORDS)]
             subs += [(w, "lexicon") for w in kit.lexicon_substitutes(lower, sign, k)]
         else:
             subs = [(w, "pool") for w in kit.pool_substitutes(lower, target, self.config.substitutes)]
@@ -678,13 +690,30 @@ class _Fluency:
 
     def keep(self, candidates: list[tuple[Op, ...]], floor: float, per_position: int) -> list[tuple[Op, ...]]:
         """The `per_position` most fluent candidates at each position among those losing less than `floor` nats of
-        log-likelihood (`floor` < 0), in their order."""
+        SLOR's numerator (`floor` < 0), in their order. Only the `per_position + SLOT_SHORTLIST` whose first new
+        token fits its slot best (`EditFluency.slot_scores`, free) get the dearer window estimate."""
         if self.windows is None or not candidates:
             return candidates
-        fluency, nats = self.estimate(candidates)
-        by_pos: dict[int, list[tuple[float, int]]] = {}
-        for k, c in enumerate(candidates):
-            if nats[k] >= floor:
-                by_pos.setdefault(c[0].pos, []).append((-fluency[k], k))
-        chosen = sorted(k for ranked in by_pos.values() for _, k in sorted(ranked)[:per_position])
+        slot = self.windows.slot_scores([spans(self.windows.words, c) for c in candidates])
+        shortlist = self._top_per_position(candidates, slot, per_position + SLOT_SHORTLIST)
+        fluency, nats = self.estimate([candidates[k] for k in shortlist])
+        fits = [(k, f) for k, f, n in zip(shortlist, fluency, nats) if n >= floor]
+        chosen = self._top_per_position(candidates, dict(fits), per_position, among=[k for k, _ in fits])
         return [candidates[k] for k in chosen]
+
+    @staticmethod
+    def _top_per_position(candidates, score, per_position: int, among=None) -> list[int]:
+        """Indices of the `per_position` highest-`score` candidates at each position (of `among`), in order."""
+        by_pos: dict[int, list[tuple[float, int]]] = {}
+        for k in range(len(candidates)) if among is None else among:
+            by_pos.setdefault(candidates[k][0].pos, []).append((-score[k], k))
+        return sorted(k for ranked in by_pos.values() for _, k in sorted(ranked)[:per_position])
+
+    def slot_words(self, i: int, pool: Sequence[str], k: int) -> list[str]:
+        """The k one-token words of `pool` that fit in place of word i best, given the words before it
+        (`EditFluency.fit_at`; a longer word's first piece says too little about the word)."""
+        if self.windows is None or k <= 0:
+            return []
+        pool = [w for w, ids in zip(pool, self.windows.scorer.word_ids(pool)) if len(ids) == 1]
+        scores = self.windows.fit_at(i, pool)  # (len(pool),)
+        return [pool[j] for j in np.argsort(-scores)[:k]]

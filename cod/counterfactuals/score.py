@@ -8,8 +8,8 @@
   misspelt or invented words split into many pieces, so a low value flags an edit worth a look. It is a crude
   signal; `fluency` is the language model's view.
 - `margin`: the teacher's target probability minus the best other class (> 0: flipped);
-- `fluency`: the counterfactual's own score when it has one (`fluency.py`: per-token log-likelihood change under a
-  small causal LM, >= 0 reads no worse than the original).
+- `fluency`: the counterfactual's own score when it has one (`fluency.py`: SLOR change per token under a small
+  causal LM, >= 0 reads no worse than the original).
 """
 
 from __future__ import annotations
