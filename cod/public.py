@@ -14,7 +14,7 @@ The limits are read from the environment once per call, so the owner configures 
 | COD_MAX_K / _EPOCHS / _STEPS / _BATCH / _CANDIDATES | 64 / 100 / 2000 / 64 / 10 | request sizes |
 | COD_MAX_QUEUED | 3 | jobs a visitor may have waiting behind their running one |
 | COD_RETENTION_HOURS | 24 | anonymous visitors' run folders, exports and store rows older than this are removed |
-| COD_JOB_PROCESS | on in public mode | distillations run in a child process at nice 19 with one torch thread |
+| COD_JOB_PROCESS | public mode, not ZeroGPU | distillations run in a child process at nice 19, one torch thread |
 """
 
 from __future__ import annotations
@@ -44,10 +44,9 @@ def public_mode() -> bool:
 
 def jobs_in_child() -> bool:
     """Whether distillations run in a low-priority child process (COD_JOB_PROCESS; on in public mode, where live
-    predictions of many visitors must not wait behind them). Off on ZeroGPU, whose GPU belongs to the app's process."""
-    import importlib.util
-
-    if importlib.util.find_spec("spaces") is not None:
+    predictions of many visitors must not wait behind them). Off on ZeroGPU (SPACES_ZERO_GPU), whose GPU is lent to
+    the app's own process."""
+    if _flag("SPACES_ZERO_GPU", False):
         return False
     return _flag("COD_JOB_PROCESS", default=public_mode())
 

@@ -64,3 +64,18 @@ def test_a_stop_request_reaches_the_child():
 def test_a_child_that_dies_is_a_clear_error():
     with pytest.raises(CodError, match="exit code 3"):
         run_in_child(die)
+
+
+def test_distillations_go_to_a_child_in_public_mode_unless_turned_off_or_on_zerogpu(monkeypatch):
+    from cod.public import jobs_in_child
+
+    for name in ("COD_PUBLIC", "SPACE_ID", "COD_JOB_PROCESS", "SPACES_ZERO_GPU"):
+        monkeypatch.delenv(name, raising=False)
+    assert not jobs_in_child()  # locally: in the app's own worker thread, as before
+    monkeypatch.setenv("COD_PUBLIC", "1")
+    assert jobs_in_child()
+    monkeypatch.setenv("SPACES_ZERO_GPU", "true")
+    assert not jobs_in_child()  # the GPU is lent to the app's process
+    monkeypatch.delenv("SPACES_ZERO_GPU")
+    monkeypatch.setenv("COD_JOB_PROCESS", "0")
+    assert not jobs_in_child()
