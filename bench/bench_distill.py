@@ -14,6 +14,10 @@
 5. (--part cod-seeds, not in `all`) the k=16 KD+CoD run with the evaluation settings of before (10 validation passes
    of all 500, no early stopping) and with today's defaults, on the same draws and counterfactuals, one warm teacher:
    wall, training and evaluation seconds per run, and test accuracy paired over seeds.
+6. (--part policies, not in `all`) one k=16 KD+CoD run per seed with the evaluation of before, the student's
+   predictions on all validation and test texts recorded at each evaluation, and evaluation settings (evaluations,
+   patience, max_validation) replayed on that trajectory (exact: evaluating changes nothing in training): test
+   accuracy paired against before, steps trained and validation texts scored, per setting.
 
     nice -n 10 .venv/bin/python bench/bench_distill.py [--steps 20] [--threads 2]
         [--part all|speed|cod|heads|cod-seeds] [--teacher warm|cold]
@@ -305,10 +309,119 @@ def bench_cod_seeds(seeds: list[int], after: dict | None = None) -> dict:
     return out
 
 
+def _trajectory(seed: int, teacher) -> dict:
+    """One k=16 KD+CoD run with the evaluation of before, and the student's predictions on every validation and test
+    text at each of its evaluations: (step, validation predictions (500,), test predictions (1000,)) per evaluation."""
+    import numpy as np
+    from accelerate.utils import set_seed
+
+    from cod.config import DistillConfig
+    from cod.counterfactuals import propose
+    from cod.data.splits import cod_real_half
+    from cod.distill.student import load_student
+    from cod.distill.trainer import distill
+    from cod.modeling.inference import predict_logits
+
+    task, draw = _draw(16, seed)
+    cfs = propose(cod_real_half(draw), teacher, proposer="lexical", few_shot=draw)  # cached on disk
+    cfg = DistillConfig.from_dict({**DistillConfig(k=16, cod=True, seed=seed).to_dict(), **BEFORE})
+    set_seed(seed)
+    model, tok = load_student("demo", task.label_names, head=cfg.head)  # trained in place: readable at each eval
+    val, test = [e.text for e in task.validation], [e.text for e in task.test]
+    evals: list[tuple[int, np.ndarray, np.ndarray]] = []
+
+    def on_event(event) -> None:  # evaluation changes nothing in training: the policies replay this one trajectory
+        if event.kind == "eval":
+            logits = predict_logits(model, tok, val + test, cfg.max_length, cfg.eval_batch_size)
+            preds = logits.argmax(axis=1)
+            evals.append((event.step, preds[: len(val)], preds[len(val) :]))
+
+    m = distill(
+        cfg,
+        teacher,
+        (model, tok),
+        draw,
+        cfs,
+        task.validation,
+        on_event=on_event,
+        test=task.test,
+        label_names=task.label_names,
+    ).metrics
+    return {
+        "evals": evals,
+        "val_labels": np.array([e.label for e in task.validation]),
+        "test_labels": np.array([e.label for e in task.test]),
+        "run_test_accuracy": m["student_test_accuracy"],
+        "run_best_step": m["best_step"],
+        "total": m["total_steps"],
+    }
+
+
+def replay(trajectory: dict, evaluations: int, patience: int, max_validation: int) -> dict:
+    """The checkpoint `cod.distill.selection.Selection` would pick with these settings on a recorded trajectory:
+    evaluations at every total/evaluations steps, the first max_validation texts, strict improvement, patience."""
+    import math
+
+    every = max(1, math.ceil(trajectory["total"] / evaluations))
+    labels = trajectory["val_labels"][: max_validation or None]
+    best_score, best, stale, seen, last_step = -1.0, None, 0, 0, 0
+    for step, val_preds, test_preds in trajectory["evals"]:
+        if step % every and step != trajectory["total"]:
+            continue
+        seen, last_step = seen + 1, step
+        score = float((val_preds[: len(labels)] == labels).mean())
+        if score > best_score:
+            best_score, best, stale = score, (step, test_preds), 0
+        else:
+            stale += 1
+        if patience and stale >= patience:
+            break
+    step, test_preds = best
+    test_accuracy = float((test_preds == trajectory["test_labels"]).mean())
+    return {"test_accuracy": test_accuracy, "best_step": step, "steps": last_step, "evaluations": seen}
+
+
+POLICIES = [(e, p, n) for e in (10, 5) for p in (0, 2, 3, 4, 5) for n in (500, 300, 200)]
+
+
+def bench_policies(seeds: list[int]) -> dict:
+    """Replays evaluation settings (evaluations, patience, max_validation) on one recorded k=16 KD+CoD trajectory per
+    seed: test accuracy paired against the settings of before, optimizer steps and validation texts scored."""
+    import numpy as np
+
+    from cod.eval.stats import paired_difference
+    from cod.modeling.loading import load_teacher
+
+    teacher = load_teacher("demo")  # validation/test logits primed from the shipped head
+    trajectories = {}
+    for seed in seeds:
+        t0 = time.perf_counter()
+        trajectories[seed] = tr = _trajectory(seed, teacher)
+        before = replay(tr, 10, 0, 0)
+        print(
+            f"seed {seed}: run test {tr['run_test_accuracy']:.4f} (best {tr['run_best_step']}), replayed "
+            f"{before['test_accuracy']:.4f} (best {before['best_step']}), {time.perf_counter() - t0:.0f} s",
+            flush=True,
+        )
+    base = {s: replay(tr, 10, 0, 0)["test_accuracy"] for s, tr in trajectories.items()}
+    out: dict = {"seeds": seeds, "before": "evaluations 10, patience 0, all 500 validation texts"}
+    for evaluations, patience, n in POLICIES:
+        runs = {s: replay(tr, evaluations, patience, n) for s, tr in trajectories.items()}
+        acc = {s: r["test_accuracy"] for s, r in runs.items()}
+        d = paired_difference(acc, base)
+        out[f"evaluations {evaluations:2d} patience {patience} validation {n}"] = (
+            f"test {np.mean(list(acc.values())):.4f} ({d.diff:+.4f}, won {d.won} lost {d.lost}), "
+            f"steps {np.mean([r['steps'] for r in runs.values()]):.0f}, "
+            f"validation texts {np.mean([r['evaluations'] * n for r in runs.values()]):.0f}, "
+            f"per seed {[round(a, 3) for a in acc.values()]}"
+        )
+    return out
+
+
 def main() -> int:
     """Run the parts (each in a fresh process) and print their figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", default="all", choices=("all", "speed", "cod", "heads", "cod-seeds"))
+    parser.add_argument("--part", default="all", choices=("all", "speed", "cod", "heads", "cod-seeds", "policies"))
     parser.add_argument("--ks", default="8,16", help="budgets for --part heads")
     parser.add_argument("--seeds", default="0,1", help="seeds for --part heads and cod-seeds")
     parser.add_argument("--after", default="{}", help="JSON distill settings of the 'after' runs of --part cod-seeds")
@@ -355,6 +468,8 @@ def main() -> int:
     if args.part == "heads":
         ks, seeds = [int(x) for x in args.ks.split(",")], [int(x) for x in args.seeds.split(",")]
         figures = bench_heads(ks, seeds, args.epochs, args.test_limit, max_steps=args.max_steps)
+    elif args.part == "policies":
+        figures = bench_policies([int(x) for x in args.seeds.split(",")])
     elif args.part == "cod-seeds":
         figures = bench_cod_seeds([int(x) for x in args.seeds.split(",")], json.loads(args.after))
     else:
