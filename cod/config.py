@@ -313,7 +313,13 @@ class DistillConfig(_Serialisable):
         metadata={"help": "held-out evaluations per run when eval_every is 0 (kept few: they dominate on CPU)"},
     )
     max_validation: int = field(
-        default=0, metadata={"help": "evaluate on the first N validation examples only; 0: all of them"}
+        # 500 held-out texts pin an accuracy near 0.7 to +-4 points (95% Wilson interval; 200 would give +-6.3) at
+        # a bounded cost per evaluation whatever the size of the validation file.
+        default=500,
+        metadata={
+            "help": "evaluate on the first N validation examples only (500: an accuracy near 0.7 known to within "
+            "4 points, 95% interval); 0: all of them"
+        },
     )
     selection_metric: str = field(
         default="accuracy",

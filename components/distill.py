@@ -43,9 +43,10 @@ def _held_out_accuracy(metrics: dict):
 
 
 def make_config(
-    state: PageState, method: str, cod: bool, alpha, temperature, beta, epochs, lr, batch, lora, max_validation=0
+    state: PageState, method: str, cod: bool, alpha, temperature, beta, epochs, lr, batch, lora, max_validation=None
 ):
-    """A validated DistillConfig from the form (the library's ConfigError names a bad value)."""
+    """A validated DistillConfig from the form (the library's ConfigError names a bad value); settings the form does
+    not show (patience, evaluations) keep the library's defaults."""
     from cod.config import DistillConfig
     from cod.public import Limits, public_mode
 
@@ -61,7 +62,7 @@ def make_config(
         learning_rate=float(lr),
         batch_size=int(batch),
         lora=bool(lora),
-        max_validation=int(max_validation or 0),
+        max_validation=DistillConfig.max_validation if max_validation is None else int(max_validation or 0),
     )
     if public_mode():
         steps = config.max_steps or config.epochs * -(-config.k // config.batch_size)
@@ -306,26 +307,33 @@ def runs_frame(services, state: PageState) -> pd.DataFrame:
 
 
 def build(services, state):
-    """The Distill tab."""
+    """The Distill tab; its fields start at the library's defaults (`DistillConfig`)."""
+    from cod.config import DistillConfig
+
+    defaults = DistillConfig()
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=300):
             gr.Markdown("### Settings")
             method = gr.Dropdown(list(METHODS), value="KD (logits)", label="Method", elem_id="method")
             cod = gr.Checkbox(True, label="CoD: half real examples, half their curated counterfactuals", elem_id="cod")
             with gr.Row():
-                alpha = gr.Number(20.0, label="alpha (KD weight)", minimum=0)
-                temperature = gr.Number(2.0, label="T (temperature)", minimum=0.1)
-            beta = gr.Number(1.0, label="beta (LWD weight)", minimum=0)
+                alpha = gr.Number(defaults.alpha, label="alpha (KD weight)", minimum=0)
+                temperature = gr.Number(defaults.temperature, label="T (temperature)", minimum=0.1)
+            beta = gr.Number(defaults.beta, label="beta (LWD weight)", minimum=0)
             with gr.Row():
-                epochs = gr.Number(75, label="Epochs", precision=0, minimum=1, elem_id="epochs")
-                batch = gr.Number(8, label="Batch", precision=0, minimum=1, elem_id="batch")
-            lr = gr.Number(6e-5, label="Learning rate", minimum=1e-7, elem_id="lr")
-            lora = gr.Checkbox(False, label="LoRA adapters (instead of full fine-tuning)")
+                epochs = gr.Number(defaults.epochs, label="Epochs", precision=0, minimum=1, elem_id="epochs")
+                batch = gr.Number(defaults.batch_size, label="Batch", precision=0, minimum=1, elem_id="batch")
+            lr = gr.Number(defaults.learning_rate, label="Learning rate", minimum=1e-7, elem_id="lr")
+            lora = gr.Checkbox(defaults.lora, label="LoRA adapters (instead of full fine-tuning)")
             unreviewed = gr.Checkbox(
                 False, label="CoD: also train on proposals nobody reviewed yet", elem_id="unreviewed"
             )
             max_val = gr.Number(
-                200, label="Validation examples per evaluation (0: all)", precision=0, minimum=0, elem_id="max-val"
+                defaults.max_validation,
+                label="Validation examples per evaluation (0: all)",
+                precision=0,
+                minimum=0,
+                elem_id="max-val",
             )
             with gr.Row():
                 start = gr.Button("Start", variant="primary", elem_id="start-distill")

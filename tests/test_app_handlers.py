@@ -274,7 +274,11 @@ def test_stop_a_distillation_refuse_a_second_start_then_resume_it(services, draw
 
 
 def test_cod_without_curated_counterfactuals_is_refused_clearly(services, drawn):
+    from cod.config import DistillConfig
+
     config = R.make_config(drawn, "KD (logits)", True, 20, 2, 1, 1, 1e-3, 4, False)
+    defaults = DistillConfig()  # what the form does not set is the library's default, not a second copy of it
+    assert (config.max_validation, config.patience) == (defaults.max_validation, defaults.patience)
     with pytest.raises(DistillError, match="accept some on the Counterfactuals tab"):
         R.start_run(services, drawn, "s1", config)
 

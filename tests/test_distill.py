@@ -205,7 +205,7 @@ def test_ce_can_be_dropped_on_counterfactuals(tiny_classifier, tiny_student, dat
 def test_selection_uses_validation_only_and_events(tiny_classifier, tiny_student, data):
     teacher = _teacher(tiny_classifier)
     events: list[DistillEvent] = []
-    cfg = _cfg(epochs=4, batch_size=2, eval_every=3)
+    cfg = _cfg(epochs=4, batch_size=2, eval_every=3, patience=0)  # the whole schedule: no early stop
     res = distill(cfg, teacher, str(tiny_student), data["train"], None, data["validation"], on_event=events.append)
     steps = [e for e in events if e.kind == "step"]
     evals = [e for e in events if e.kind == "eval"]
@@ -252,7 +252,7 @@ def test_stop_ends_cleanly_with_best_saved(tiny_classifier, tiny_student, data, 
 
 
 def test_crashed_run_resumes_to_the_same_result(tiny_classifier, tiny_student, data, tmp_path):
-    cfg = _cfg(epochs=3, batch_size=2, eval_every=2)  # 12 steps, checkpoints every 2
+    cfg = _cfg(epochs=3, batch_size=2, eval_every=2, patience=0)  # 12 steps, checkpoints every 2
     full = distill(cfg, _teacher(tiny_classifier), str(tiny_student), data["train"], None, data["validation"])
 
     def crash(e):
