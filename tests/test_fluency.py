@@ -179,3 +179,15 @@ def test_candidates_include_target_words_the_lm_fits_in_the_slot(teacher, scorer
     fits = fluent.windows.slot_scores([[(3, 4, (c[0].word,))] for c in candidates])
     shortlist = {candidates[k] for k in sorted(range(len(candidates)), key=lambda k: -fits[k])[: 2 + SLOT_SHORTLIST]}
     assert len(kept) == 2 and set(kept) <= shortlist
+
+
+def test_a_score_of_the_first_version_is_replaced_by_the_current_one(scorer):
+    from cod.counterfactuals.fluency import FLUENCY_SCORE
+
+    old = Counterfactual("the film was good .", 1, [0.2, 0.8], "the film was bad .", 0, [0.9, 0.1], proposer="x")
+    old.fluency = 9.0  # stored by the first version (mean log-likelihood): no "fluency_score" in extra
+    add_fluency([old], scorer)
+    assert old.fluency == pytest.approx(scorer.fluency([old.text], [old.counterfactual])[0], abs=1e-4)
+    assert old.extra["fluency_score"] == FLUENCY_SCORE
+    old.fluency = 9.0  # marked as the current score: left as it is
+    assert add_fluency([old], scorer)[0].fluency == 9.0

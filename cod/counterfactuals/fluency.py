@@ -40,6 +40,9 @@ DEFAULT_FLUENCY_MODEL = "demo-llm"
 NO_LESS_FLUENT = 0.0  # a counterfactual with fluency >= this reads no worse than its original
 FLUENCY_KINDS = ("slor", "logprob")  # the score (see the module docstring), and the plain mean log-likelihood
 REFERENCE_SENTENCES = 300  # demo training sentences the unigram model is averaged over
+# Written to `Counterfactual.extra["fluency_score"]` beside every score: a record scored by the first version (mean
+# log-likelihood, no mark) is scored again rather than shown under the new score's name.
+FLUENCY_SCORE = "slor"
 
 
 class FluencyScorer:
@@ -320,12 +323,18 @@ def load_fluency_scorer(model: str = DEFAULT_FLUENCY_MODEL) -> FluencyScorer:
 
 
 def add_fluency(cfs: Sequence[Counterfactual], scorer: FluencyScorer | None = None) -> list[Counterfactual]:
-    """Set `fluency` (SLOR change) on every counterfactual with text that has none yet (one batch); returns them."""
-    todo = [cf for cf in cfs if cf.counterfactual and cf.fluency is None]
+    """Set `fluency` (SLOR change) on every counterfactual with text that has none yet, or one of another score
+    (`FLUENCY_SCORE`), in one batch; returns them."""
+    todo = [
+        cf
+        for cf in cfs
+        if cf.counterfactual and (cf.fluency is None or cf.extra.get("fluency_score") != FLUENCY_SCORE)
+    ]
     if todo:
         scorer = scorer or load_fluency_scorer()
         for cf, f in zip(todo, scorer.fluency([cf.text for cf in todo], [cf.counterfactual for cf in todo])):
             cf.fluency = None if math.isnan(f) else round(float(f), 4)
+            cf.extra["fluency_score"] = FLUENCY_SCORE
     return list(cfs)
 
 
