@@ -176,6 +176,7 @@ def bench_cod_run(teacher_state: str = "warm", settings: dict | None = None) -> 
     propose_s = time.perf_counter() - t0
     teacher = Teacher(model, tok, name="demo")  # no training text scored yet: every training forward is counted
     primed = prime_demo_teacher(teacher) if teacher_state == "warm" else 0
+    teacher_state = teacher_state if primed else "cold"  # a demo teacher built before its split logits were saved
     config = DistillConfig.from_dict({**DistillConfig(k=16, cod=True).to_dict(), **(settings or {})})
     load_before = _load_average()
     res = distill(config, teacher, "demo", draw, cfs, task.validation, test=task.test, label_names=task.label_names)
