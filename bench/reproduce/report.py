@@ -75,36 +75,48 @@ def ablation_table(results: pd.DataFrame, ablation: pd.DataFrame) -> str:
 CONTROLS = ("kd+augment", "kd+cod-m1", "kd+cod-m2", "kd+cod-m4")
 
 
-def controls_table(results: pd.DataFrame) -> str:
-    """CoD against its controls per k: accuracy, labels used (k) and texts trained on, and the paired difference of
-    each control against KD+CoD over the seeds both ran (positive: the control is better)."""
-    from cod.eval.stats import paired_difference, summarise
+def _paired_cell(own: dict, base: dict) -> tuple[str, str]:
+    """The paired difference `own - base` over the seeds both ran, with its interval, and seeds better / worse."""
+    from cod.eval.stats import paired_difference
 
-    done = results[results.get("status", "done") == "done"]
+    d = paired_difference(own, base)
+    if not d.n:
+        return "–", "–"
+    return f"{d.diff:+.3f} [{d.ci_low:+.3f}, {d.ci_high:+.3f}]", f"{d.won} / {d.lost}"
+
+
+def controls_table(results: pd.DataFrame, kd_rows: pd.DataFrame | None = None) -> str:
+    """CoD and its controls per k: labels used (k), texts trained on, edits the teacher flips, test accuracy, and each
+    paired against KD (rows of `kd_rows`, default `results`) and the controls against KD+CoD (positive: better)."""
+    from cod.eval.stats import summarise
+
+    def by_seed(frame: pd.DataFrame, method: str, k: int) -> dict[int, float]:
+        cells = frame[(frame.method == method) & (frame.k == k) & (frame.get("status", "done") == "done")]
+        return dict(zip(cells.seed.astype(int), cells.student_accuracy))
+
+    kd_rows = results if kd_rows is None else kd_rows
+    methods = ("kd+cod", *CONTROLS)
     lines = [
-        "| k | method | seeds | labels used | texts trained on | test accuracy | minus KD+CoD, paired [95% CI] "
-        "| seeds better / worse |",
-        "|---|---|---|---|---|---|---|---|",
+        "| k | method | seeds | labels used | texts trained on | edits the teacher flips | test accuracy "
+        "| minus KD, paired [95% CI] | better / worse than KD "
+        "| minus KD+CoD, paired [95% CI] | better / worse than KD+CoD |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for k in sorted(done.k.unique()):
-        cod = done[(done.method == "kd+cod") & (done.k == k)]
-        cod_acc = dict(zip(cod.seed, cod.student_accuracy))
-        for method in ("kd+cod", *CONTROLS):
-            cells = done[(done.method == method) & (done.k == k)]
-            if not len(cells):
+    for k in sorted(results[results.method.isin(methods)].k.unique()):
+        kd, cod = by_seed(kd_rows, "kd", k), by_seed(results, "kd+cod", k)
+        for method in methods:
+            own = by_seed(results, method, k)
+            if not own:
                 continue
-            own = dict(zip(cells.seed, cells.student_accuracy))
+            cells = results[(results.method == method) & (results.k == k)]
+            texts = f"{cells.train_examples.mean():.1f}" if "train_examples" in cells else "–"
+            flips = f"{cells.cf_flip_rate.mean():.2f}" if "cf_flip_rate" in cells else "–"
+            vs_kd, record_kd = _paired_cell(own, kd)
+            vs_cod, record_cod = ("–", "–") if method == "kd+cod" else _paired_cell(own, cod)
             a = summarise(list(own.values()))
-            texts = cells.train_examples.mean() if "train_examples" in cells else float("nan")
-            if method == "kd+cod":
-                change, record = "–", "–"
-            else:
-                d = paired_difference(own, cod_acc)
-                change = f"{d.diff:+.3f} [{d.ci_low:+.3f}, {d.ci_high:+.3f}]" if d.n else "–"
-                record = f"{d.won} / {d.lost}" if d.n else "–"
             lines.append(
-                f"| {k} | {method} | {len(own)} | {int(k)} | {texts:.1f} | {a.mean:.3f} ± {a.std:.3f} "
-                f"| {change} | {record} |"
+                f"| {k} | {method} | {len(own)} | {int(k)} | {texts} | {flips} | {a.mean:.3f} ± {a.std:.3f} "
+                f"| {vs_kd} | {record_kd} | {vs_cod} | {record_cod} |"
             )
     return "\n".join(lines)
 

@@ -298,16 +298,16 @@ class Store(RunsMixin, CurationMixin, OwnersMixin):
         *,
         examples: Sequence[Example] = (),
         split: str = "train",
-        task: str = "",
-        data_source: str = "",
-        columns: dict[str, Any] | None = None,
-        teacher: str = "demo",
-        student: str = "demo",
-        k: int = 16,
-        seed: int = 0,
-        settings: dict[str, Any] | None = None,
+        **fields: Any,
     ) -> int:
-        """Insert a project (and its examples) inside the caller's transaction, so an import is one transaction."""
+        """Insert a project (and its examples) inside the caller's transaction, so an import is one transaction;
+        `fields` are all of `create_project`'s other keywords (task, data_source, columns, teacher, student, k, seed,
+        settings)."""
+        task, data_source, columns, teacher, student, k, seed, settings = (
+            fields.pop(f) for f in ("task", "data_source", "columns", "teacher", "student", "k", "seed", "settings")
+        )
+        if fields:
+            raise TypeError(f"Unknown project fields: {sorted(fields)}")
         name = _check_name(name)
         labels = _check_labels(label_names)
         if not isinstance(k, int) or k < 2:
