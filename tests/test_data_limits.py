@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from cod.config import DataConfig
-from cod.data import readers
+from cod.data import formats
 from cod.data.readers import load
 from cod.errors import ConfigError, DataError
 
@@ -119,7 +119,7 @@ def test_compressed_files_stop_at_the_byte_limit(tmp_path, monkeypatch, suffix):
     path.write_bytes(COMPRESSORS[suffix](csv_rows(2).encode() + b"filler text,1\n" * 300_000))
     assert path.stat().st_size < 1_000_000
     returned = []
-    opener = readers._COMPRESSED[suffix]
+    opener = formats._COMPRESSED[suffix]
 
     class Counting:
         def __init__(self, *args):
@@ -136,7 +136,7 @@ def test_compressed_files_stop_at_the_byte_limit(tmp_path, monkeypatch, suffix):
             returned.append(len(chunk))
             return chunk
 
-    monkeypatch.setitem(readers._COMPRESSED, suffix, Counting)
+    monkeypatch.setitem(formats._COMPRESSED, suffix, Counting)
     with pytest.raises(DataError) as err:
         load(path, DataConfig(max_decompressed_mb=1))
     assert str(err.value).startswith(

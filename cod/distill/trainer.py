@@ -11,7 +11,6 @@ chosen on held-out texts only (`cod.distill.selection`).
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -27,20 +26,25 @@ from cod.distill import checkpoint as ckpt
 from cod.distill import student as S
 from cod.distill.batching import (
     PairBatchSampler,
-    TeacherTargets,
     TrainingSet,
     build_training_set,
     candidate_texts,
-    cod_real,
-    make_collate,
-    refresh_verdicts,
-    teacher_targets,
-    tokenizers_match,
-    uniform_layer_map,
 )
 from cod.distill.losses import OBJECTIVES, Objective
 from cod.distill.run_folder import MODEL_DIR, peak_memory_mb, write_run_folder
 from cod.distill.selection import Selection, held_out, selection_metrics
+from cod.distill.setup import (
+    LayerPlan,
+    StepPlan,
+    TrainingData,
+    check_inputs,
+    layer_plan,
+    load_student,
+    make_accelerator,
+    make_optimizer,
+    step_plan,
+    training_data,
+)
 from cod.errors import DistillError
 from cod.modeling.inference import predict_logits
 
@@ -97,191 +101,6 @@ def _stop_requested(stop) -> bool:
     return bool(stop())
 
 
-def _check_inputs(config: DistillConfig, examples, validation, label_names: list[str], teacher) -> None:
-    n = len(label_names)
-    for name, split in (("training", examples), ("validation", validation or [])):
-        bad = [e for e in split if not 0 <= int(e.label) < n]
-        if bad:
-            raise DistillError(
-                f"A {name} example has label {bad[0].label} but the labels are {label_names}: fix the data."
-            )
-    if len(examples) < 2:
-        raise DistillError(f"Distillation needs at least 2 training examples, got {len(examples)}.")
-    if teacher is None and (config.method != "ce" or config.cod):
-        raise DistillError(f"Method {config.label!r} needs a teacher: load one (or use method ce without CoD).")
-    if teacher is not None and teacher.num_labels != n:
-        raise DistillError(
-            f"The teacher has {teacher.num_labels} labels ({teacher.label_names}) but the data has {n} "
-            f"({label_names}): "
-            "choose a matching teacher or map the labels."
-        )
-
-
-def _accelerator(config: DistillConfig):
-    import torch
-    from accelerate import Accelerator
-
-    # Mixed precision is a GPU feature here: on CPU (or MPS) the run stays float32 whatever was asked.
-    precision = config.mixed_precision if torch.cuda.is_available() else "no"
-    kwargs: dict[str, Any] = {
-        "mixed_precision": precision,
-        "gradient_accumulation_steps": config.gradient_accumulation,
-    }
-    if config.tracker:
-        from accelerate.tracking import get_available_trackers
-
-        available = [str(getattr(t, "value", t)) for t in get_available_trackers()]
-        if config.tracker not in available:
-            raise DistillError(
-                f"Tracker {config.tracker!r} is not installed (available: {available or 'none'}): "
-                f"`pip install {config.tracker}` or turn tracking off."
-            )
-        kwargs["log_with"] = config.tracker
-    try:
-        return Accelerator(**kwargs)
-    except ValueError as err:  # accelerate keeps process-wide state: a second run with other settings needs a reset
-        from accelerate.state import AcceleratorState, GradientState
-
-        log.debug("resetting accelerate state: %s", err)
-        AcceleratorState._reset_state(reset_partial_state=False)
-        GradientState._reset_state()
-        return Accelerator(**kwargs)
-
-
-def _load_student(student, label_names: list[str], config: DistillConfig):
-    """(model, tokenizer, name): loaded by name (seeded, so a fresh head is the same every run) or given as a pair."""
-    if isinstance(student, str | Path):
-        model, tokenizer = S.load_student(str(student), label_names, head=config.head)
-        name = str(student)
-    else:
-        model, tokenizer = student
-        name = getattr(model.config, "_name_or_path", "") or "student"
-    S.set_label_names(model, label_names)
-    if tokenizer.pad_token is None:  # decoder-style tokenizers: pad with EOS
-        tokenizer.pad_token = tokenizer.eos_token
-        model.config.pad_token_id = tokenizer.pad_token_id
-    return model, tokenizer, name
-
-
-@dataclass
-class _LayerPlan:
-    """LWD's uniform layer map and whether states are compared per token (both tokenizers cut texts alike)."""
-
-    teacher_layers: list[int] | None = None
-    mode: str | None = None  # token | pooled; None without states
-    widths: tuple[int, int] = (0, 0)  # (student, teacher) hidden sizes
-
-    @property
-    def token_level(self) -> bool:
-        return self.mode == "token"
-
-
-def _layer_plan(config: DistillConfig, objective: Objective, teacher, model, tokenizer, texts) -> _LayerPlan:
-    if not objective.teacher_states:
-        return _LayerPlan()
-    kind = getattr(teacher, "kind", "classifier")
-    if kind != "classifier":  # an LLM teacher's hidden states read a prompt, not the text the student reads
-        raise DistillError(
-            f"LWD needs a classifier teacher's hidden states; the {kind} teacher {teacher.name!r} "
-            "is scored on label words: use method kd."
-        )
-    s_layers, s_width = S.layer_count_and_width(model)
-    t_count, t_width = S.layer_count_and_width(teacher.model)
-    same = tokenizers_match(teacher.tokenizer, tokenizer, texts, config.max_length)
-    if config.lwd_mode == "token" and not same:
-        raise DistillError("lwd_mode 'token' needs teacher and student to share a tokenizer: use 'pooled' or 'auto'.")
-    mode = "token" if (config.lwd_mode == "token" or (config.lwd_mode == "auto" and same)) else "pooled"
-    return _LayerPlan(uniform_layer_map(s_layers, t_count), mode, (s_width, t_width))
-
-
-@dataclass
-class _Data:
-    """The run's training set with its targets: CE labels and weights per item, teacher outputs, the collate."""
-
-    ts: TrainingSet
-    targets: TeacherTargets | None
-    ce_labels: list[int]
-    ce_weights: list[float]
-    collate: Callable
-    verdicts_changed: int
-    teacher_seconds: float
-
-    @property
-    def texts(self) -> list[str]:
-        return [it.example.text for it in self.ts.items]
-
-
-def _training_data(config, objective: Objective, teacher, tokenizer, examples, counterfactuals, layers: _LayerPlan):
-    """Teacher outputs once per unique text, the training items, their CE labels and weights, and the collate."""
-    t0 = time.perf_counter()
-    texts = candidate_texts(config, examples, counterfactuals)
-    if config.method == "ce" and config.ce_label == "gold":  # the teacher only labels counterfactuals
-        real = {e.text for e in (cod_real(config, examples) if config.cod else examples)}
-        texts = [t for t in texts if t not in real]
-    targets = None
-    if texts and teacher is not None:
-        max_len = config.max_length if layers.token_level else getattr(teacher, "max_length", config.max_length)
-        targets = teacher_targets(teacher, texts, layers.teacher_layers, layers.token_level, max_len)
-    changed = 0
-    if config.cod and targets is not None:  # records may come from another teacher: this run's teacher decides
-        counterfactuals, changed = refresh_verdicts(counterfactuals or [], targets.logits)
-    ts = build_training_set(config, examples, counterfactuals)
-    # CE label: gold for real examples (the teacher's argmax with ce_label teacher), the teacher's for counterfactuals.
-    ce_labels = [
-        it.example.label
-        if it.is_counterfactual or config.ce_label == "gold"
-        else int(np.argmax(targets.logits[it.example.text]))
-        for it in ts.items
-    ]
-    ce_weights = [0.0 if it.is_counterfactual and not config.ce_on_counterfactuals else 1.0 for it in ts.items]
-    item_texts = [it.example.text for it in ts.items]
-    logits = [targets.logits[t].astype(np.float32) for t in item_texts] if objective.teacher_logits else None
-    states = [targets.states[t] for t in item_texts] if objective.teacher_states else None
-    enc = tokenizer(item_texts, truncation=True, max_length=config.max_length)
-    collate = make_collate(tokenizer, dict(enc), ce_labels, ce_weights, logits, states, layers.token_level)
-    return _Data(ts, targets, ce_labels, ce_weights, collate, changed, time.perf_counter() - t0)
-
-
-def _optimizer(runner, config: DistillConfig):
-    import torch
-
-    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
-    params = [(n, p) for n, p in runner.named_parameters() if p.requires_grad]
-    groups = [
-        {"params": [p for n, p in params if not n.endswith(no_decay)], "weight_decay": config.weight_decay},
-        {"params": [p for n, p in params if n.endswith(no_decay)], "weight_decay": 0.0},
-    ]
-    try:  # the fused kernel: on CPU the default per-tensor loop costs about a third of a MiniLM step
-        return torch.optim.AdamW(groups, lr=config.learning_rate, fused=True)
-    except (RuntimeError, ValueError):
-        return torch.optim.AdamW(groups, lr=config.learning_rate, foreach=True)
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """The run's length and cadence in optimizer steps."""
-
-    total: int
-    steps_per_epoch: int
-    batches_per_epoch: int  # mini-batches this process sees per epoch
-    epochs: int
-    eval_every: int
-    checkpoint_every: int
-
-
-def _plan(config: DistillConfig, batches: int, processes: int) -> _Plan:
-    local = math.ceil(batches / processes)
-    per_epoch = math.ceil(local / config.gradient_accumulation)
-    # A fixed step count (max_steps) trains every k alike; otherwise the run is epochs x batches per epoch.
-    total = config.max_steps or per_epoch * config.epochs
-    eval_every = config.eval_every or max(1, math.ceil(total / config.evaluations))
-    checkpoint_every = config.checkpoint_every or eval_every
-    return _Plan(total, per_epoch, local, math.ceil(total / per_epoch), eval_every, checkpoint_every)
-
-
-# ----------------------------------------------------------------------------- one step
-
-
 def training_step(
     runner, batch: dict[str, Any], objective: Objective, config: DistillConfig, optimizer, accelerator
 ) -> dict[str, float]:
@@ -314,7 +133,7 @@ class _Trainer:
     scheduler: Any
     loader: Any
     sampler: PairBatchSampler
-    plan: _Plan
+    plan: StepPlan
     selection: Selection
     label_names: list[str]
     out_dir: Path | None
@@ -489,7 +308,9 @@ def _test_metrics(model, tokenizer, teacher, test, label_names, config: DistillC
     return out
 
 
-def _run_metrics(t: _Trainer, data: _Data, layers: _LayerPlan, head: str, resumed_from, teacher) -> dict[str, Any]:
+def _run_metrics(
+    t: _Trainer, data: TrainingData, layers: LayerPlan, head: str, resumed_from, teacher
+) -> dict[str, Any]:
     config, held = t.config, t.selection.held
     metrics: dict[str, Any] = {
         "method": config.label,
@@ -551,16 +372,16 @@ def distill(
     if not label_names:
         raise DistillError("No label names: pass label_names (or a teacher, whose labels are used).")
     examples, objective = list(examples), OBJECTIVES[config.method]
-    _check_inputs(config, examples, validation, label_names, teacher)
+    check_inputs(config, examples, validation, label_names, teacher)
     out_dir = Path(out_dir) if out_dir else None
-    accelerator = _accelerator(config)
+    accelerator = make_accelerator(config)
     set_seed(config.seed)
 
-    model, tokenizer, student_name = _load_student(student, label_names, config)
+    model, tokenizer, student_name = load_student(student, label_names, config)
     head = S.head_kind(model)
     texts = candidate_texts(config, examples, counterfactuals)
-    layers = _layer_plan(config, objective, teacher, model, tokenizer, texts)
-    data = _training_data(config, objective, teacher, tokenizer, examples, counterfactuals, layers)
+    layers = layer_plan(config, objective, teacher, model, tokenizer, texts)
+    data = training_data(config, objective, teacher, tokenizer, examples, counterfactuals, layers)
     selection = Selection(
         held_out(validation, unlabelled, teacher, data.texts, config.max_validation),
         config.selection_metric,
@@ -574,8 +395,8 @@ def distill(
     sampler = PairBatchSampler([it.pair_id for it in data.ts.items], config.batch_size, config.seed)
     indices = list(range(len(data.ts.items)))
     loader = torch.utils.data.DataLoader(indices, batch_sampler=sampler, collate_fn=data.collate)
-    plan = _plan(config, len(sampler), accelerator.num_processes)
-    optimizer = _optimizer(runner, config)
+    plan = step_plan(config, len(sampler), accelerator.num_processes)
+    optimizer = make_optimizer(runner, config)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * plan.total), plan.total)
     runner, optimizer, loader = accelerator.prepare(runner, optimizer, loader)
     fingerprint = ckpt.fingerprint(config.to_dict(), list(zip(data.texts, data.ce_labels)), student_name)
