@@ -164,12 +164,12 @@ def test_slot_fit_is_the_pointwise_mutual_information_with_the_left_context(scor
 
 
 def test_candidates_include_target_words_the_lm_fits_in_the_slot(teacher, scorer):
-    from cod.counterfactuals.lexical import SLOT_SHORTLIST, _Fluency
+    from cod.counterfactuals.slotfit import SLOT_SHORTLIST, SlotFit
 
     proposer = LexicalProposer(cache_dir=False)
     kit = proposer.kit(teacher)
     words = "it was a boring film .".split()
-    fluent = _Fluency(scorer, words)
+    fluent = SlotFit(scorer, words)
     ops = proposer._candidates(words, 3, 0, 1, kit, fluent)
     slot = [op.word for op in ops if op.source == "slot"]
     assert slot and set(slot) <= set(kit.lexicon_side(1)[0])  # positive words only

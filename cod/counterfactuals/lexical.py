@@ -10,14 +10,14 @@ For each example:
 3. a beam search over up to `max_edits` edits, one teacher batch per step, returning the first step's flipping
    edit with the fewest words changed (ties: the most fluent, then the highest target probability), then `shrink`.
 
-Fluency (`fluency.py`, SLOR under the embedded LLM): one LM pass over the original gives, at every slot, how well each
-word fits after everything before it; at each salient position the `SLOT_WORDS` lexicon words of the target's
-polarity (among the `SLOT_NEIGHBOURS` nearest the original word) that fit best join the candidates. The LM then
-estimates the fluency of the candidates whose first word fits best (continuing its cache of the original's left
-context over the new words and a few after them), drops edits whose SLOR numerator falls below `min_fluency_nats`,
-keeps the `substitutes` most fluent per position, so a substitute must fit its slot's part of speech and context
-("gets bogged down" does not become "gets entertained down"). While the flips found are all less fluent than the
-original, the next positions are tried too. The counterfactual returned carries its exact `fluency`.
+Fluency (`fluency.py`, SLOR under the embedded LLM; the search's screen is `slotfit.py`): one LM pass over the original
+gives, at every slot, how well each word fits after everything before it; at each salient position the `SLOT_WORDS`
+lexicon words of the target's polarity (among the `SLOT_NEIGHBOURS` nearest the original word) that fit best join the
+candidates. The LM then estimates the fluency of the candidates whose first word fits best (continuing its cache of the
+original's left context over the new words and a few after them), drops edits whose SLOR numerator falls below
+`min_fluency_nats`, keeps the `substitutes` most fluent per position, so a substitute must fit its slot's part of
+speech and context ("gets bogged down" does not become "gets entertained down"). While the flips found are all less
+fluent than the original, the next positions are tried too. The counterfactual returned carries its exact `fluency`.
 
 Words are whitespace-separated (see `edits.py`); capitalisation and punctuation attached to a word are kept.
 """
@@ -30,7 +30,6 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,7 +38,8 @@ import numpy as np
 from cod.config import LexicalConfig
 from cod.counterfactuals import edits as E
 from cod.counterfactuals.base import Counterfactual, Progress, default_target, resolve_targets
-from cod.counterfactuals.fluency import NO_LESS_FLUENT, EditFluency, FluencyScorer, add_fluency, load_fluency_scorer
+from cod.counterfactuals.edits import Op, match_case, render, replace_core, split_word
+from cod.counterfactuals.fluency import NO_LESS_FLUENT, FluencyScorer, add_fluency, load_fluency_scorer
 from cod.counterfactuals.lexicon import (
     AUX_NEGATED,
     AUXILIARIES,
@@ -52,6 +52,7 @@ from cod.counterfactuals.lexicon import (
     usable_word,
 )
 from cod.counterfactuals.shrink import shrink, wins
+from cod.counterfactuals.slotfit import SlotFit
 from cod.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -96,73 +97,6 @@ POOL_SIZE = 300  # most frequent content words of the few-shot data scored for c
 MIN_ALTERNATIVES = 3  # other flipping texts kept per example (free: already scored), for "regenerate" in the app
 SLOT_NEIGHBOURS = 40  # lexicon words near the original word (embedding, valence, suffix) the LM chooses among
 SLOT_WORDS = 4  # of those, the single-token words the LM finds most at home in the slot, per position
-SLOT_SHORTLIST = 2  # the LM's window estimate sees this many more candidates per position than the teacher does
-
-
-@dataclass(frozen=True)
-class Op:
-    """One edit of the original's words: 'sub' replaces word `pos`, 'ins' puts `word` before it, 'del' drops it."""
-
-    kind: str
-    pos: int
-    word: str = ""
-    source: str = ""  # why it was proposed: lexicon, antonym, negation, hedge, delete, pool
-
-
-def split_word(token: str) -> tuple[str, str, str]:
-    """('(', 'Great', '),') for '(Great),': punctuation around a word is kept when the word is replaced."""
-    m = re.match(r"^(\W*)(.*?)(\W*)$", token, flags=re.S)
-    prefix, core, suffix = m.groups() if m else ("", token, "")
-    if not core:  # a token of punctuation only
-        return "", token, ""
-    return prefix, core, suffix
-
-
-def match_case(template: str, word: str) -> str:
-    """`word` written with `template`'s capitalisation (UPPER, Title or lower)."""
-    if len(template) > 1 and template.isupper():
-        return word.upper()
-    if template[:1].isupper():
-        return word[:1].upper() + word[1:]
-    return word
-
-
-def render(words: Sequence[str], ops: Sequence[Op]) -> str:
-    """The text after applying `ops` (at most one per position) to `words`."""
-    by_pos = {op.pos: op for op in ops}
-    out: list[str] = []
-    for i, token in enumerate(words):
-        op = by_pos.get(i)
-        if op is None:
-            out.append(token)
-            continue
-        if op.kind == "ins":
-            out.extend([op.word, token])
-        elif op.kind == "sub":
-            out.append(op.word)
-        else:  # "del": the article before it now meets the next word
-            out.append(words[i + 1] if i + 1 < len(words) and i + 1 not in by_pos else "")
-            _fix_article(out)
-            out.pop()
-            continue
-        _fix_article(out, len(out) - (2 if op.kind == "ins" else 1))
-    return " ".join(out)
-
-
-def _fix_article(out: list[str], k: int | None = None) -> None:
-    """Make a bare 'a'/'an' before out[k] (default: the last word) agree with it: "an awful" -> "a good"."""
-    k = len(out) - 1 if k is None else k
-    if k < 1 or not out[k][:1].isalpha():
-        return
-    prefix, core, suffix = split_word(out[k - 1])
-    if core.lower() in ("a", "an") and not suffix:
-        article = "an" if out[k][0].lower() in "aeiou" else "a"
-        out[k - 1] = prefix + match_case(core, article) + suffix
-
-
-def spans(words: Sequence[str], ops: Sequence[Op]) -> list[tuple[int, int, tuple[str, ...]]]:
-    """The rendered edit as spans of the original's words (`fluency.Span`): words[start:end] become the new words."""
-    return [(e.start, e.end, e.new) for e in E.diff(" ".join(words), render(words, ops))]
 
 
 def _diverse(ops: Sequence[Op], k: int, per_position: int = 3) -> list[Op]:
@@ -174,11 +108,6 @@ def _diverse(ops: Sequence[Op], k: int, per_position: int = 3) -> list[Op]:
             taken[op.pos] += 1
             out.append(op)
     return out
-
-
-def _replace_core(token: str, new_core: str) -> str:
-    prefix, core, suffix = split_word(token)
-    return prefix + match_case(core, new_core) + suffix
 
 
 def _suffix_class(word: str) -> str:
@@ -534,7 +463,7 @@ class LexicalProposer:
 
         # 2. candidate single edits at the salient positions in three batches (the top position, the next two, the
         # rest): a fluent flip found in one ends the search before the next is scored (deletions are already scored).
-        fluent = _Fluency(self.scorer, words)
+        fluent = SlotFit(self.scorer, words)
         seen_texts = set(drop_texts) | {text}
         found = None
         for chunk in (positions[:1], positions[1:3], positions[3:]):
@@ -578,7 +507,7 @@ class LexicalProposer:
         return result(new_text, new_probs, ops, steps=self.config.max_edits, reason="no flip within max_edits")
 
     @staticmethod
-    def _best_flip(text: str, states, target: int, n: int, fluent: _Fluency):
+    def _best_flip(text: str, states, target: int, n: int, fluent: SlotFit):
         """The flipping state with the fewest words changed, then no less fluent than the original, then the most
         fluent, then the highest target probability: (text, probs, ops, extra, estimated fluency); else None."""
         flips = [(ops, t, p) for ops, t, p in states if wins(p, target)]
@@ -600,7 +529,7 @@ class LexicalProposer:
         return self._candidates(words, i, current, target, self.kit(teacher))
 
     def _candidates(
-        self, words: Sequence[str], i: int, current: int, target: int, kit: _Kit, fluent: _Fluency | None = None
+        self, words: Sequence[str], i: int, current: int, target: int, kit: _Kit, fluent: SlotFit | None = None
     ) -> list[Op]:
         """Edits at word i: negation removed or added, a hedge, antonyms, lexicon words that fit the slot (`fluent`'s
         LM), lexicon words near word i, or pool substitutes."""
@@ -612,15 +541,15 @@ class LexicalProposer:
         if sign or kit.teacher.num_labels == 2:  # negation can flip a binary task even without a lexicon
             # Negation out: "isn't" -> "is", "never" -> "always" (a bare "not" goes by deletion).
             if lower in NEGATED_AUX or (lower.endswith("n't") and len(lower) > 3):
-                ops.append(Op("sub", i, _replace_core(words[i], NEGATED_AUX.get(lower, lower[:-3])), "negation"))
+                ops.append(Op("sub", i, replace_core(words[i], NEGATED_AUX.get(lower, lower[:-3])), "negation"))
             elif lower == "never":
-                ops.append(Op("sub", i, _replace_core(words[i], "always"), "negation"))
+                ops.append(Op("sub", i, replace_core(words[i], "always"), "negation"))
             elif lower not in NEGATORS and not (i > 0 and split_word(words[i - 1])[1].lower() in NEGATORS):
                 ops.extend(self._negation(words, i))
             # Hedge: "very good" -> "hardly good".
             j = i if lower in INTENSIFIERS else i - 1
             if j >= 0 and split_word(words[j])[1].lower() in INTENSIFIERS:
-                ops.append(Op("sub", j, _replace_core(words[j], HEDGES[0]), "hedge"))
+                ops.append(Op("sub", j, replace_core(words[j], HEDGES[0]), "hedge"))
         if lower in STOPWORDS or lower in NEGATORS:
             subs = []  # function words keep their slot's grammar: "Not too fancy" must not become "Wrong too fancy"
         elif sign:
@@ -639,7 +568,7 @@ class LexicalProposer:
         for w, source in subs:
             if w not in seen and len(seen) <= limit:
                 seen.add(w)
-                ops.append(Op("sub", i, _replace_core(words[i], w), source))
+                ops.append(Op("sub", i, replace_core(words[i], w), source))
         return [op for op in ops if op is not None]
 
     @staticmethod
@@ -668,52 +597,3 @@ class LexicalProposer:
             return []  # "an not interesting": "not" cannot follow an article or a possessive
         word = "Not" if i == 0 and words[0][:1].isupper() else "not"
         return [Op("ins", i, word, "negation")]
-
-
-class _Fluency:
-    """Estimated fluency of candidate edits of one text (`fluency.EditFluency`), cached; all 0 without an LM."""
-
-    def __init__(self, scorer: FluencyScorer | None, words: Sequence[str]):
-        self.windows = EditFluency(scorer, words) if scorer is not None else None
-        self.known: dict[tuple[Op, ...], tuple[float, float]] = {}  # ops -> (fluency, nats)
-
-    def estimate(self, candidates: Sequence[tuple[Op, ...]]) -> tuple[np.ndarray, np.ndarray]:
-        """(estimated fluency, log-likelihood change in nats) of each candidate (a tuple of ops), each (n,)."""
-        if self.windows is None:
-            return np.zeros(len(candidates)), np.zeros(len(candidates))
-        todo = list(dict.fromkeys(c for c in candidates if c not in self.known))
-        if todo:
-            fluency, nats = self.windows.estimate([spans(self.windows.words, c) for c in todo])
-            self.known.update(zip(todo, zip(fluency.tolist(), nats.tolist())))
-        pairs = np.array([self.known[c] for c in candidates], dtype=float).reshape(-1, 2)
-        return pairs[:, 0], pairs[:, 1]
-
-    def keep(self, candidates: list[tuple[Op, ...]], floor: float, per_position: int) -> list[tuple[Op, ...]]:
-        """The `per_position` most fluent candidates at each position among those losing less than `floor` nats of
-        SLOR's numerator (`floor` < 0), in their order. Only the `per_position + SLOT_SHORTLIST` whose first new
-        token fits its slot best (`EditFluency.slot_scores`, free) get the dearer window estimate."""
-        if self.windows is None or not candidates:
-            return candidates
-        slot = self.windows.slot_scores([spans(self.windows.words, c) for c in candidates])
-        shortlist = self._top_per_position(candidates, slot, per_position + SLOT_SHORTLIST)
-        fluency, nats = self.estimate([candidates[k] for k in shortlist])
-        fits = [(k, f) for k, f, n in zip(shortlist, fluency, nats) if n >= floor]
-        chosen = self._top_per_position(candidates, dict(fits), per_position, among=[k for k, _ in fits])
-        return [candidates[k] for k in chosen]
-
-    @staticmethod
-    def _top_per_position(candidates, score, per_position: int, among=None) -> list[int]:
-        """Indices of the `per_position` highest-`score` candidates at each position (of `among`), in order."""
-        by_pos: dict[int, list[tuple[float, int]]] = {}
-        for k in range(len(candidates)) if among is None else among:
-            by_pos.setdefault(candidates[k][0].pos, []).append((-score[k], k))
-        return sorted(k for ranked in by_pos.values() for _, k in sorted(ranked)[:per_position])
-
-    def slot_words(self, i: int, pool: Sequence[str], k: int) -> list[str]:
-        """The k one-token words of `pool` that fit in place of word i best, given the words before it
-        (`EditFluency.fit_at`; a longer word's first piece says too little about the word)."""
-        if self.windows is None or k <= 0:
-            return []
-        pool = [w for w, ids in zip(pool, self.windows.scorer.word_ids(pool)) if len(ids) == 1]
-        scores = self.windows.fit_at(i, pool)  # (len(pool),)
-        return [pool[j] for j in np.argsort(-scores)[:k]]
