@@ -126,10 +126,10 @@ def server_breakdown(path: Path, since: float, until: float) -> list[str]:
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
     rows = [r for r in rows if since <= r["at"] <= until]
     lines = []
-    for kind in ("predict", "live_counterfactual", "forward"):
+    for kind in ("predict", "live_counterfactual", "forward", "preview forward"):
         ms = [r["ms"] for r in rows if r["kind"] == kind]
         extra = ""
-        if kind == "forward" and ms:
+        if kind.endswith("forward") and ms:
             sizes = [r["n"] for r in rows if r["kind"] == kind]
             extra = f"; texts per forward: mean {statistics.mean(sizes):.1f}, max {max(sizes)}"
         lines.append(f"   server {kind}: {percentiles(ms)}{extra}")
@@ -252,6 +252,7 @@ def record_server_times(path: Path) -> None:
 
     import components.counterfactuals as cf_tab
     import components.models as models_tab
+    from cod.modeling.precision import PreviewScorer
     from cod.modeling.scoring import Teacher
 
     out = path.open("a", buffering=1)
@@ -273,16 +274,20 @@ def record_server_times(path: Path) -> None:
 
     models_tab.predict_html = timed("predict", models_tab.predict_html)
     cf_tab.live_html = timed("live_counterfactual", cf_tab.live_html)
-    forward = Teacher._forward
+    forward, preview_forward = Teacher._forward, PreviewScorer._forward
 
-    def timed_forward(self, texts):
-        start = time.perf_counter()
-        try:
-            return forward(self, texts)
-        finally:
-            write(kind="forward", ms=1000 * (time.perf_counter() - start), n=len(texts), at=time.time())
+    def timed_forward(run, kind: str):
+        def call(self, texts):
+            start = time.perf_counter()
+            try:
+                return run(self, texts)
+            finally:
+                write(kind=kind, ms=1000 * (time.perf_counter() - start), n=len(texts), at=time.time())
 
-    Teacher._forward = timed_forward
+        return call
+
+    Teacher._forward = timed_forward(forward, "forward")  # the teacher's own (float32): stored answers, rechecks
+    PreviewScorer._forward = timed_forward(preview_forward, "preview forward")  # live previews in bfloat16
 
 
 def serve(root: Path, models: str, port: int) -> None:
@@ -298,7 +303,9 @@ def serve(root: Path, models: str, port: int) -> None:
     os.environ["COD_HOME"] = str(root / "home")
     record_server_times(root / "server-times.jsonl")
     services = make_services(root, models)
-    services.teacher()  # loaded before the visitors arrive, as `python app.py` does with warm()
+    teacher = services.teacher()  # loaded before the visitors arrive, as `python app.py` does with warm()
+    services.prepare_live(teacher)
+    (root / "precision.txt").write_text(services.live_precision(teacher))
     (root / "teacher.txt").write_text(services.default_teacher)
     blocks = build_app(services)
     blocks.queue(default_concurrency_limit=4)
@@ -374,13 +381,15 @@ def main() -> None:
         server.wait()
     latencies = sorted(x for v in visitors for x in v.latencies)
     load_after = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    precision = (root / "precision.txt").read_text()
     errors = [e for v in visitors for e in v.errors]
     ms = [1000 * x for x in latencies]
     p95 = ms[min(len(ms) - 1, int(0.95 * len(ms)))] if ms else float("nan")
     print(
         f"models: {args.models} (teacher {Path(teacher).name}); visitors: {args.visitors}; cores: {os.cpu_count()}; "
         f"load average before: {LOAD_BEFORE}, after: {load_after}; live calls through: {args.client}; "
-        f"COD_TORCH_THREADS={os.environ.get('COD_TORCH_THREADS', '(torch default)')}"
+        f"COD_TORCH_THREADS={os.environ.get('COD_TORCH_THREADS', '(torch default)')}; live precision: {precision} "
+        f"(COD_LIVE_PRECISION={os.environ.get('COD_LIVE_PRECISION', 'auto')})"
     )
     print(
         f"journeys (upload, draw, generate, {args.edits} live edits + {args.edits} live predictions each): "

@@ -20,7 +20,7 @@ from cod.experiment import FEW_SHOT
 from components.projects import ensure_project
 from components.services import CONTROL, FOLLOW, LIVE, QUEUED, RUNNING, gpu, ui_errors
 from components.state import PageState
-from components.style import badge, diff_html, esc, notice, probs_html
+from components.style import badge, diff_html, esc, notice, preview_title, probs_html
 
 log = logging.getLogger(__name__)
 OFFLINE, LLM = "Offline search (lexicon + teacher)", "LLM (OpenAI-compatible)"
@@ -187,7 +187,9 @@ def live_html(services, state: PageState, text: str) -> str:
     names = editing["labels"]
     if not text:
         return notice("Write a counterfactual (a minimal edit of the original that flips the teacher).", "warn")
-    probs = services.live_proba(services.teacher(state.teacher), text).tolist()
+    teacher = services.teacher(state.teacher)
+    probs = services.live_proba(teacher, text).tolist()
+    title = preview_title("Teacher on the counterfactual (live)", services.live_precision(teacher))
     top = max(range(len(probs)), key=lambda i: probs[i])
     from cod.counterfactuals.edits import diff, words_changed
 
@@ -198,7 +200,7 @@ def live_html(services, state: PageState, text: str) -> str:
         else badge(f"not flipped ({names[top]})", "bad")
     )
     return (
-        f'<div class="cod-live">{probs_html(names, probs, "teacher", "Teacher on the counterfactual (live)")}'
+        f'<div class="cod-live">{probs_html(names, probs, "teacher", title)}'
         f'<div class="cod-live-badges">{flip} {badge(f"{n_words} word(s) changed", "muted")}</div>'
         f"{diff_html(editing['text'], text)}</div>"
     )

@@ -13,7 +13,7 @@ import pandas as pd
 from cod import DEMO
 from cod.errors import ModelError
 from components.state import PageState
-from components.style import badge, esc, notice, probs_html
+from components.style import badge, esc, notice, preview_title, probs_html
 
 EVAL_LIMIT = 500  # validation examples scored for the teacher's accuracy (cached by text afterwards)
 API_EVAL_LIMIT = 100  # fewer for an API teacher: each is a paid request (cached on disk afterwards)
@@ -36,7 +36,8 @@ def predict_html(services, teacher_name: str, text: str) -> str:
         time.sleep(API_DEBOUNCE_S)
     start = time.perf_counter()
     probs = services.live_proba(teacher, text)
-    html = probs_html(teacher.label_names, probs.tolist(), "teacher", "Teacher")
+    title = preview_title("Teacher", services.live_precision(teacher))
+    html = probs_html(teacher.label_names, probs.tolist(), "teacher", title)
     if teacher.kind == "api":
         info = teacher.info()
         mode = " · " + badge("votes", "muted") if info["mode"] == "votes" else ""

@@ -431,13 +431,24 @@ class Services:
     def live_proba(self, teacher, text: str):
         """The teacher's probabilities for one typed text, (num_labels,): concurrent visitors' texts share forwards,
         which go before background work on the same teacher (see `cod.modeling.live`)."""
+        return self._live_batcher(teacher).predict_proba(text)
+
+    def live_precision(self, teacher) -> str:
+        """How `live_proba` computes new texts for `teacher`: "canonical" (as stored) or "bfloat16" (a preview)."""
+        return self._live_batcher(teacher).precision
+
+    def prepare_live(self, teacher) -> None:
+        """Make what `live_proba` needs for `teacher` now (a bfloat16 preview copy), not at a visitor's keystroke."""
+        self._live_batcher(teacher).scorer  # noqa: B018 - built on first access
+
+    def _live_batcher(self, teacher):
         from cod.modeling.live import LiveBatcher
 
         with self._model_lock:
             batcher = self._batchers.get(id(teacher))
             if batcher is None or batcher.teacher is not teacher:
                 batcher = self._batchers[id(teacher)] = LiveBatcher(teacher)
-        return batcher.predict_proba(text)
+        return batcher
 
     def build_demo_teacher(self) -> Job | None:
         """Start building the demo teacher in the background (once per process); None when nothing is to build.
@@ -474,7 +485,7 @@ class Services:
                 while job is not None and not job.done:
                     time.sleep(1)
                 if self.teacher_status()[0]:
-                    self.teacher()
+                    self.prepare_live(self.teacher())
             except Exception as err:  # noqa: BLE001 - warming is best effort; the UI reports real errors
                 log.warning("Could not warm the teacher: %s", short_error(err))
 

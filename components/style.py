@@ -74,6 +74,13 @@ def probs_html(
     return f'<div class="cod-probs cod-{role}" data-top="{esc(label_names[top])}">{head}{"".join(rows)}</div>'
 
 
+def preview_title(title: str, precision: str) -> str:
+    """A live card's title, saying when it is a bfloat16 preview (stored scores come from the float32 teacher)."""
+    if precision == "bfloat16":
+        return f"{title} · bfloat16 preview; saved scores are float32"
+    return title
+
+
 def badge(text: str, kind: str = "muted") -> str:
     """A small pill: kind is ok, bad, muted, teacher or student."""
     return f'<span class="cod-badge cod-badge-{kind}">{esc(text)}</span>'

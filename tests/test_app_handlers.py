@@ -156,6 +156,33 @@ def test_edit_accept_bulk_undo_redo_survive_a_reload(services, drawn):
     ]
 
 
+def test_a_bfloat16_live_preview_says_so_and_the_saved_edit_holds_the_teachers_own_scores(
+    services, drawn, models, monkeypatch, tmp_path
+):
+    import numpy as np
+
+    from cod.modeling.loading import load_classifier
+    from cod.modeling.scoring import Teacher
+
+    monkeypatch.setenv("COD_LIVE_PRECISION", "bfloat16")
+    generate(services, drawn)
+    C.current_records(services, drawn)
+    _, text, _ = C.editor_values(services, drawn)
+    edited = f"{text} , a brilliant film"
+    assert "bfloat16 preview; saved scores are float32" in C.live_html(services, drawn, edited)
+    preview = services.live_proba(services.teacher(drawn.teacher), edited)
+    C.save_edit(services, drawn, edited)
+    saved = np.array(Store(services.store_path).counterfactual(drawn.selected).probs)
+    canonical = Teacher(*load_classifier(models[0])).predict_proba([edited])[0]  # a float32 teacher of its own
+    np.testing.assert_allclose(saved, canonical, rtol=0, atol=1e-6)
+    assert np.abs(preview - canonical).max() > 1e-6  # the preview did differ: the saved scores are not its own
+    from components.models import predict_html
+
+    monkeypatch.setenv("COD_LIVE_PRECISION", "teacher")
+    exact = Services(teacher=models[0], student=models[1], store_path=tmp_path / "b.db", artifacts=tmp_path / "b")
+    assert "preview" not in predict_html(exact, models[0], "a brilliant film")
+
+
 def test_bulk_accept_takes_only_flipped_small_edits_in_one_undo_step(services, drawn):
     generate(services, drawn)
     records = C.current_records(services, drawn)

@@ -18,7 +18,8 @@ WORDS = ["good", "bad", "film", "movie", "great", "awful", "plot", "cast", "fun"
 
 
 @pytest.fixture
-def teacher(tiny_classifier):
+def teacher(tiny_classifier, monkeypatch):
+    monkeypatch.setenv("COD_LIVE_PRECISION", "teacher")  # batching itself; bfloat16 previews: test_live_precision.py
     clear_teacher_cache()
     model, tokenizer = load_classifier(str(tiny_classifier))
     return Teacher(model, tokenizer, batch_size=2)

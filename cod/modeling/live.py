@@ -5,6 +5,10 @@ The first caller to arrive while no batch is forming leads: it waits `window_s` 
 every pending text (up to `max_batch`), scores them in one `predict_proba` call marked urgent (it goes before
 background work on the same teacher, see `cod.modeling.scoring.urgent`), hands each caller its own row, and passes
 the lead to the oldest caller still waiting, if any. A text the teacher scored before is answered at once.
+
+New texts run through the teacher, or (see `cod.modeling.precision`) through a bfloat16 copy of a float32 classifier
+on a CPU with bfloat16 hardware: answers cached apart from the teacher's, near-ties rechecked by the teacher itself.
+`precision` says which, for the UI.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from cod.modeling.precision import CANONICAL, PreviewScorer, live_precision
 from cod.modeling.scoring import urgent
 
 
@@ -33,6 +38,8 @@ class LiveBatcher:
 
     def __init__(self, teacher, window_s: float = 0.003, max_batch: int = 32) -> None:
         self.teacher = teacher
+        self.precision = live_precision(teacher)  # CANONICAL or "bfloat16"
+        self._scorer = teacher if self.precision == CANONICAL else None  # the bfloat16 copy is made on first use
         self.window_s = window_s
         self.max_batch = max_batch
         self.batches = 0  # forwards run (for benches and tests)
@@ -42,7 +49,7 @@ class LiveBatcher:
 
     def predict_proba(self, text: str) -> np.ndarray:
         """The teacher's probabilities for one text, (num_labels,), batched with whoever asks at the same time."""
-        cached = getattr(self.teacher, "cached_proba", None)
+        cached = getattr(self._scorer or self.teacher, "cached_proba", None)
         probs = cached(text) if cached is not None else None
         if probs is not None:
             return probs
@@ -61,6 +68,13 @@ class LiveBatcher:
             raise request.error
         return request.probs
 
+    @property
+    def scorer(self):
+        """What scores new texts: the teacher, or its bfloat16 preview (built here, by the one leading caller)."""
+        if self._scorer is None:
+            self._scorer = PreviewScorer(self.teacher)
+        return self._scorer
+
     def _lead(self) -> None:
         """Score the oldest pending texts (the leader's own among them) in one forward, then pass the lead on."""
         if self.window_s > 0:
@@ -69,7 +83,7 @@ class LiveBatcher:
             batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
         try:
             with urgent():
-                rows = self.teacher.predict_proba([r.text for r in batch])  # (batch, num_labels)
+                rows = self.scorer.predict_proba([r.text for r in batch])  # (batch, num_labels)
             for request, row in zip(batch, rows):
                 request.probs = row
         except Exception as err:  # every caller of this batch gets the error, as its own call would have

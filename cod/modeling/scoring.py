@@ -180,8 +180,9 @@ class Teacher:
         return None if row is None else softmax(row)
 
     @contextlib.contextmanager
-    def _turn(self) -> Iterator[None]:
-        """Hold the model for one batch; urgent callers (see `urgent`) go before background ones."""
+    def turn(self) -> Iterator[None]:
+        """Hold the model's cores for one batch; urgent callers (see `urgent`) go before background ones. Other
+        models sharing those cores (a live preview's bfloat16 copy) take turns through it too."""
         hurry = getattr(_urgency, "on", False)
         with self._gate:
             self._urgent_waiting += hurry
@@ -218,7 +219,7 @@ class Teacher:
             self.model, self.tokenizer, texts, self.max_length, self.batch_size, output_hidden_states=True
         )
         while True:
-            with self._turn():
+            with self.turn():
                 batch = next(batches, None)
             if batch is None:
                 return fresh

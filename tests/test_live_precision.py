@@ -1,0 +1,108 @@
+"""Live previews at bfloat16 (cod.modeling.precision): chosen only where it applies, close to the teacher's float32
+answers (tiny and demo models), never written into the teacher's own cache, and a near-tie is answered by the teacher
+itself, so a preview's label is the label that would be stored."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from cod.errors import ConfigError
+from cod.modeling.live import LiveBatcher
+from cod.modeling.loading import load_classifier
+from cod.modeling.precision import CANONICAL, PreviewScorer, cpu_has_fast_bfloat16, live_precision
+from cod.modeling.scoring import Teacher
+from tests.tiny import make_word_classifier
+
+CLEAR = ["a good , lovely film", "a dull , boring film", "the best fun", "the worst mess", "a brilliant plot"]
+TIE = "a good but bad film"  # one positive and one negative word: the word classifier's probabilities are 0.5 / 0.5
+
+
+@pytest.fixture(scope="module")
+def word_classifier(tmp_path_factory):
+    return make_word_classifier(tmp_path_factory.mktemp("word-binary"))
+
+
+@pytest.fixture
+def teacher(word_classifier):
+    return Teacher(*load_classifier(str(word_classifier)), batch_size=4)
+
+
+def test_the_setting_is_checked_and_teacher_keeps_previews_canonical(teacher, monkeypatch):
+    monkeypatch.setenv("COD_LIVE_PRECISION", "int4")
+    with pytest.raises(ConfigError, match="COD_LIVE_PRECISION='int4'"):
+        live_precision(teacher)
+    monkeypatch.setenv("COD_LIVE_PRECISION", "teacher")
+    assert live_precision(teacher) == CANONICAL and LiveBatcher(teacher).precision == CANONICAL
+    monkeypatch.setenv("COD_LIVE_PRECISION", "bfloat16")
+    assert live_precision(teacher) == "bfloat16"
+    monkeypatch.setenv("COD_LIVE_RECHECK_MARGIN", "2")
+    with pytest.raises(ConfigError, match="COD_LIVE_RECHECK_MARGIN='2'"):
+        PreviewScorer(teacher)
+
+
+def test_auto_picks_bfloat16_only_for_a_float32_classifier_on_bfloat16_hardware(teacher, monkeypatch):
+    monkeypatch.delenv("COD_LIVE_PRECISION", raising=False)
+    assert live_precision(teacher) == ("bfloat16" if cpu_has_fast_bfloat16() else CANONICAL)
+    monkeypatch.setenv("COD_LIVE_PRECISION", "bfloat16")
+    teacher.model.to(torch.bfloat16)  # a teacher loaded in bfloat16 already: its previews are its own answers
+    assert live_precision(teacher) == CANONICAL
+
+    class LLMTeacher:
+        kind = "causal-lm"
+        model = teacher.model
+
+    assert live_precision(LLMTeacher()) == CANONICAL
+
+
+def test_previews_are_close_to_the_teacher_and_never_enter_its_cache(teacher):
+    preview = PreviewScorer(teacher)
+    probs = preview.predict_proba(CLEAR)  # (5, 2)
+    assert teacher.forward_passes == 0 and preview.rechecked == 0
+    assert all(teacher.cached_proba(t) is None for t in CLEAR)  # the teacher's cache holds only its own answers
+    assert next(preview.model.parameters()).dtype == torch.bfloat16
+    assert next(teacher.model.parameters()).dtype == torch.float32  # the teacher itself is untouched
+    canonical = teacher.predict_proba(CLEAR)
+    assert (probs.argmax(1) == canonical.argmax(1)).all() and np.abs(probs - canonical).max() < 0.02
+    np.testing.assert_array_equal(preview.cached_proba(CLEAR[0]), teacher.cached_proba(CLEAR[0]))
+
+
+def test_a_text_the_teacher_scored_before_is_answered_canonically(teacher):
+    canonical = teacher.predict_proba(CLEAR[:2])
+    preview = PreviewScorer(teacher)
+    np.testing.assert_array_equal(preview.predict_proba(CLEAR[:2]), canonical)
+    assert teacher.forward_passes == 2
+
+
+def test_a_near_tie_is_answered_by_the_teacher_itself(teacher):
+    preview = PreviewScorer(teacher, margin=0.1)
+    probs = preview.predict_proba([CLEAR[0], TIE])
+    assert preview.rechecked == 1 and teacher.forward_passes == 1  # only the tie ran in float32
+    np.testing.assert_array_equal(probs[1], teacher.cached_proba(TIE))
+    assert teacher.cached_proba(CLEAR[0]) is None
+    everything = PreviewScorer(teacher, margin=1.0)  # every preview rechecked: exactly the teacher's answers
+    np.testing.assert_array_equal(everything.predict_proba(CLEAR), teacher.predict_proba(CLEAR))
+
+
+def test_the_live_batcher_previews_in_bfloat16_and_says_so(teacher, monkeypatch):
+    monkeypatch.setenv("COD_LIVE_PRECISION", "bfloat16")
+    batcher = LiveBatcher(teacher, window_s=0.0)
+    probs = batcher.predict_proba(CLEAR[1])
+    assert batcher.precision == "bfloat16" and teacher.forward_passes == 0
+    assert probs.argmax() == 0 and batcher.predict_proba(CLEAR[1]) is not None and batcher.batches == 1
+
+
+@pytest.mark.slow
+def test_the_demo_teachers_bfloat16_previews_agree_with_it_on_demo_test_texts():
+    from cod.data.tasks import load_task
+    from cod.modeling.demo import demo_teacher_path
+
+    teacher = Teacher(*load_classifier(str(demo_teacher_path()), trusted=True), batch_size=16)
+    texts = [e.text for e in load_task("demo").test[:48]]
+    preview = PreviewScorer(teacher, margin=0.0)  # no recheck: the bfloat16 answers themselves
+    probs = preview.predict_proba(texts)
+    assert teacher.forward_passes == 0
+    canonical = teacher.predict_proba(texts)
+    # Measured on all 1,000 test texts by bench/bench_live_precision.py; the bound leaves room for other CPUs.
+    assert (probs.argmax(1) == canonical.argmax(1)).all() and np.abs(probs - canonical).max() < 0.05
