@@ -44,6 +44,7 @@ class LiveBatcher:
         self.max_batch = max_batch
         self.batches = 0  # forwards run (for benches and tests)
         self._lock = threading.Lock()
+        self._building = threading.Lock()
         self._pending: list[_Request] = []
         self._leading = False
 
@@ -71,8 +72,9 @@ class LiveBatcher:
     @property
     def scorer(self):
         """What scores new texts: the teacher, or its bfloat16 preview (built here, by the one leading caller)."""
-        if self._scorer is None:
-            self._scorer = PreviewScorer(self.teacher)
+        with self._building:  # the leader and a warm-up may ask at once: one copy
+            if self._scorer is None:
+                self._scorer = PreviewScorer(self.teacher)
         return self._scorer
 
     def _lead(self) -> None:
