@@ -111,6 +111,7 @@ def main() -> None:
         rows = [
             {"text": cf.text, "counterfactual": cf.counterfactual, "flipped": cf.flipped, "words": cf.words_changed}
             | {"fluency": cf.fluency, "logprob_fluency": by_text.get(cf.counterfactual), "ops": cf.extra.get("ops")}
+            | {"attempts": cf.attempts, "latency_s": round(cf.latency_s, 3)}
             for cf in cfs
         ]
         write_jsonl(args.save, rows)

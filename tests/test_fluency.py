@@ -110,8 +110,10 @@ def test_function_words_get_no_lexicon_substitutes(teacher):
 
 def test_proposer_prefers_the_fluent_edit(teacher):
     example = [Example("it was a boring film .", 0)]
-    (blind,) = LexicalProposer(LexicalConfig(fluency_model=""), cache_dir=False).propose(example, teacher)
-    (fluent,) = LexicalProposer(cache_dir=False).propose(example, teacher)
+    # Six substitutes per position: enough for the blind search to reach "thanks" (the default, four, does not).
+    config = LexicalConfig(fluency_model="", substitutes=6)
+    (blind,) = LexicalProposer(config, cache_dir=False).propose(example, teacher)
+    (fluent,) = LexicalProposer(LexicalConfig(substitutes=6), cache_dir=False).propose(example, teacher)
     # Without the LM the teacher's favourite wins; with it the word that fits the sentence does.
     assert blind.flipped and blind.counterfactual == "it was a thanks film ." and blind.fluency is None
     assert fluent.flipped and fluent.counterfactual in {
@@ -191,3 +193,44 @@ def test_a_score_of_the_first_version_is_replaced_by_the_current_one(scorer):
     assert old.extra["fluency_score"] == FLUENCY_SCORE
     old.fluency = 9.0  # marked as the current score: left as it is
     assert add_fluency([old], scorer)[0].fluency == 9.0
+
+
+def test_names_are_neither_replaced_nor_dropped(teacher):
+    from cod.counterfactuals.edits import is_name, sentence_start
+
+    words = "The film celebrates Cuban music . Great fun , I say .".split()
+    assert [is_name(words, i) for i in (0, 3, 6, 10)] == [False, True, False, False]  # "Great" starts a sentence
+    assert sentence_start(words, 6) and not sentence_start(words, 3)
+    proposer = LexicalProposer(cache_dir=False)
+    ops = proposer._candidates(words, 3, 1, 0, proposer.kit(teacher))
+    assert not [op for op in ops if op.pos == 3 and op.kind == "sub"], ops  # never "Vulture music"
+
+
+def test_not_is_never_put_before_a_sentence_start():
+    negate = LexicalProposer._negation
+    assert negate("Rousing throwback and satire".split(), 0) == []  # not "Not Rousing throwback"
+    assert negate("It works . Rousing fun".split(), 3) == []
+    assert [op.word for op in negate("they sing rousing songs".split(), 2)] == ["not"]
+
+
+def test_edits_estimated_no_less_fluent_reach_the_teacher_first(teacher, scorer):
+    from cod.counterfactuals.edits import Op, render
+    from cod.counterfactuals.slotfit import SlotFit
+
+    words = "it was a boring film .".split()
+    fluent = SlotFit(scorer, words)
+    candidates = [(Op("sub", 3, w),) for w in ("good", "great", "fun", "thanks", "excellent")] + [(Op("del", 3),)]
+    first, rest = fluent.screen(candidates, -25.0, 3)
+    estimated = {c: f for c, f in zip(candidates, fluent.estimate(candidates)[0])}
+    assert first and all(estimated[c] >= 0 for c in first) and all(estimated[c] < 0 for c in rest)
+    assert not set(first) & set(rest) and len(rest) <= 3
+    assert SlotFit(None, words).screen(candidates, -25.0, 3) == ([], candidates)  # no LM: all in one list
+    # The search scores the five occluded texts, then the single edits the LM estimates no less fluent (here one of
+    # them flips, so nothing else): fewer than every candidate it made.
+    proposer = LexicalProposer(cache_dir=False)
+    kit, fluent = proposer.kit(teacher), SlotFit(scorer, words)
+    made = {render(words, (op,)): (op,) for i in range(5) for op in proposer._candidates(words, i, 0, 1, kit, fluent)}
+    first, rest = fluent.screen(list(made.values()), -25.0, LexicalConfig().substitutes)
+    (cf,) = proposer.propose([Example(" ".join(words), 0)], teacher)
+    assert cf.flipped and cf.fluency >= 0 and cf.extra["steps"] == 1
+    assert cf.attempts == 5 + len(first) < 5 + len(made)

@@ -160,3 +160,15 @@ def replace_core(token: str, new_core: str) -> str:
     """`token` with its word replaced by `new_core` in the same case, its punctuation kept."""
     prefix, core, suffix = split_word(token)
     return prefix + match_case(core, new_core) + suffix
+
+
+def sentence_start(words: Sequence[str], i: int) -> bool:
+    """Whether word i begins a sentence (the text's first word, or after . ! ? with any closing quotes)."""
+    return i == 0 or bool(re.search(r"[.!?][\"')\u201d\u2019]*$", words[i - 1]))
+
+
+def is_name(words: Sequence[str], i: int) -> bool:
+    """Whether word i looks like a name or a title's word: capitalised, not all capitals, inside a sentence. Such
+    words are neither replaced nor dropped ("Cuban music" -> "Vulture music", "Max pokes" -> "pokes")."""
+    core = split_word(words[i])[1]
+    return core[:1].isupper() and not core.isupper() and not sentence_start(words, i)

@@ -14,10 +14,11 @@ Fluency (`fluency.py`, SLOR under the embedded LLM; the search's screen is `slot
 gives, at every slot, how well each word fits after everything before it; at each salient position the `SLOT_WORDS`
 lexicon words of the target's polarity (among the `SLOT_NEIGHBOURS` nearest the original word) that fit best join the
 candidates. The LM then estimates the fluency of the candidates whose first word fits best (continuing its cache of the
-original's left context over the new words and a few after them), drops edits whose SLOR numerator falls below
-`min_fluency_nats`, keeps the `substitutes` most fluent per position, so a substitute must fit its slot's part of
-speech and context ("gets bogged down" does not become "gets entertained down"). While the flips found are all less
-fluent than the original, the next positions are tried too. The counterfactual returned carries its exact `fluency`.
+original's left context over the new words and a few after them). Those it estimates no less fluent than the original
+go to the teacher first, all positions in one batch, and a flip among them ends the search; only then the others (the
+`substitutes` most fluent per position, none losing more than `min_fluency_nats` of SLOR's numerator), a few positions
+at a time until one flips. Names (capitalised words inside a sentence) are neither replaced nor dropped, and no "not"
+goes before a sentence's first word. The counterfactual returned carries its exact `fluency`.
 
 Words are whitespace-separated (see `edits.py`); capitalisation and punctuation attached to a word are kept.
 """
@@ -38,7 +39,7 @@ import numpy as np
 from cod.config import LexicalConfig
 from cod.counterfactuals import edits as E
 from cod.counterfactuals.base import Counterfactual, Progress, default_target, resolve_targets
-from cod.counterfactuals.edits import Op, match_case, render, replace_core, split_word
+from cod.counterfactuals.edits import Op, is_name, match_case, render, replace_core, sentence_start, split_word
 from cod.counterfactuals.fluency import NO_LESS_FLUENT, FluencyScorer, add_fluency, load_fluency_scorer
 from cod.counterfactuals.lexicon import (
     AUX_NEGATED,
@@ -61,7 +62,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-LEXICAL_VERSION = "lexical-3"
+LEXICAL_VERSION = "lexical-4"
 # Words that reveal whether a teacher's classes carry sentiment, scored inside a neutral frame.
 PROBE_POSITIVE = (
     "good",
@@ -95,8 +96,8 @@ DETERMINERS = set(
 MAIN_VERB_AUX = {"do", "does", "did", "has", "have", "had"}
 POOL_SIZE = 300  # most frequent content words of the few-shot data scored for class association
 MIN_ALTERNATIVES = 3  # other flipping texts kept per example (free: already scored), for "regenerate" in the app
-SLOT_NEIGHBOURS = 40  # lexicon words near the original word (embedding, valence, suffix) the LM chooses among
-SLOT_WORDS = 4  # of those, the single-token words the LM finds most at home in the slot, per position
+SLOT_NEIGHBOURS = 80  # lexicon words near the original word (embedding, valence, suffix) the LM chooses among
+SLOT_WORDS = 6  # of those, the single-token words the LM finds most at home in the slot, per position
 
 
 def _diverse(ops: Sequence[Op], k: int, per_position: int = 3) -> list[Op]:
@@ -131,6 +132,11 @@ def _suffix_class(word: str) -> str:
         if word.endswith(s) and len(word) > len(s) + 2 and not (s == "s" and word.endswith(("ss", "us", "is"))):
             return s
     return ""
+
+
+def _chunks(positions: Sequence[int]) -> list[list[int]]:
+    """Salient positions in the batches the teacher sees them: the top one, the next two, the rest."""
+    return [list(positions[:1]), list(positions[1:3]), list(positions[3:])]
 
 
 class _Kit:
@@ -449,7 +455,9 @@ class LexicalProposer:
 
         # 1. occlusion: (n_sites, L) probabilities with each content word dropped (function words rarely decide).
         sites = [
-            i for i, w in enumerate(words) if re.search(r"\w", w) and split_word(w)[1].lower() not in OCCLUSION_SKIP
+            i
+            for i, w in enumerate(words)
+            if re.search(r"\w", w) and split_word(w)[1].lower() not in OCCLUSION_SKIP and not is_name(words, i)
         ]
         if len(sites) < self.config.positions:
             sites = [i for i, w in enumerate(words) if re.search(r"\w", w)] or list(range(len(words)))
@@ -461,23 +469,24 @@ class LexicalProposer:
         positions = [sites[k] for k in np.argsort(-saliency)[: self.config.positions]]
         states = list(zip(drops, drop_texts, drop_probs))
 
-        # 2. candidate single edits at the salient positions in three batches (the top position, the next two, the
-        # rest): a fluent flip found in one ends the search before the next is scored (deletions are already scored).
+        # 2. candidate single edits at the salient positions. With an LM, the ones it estimates no less fluent than the
+        # original go to the teacher first, in one batch, and a flip among them ends the search; then the others, a
+        # few positions at a time (the top one, the next two, the rest), until one flips (deletions are scored).
         fluent = SlotFit(self.scorer, words)
+        singles = [(op,) for i in positions for op in self._candidates(words, i, current, tgt, kit, fluent)]
         seen_texts = set(drop_texts) | {text}
-        found = None
-        for chunk in (positions[:1], positions[1:3], positions[3:]):
-            singles = [(op,) for i in chunk for op in self._candidates(words, i, current, tgt, kit, fluent)]
-            singles = list({t: s for s in singles if (t := render(words, s)) not in seen_texts}.values())
-            singles = fluent.keep(singles, self.config.min_fluency_nats, self.config.substitutes)
-            cand_texts = [render(words, s) for s in singles]
-            seen_texts.update(cand_texts)
-            if cand_texts:
-                states += list(zip(singles, cand_texts, teacher.predict_proba(cand_texts)))
-                attempts += len(cand_texts)
-            found = self._best_flip(text, states, tgt, n, fluent)
-            if found is not None and found[4] >= NO_LESS_FLUENT:
+        singles = list({t: s for s in singles if (t := render(words, s)) not in seen_texts}.values())
+        first, rest = fluent.screen(singles, self.config.min_fluency_nats, self.config.substitutes)
+        batches = [first] + [[s for s in rest if s[0].pos in chunk] for chunk in _chunks(positions)]
+        found = self._best_flip(text, states, tgt, n, fluent)
+        for k, batch in enumerate(batches):
+            if found is not None and (k > 1 or found[4] >= NO_LESS_FLUENT):
                 break
+            if batch:
+                cand_texts = [render(words, s) for s in batch]
+                states += list(zip(batch, cand_texts, teacher.predict_proba(cand_texts)))
+                attempts += len(cand_texts)
+                found = self._best_flip(text, states, tgt, n, fluent)
         if found is not None:
             return result(*found[:3], steps=1, **found[3])
 
@@ -550,7 +559,7 @@ class LexicalProposer:
             j = i if lower in INTENSIFIERS else i - 1
             if j >= 0 and split_word(words[j])[1].lower() in INTENSIFIERS:
                 ops.append(Op("sub", j, replace_core(words[j], HEDGES[0]), "hedge"))
-        if lower in STOPWORDS or lower in NEGATORS:
+        if lower in STOPWORDS or lower in NEGATORS or is_name(words, i):
             subs = []  # function words keep their slot's grammar: "Not too fancy" must not become "Wrong too fancy"
         elif sign:
             # A word without valence gets few substitutes: swapping a neutral word reads less naturally.
@@ -595,5 +604,6 @@ class LexicalProposer:
             return []  # likely a finite verb or a plural ("not captures"): no auxiliary to negate, so no "not"
         if i > 0 and split_word(words[i - 1])[1].lower() in DETERMINERS:
             return []  # "an not interesting": "not" cannot follow an article or a possessive
-        word = "Not" if i == 0 and words[0][:1].isupper() else "not"
-        return [Op("ins", i, word, "negation")]
+        if sentence_start(words, i):
+            return []  # "Not Rousing throwback and ..." is not English: a sentence's first word keeps its place
+        return [Op("ins", i, "not", "negation")]

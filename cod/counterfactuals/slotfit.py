@@ -12,9 +12,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from cod.counterfactuals.edits import Op, spans
-from cod.counterfactuals.fluency import EditFluency, FluencyScorer
+from cod.counterfactuals.fluency import NO_LESS_FLUENT, EditFluency, FluencyScorer
 
-SLOT_SHORTLIST = 2  # the LM's window estimate sees this many more candidates per position than the teacher does
+SLOT_SHORTLIST = 1  # the LM's window estimate sees this many more candidates per position than the teacher does
 
 
 class SlotFit:
@@ -47,6 +47,22 @@ class SlotFit:
         fits = [(k, f) for k, f, n in zip(shortlist, fluency, nats) if n >= floor]
         chosen = self._top_per_position(candidates, dict(fits), per_position, among=[k for k, _ in fits])
         return [candidates[k] for k in chosen]
+
+    def screen(
+        self, candidates: list[tuple[Op, ...]], floor: float, per_position: int
+    ) -> tuple[list[tuple[Op, ...]], list[tuple[Op, ...]]]:
+        """(every shortlisted candidate estimated no less fluent than the original, the rest of `keep`'s choice),
+        each in the candidates' order; without an LM, ([], all candidates): the teacher sees the first list first."""
+        if self.windows is None or not candidates:
+            return [], list(candidates)
+        kept = self.keep(candidates, floor, per_position)
+        first = [
+            c
+            for c in candidates
+            if c in self.known and self.known[c][0] >= NO_LESS_FLUENT and self.known[c][1] >= floor
+        ]
+        chosen = set(first)
+        return first, [c for c in kept if c not in chosen]
 
     @staticmethod
     def _top_per_position(candidates, score, per_position: int, among=None) -> list[int]:
