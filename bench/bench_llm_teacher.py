@@ -13,6 +13,11 @@ the student's test accuracy (gold labels) and its agreement with the teacher. Ev
     nice -n 10 python bench/bench_llm_teacher.py [--test-limit 300] [--k 16,32] [--seeds 0,1,2]
     python bench/bench_llm_teacher.py --prompt review-question --words many --calibrate
     python bench/bench_llm_teacher.py --zero-shot-only --teacher demo-llm-qwen
+    python bench/bench_llm_teacher.py --teacher demo-llm-qwen --prompt completion --words many --guide-teacher demo \
+        --k 16,32 --seeds 0    # one seed per call; the next call resumes the folder (cells, counterfactuals, scores)
+
+`--guide-teacher demo`: the lexical search runs against the demo classifier and the LLM scores each resulting
+counterfactual once (its verdict is the label); without it every counterfactual costs the LLM ~40 forwards.
 
 Figures depend on the machine; on a shared 2-core machine they are pessimistic.
 """
@@ -55,6 +60,22 @@ def paired_table(results, metric: str) -> str:
     return summary[[c for c in cols if c in summary]].to_string(index=False, float_format=lambda v: f"{v:.3f}")
 
 
+def confirmation(out: Path, names) -> dict:
+    """Flip counts over the sweep's CoD counterfactuals (k*-s*.jsonl): the teacher's, and the guide's it confirmed."""
+    from cod.counterfactuals.guided import guide_confirmation
+
+    records = [json.loads(line) for path in sorted(out.glob("counterfactuals/k*-s*.jsonl")) for line in open(path)]
+    flipped = [r for r in records if r["flipped"]]
+    words = sorted(r["words_changed"] for r in flipped)
+    return {
+        "files": len(list(out.glob("counterfactuals/k*-s*.jsonl"))),
+        "counterfactuals": len(records),
+        "teacher_flipped": len(flipped),
+        "median_words_changed": words[len(words) // 2] if words else None,
+        **guide_confirmation(records),
+    }
+
+
 def zero_shot(teacher, examples, calibrate: bool) -> dict:
     """Accuracy, macro-F1 and label mass of `teacher` on `examples`."""
     import numpy as np
@@ -94,6 +115,11 @@ def main() -> int:
     parser.add_argument("--out", default="", help="sweep folder [runs/llm-teacher/TEACHER-PROMPT-WORDS[-calibrated]]")
     parser.add_argument("--max-steps", type=int, default=100, help="optimizer steps per cell [100]")
     parser.add_argument("--max-validation", type=int, default=200, help="validation texts choosing checkpoints [200]")
+    parser.add_argument(
+        "--guide-teacher",
+        default="",
+        help="a cheap classifier (e.g. demo) the lexical search runs against; the LLM checks each result once",
+    )
     parser.add_argument("--zero-shot-only", action="store_true")
     parser.add_argument("--no-cache", action="store_true", help="score again even when the disk cache has the texts")
     args = parser.parse_args()
@@ -145,13 +171,18 @@ def main() -> int:
         "raw": raw,
         "calibrated": calibrated,
     }
-    print(json.dumps(report, indent=1))
+    print(json.dumps(report, indent=1), flush=True)
     if args.zero_shot_only:
         return 0
     teacher.calibrate = args.calibrate  # the sweep distils the teacher as chosen on validation
     # One folder per teacher setting: a sweep resumes the cells it finds, which must come from this very teacher.
     out = Path(args.out or f"runs/llm-teacher/{args.teacher}-{args.prompt}-{args.words}")
     out = out.with_name(out.name + "-calibrated") if args.calibrate and not args.out else out
+    out = (
+        out.with_name(f"{out.name}-guide-{Path(args.guide_teacher).name}")
+        if args.guide_teacher and not args.out
+        else out
+    )
     out.mkdir(parents=True, exist_ok=True)
     (out / "teacher_info.json").write_text(json.dumps(teacher.info(), indent=1, default=str))
     config = SweepConfig(
@@ -164,6 +195,7 @@ def main() -> int:
         probe_pairs=0,
         test_limit=args.test_limit,
         figures=False,
+        guide_teacher=args.guide_teacher,
         distill={"max_steps": args.max_steps, "evaluations": 4, "max_validation": args.max_validation},
     )
     start = time.perf_counter()
@@ -183,6 +215,7 @@ def main() -> int:
     print(paired_table(result.results, "student_accuracy"))
     print("student agreement with the teacher (test):")
     print(paired_table(result.results, "agreement"))
+    print(f"counterfactuals (real halves): {confirmation(out, splits.label_names)}")
     print(
         f"sweep {time.perf_counter() - start:.0f} s; teacher cost {teacher.cost}; load {os.getloadavg()}; "
         f"folder {result.out_dir}"

@@ -462,6 +462,13 @@ class SweepConfig(_Serialisable):
         default=DEFAULT_PROPOSER,
         metadata={"help": "makes the counterfactuals of each real half (cached)", "choices": ("lexical", "llm")},
     )
+    guide_teacher: str = field(
+        default="",
+        metadata={
+            "help": "a cheap teacher with the same labels that the proposer searches against; the teacher then "
+            "checks each counterfactual once (for LLM or API teachers; '': the teacher itself)"
+        },
+    )
     distill: dict[str, Any] = field(
         default_factory=dict, metadata={"help": "DistillConfig settings shared by every cell"}
     )

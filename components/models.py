@@ -56,7 +56,9 @@ def teacher_options(kind: str, calibrate: bool, label_words: str, base_url: str)
 
     items = [line.strip() for line in (label_words or "").replace(";", "\n").splitlines() if line.strip()]
     api = APISettings(base_url=(base_url or "").strip() or None)
-    return kind or "auto", LLMTeacherOptions.make(parse_label_words(items), api=api, calibrate=bool(calibrate))
+    return kind or "auto", LLMTeacherOptions.make(
+        parse_label_words(items), api=api, calibrate=True if calibrate else None
+    )
 
 
 def teacher_details(info: dict) -> list[str]:
@@ -219,7 +221,9 @@ def build(services, state):
                     elem_id="label-words",
                 )
                 calibrate = gr.Checkbox(
-                    False, label="Contextual calibration (content-free inputs)", elem_id="calibrate"
+                    False,
+                    label="Contextual calibration (content-free inputs; unticked: off or demo-llm's validated choice)",
+                    elem_id="calibrate",
                 )
                 base_url = gr.Textbox(
                     "",

@@ -62,3 +62,45 @@ def test_every_embedded_name_is_a_causal_lm_and_unknown_names_are_refused():
     assert embedded.is_embedded_llm(" demo-llm-qwen ") and not embedded.is_embedded_llm("demo")
     with pytest.raises(ModelError, match="not an embedded LLM"):
         embedded.demo_llm_path("demo-llm-huge")
+
+
+COMPLETION = "Movie review: {text}\nSentiment (positive or negative):"
+
+
+@pytest.mark.parametrize("name, calibrated", [("demo-llm", True), ("demo-llm-qwen", False)])
+def test_the_validated_prompt_is_each_embedded_llms_default(name, calibrated):
+    from cod.modeling.teachers import LLMTeacherOptions
+
+    options = LLMTeacherOptions().for_model(name, ["Negative", "Positive"])
+    assert (options.template, options.chat_template, options.calibrate) == (COMPLETION, "off", calibrated)
+    assert dict(options.label_words)["Positive"] == ("positive", "good", "great", "excellent", "fine")
+    # What the user sets wins; the rest still comes from the validated choice.
+    mine = LLMTeacherOptions.make({"negative": ["bad"]}, template="Review: {text}\nVerdict:", calibrate=False)
+    mine = mine.for_model(name, ["negative", "positive"])
+    assert (mine.template, mine.chat_template, mine.calibrate) == ("Review: {text}\nVerdict:", "auto", False)
+    assert mine.label_words == (("negative", ("bad",)),)
+    # Other labels, or another model: nothing validated, calibration off unless asked.
+    for other in (LLMTeacherOptions().for_model(name, ["sports", "politics"]), LLMTeacherOptions().for_model("x", [])):
+        assert (other.template, other.label_words, other.calibrate, other.chat_template) == (None, (), False, "auto")
+
+
+@pytest.mark.slow
+def test_load_teacher_and_the_cli_read_the_validated_prompt_of_demo_llm(cod_home, capsys):
+    import json
+
+    from cod.cli import main
+    from cod.modeling.loading import clear_teacher_cache, load_teacher
+
+    teacher = load_teacher("demo-llm", device="cpu", label_names=["negative", "positive"])
+    info = teacher.info()
+    assert info["prompt"]["template"] == COMPLETION and info["calibrated"] and not info["chat_template"]
+    text = "a dull, tedious mess."
+    calibrated = teacher.predict_proba([text])[0]
+    teacher.calibrate = False
+    raw = teacher.predict_proba([text])[0]
+    assert abs(calibrated[1] - raw[1]) > 0.01  # calibration moves this answer, so the CLI's choice shows
+    for flags, expected in (([], calibrated), (["--no-calibrate"], raw)):
+        assert main(["predict", "--teacher", "demo-llm", *flags, "--json", text]) == 0
+        printed = json.loads(capsys.readouterr().out)[0]["probs"]
+        assert [printed["negative"], printed["positive"]] == pytest.approx(list(expected), abs=1e-5)
+    clear_teacher_cache()

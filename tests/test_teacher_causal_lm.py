@@ -113,6 +113,27 @@ def test_scores_persist_across_teachers_and_prompts(uniform_lm, tmp_path):
     assert cache.count() == 2 * len(TEXTS)
 
 
+def test_a_scoring_run_killed_half_way_keeps_what_it_scored(uniform_lm, tmp_path, monkeypatch):
+    import cod.modeling.teachers.base as base
+
+    monkeypatch.setattr(base, "SAVE_EVERY", 2)
+    teacher = _teacher(uniform_lm, cache=ScoreCache(tmp_path / "scores.sqlite"))
+    real_score, calls = teacher._score, []
+
+    def dies_on_the_second_chunk(texts):
+        calls.append(texts)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # the 15-minute limit, a Ctrl-C
+        return real_score(texts)
+
+    monkeypatch.setattr(teacher, "_score", dies_on_the_second_chunk)
+    with pytest.raises(KeyboardInterrupt):
+        teacher.predict_proba(TEXTS)
+    again = _teacher(uniform_lm, cache=ScoreCache(tmp_path / "scores.sqlite"))
+    again.predict_proba(TEXTS)
+    assert again.cost["cache_hits"] == 2 and again.forward_passes == len(TEXTS) - 2
+
+
 def test_score_cache_is_bounded(tmp_path):
     cache = ScoreCache(tmp_path / "s.sqlite", max_rows=5)
     for i in range(4):
@@ -152,5 +173,6 @@ def test_demo_llm_scores_offline(cod_home):
     probs = teacher.predict_proba(texts)
     assert probs.shape == (2, 2) and np.allclose(probs.sum(1), 1)
     assert probs[0, 1] > probs[1, 1]  # the embedded LLM ranks the two texts the right way round
-    assert 0.2 < teacher.info()["mean_label_mass"] <= 1.0
+    # Its validated prompt (completion, five words per label) gives the labels ~0.16 here: above the warning line.
+    assert teacher.low_mass < teacher.info()["mean_label_mass"] <= 1.0
     clear_teacher_cache()

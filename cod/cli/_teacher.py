@@ -34,7 +34,12 @@ def add_teacher_args(parser: argparse.ArgumentParser, base_url: bool = True, lab
     )
     g.add_argument("--prompt-template", default=None, help="prompt with {text} (and optionally {labels}, {choices})")
     g.add_argument("--system-prompt", default="", help="a system message before the prompt")
-    g.add_argument("--calibrate", action="store_true", help="contextual calibration on content-free inputs")
+    g.add_argument(
+        "--calibrate",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="contextual calibration on content-free inputs (default: off; demo-llm*: their validated choice)",
+    )
     g.add_argument(
         "--chat-template",
         default="auto",

@@ -47,6 +47,13 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, metavar="S", help="the draw's seed, with --k (default 0)")
     p.add_argument("--teacher", default="demo", help=TEACHER_HELP)
     add_teacher_args(p, base_url=False)
+    p.add_argument(
+        "--guide-teacher",
+        default="",
+        metavar="NAME",
+        help="a cheap classifier with the same labels (e.g. demo) that the search runs against; the teacher then "
+        "checks each counterfactual once and its verdict counts (for slow LLM or API teachers)",
+    )
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps (default: best available)")
     p.add_argument("--batch-size", type=int, default=32, help="teacher batch size (default 32)")
     p.add_argument(
@@ -175,6 +182,13 @@ def run(args: argparse.Namespace) -> int:
     proposer = _proposer(args, description)
     teacher = load_teacher_from_args(args, names, device=args.device, batch_size=args.batch_size)
     check_labels(teacher.label_names, names)
+    if args.guide_teacher:
+        from cod.counterfactuals.guided import GuidedProposer, check_guide
+        from cod.modeling.loading import load_teacher
+
+        guide = load_teacher(args.guide_teacher, device=args.device, batch_size=args.batch_size, label_names=names)
+        check_guide(guide, teacher)
+        proposer = GuidedProposer(proposer, guide, shrink=args.proposer == "llm" and args.shrink)
     say_estimate(teacher, [e.text for e in examples])  # API teachers: the originals' cost (candidates come on top)
     if args.target is not None and args.target not in names:
         raise ConfigError(f"--target {args.target!r} is not one of the labels {names}.")
@@ -196,7 +210,7 @@ def run(args: argparse.Namespace) -> int:
                     target=args.target,
                     on_progress=lambda d, t, done_before=done_before: bar.update(done_before + d - bar.n),
                 )
-                if args.proposer == "llm" and args.shrink:
+                if args.proposer == "llm" and args.shrink and not args.guide_teacher:  # guided: the guide shrinks
                     cfs = [shrink(cf, teacher) for cf in cfs]
                 for cf in cfs:
                     record = cf.to_record(names)
@@ -219,6 +233,8 @@ def run(args: argparse.Namespace) -> int:
 
 def summary(records: list[dict], seconds: float, forward_passes: int, out: Path) -> str:
     """The lines printed after a run: flip rate, median words changed, time, tokens, errors."""
+    from cod.counterfactuals.guided import guide_confirmation
+
     total = len(records)
     flipped = [r for r in records if r["flipped"]]
     errors = [r for r in records if r.get("error")]
@@ -232,6 +248,13 @@ def summary(records: list[dict], seconds: float, forward_passes: int, out: Path)
         f"time {seconds:.1f} s ({total / max(seconds, 1e-9) * 60:.1f} examples/minute); tokens {tokens}; "
         f"teacher forward passes {forward_passes}",
     ]
+    guided = guide_confirmation(records)
+    if guided["guide"]:
+        lines.append(
+            f"guide {guided['guide']}: the teacher confirmed {guided['teacher_confirmed']} of the guide's "
+            f"{guided['guide_flipped']} flips; {guided['unguidable']} example(s) the guide could not search "
+            "(it already predicts the target)"
+        )
     if errors:
         lines.append(f"{len(errors)} example(s) failed, e.g.: {errors[0]['error']}")
     return "\n".join(lines)

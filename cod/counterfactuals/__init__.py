@@ -18,8 +18,18 @@ PROPOSERS = ("lexical", "llm")
 __all__ = ["DEFAULT_PROPOSER", "PROPOSERS", "Counterfactual", "Proposer", "default_target", "make_proposer", "propose"]
 
 
-def make_proposer(proposer: str = DEFAULT_PROPOSER, config=None, **kw: Any) -> Proposer:
-    """A proposer by name: 'lexical' takes `few_shot`, `cache_dir`; 'llm' takes `api_key`, `cache_dir`."""
+def make_proposer(proposer: str = DEFAULT_PROPOSER, config=None, guide=None, **kw: Any) -> Proposer:
+    """A proposer by name: 'lexical' takes `few_shot`, `cache_dir`; 'llm' takes `api_key`, `cache_dir`. With a
+    `guide` teacher the search runs against the guide and the teacher only checks the results (`guided.py`)."""
+    made = _make(proposer, config, **kw)
+    if guide is None:
+        return made
+    from cod.counterfactuals.guided import GuidedProposer
+
+    return GuidedProposer(made, guide)
+
+
+def _make(proposer: str, config, **kw: Any) -> Proposer:
     if proposer == "lexical":
         from cod.config import LexicalConfig
         from cod.counterfactuals.lexical import LexicalProposer
@@ -44,6 +54,6 @@ def propose(
     examples: Sequence[Example | str], teacher: Teacher, proposer: str = DEFAULT_PROPOSER, config=None, **kw: Any
 ) -> list[Counterfactual]:
     """One counterfactual per example from the named proposer; other keywords go to its `propose`
-    (`target`, `n`, `on_progress`, `stop`) or its constructor (`few_shot`, `api_key`, `cache_dir`)."""
-    make = {k: kw.pop(k) for k in _MAKE_KEYS.get(proposer, ()) if k in kw}
+    (`target`, `n`, `on_progress`, `stop`) or its constructor (`few_shot`, `api_key`, `cache_dir`, `guide`)."""
+    make = {k: kw.pop(k) for k in (*_MAKE_KEYS.get(proposer, ()), "guide") if k in kw}
     return make_proposer(proposer, config, **make).propose(examples, teacher, **kw)

@@ -110,8 +110,8 @@ class Counterfactual:
             raise DataError(f"Label {value!r} is not one of the task's labels {names}: fix the record or the task.")
 
         def probs(value: Any) -> list[float]:
-            if isinstance(value, dict):
-                return [float(value[n]) for n in names]
+            if isinstance(value, dict):  # {} : not scored (a failed example)
+                return [float(value[n]) for n in names] if value else []
             return [float(p) for p in (value or [])]
 
         return cls(

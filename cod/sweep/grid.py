@@ -74,7 +74,10 @@ def grid_cells(config: SweepConfig) -> list[Cell]:
 
 def settings_key(config: SweepConfig) -> dict[str, Any]:
     """The settings every cell of a sweep must share (everything but the grid itself)."""
-    return {key: value for key, value in config.to_dict().items() if key not in _GRID_KEYS}
+    settings = {key: value for key, value in config.to_dict().items() if key not in _GRID_KEYS}
+    if not settings.get("guide_teacher"):  # folders made before the setting existed resume unguided
+        settings.pop("guide_teacher", None)
+    return settings
 
 
 def check_resumable(config: SweepConfig, out: Path, backend: dict[str, Any] | None = None) -> None:

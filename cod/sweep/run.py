@@ -228,8 +228,17 @@ def _make_counterfactuals(
     if missing:
         from cod.counterfactuals import propose
 
-        have += propose(missing, teacher, proposer=config.proposer)
+        have += propose(missing, teacher, proposer=config.proposer, guide=_guide(config, teacher))
     return have
+
+
+def _guide(config: SweepConfig, teacher: Any) -> Any:
+    """The guide teacher the proposer searches against (None: the teacher itself); loaded once per process."""
+    if not config.guide_teacher:
+        return None
+    from cod.modeling.loading import load_teacher
+
+    return load_teacher(config.guide_teacher, label_names=teacher.label_names)
 
 
 def _probes(
@@ -246,7 +255,12 @@ def _probes(
     else:
         try:
             pairs = probe_pairs(
-                test, teacher, n=config.probe_pairs, proposer=config.proposer, train_texts=[e.text for e in train]
+                test,
+                teacher,
+                n=config.probe_pairs,
+                proposer=config.proposer,
+                train_texts=[e.text for e in train],
+                guide=_guide(config, teacher),
             )
         except (ImportError, CodError) as err:
             emit(SweepEvent("warning", 0, 0, message=f"No probe pairs, so no boundary fidelity: {err}"))

