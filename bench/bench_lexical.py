@@ -8,6 +8,7 @@ cache; the LM's unigram model is built (once per machine) before the clock start
 search without the LM (as before issue 14) and scores its output afterwards, for comparison.
 
     nice -n 10 .venv/bin/python bench/bench_lexical.py [--n 200] [--threads 2] [--show 10] [--fluency-model demo-llm]
+        [--precision auto|float32] [--save pairs.jsonl]
 """
 
 from __future__ import annotations
@@ -32,6 +33,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     parser.add_argument("--show", type=int, default=10, help="print this many before/after pairs")
     parser.add_argument("--fluency-model", default="demo-llm", help="the LM that ranks edits ('': none)")
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=("auto", "float32"),
+        help="auto: the search's teacher forwards and LM estimates in bfloat16 copies where the CPU is fast at it "
+        "(kept counterfactuals and all fluency scores in float32); float32: everything in float32",
+    )
     parser.add_argument("--save", default="", help="write every pair with both fluency scores to this JSONL file")
     parser.add_argument(
         "--device", default="cpu", help="device for the teacher (default cpu: the target is on 2 cores)"
@@ -50,14 +58,19 @@ def main() -> None:
     task = load_task("demo")
     examples = task.test[: args.n]
     teacher = load_teacher("demo", device=args.device)
-    config = LexicalConfig(fluency_model=args.fluency_model)
+    config = LexicalConfig(
+        fluency_model=args.fluency_model, screen_precision="auto" if args.precision == "auto" else "teacher"
+    )
     proposer = LexicalProposer(config, cache_dir=False)
 
     t0 = time.perf_counter()
     kit = proposer.kit(teacher)  # per-teacher setup: fingerprint, class polarity probes, lexicon vectors
     kit.lexicon_side(1), kit.lexicon_side(-1)
+    kit.screen  # noqa: B018 -- the teacher's bfloat16 copy (where one is used) is made once per teacher
     scorer = load_fluency_scorer()  # loaded once per process, like the teacher
+    scorer.estimate_precision = args.precision
     scorer.unigram  # noqa: B018 -- built once per machine and cached (about half a minute), not per example
+    scorer.estimator  # noqa: B018 -- likewise the LM's bfloat16 copy for estimates, once per process
     setup_s = time.perf_counter() - t0
     passes0 = teacher.forward_passes
     t1, c1 = time.perf_counter(), time.process_time()
@@ -96,9 +109,12 @@ def main() -> None:
         f"examples/minute {len(cfs) / (cpu_s / args.threads) * 60:.1f} on {args.threads} dedicated cores, "
         f"estimated from {cpu_s:.1f} CPU-seconds"
     )
+    screen = "bfloat16 copy" if kit.screen is not teacher else "the teacher (float32)"
     print(
-        f"teacher forward passes {teacher.forward_passes - passes0} "
-        f"({(teacher.forward_passes - passes0) / len(cfs):.1f} per example)"
+        f"texts the search scored {sum(cf.attempts for cf in cfs) / len(cfs):.1f} per example, through {screen}; "
+        f"teacher float32 forward passes {teacher.forward_passes - passes0} "
+        f"({(teacher.forward_passes - passes0) / len(cfs):.1f} per example); LM estimates via "
+        f"{'bfloat16 copy' if scorer.estimator is not scorer.model else 'the LM (float32)'}, scores in float32"
     )
     print_fluency([cf.fluency for cf in cfs if cf.fluency is not None], "SLOR change per token, the score")
     scored = [cf for cf in cfs if cf.counterfactual]

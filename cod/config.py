@@ -189,11 +189,20 @@ class LexicalConfig(_Serialisable):
         default=-25.0,
         metadata={"help": "candidate edits losing more SLOR than this (nats) are not shown to the teacher"},
     )
+    screen_precision: str = field(
+        default="auto",
+        metadata={
+            "help": "the search's teacher forwards: auto (a bfloat16 copy on CPUs with AMX/AVX512-BF16; near-ties and "
+            "the counterfactual kept are scored by the teacher as loaded), bfloat16, or teacher (all as loaded)",
+            "choices": ("auto", "bfloat16", "teacher"),
+        },
+    )
 
     def __post_init__(self) -> None:
         for name in ("max_edits", "beam_width", "positions", "substitutes", "expansions"):
             value = getattr(self, name)
             _check(isinstance(value, int) and value >= 1, f"{name} must be a positive integer, got {value!r}.")
+        self._check_choices()
 
 
 @dataclass(frozen=True)

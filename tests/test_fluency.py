@@ -42,6 +42,14 @@ def scorer():
     return load_fluency_scorer()
 
 
+@pytest.fixture
+def exact(scorer):
+    """The scorer with its estimates in float32, as exact as its scores."""
+    scorer.estimate_precision = "float32"
+    yield scorer
+    scorer.estimate_precision = "auto"
+
+
 @pytest.fixture(scope="module")
 def teacher(tmp_path_factory):
     """'boring' says negative; of the positive words the teacher likes 'thanks' best, though it fits no sentence."""
@@ -71,7 +79,8 @@ def test_the_issues_bad_edits_score_below_a_fluent_one(scorer, original, bad, go
     assert bad_score < good_score and bad_score < -0.5
 
 
-def test_window_estimate_matches_the_exact_score_and_prunes_broken_words(scorer):
+def test_window_estimate_matches_the_exact_score_and_prunes_broken_words(exact):
+    scorer = exact
     words = "What begins brightly gets bogged down".split()
     fluency, nats = EditFluency(scorer, words).estimate([[(4, 5, ("entertained",))], [(4, 6, ("better",))]])
     exact = scorer.fluency(
@@ -145,7 +154,8 @@ def test_slor_discounts_a_rarer_word_that_fits(scorer):
         scorer.scores([original], kind="sum")
 
 
-def test_cached_prefix_estimate_of_edits_far_apart_matches_the_exact_score(scorer):
+def test_cached_prefix_estimate_of_edits_far_apart_matches_the_exact_score(exact):
+    scorer = exact
     words = "the film was good and the music was great .".split()
     # The estimate reads up to EditFluency.RIGHT words past the last edit: these reach the end, so it is exact.
     edits = [[(3, 4, ("bad",)), (8, 9, ("awful",))], [(7, 8, ("wasn't",))], [(8, 9, ())], []]
@@ -234,3 +244,25 @@ def test_edits_estimated_no_less_fluent_reach_the_teacher_first(teacher, scorer)
     (cf,) = proposer.propose([Example(" ".join(words), 0)], teacher)
     assert cf.flipped and cf.fluency >= 0 and cf.extra["steps"] == 1
     assert cf.attempts == 5 + len(first) < 5 + len(made)
+
+
+def test_estimates_in_bfloat16_stay_near_the_float32_ones_and_scores_stay_exact(scorer):
+    import torch
+
+    words = "the film was good and the music was great .".split()
+    edits = [[(3, 4, ("bad",))], [(7, 8, ("wasn't",))], [(8, 9, ())]]
+    before = scorer.fluency([" ".join(words)], ["the film was bad and the music was great ."])[0]
+    scorer.estimate_precision = "float32"
+    exact, _ = EditFluency(scorer, words).estimate(edits)
+    scorer.estimate_precision = "bfloat16"
+    try:
+        assert next(scorer.estimator.parameters()).dtype == torch.bfloat16
+        assert next(scorer.model.parameters()).dtype == torch.float32  # the LM itself is untouched
+        fast, _ = EditFluency(scorer, words).estimate(edits)
+        assert fast == pytest.approx(exact, abs=0.05) and not (fast == exact).all()
+        scorer._totals.clear()  # scores computed again after the bfloat16 estimates: the same
+        assert scorer.fluency([" ".join(words)], ["the film was bad and the music was great ."])[0] == pytest.approx(
+            before, abs=1e-5
+        )  # float32 (a bfloat16 score would be off by about 1e-2)
+    finally:
+        scorer.estimate_precision = "auto"

@@ -38,7 +38,9 @@ def test_writes_one_record_per_example_and_resumes_from_cache(cod_home, teacher_
     from cod.modeling.loading import clear_teacher_cache
 
     out_file = tmp_path / "cfes.jsonl"
-    code, out, err = _generate(capsys, "--data", data_file, "--teacher", teacher_dir, "--out", out_file)
+    # The teacher as loaded does all the search's forwards (no bfloat16 screen), so its pass counts compare.
+    exact = ("--screen-precision", "teacher")
+    code, out, err = _generate(capsys, "--data", data_file, "--teacher", teacher_dir, "--out", out_file, *exact)
     assert code == 0, err
     records = [json.loads(line) for line in out_file.read_text().splitlines()]
     assert [r["text"] for r in records] == [t for t, _ in ROWS]
@@ -60,7 +62,7 @@ def test_writes_one_record_per_example_and_resumes_from_cache(cod_home, teacher_
     assert "lexical counterfactuals" in err  # the progress bar
 
     clear_teacher_cache()  # a fresh process: the teacher's in-memory cache is gone, the disk cache stays
-    code, again, _ = _generate(capsys, "--data", data_file, "--teacher", teacher_dir, "--out", out_file)
+    code, again, _ = _generate(capsys, "--data", data_file, "--teacher", teacher_dir, "--out", out_file, *exact)
     assert code == 0
     assert [json.loads(line)["counterfactual"] for line in out_file.read_text().splitlines()] == [
         r["counterfactual"] for r in records

@@ -207,3 +207,21 @@ def test_alternatives_are_other_flips_of_the_same_size(sentiment):
     probs = sentiment.predict_proba(alternatives)
     assert (probs.argmax(axis=1) == cf.target).all()
     assert all(len(a.split()) == 4 for a in alternatives)
+
+
+def test_a_bfloat16_screen_scores_the_search_and_the_teacher_what_is_kept(sentiment):
+    texts = ["The film was a good one.", "the movie was fun to watch", "the plot was good and great and fun"]
+    passes = sentiment.forward_passes  # texts no other test scored: the teacher's cache has none of them
+    screened = _propose(sentiment, texts, LexicalConfig(screen_precision="bfloat16"))
+    passes = sentiment.forward_passes - passes
+    exact = _propose(sentiment, texts, LexicalConfig(screen_precision="teacher"))
+    assert [cf.flipped for cf in screened] == [True, True, True]
+    for cf in screened:  # stored probabilities are the teacher's own, not the copy's
+        assert cf.counterfactual_teacher_probs == pytest.approx(
+            sentiment.predict_proba([cf.counterfactual])[0].tolist(), abs=1e-6
+        )
+    # The teacher itself ran only for what was kept (and near-ties), far fewer texts than the search scored.
+    assert passes < sum(cf.attempts for cf in screened) / 2
+    assert [cf.words_changed for cf in screened] == [cf.words_changed for cf in exact]
+    with pytest.raises(ConfigError, match="screen_precision"):
+        LexicalConfig(screen_precision="half")

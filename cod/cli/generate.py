@@ -81,7 +81,14 @@ def register(subparsers) -> None:
     lex.add_argument("--beam-width", type=int, default=None, metavar="N", help="beam width (default 4)")
     lex.add_argument("--positions", type=int, default=None, metavar="N", help="salient positions tried (default 6)")
     lex.add_argument(
-        "--substitutes", type=int, default=None, metavar="N", help="candidate words per position (default 6)"
+        "--substitutes", type=int, default=None, metavar="N", help="candidate words per position (default 4)"
+    )
+    lex.add_argument(
+        "--screen-precision",
+        default=None,
+        choices=("auto", "bfloat16", "teacher"),
+        help="the search's teacher forwards: auto (a bfloat16 copy on CPUs with AMX/AVX512-BF16; what is kept is "
+        "scored by the teacher as loaded), bfloat16, or teacher (all as loaded)",
     )
     llm = p.add_argument_group("LLM proposer (key from COD_LLM_API_KEY or OPENAI_API_KEY)")
     llm.add_argument(
@@ -146,7 +153,7 @@ def _proposer(args, description: str):
     if args.proposer == "lexical":
         settings = {
             k: getattr(args, k)
-            for k in ("max_edits", "beam_width", "positions", "substitutes")
+            for k in ("max_edits", "beam_width", "positions", "substitutes", "screen_precision")
             if getattr(args, k) is not None
         }
         return make_proposer("lexical", LexicalConfig(shrink=args.shrink, **settings), cache_dir=cache)

@@ -55,6 +55,11 @@ class FluencyScorer:
         import torch
 
         self.model = model.eval()
+        # The estimates `EditFluency` makes for the search (`prefix_state`, `continuation_sums`): "auto" runs them
+        # through a bfloat16 copy on CPUs with AMX/AVX512-BF16, "bfloat16" on any CPU, "float32" through the LM
+        # itself. Scores (`scores`, `fluency`) always use the LM itself.
+        self.estimate_precision = "auto"
+        self._estimator = None
         self.tokenizer = tokenizer
         self.name = name or getattr(model.config, "_name_or_path", "causal-lm")
         self.batch_size = batch_size
@@ -113,13 +118,31 @@ class FluencyScorer:
             counts[batch] = valid.sum(1).numpy()
         return sums, counts
 
+    @property
+    def estimator(self):
+        """The model `prefix_state` and `continuation_sums` run through (see `estimate_precision`)."""
+        from cod.modeling.precision import bfloat16_copy, cpu_has_fast_bfloat16
+
+        weights = next(self.model.parameters())
+        if (
+            self.estimate_precision == "float32"
+            or weights.dtype != self._torch.float32
+            or weights.device.type != "cpu"
+        ):
+            return self.model
+        if self.estimate_precision == "auto" and not cpu_has_fast_bfloat16():
+            return self.model
+        if self._estimator is None:
+            self._estimator = bfloat16_copy(self.model)
+        return self._estimator
+
     def prefix_state(self, sequence: Sequence[int]):
         """One forward pass over the start token and `sequence` (cut at `max_tokens`): ((len + 1, V) next-token
         log-probabilities, row k being the LM's view of the slot before token k; the LM's key/value cache)."""
         torch = self._torch
         ids = torch.tensor([[self._start, *list(sequence)[: self.max_tokens]]])
         with torch.no_grad():
-            out = self.model(input_ids=ids, use_cache=True)
+            out = self.estimator(input_ids=ids, use_cache=True)
         return torch.log_softmax(out.logits[0].float(), -1).numpy(), out.past_key_values
 
     def continuation_sums(self, state, prefix: int, sequences: Sequence[Sequence[int]]) -> np.ndarray:
@@ -151,7 +174,9 @@ class FluencyScorer:
                 config=self.model.config,
             )
             with torch.no_grad():
-                logits = self.model(input_ids=ids, attention_mask=mask, past_key_values=past).logits[:, :-1].float()
+                logits = (
+                    self.estimator(input_ids=ids, attention_mask=mask, past_key_values=past).logits[:, :-1].float()
+                )
             logp = torch.log_softmax(logits, -1).gather(-1, ids[:, 1:, None])[..., 0]  # (batch, width-1)
             sums[batch] += (logp * mask[:, 2 + prefix :].float()).sum(1).numpy()
         return sums
@@ -225,10 +250,11 @@ class EditFluency:
         self._state = None  # `FluencyScorer.prefix_state` of the original, on first use
         self.count = float(len(self._ids))
         self.numerator = float(self._token_logp().sum() - scorer.unigram_sums([self._ids])[0])
-        scorer._totals.setdefault(
-            " ".join(self.words),
-            (float(self._token_logp().sum()), float(scorer.unigram_sums([self._ids])[0]), self.count),
-        )
+        if scorer.estimator is scorer.model:  # exact: the original's score comes free
+            scorer._totals.setdefault(
+                " ".join(self.words),
+                (float(self._token_logp().sum()), float(scorer.unigram_sums([self._ids])[0]), self.count),
+            )
 
     def _rows(self) -> np.ndarray:
         if self._state is None:

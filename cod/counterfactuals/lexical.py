@@ -97,6 +97,7 @@ MAIN_VERB_AUX = {"do", "does", "did", "has", "have", "had"}
 POOL_SIZE = 300  # most frequent content words of the few-shot data scored for class association
 MIN_ALTERNATIVES = 3  # other flipping texts kept per example (free: already scored), for "regenerate" in the app
 SLOT_NEIGHBOURS = 80  # lexicon words near the original word (embedding, valence, suffix) the LM chooses among
+SCREEN_MARGIN = 0.1  # a bfloat16 screen's answers closer than this to a tie are scored by the teacher as loaded
 SLOT_WORDS = 6  # of those, the single-token words the LM finds most at home in the slot, per position
 
 
@@ -140,17 +141,32 @@ def _chunks(positions: Sequence[int]) -> list[list[int]]:
 
 
 class _Kit:
-    """What the search needs from one teacher, computed once: class polarity, word vectors, lexicon matrices."""
+    """What the search needs from one teacher, computed once: class polarity, word vectors, lexicon matrices, and the
+    `screen` that scores the search's candidates (the teacher, or its bfloat16 copy: `LexicalConfig.screen_precision`).
+    """
 
-    def __init__(self, teacher: Teacher, lexicon: Lexicon):
+    def __init__(self, teacher: Teacher, lexicon: Lexicon, precision: str = "teacher"):
         self.teacher = teacher
         self.lexicon = lexicon
+        self.precision = precision
+        self._screen = None
         self.fingerprint = self._fingerprint()
         self._emb = self._embedding_matrix()
         self.polarity = self._class_polarity()  # (num_labels,) in {-1, 0, +1}, or None
         self._subs: dict[int, tuple[list[str], np.ndarray | None, np.ndarray, list[str], np.ndarray]] = {}
         self.pools: dict[str, np.ndarray] = {}  # pool words -> (P, L) association, see `pool_scores`
         self.pool_words: list[str] = []
+
+    @property
+    def screen(self):
+        """What scores the search's candidates (`predict_proba`): the teacher, or a bfloat16 copy built on first use
+        whose answers within `SCREEN_MARGIN` of a tie come from the teacher itself (so the copy never decides one)."""
+        if self._screen is None:
+            from cod.modeling.precision import PreviewScorer, bfloat16_applies
+
+            applies = bfloat16_applies(self.teacher, self.precision)
+            self._screen = PreviewScorer(self.teacher, margin=SCREEN_MARGIN) if applies else self.teacher
+        return self._screen
 
     # -- teacher facts ------------------------------------------------------------------------------------------
     def _fingerprint(self) -> str:
@@ -326,7 +342,7 @@ class LexicalProposer:
         """The per-teacher resources, built on first use."""
         key = id(teacher)
         if key not in self._kits or self._kits[key].teacher is not teacher:
-            self._kits[key] = _Kit(teacher, self.lexicon)
+            self._kits[key] = _Kit(teacher, self.lexicon, self.config.screen_precision)
         return self._kits[key]
 
     def propose(
@@ -429,6 +445,8 @@ class LexicalProposer:
         attempts = 0
 
         def result(new_text: str, new_probs, ops: Sequence[Op], error: str = "", **extra) -> Counterfactual:
+            if new_text and kit.screen is not teacher:  # what is kept is scored by the teacher as loaded
+                new_probs = teacher.predict_proba([new_text])[0]
             return Counterfactual(
                 text=text,
                 label=example.label,
@@ -463,7 +481,7 @@ class LexicalProposer:
             sites = [i for i, w in enumerate(words) if re.search(r"\w", w)] or list(range(len(words)))
         drops = [(Op("del", i, source="delete"),) for i in sites]
         drop_texts = [render(words, ops) for ops in drops]
-        drop_probs = teacher.predict_proba(drop_texts)
+        drop_probs = kit.screen.predict_proba(drop_texts)
         attempts += len(drop_texts)
         saliency = probs0[current] - drop_probs[:, current]  # (n_sites,)
         positions = [sites[k] for k in np.argsort(-saliency)[: self.config.positions]]
@@ -484,7 +502,7 @@ class LexicalProposer:
                 break
             if batch:
                 cand_texts = [render(words, s) for s in batch]
-                states += list(zip(batch, cand_texts, teacher.predict_proba(cand_texts)))
+                states += list(zip(batch, cand_texts, kit.screen.predict_proba(cand_texts)))
                 attempts += len(cand_texts)
                 found = self._best_flip(text, states, tgt, n, fluent)
         if found is not None:
@@ -505,7 +523,7 @@ class LexicalProposer:
             if not seen:
                 break
             texts = list(seen)
-            probs = teacher.predict_proba(texts)
+            probs = kit.screen.predict_proba(texts)
             attempts += len(texts)
             states = list(zip(seen.values(), texts, probs))
             best = self._best_flip(text, states, tgt, n, fluent)

@@ -63,18 +63,21 @@ def cpu_has_fast_bfloat16() -> bool:
 
 def live_precision(teacher) -> str:
     """The precision `teacher`'s live previews run at: its own (`CANONICAL`) unless a bfloat16 copy applies."""
+    return "bfloat16" if bfloat16_applies(teacher, live_precision_setting()) else CANONICAL
+
+
+def bfloat16_applies(teacher, setting: str) -> bool:
+    """Whether a bfloat16 copy may answer for `teacher` under `setting` (one of `PRECISIONS`): a float32 classifier
+    on CPU, and for `auto` a CPU with fast bfloat16."""
     import torch
 
-    setting = live_precision_setting()
     model = getattr(teacher, "model", None)
     if setting == "teacher" or getattr(teacher, "kind", "") != "classifier" or model is None:
-        return CANONICAL
+        return False
     weights = next(model.parameters())
     if weights.dtype != torch.float32 or weights.device.type != "cpu":  # a GPU or a half-precision load: as is
-        return CANONICAL
-    if setting == "auto" and not cpu_has_fast_bfloat16():
-        return CANONICAL
-    return "bfloat16"
+        return False
+    return setting != "auto" or cpu_has_fast_bfloat16()
 
 
 def bfloat16_copy(model):
