@@ -11,7 +11,14 @@ import torch
 from cod.errors import ConfigError
 from cod.modeling.live import LiveBatcher
 from cod.modeling.loading import load_classifier
-from cod.modeling.precision import CANONICAL, PreviewScorer, cpu_has_fast_bfloat16, live_precision
+from cod.modeling.precision import (
+    CANONICAL,
+    PROBES,
+    PreviewScorer,
+    cpu_has_fast_bfloat16,
+    live_precision,
+    traced_logits,
+)
 from cod.modeling.scoring import Teacher
 from tests.tiny import make_word_classifier
 
@@ -106,3 +113,60 @@ def test_the_demo_teachers_bfloat16_previews_agree_with_it_on_demo_test_texts():
     canonical = teacher.predict_proba(texts)
     # Measured on all 1,000 test texts by bench/bench_live_precision.py; the bound leaves room for other CPUs.
     assert (probs.argmax(1) == canonical.argmax(1)).all() and np.abs(probs - canonical).max() < 0.05
+
+
+def test_the_traced_graph_gives_the_bfloat16_copys_own_logits_at_any_batch_size(teacher):
+    preview = PreviewScorer(teacher)
+    assert preview.graph is not None
+    texts = CLEAR + [TIE, "a good film " * 6, "bad"]
+    traced = preview._forward(texts)  # (8, 2), batches of 4 sorted by length
+    with torch.inference_mode():
+        eager = preview.model(**teacher.tokenizer(texts, padding=True, return_tensors="pt")).logits.float().numpy()
+    np.testing.assert_allclose(traced, eager, atol=2e-2)  # bfloat16 rounding differs with the padding only
+
+
+def test_a_model_the_tracer_cannot_follow_runs_eagerly(teacher):
+    class SizeDependent(torch.nn.Module):
+        """Logits that depend on the batch size through Python: a trace would bake in the size it saw."""
+
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, **enc):
+            out = self.inner(**enc)
+            out.logits = out.logits * (2.0 if enc["input_ids"].shape[0] == 2 else 1.0)
+            return out
+
+    assert traced_logits(SizeDependent(teacher.model).eval(), teacher.tokenizer, PROBES) is None
+    assert traced_logits(teacher.model, teacher.tokenizer, PROBES) is not None
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_one_thread_preview_runs_beside_a_teacher_forward_and_otherwise_takes_turns(teacher, threads):
+    import threading
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    preview = PreviewScorer(teacher)
+    held, release = threading.Event(), threading.Event()
+
+    def hold_the_teacher():
+        with teacher.turn():  # as a background batch of the teacher's own would
+            held.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold_the_teacher, daemon=True)
+    holder.start()
+    held.wait(30)
+    done = threading.Event()
+    worker = threading.Thread(target=lambda: (preview._forward(["a lovely film"]), done.set()), daemon=True)
+    try:
+        worker.start()
+        assert done.wait(10 if threads == 1 else 1) == (threads == 1)
+    finally:
+        release.set()
+        worker.join(30)
+        holder.join(30)
+        torch.set_num_threads(before)
+    assert done.is_set()

@@ -16,18 +16,22 @@ float32 without hardware support). COD_LIVE_RECHECK_MARGIN: default 0.1.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import threading
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
 
 from cod.errors import ConfigError
-from cod.modeling.inference import length_sorted_batches, softmax
+from cod.modeling.inference import softmax
 
 PRECISIONS = ("auto", "teacher", "bfloat16")
 CANONICAL = "canonical"  # the teacher as loaded, which gives every stored answer
+# Texts the traced graph is checked on: two lengths, batch sizes 1 and 3 (neither is the size it was traced at).
+PROBES = ("a good film", "not bad at all , and the cast is fun", "a very long , dull and tedious story with no plot")
 
 
 def live_precision_setting() -> str:
@@ -87,6 +91,41 @@ def bfloat16_copy(model):
     return copy.deepcopy(model).to(torch.bfloat16).eval()
 
 
+def traced_logits(model, tokenizer, probes: Sequence[str]):
+    """`model`'s logits as one frozen TorchScript graph, `(input_ids, attention_mask) -> (n, num_labels)`, or None
+    when tracing fails or the graph's logits differ from the model's on `probes` at another batch size and length.
+
+    One graph call runs without Python between operations: faster, and it leaves the interpreter to the web
+    server's threads while it runs (an eager forward holds it between each of its hundreds of small operations)."""
+    import torch
+
+    class Logits(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids, attention_mask):
+            return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+
+    def encode(texts):
+        return tokenizer(list(texts), padding=True, return_tensors="pt")
+
+    first = encode(probes[:2])
+    try:
+        with torch.inference_mode(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer warnings on branches that are constant for an encoder
+            example = (first["input_ids"], first["attention_mask"])
+            graph = torch.jit.freeze(torch.jit.trace(Logits().eval(), example, check_trace=False, strict=False))
+            for batch in (probes[:1], probes):
+                enc = encode(batch)
+                expected = model(**enc).logits  # (n, num_labels), with every input the tokenizer gives
+                if not torch.allclose(graph(enc["input_ids"], enc["attention_mask"]), expected, atol=1e-3):
+                    return None
+    except Exception:  # noqa: BLE001 - any model the tracer cannot follow runs eagerly instead
+        return None
+    return graph
+
+
 class PreviewScorer:
     """Live previews of a classifier `Teacher` through a bfloat16 copy of its model; see the module docstring."""
 
@@ -99,6 +138,7 @@ class PreviewScorer:
         self.label_names = teacher.label_names
         self.margin = recheck_margin() if margin is None else margin
         self.model = bfloat16_copy(teacher.model)
+        self.graph = traced_logits(self.model, teacher.tokenizer, PROBES)  # None: the copy runs eagerly
         self.rechecked = 0  # previews too close to call, scored canonically (for benches and tests)
         self._lock = threading.Lock()
         self._logits: LRU = LRU(cache_limit())  # text -> (num_labels,) bfloat16-path logits, never stored
@@ -131,18 +171,38 @@ class PreviewScorer:
         return np.stack([known[t] for t in texts])
 
     def _forward(self, texts: list[str]) -> np.ndarray:
-        """bfloat16 logits of `texts`, (n, num_labels) float32, taking turns with the teacher's own forwards."""
+        """bfloat16 logits of `texts`, (n, num_labels) float32, in batches of similar length, taking turns with the
+        teacher's own forwards."""
+        import torch
+
         teacher = self.teacher
         out = np.zeros((len(texts), teacher.num_labels), dtype=np.float32)
-        batches = length_sorted_batches(self.model, teacher.tokenizer, texts, teacher.max_length, teacher.batch_size)
-        while True:
-            with teacher.turn():  # one forward at a time on the teacher's cores; live calls are urgent
-                batch = next(batches, None)
-            if batch is None:
-                break
-            idx, output, _ = batch
-            out[idx] = output.logits.float().cpu().numpy()
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        for start in range(0, len(order), teacher.batch_size):
+            idx = order[start : start + teacher.batch_size]
+            enc = teacher.tokenizer(
+                [texts[i] for i in idx],
+                padding=True,
+                truncation=True,
+                max_length=teacher.max_length,
+                return_tensors="pt",
+            )
+            with _lane(teacher), torch.inference_mode():
+                if self.graph is not None:
+                    logits = self.graph(enc["input_ids"], enc["attention_mask"])
+                else:
+                    logits = self.model(**enc).logits
+            out[idx] = logits.float().numpy()
         return out
+
+
+def _lane(teacher):
+    """Where a preview forward runs: beside the teacher's own forward when torch runs one thread per forward (the
+    other core is free for it; the preview is a separate copy of the weights), else in turn with it (two forwards of
+    several threads each on the same cores make every thread wait for the others at each operation)."""
+    import torch
+
+    return contextlib.nullcontext() if torch.get_num_threads() == 1 else teacher.turn()
 
 
 def _top_two_gap(probs: np.ndarray) -> float:
