@@ -19,7 +19,7 @@ from cod.modeling.precision import (
     live_precision,
     traced_logits,
 )
-from cod.modeling.scoring import Teacher
+from cod.modeling.scoring import Teacher, urgent
 from tests.tiny import make_word_classifier
 
 CLEAR = ["a good , lovely film", "a dull , boring film", "the best fun", "the worst mess", "a brilliant plot"]
@@ -143,7 +143,7 @@ def test_a_model_the_tracer_cannot_follow_runs_eagerly(teacher):
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-def test_a_one_thread_preview_runs_beside_a_teacher_forward_and_otherwise_takes_turns(teacher, threads):
+def test_a_one_thread_live_preview_runs_beside_a_teacher_forward_and_otherwise_takes_turns(teacher, threads):
     import threading
 
     before = torch.get_num_threads()
@@ -160,7 +160,13 @@ def test_a_one_thread_preview_runs_beside_a_teacher_forward_and_otherwise_takes_
     holder.start()
     held.wait(30)
     done = threading.Event()
-    worker = threading.Thread(target=lambda: (preview._forward(["a lovely film"]), done.set()), daemon=True)
+
+    def live_preview():
+        with urgent():  # as the live batcher calls it
+            preview._forward(["a lovely film"])
+        done.set()
+
+    worker = threading.Thread(target=live_preview, daemon=True)
     try:
         worker.start()
         assert done.wait(10 if threads == 1 else 1) == (threads == 1)
@@ -170,3 +176,20 @@ def test_a_one_thread_preview_runs_beside_a_teacher_forward_and_otherwise_takes_
         holder.join(30)
         torch.set_num_threads(before)
     assert done.is_set()
+
+
+def test_a_background_preview_takes_turns_with_the_teacher_even_with_one_thread(teacher):
+    import threading
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    preview = PreviewScorer(teacher)  # as the offline search's bfloat16 screen uses it: not urgent
+    done = threading.Event()
+    worker = threading.Thread(target=lambda: (preview._forward(["a lovely film"]), done.set()), daemon=True)
+    try:
+        with teacher.turn():
+            worker.start()
+            assert not done.wait(1)
+        assert done.wait(30)
+    finally:
+        torch.set_num_threads(before)

@@ -197,12 +197,15 @@ class PreviewScorer:
 
 
 def _lane(teacher):
-    """Where a preview forward runs: beside the teacher's own forward when torch runs one thread per forward (the
-    other core is free for it; the preview is a separate copy of the weights), else in turn with it (two forwards of
-    several threads each on the same cores make every thread wait for the others at each operation)."""
+    """Where a preview forward runs: a live one (`urgent`) beside the teacher's own forward when torch runs one thread
+    per forward (the other core is free for it; the preview is a separate copy of the weights), else in turn with
+    the teacher's forwards (background work waits for live calls; two forwards of several threads each on the same
+    cores make every thread wait for the others at each operation)."""
     import torch
 
-    return contextlib.nullcontext() if torch.get_num_threads() == 1 else teacher.turn()
+    from cod.modeling.scoring import is_urgent
+
+    return contextlib.nullcontext() if is_urgent() and torch.get_num_threads() == 1 else teacher.turn()
 
 
 def _top_two_gap(probs: np.ndarray) -> float:

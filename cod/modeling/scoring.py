@@ -59,6 +59,11 @@ def urgent() -> Iterator[None]:
         _urgency.on = before
 
 
+def is_urgent() -> bool:
+    """Whether this thread is inside `urgent()`: a person waits for what it runs."""
+    return getattr(_urgency, "on", False)
+
+
 def cache_limit() -> int:
     """Texts whose scores a teacher keeps (COD_TEACHER_CACHE, default 20,000: about 60 MB with 768-wide embeddings)."""
     return max(1, int(os.environ.get("COD_TEACHER_CACHE", "20000")))
@@ -183,7 +188,7 @@ class Teacher:
     def turn(self) -> Iterator[None]:
         """Hold the model's cores for one batch; urgent callers (see `urgent`) go before background ones. Other
         models sharing those cores (a live preview's bfloat16 copy) take turns through it too."""
-        hurry = getattr(_urgency, "on", False)
+        hurry = is_urgent()
         with self._gate:
             self._urgent_waiting += hurry
             while self._busy or (not hurry and self._urgent_waiting):
