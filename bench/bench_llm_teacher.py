@@ -43,8 +43,10 @@ def teacher_options(args):
     from bench_llm_prompts import CANDIDATES, LABEL_SETS
 
     from cod.modeling.teachers import LLMTeacherOptions
+    from cod.modeling.teachers.prompt import DEFAULT_TEMPLATE
 
     template, system, chat = CANDIDATES[args.prompt]
+    template = DEFAULT_TEMPLATE if template is None else template  # "default": cod's, not demo-llm's validated one
     return LLMTeacherOptions.make(
         LABEL_SETS[args.words], template=template, system=system, chat_template=chat, calibrate=args.calibrate
     )

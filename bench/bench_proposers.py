@@ -2,10 +2,12 @@
 
 Both start cold (no disk cache, an empty teacher cache) on the same demo test sentences; printed per proposer: flip
 rate, words changed (flipped), fluency (share >= 0, median), examples per minute (wall clock and estimated from
-CPU time on dedicated cores), and a few pairs. The LLM proposer runs greedy (temperature 0), `--candidates` rewrites
-per request, `--rounds` requests per example, its workers' requests batched into one `generate`.
+CPU time on dedicated cores), and a few pairs. The LLM proposer runs greedy (temperature 0), `--rounds` requests per
+example (a local model is asked for one plain-text rewrite per request, after two worked examples), its workers'
+requests batched into one `generate`.
 
-    nice -n 10 .venv/bin/python bench/bench_proposers.py [--n 40] [--threads 2] [--rounds 2] [--candidates 3]
+    nice -n 10 .venv/bin/python bench/bench_proposers.py [--n 40] [--threads 2] [--rounds 2] \
+        [--llm-model demo-llm,demo-llm-qwen]
 """
 
 from __future__ import annotations
@@ -59,7 +61,9 @@ def main() -> None:
     parser.add_argument(
         "--concurrency", type=int, default=8, help="examples in flight: the generate batch (default 8)"
     )
-    parser.add_argument("--llm-model", default="demo-llm", help="embedded LLM: demo-llm or demo-llm-qwen (opt-in)")
+    parser.add_argument(
+        "--llm-model", default="demo-llm", help="embedded LLMs, comma-separated: demo-llm, demo-llm-qwen (opt-in)"
+    )
     parser.add_argument("--skip-lexical", action="store_true", help="run the LLM proposer only")
     args = parser.parse_args()
 
@@ -82,23 +86,19 @@ def main() -> None:
         lexical = LexicalProposer(LexicalConfig(), cache_dir=False)
         lexical.kit(teacher)  # per-teacher setup, not counted
         run("lexical", lexical, examples, teacher, args.threads)
-    config = LLMConfig(
-        model=args.llm_model,
-        base_url=None,
-        temperature=0.0,
-        rounds=args.rounds,
-        candidates=args.candidates,
-        concurrency=args.concurrency,
-    )
-    llm = LLMProposer(config, cache_dir=False)
-    run(
-        f"llm {args.llm_model} ({args.rounds} rounds x {args.candidates} rewrites, greedy)",
-        llm,
-        examples,
-        teacher,
-        args.threads,
-    )
-    print(f"LLM generate batches {llm._local.batches}")
+    for model in args.llm_model.split(","):
+        config = LLMConfig(
+            model=model.strip(),
+            base_url=None,
+            temperature=0.0,
+            rounds=args.rounds,
+            candidates=args.candidates,
+            concurrency=args.concurrency,
+        )
+        llm = LLMProposer(config, cache_dir=False)
+        # A local model is asked for one plain-text rewrite per request (prompts.build_local_messages).
+        run(f"llm {config.model} ({args.rounds} rounds, greedy)", llm, examples, teacher, args.threads)
+        print(f"LLM generate batches {llm._local.batches}")
 
 
 if __name__ == "__main__":

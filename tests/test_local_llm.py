@@ -30,7 +30,7 @@ def test_demo_llm_proposes_teacher_checked_counterfactuals_offline(teacher, tmp_
     assert [cf.text for cf in cfs] == TEXTS and proposer._local.batches >= 1
     for cf in cfs:
         assert cf.proposer == "llm" and cf.model == "demo-llm" and cf.tokens > 0
-        assert cf.extra["requests"] == 1 and cf.extra["candidates"], cf.error  # the model's rewrites were read
+        assert cf.extra["requests"] == 1 and cf.prompt_version == "sentiment-v1-local-v1"  # one plain rewrite
         if cf.counterfactual:  # the verdict is the teacher's own on the text
             assert cf.counterfactual_teacher_probs == pytest.approx(
                 teacher.predict_proba([cf.counterfactual])[0].tolist()
@@ -42,6 +42,24 @@ def test_demo_llm_proposes_teacher_checked_counterfactuals_offline(teacher, tmp_
         c.counterfactual for c in cfs
     ]
     assert again._local.batches == 0
+
+
+def test_small_models_get_worked_examples_one_plain_rewrite_and_few_new_tokens(tmp_path):
+    from cod.counterfactuals import prompts as P
+    from cod.counterfactuals.llm import _first_line
+
+    messages = P.build_local_messages("sentiment", "the film was good .", ["negative", "positive"], 1, 0)
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user", "assistant", "user"]
+    assert messages[-1]["content"].endswith("Text: the film was good .") and "JSON" not in messages[-1]["content"]
+    reply = "the film was bad .\nExplanation: I changed good to bad."
+    assert P.parse_candidates(_first_line(reply), "the film was good .").candidates == ["the film was bad ."]
+    chat = _proposer(tmp_path)._local
+    limit = chat.reply_tokens("the film was good .")
+    assert 12 < limit < 30  # the text's length and a half, plus a little; not the 40 max_tokens allows
+    rendered = chat.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    prompt = chat.tokenizer(rendered, add_special_tokens=False)["input_ids"]
+    _, tokens = chat.complete(messages, limit=3)
+    assert 0 < tokens - len(prompt) <= 3  # the cap reached generate
 
 
 def test_concurrent_requests_share_one_batch(teacher, tmp_path):

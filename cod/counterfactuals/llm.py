@@ -218,14 +218,22 @@ class LLMProposer:
                 f"The teacher already puts this text in {names[target]!r}, the target: choose another target class.",
                 version=version,
             )
-        messages = P.build_messages(template, text, names, source, target, n, self.config.task_description)
+        local = self._local is not None
+        if local:  # one plain-text rewrite per request, after worked examples (prompts.py, small local models)
+            messages = P.build_local_messages(template, text, names, source, target)
+            version, n, limit = f"{version}-{P.LOCAL_VERSION}", 1, self._local.reply_tokens(text)
+        else:
+            messages, limit = (
+                P.build_messages(template, text, names, source, target, n, self.config.task_description),
+                None,
+            )
         scored: dict[str, list[float]] = {}  # candidate -> teacher probs, in the order proposed
         problems: list[str] = []
         failure, tokens, requests, cached, rounds = "", 0, 0, 0, 0
         for round_ in range(self.config.rounds):
             key = self._cache_key(text, names[target], version, n, round_, messages)
             try:
-                reply = self._ask(key, messages, stop)
+                reply = self._ask(key, messages, stop, limit)
             except (_RequestFailed, _Stopped) as err:
                 failure = str(err)
                 break
@@ -233,7 +241,8 @@ class LLMProposer:
             tokens += reply.tokens
             cached += reply.cached
             requests += not reply.cached
-            parsed = P.parse_candidates(reply.content, text)
+            content = _first_line(reply.content) if local else reply.content  # small models ramble on after it
+            parsed = P.parse_candidates(content, text)
             new = [c for c in parsed.candidates if c not in scored][: 2 * n]
             if new:
                 for c, p in zip(new, teacher.predict_proba(new).tolist()):  # (len(new), num_labels)
@@ -245,10 +254,11 @@ class LLMProposer:
             # Feedback shows the teacher's verdict on this reply's rewrites (repeats included: the LLM should see
             # that they were checked already); with no rewrite at all it says what was wrong with the reply.
             shown = new or [c for c in parsed.candidates if c in scored][: 2 * n]
-            messages = messages + [
-                {"role": "assistant", "content": reply.content},
-                P.feedback_message([(c, scored[c]) for c in shown], names, target, n, parsed.problem),
-            ]
+            if local:
+                turn = P.local_feedback(scored[shown[0]] if shown else None, names, target, template)
+            else:
+                turn = P.feedback_message([(c, scored[c]) for c in shown], names, target, n, parsed.problem)
+            messages = messages + [{"role": "assistant", "content": content}, turn]
         extra: dict[str, Any] = {
             "rounds": rounds,
             "requests": requests,
@@ -328,21 +338,20 @@ class LLMProposer:
             "messages_sha256": hashlib.sha256(canonical({"m": messages}).encode()).hexdigest(),
         }
 
-    def _ask(self, key: dict[str, Any], messages: list[dict[str, str]], stop) -> _Reply:
-        """The reply to `messages`: from the disk cache, else from the endpoint (then cached)."""
+    def _ask(self, key: dict[str, Any], messages: list[dict[str, str]], stop, limit: int | None = None) -> _Reply:
+        """The reply to `messages`: from the disk cache, else from the endpoint (then cached); `limit`: a local
+        model's new tokens at most."""
         if self.cache is not None:
             hit = self.cache.get(key)
             if hit is not None and isinstance(hit.get("content"), str):
                 return _Reply(hit["content"], 0, True)
-        content, tokens = self._request(messages, stop)
+        content, tokens = self._local.complete(messages, limit) if self._local else self._request(messages, stop)
         if self.cache is not None:
             self.cache.put(key, {"content": content, "tokens": tokens})
         return _Reply(content, tokens, False)
 
     def _request(self, messages: list[dict[str, str]], stop) -> tuple[str, int]:
         """One chat completion with bounded retries; returns (content, tokens used)."""
-        if self._local is not None:
-            return self._local.complete(messages)
         cfg = self.config
         for attempt in range(cfg.max_retries + 1):
             wait = None  # None: backoff; a number: what the server asked for
@@ -457,6 +466,11 @@ def _with_fluency(cfs: list[Counterfactual]) -> list[Counterfactual]:
     except CodError as err:
         log.warning("Counterfactuals left without fluency scores: %s", err)
         return cfs
+
+
+def _first_line(reply: str) -> str:
+    """The first non-empty line of a reply."""
+    return next((line for line in (reply or "").splitlines() if line.strip()), "")
 
 
 def _argmax(probs: Sequence[float]) -> int:

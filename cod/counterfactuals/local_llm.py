@@ -38,6 +38,7 @@ class _Request:
     content: str = ""
     tokens: int = 0
     error: BaseException | None = None
+    limit: int | None = None  # new tokens at most (None: the chat's max_new_tokens)
 
 
 class LocalChat:
@@ -68,9 +69,13 @@ class LocalChat:
     def __repr__(self) -> str:
         return f"LocalChat(model={self.name!r})"
 
-    def complete(self, messages: list[dict[str, str]]) -> tuple[str, int]:
-        """The assistant's reply to `messages` and the tokens used (prompt + completion)."""
-        request = _Request(messages)
+    def reply_tokens(self, text: str) -> int:
+        """New tokens enough for one rewrite of `text`: its length and a half, plus a little (at most the cap)."""
+        return min(self.max_new_tokens, 3 * len(self.tokenizer(text, add_special_tokens=False)["input_ids"]) // 2 + 12)
+
+    def complete(self, messages: list[dict[str, str]], limit: int | None = None) -> tuple[str, int]:
+        """The assistant's reply to `messages` (at most `limit` new tokens) and the tokens used (prompt + reply)."""
+        request = _Request(messages, limit=limit)
         with self._queue:
             self._pending.append(request)
         while not request.done.is_set():
@@ -91,7 +96,8 @@ class LocalChat:
 
     def _run(self, batch: Sequence[_Request]) -> None:
         try:
-            replies = self.generate([r.messages for r in batch])
+            limit = max(r.limit or self.max_new_tokens for r in batch)
+            replies = self.generate([r.messages for r in batch], limit)
         except Exception as err:  # every request of the batch gets the error, raised in its own thread
             for r in batch:
                 r.error = err
@@ -101,7 +107,9 @@ class LocalChat:
             r.content, r.tokens = content, tokens
             r.done.set()
 
-    def generate(self, conversations: Sequence[list[dict[str, str]]]) -> list[tuple[str, int]]:
+    def generate(
+        self, conversations: Sequence[list[dict[str, str]]], max_new_tokens: int | None = None
+    ) -> list[tuple[str, int]]:
         """One batched `generate` over the conversations: [(reply, prompt + completion tokens)]."""
         import torch
 
@@ -117,7 +125,7 @@ class LocalChat:
         with torch.no_grad():
             out = self.model.generate(
                 **enc,
-                max_new_tokens=self.max_new_tokens,
+                max_new_tokens=max_new_tokens or self.max_new_tokens,
                 do_sample=sample,
                 pad_token_id=pad,
                 **(

@@ -110,6 +110,57 @@ def build_messages(
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
 
 
+# --- small local models ----------------------------------------------------------------------------------------
+# A 135M-0.5B model on this machine rarely writes a JSON list of several minimal rewrites (it answers with broken
+# JSON or the input unchanged). It is asked for one rewrite as plain text instead, after two worked examples given
+# as earlier turns of the chat, which small instruction-tuned models copy far more reliably than instructions.
+LOCAL_VERSION = "local-v1"  # appended to the template's version in cache keys and records
+_LOCAL_EXAMPLES = {
+    "sentiment": (
+        ("The acting is superb and the story moves quickly.", "The acting is weak and the story moves slowly."),
+        ("A dull, lifeless script with no surprises.", "A sharp, lively script with many surprises."),
+    ),
+}
+
+
+def _local_ask(template: str, src: str, tgt: str) -> str:
+    if template == "sentiment":
+        return f"Change as few words as possible to make this text {tgt} instead of {src}."
+    return f"Change as few words as possible so that this text belongs to {tgt} instead of {src}."
+
+
+def build_local_messages(
+    template: str, text: str, label_names: Sequence[str], source: int, target: int
+) -> list[dict[str, str]]:
+    """Messages asking a small local model for one minimal rewrite of `text` towards `target`, as plain text."""
+    names = list(label_names)
+    src, tgt = _describe(names[source], template), _describe(names[target], template)
+    reply_rule = " Reply with the new text only."
+    messages = [{"role": "system", "content": "You edit texts minimally. Reply with the edited text only."}]
+    for k, (before, after) in enumerate(_LOCAL_EXAMPLES.get(template, ())):
+        # The examples go one way and then the other (positive -> negative, negative -> positive).
+        a, b = ("positive", "negative") if k % 2 == 0 else ("negative", "positive")
+        messages.append({"role": "user", "content": f"{_local_ask(template, a, b)}{reply_rule}\nText: {before}"})
+        messages.append({"role": "assistant", "content": after})
+    messages.append({"role": "user", "content": f"{_local_ask(template, src, tgt)}{reply_rule}\nText: {text}"})
+    return messages
+
+
+def local_feedback(
+    probs: Sequence[float] | None, label_names: Sequence[str], target: int, template: str
+) -> dict[str, str]:
+    """The short user turn telling a small local model its rewrite did not reach the target (None: no rewrite)."""
+    names = list(label_names)
+    tgt = _describe(names[target], template)
+    if probs is None:
+        head = "That was not a rewrite of the text."
+    else:
+        current = max(range(len(probs)), key=probs.__getitem__)
+        head = f"The classifier still reads that as {names[current]} ({probs[current]:.2f})."
+    ask = f"Change another word or two of the original text to make it {tgt}. Reply with the new text only."
+    return {"role": "user", "content": f"{head} {ask}"}
+
+
 def feedback_message(
     scored: Sequence[tuple[str, Sequence[float]]],
     label_names: Sequence[str],
