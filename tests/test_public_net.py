@@ -7,6 +7,7 @@ private addresses are checked with a resolver stub and a recorder on `socket.cre
 
 import logging
 import socket
+import threading
 
 import httpx
 import pytest
@@ -38,12 +39,17 @@ def clean_env(monkeypatch):
 
 @pytest.fixture
 def dials(monkeypatch):
-    """Every address a socket is opened to (the real function still runs for loopback)."""
+    """Every address a socket is opened to by this test: its own thread and the threads it starts (a background thread
+    left by an earlier test, such as a client polling its server, is not this test's dial). The real function still
+    runs for loopback."""
     seen: list[tuple[str, int]] = []
     real = socket.create_connection
+    main = threading.current_thread()
+    earlier = {t for t in threading.enumerate() if t is not main}
 
     def record(address, *args, **kwargs):
-        seen.append(address)
+        if threading.current_thread() not in earlier:
+            seen.append(address)
         return real(address, *args, **kwargs)
 
     monkeypatch.setattr(socket, "create_connection", record)
