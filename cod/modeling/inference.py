@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["length_sorted_batches", "predict_logits", "softmax"]
+__all__ = ["length_sorted_batches", "length_sorted_encodings", "predict_logits", "softmax"]
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -20,6 +20,21 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     z = logits - logits.max(axis=-1, keepdims=True)  # shift by the max: no overflow
     e = np.exp(z)
     return e / e.sum(axis=-1, keepdims=True)
+
+
+def length_sorted_encodings(
+    tokenizer, texts: Sequence[str], max_length: int, batch_size: int
+) -> Iterator[tuple[list[int], Any]]:
+    """`texts` tokenized in batches of similar length (less padding); yields (indices into `texts`, encoding)."""
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        yield (
+            idx,
+            tokenizer(
+                [texts[i] for i in idx], padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+            ),
+        )
 
 
 def length_sorted_batches(
@@ -32,13 +47,9 @@ def length_sorted_batches(
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     try:
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            enc = tokenizer(
-                [texts[i] for i in idx], padding=True, truncation=True, max_length=max_length, return_tensors="pt"
-            ).to(device)
+        for idx, enc in length_sorted_encodings(tokenizer, texts, max_length, batch_size):
+            enc = enc.to(device)
             with torch.inference_mode():
                 out = model(**enc, **forward)
             yield idx, out, enc

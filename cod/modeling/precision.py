@@ -26,7 +26,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from cod.errors import ConfigError
-from cod.modeling.inference import softmax
+from cod.modeling.inference import length_sorted_encodings, softmax
 
 PRECISIONS = ("auto", "teacher", "bfloat16")
 CANONICAL = "canonical"  # the teacher as loaded, which gives every stored answer
@@ -177,16 +177,8 @@ class PreviewScorer:
 
         teacher = self.teacher
         out = np.zeros((len(texts), teacher.num_labels), dtype=np.float32)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        for start in range(0, len(order), teacher.batch_size):
-            idx = order[start : start + teacher.batch_size]
-            enc = teacher.tokenizer(
-                [texts[i] for i in idx],
-                padding=True,
-                truncation=True,
-                max_length=teacher.max_length,
-                return_tensors="pt",
-            )
+        batches = length_sorted_encodings(teacher.tokenizer, texts, teacher.max_length, teacher.batch_size)
+        for idx, enc in batches:
             with _lane(teacher), torch.inference_mode():
                 if self.graph is not None:
                     logits = self.graph(enc["input_ids"], enc["attention_mask"])
