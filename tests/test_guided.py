@@ -130,23 +130,18 @@ def test_generate_cli_guided_run_reports_confirmations(cod_home, guide, deaf, tm
 
 
 def test_a_sweep_searches_with_its_guide_and_saves_it_in_the_folder(guide, tiny_student, tmp_path):
-    from cod.config import SweepConfig
     from cod.data.readers import TaskSplits
     from cod.sweep import sweep
     from cod.sweep.grid import check_resumable
-    from tests.test_sweep import _sentences
+    from tests.test_sweep import _sentences, tiny_sweep_config
     from tests.word_teacher import word_teacher
 
     task = TaskSplits("tiny", _sentences(12, 0), _sentences(6, 1), _sentences(6, 2), ["negative", "positive"])
     teacher = word_teacher("sentiment")
-    config = SweepConfig(
-        out=str(tmp_path / "sweep"),
-        task="tiny",
-        student=str(tiny_student),
-        ks=(4,),
-        seeds=(0,),
+    config = tiny_sweep_config(
+        tmp_path,
+        tiny_student,
         methods=("kd+cod",),
-        probe_pairs=0,
         figures=False,
         guide_teacher=guide.name,
         distill={"epochs": 1, "batch_size": 4, "evaluations": 1, "max_length": 16},

@@ -123,6 +123,12 @@ def _pairs(examples, teacher):
     ]
 
 
+def tiny_sweep_config(tmp_path, student, **settings):
+    """A one-cell sweep (k = 4, seed 0) of the tiny task into `tmp_path / "sweep"`, without probe pairs."""
+    base = dict(out=str(tmp_path / "sweep"), task="tiny", student=str(student), ks=(4,), seeds=(0,), probe_pairs=0)
+    return SweepConfig(**(base | settings))
+
+
 @pytest.fixture(scope="module")
 def tiny_task():
     from cod.data.readers import TaskSplits
@@ -142,15 +148,7 @@ def test_setfit_missing_is_skipped_with_a_warning(tiny_task, tiny_student, tmp_p
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name, *a: None if name == "setfit" else real_find_spec(name, *a)
     )
-    config = SweepConfig(
-        out=str(tmp_path / "sweep"),
-        task="tiny",
-        student=str(tiny_student),
-        ks=(4,),
-        seeds=(0,),
-        methods=("setfit",),
-        probe_pairs=0,
-    )
+    config = tiny_sweep_config(tmp_path, tiny_student, methods=("setfit",))
     events = []
     sweep(
         config,
