@@ -15,6 +15,7 @@ import gradio as gr
 from cod.config import DataConfig
 from cod.public import public_mode
 from components import compare, counterfactuals, data, distill, export, models
+from components.live_route import LiveRoute
 from components.services import Services, owner_for
 from components.state import PageState
 from components.style import ASSETS, css, esc, notice, theme
@@ -43,14 +44,35 @@ def status_html(services: Services) -> str:
     return notice(f'<span class="cod-spinner"></span>{esc(message)}{detail}', "info")
 
 
+def lighten_gradio() -> None:
+    """Take two per-event costs out of Gradio's queue (each event paid them; measured in bench_public_load.py):
+    its monitoring summary, a pandas group-by over the last 10,000 events recomputed after every event, is
+    recomputed every 1,000 events (GRADIO_ANALYTICS_CACHE_FREQUENCY, read when the queue is made); and without
+    matplotlib installed, the backend switch wrapped around every event (two failed imports, each a search of the
+    whole sys.path) is skipped."""
+    import importlib.util
+
+    os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "1000")
+    if importlib.util.find_spec("matplotlib") is None:
+        import contextlib
+
+        import gradio.utils
+
+        gradio.utils.MatplotlibBackendMananger = contextlib.nullcontext
+
+
 def build_app(services: Services | None = None) -> gr.Blocks:
     """The whole app; `services` holds the process-level model cache, store and worker (a fresh one if None)."""
+    lighten_gradio()
     services = services or Services()
     public = public_mode()
     with gr.Blocks(title=TITLE, fill_width=True) as app:
         state = gr.State(PageState(teacher=services.default_teacher, student=services.default_student))
         # The visitor's anonymous identity lives in their browser (encrypted localStorage); signed-in users are theirs.
         browser_id = gr.BrowserState("", storage_key="cod-visitor", secret=os.environ.get("COD_BROWSER_SECRET"))
+        # The key the page's live previews send to the light route (components/live_route.py), set on page load.
+        live = LiveRoute(services)
+        live_key = gr.Textbox(visible=False, elem_id="cod-live-key")
         if public and os.environ.get("SPACE_ID"):  # Spaces provide the OAuth login (README metadata hf_oauth: true)
             with gr.Row():
                 gr.HTML(header_html())
@@ -63,9 +85,9 @@ def build_app(services: Services | None = None) -> gr.Blocks:
             with gr.Tab("1 · Data", id="data", elem_id="tab-data"):
                 data_tab = data.build(services, state)
             with gr.Tab("2 · Models", id="models", elem_id="tab-models"):
-                models_tab = models.build(services, state)
+                models_tab = models.build(services, state, live_key)
             with gr.Tab("3 · Counterfactuals", id="counterfactuals", elem_id="tab-counterfactuals") as cf_page:
-                cf_tab = counterfactuals.build(services, state)
+                cf_tab = counterfactuals.build(services, state, live_key)
             with gr.Tab("4 · Distill", id="distill", elem_id="tab-distill") as distill_page:
                 distill_tab = distill.build(services, state)
             with gr.Tab("5 · Compare", id="compare", elem_id="tab-compare") as compare_page:
@@ -88,14 +110,20 @@ def build_app(services: Services | None = None) -> gr.Blocks:
         )
 
         def identify(s: PageState, token: str, profile: gr.OAuthProfile | None):
-            """Who this session is: the signed-in user, else the browser's anonymous id (locally: the shared '')."""
-            if not public:
-                return s, token
-            s.owner, token = owner_for(profile.username if profile is not None else None, token)
-            return s, token
+            """Who this session is: the signed-in user, else the browser's anonymous id (locally: the shared ''); and
+            the session's key for the live route."""
+            if public:
+                s.owner, token = owner_for(profile.username if profile is not None else None, token)
+            return s, token, live.keys.issue(s)
 
         # First visit: who the visitor is, the default task and its few-shot draw, the teacher on the example sentence.
-        who = app.load(identify, [state, browser_id], [state, browser_id], api_visibility="private", **data.SERIAL)
+        who = app.load(
+            identify, [state, browser_id], [state, browser_id, live_key], api_visibility="private", **data.SERIAL
+        )
+        # API clients (they run no load event) ask for their session's live key here.
+        gr.Button(visible=False).click(
+            lambda s: live.keys.issue(s), [state], [live_key], api_name="live_key", **data.SERIAL
+        )
         load = who.then(
             data_tab.on_first_visit,
             [state, data_tab.task, data_tab.k, data_tab.seed],
@@ -122,14 +150,18 @@ def build_app(services: Services | None = None) -> gr.Blocks:
             page.select(fn, inputs, outputs, show_progress="hidden", api_visibility="private")
         for event in data_tab.changed:
             event.then(*cf_tab.refresh, show_progress="hidden", api_visibility="private")
+    app.cod_routes = live.routes()  # mounted by `launch(**launch_options(app))`
     return app
 
 
-def launch_options() -> dict:
-    """Keyword arguments for `launch()`: theme and css moved there in Gradio 6. Run history stays off: it would
-    save every call's inputs in the browser, API keys and Hub tokens included. Uploads stop at the data reader's
-    max_file_mb (COD_MAX_FILE_MB), so Gradio refuses a larger file before it reaches the disk."""
+def launch_options(app: gr.Blocks | None = None) -> dict:
+    """Keyword arguments for `launch()`: theme and css moved there in Gradio 6; `app`'s own routes (the live
+    previews' light path, `components/live_route.py`). Run history stays off: it would save every call's inputs in
+    the browser, API keys and Hub tokens included. Uploads stop at the data reader's max_file_mb (COD_MAX_FILE_MB),
+    so Gradio refuses a larger file before it reaches the disk."""
+    routes = getattr(app, "cod_routes", None)
     return {
+        **({"app_kwargs": {"routes": list(routes)}} if routes else {}),
         "theme": theme(),
         "css": css(),
         "favicon_path": str(ASSETS / "logo.svg"),
@@ -161,7 +193,7 @@ def main() -> None:
     app.launch(
         server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
-        **launch_options(),
+        **launch_options(app),
     )
 
 

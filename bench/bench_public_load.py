@@ -7,17 +7,19 @@ project has its own name), draws k=8, generates counterfactuals offline, and mak
 counterfactual endpoint) and E live teacher predictions (the Models tab endpoint), each after the previous one was
 answered. Finally every visitor tries to open the next visitor's project (must fail) and its own (must work).
 
-The journeys go through gradio_client; the live calls, by default, through Gradio's own HTTP API in the same session
-(`--client http`: POST /gradio_api/call/NAME, then its event stream, as a browser's request goes through the queue),
-because gradio_client's polling threads add up to 50 ms to each round trip and burn the CPU being measured
-(`--client gradio` measures through gradio_client instead).
+The journeys go through gradio_client. The live calls, by default, go as the page's own live previews go since the
+light route (`--client route`, components/live_route.py): one JSON POST per keystroke to /cod/live/KIND with the
+session's key (a browser gets it on page load; this client from the `/live_key` endpoint), on one kept-alive
+connection per visitor. `--client http` sends them through Gradio's queue instead (POST /gradio_api/call/NAME, then
+its event stream: the /predict and /live_counterfactual endpoints API clients use, and the page's path before the
+light route); `--client gradio` through gradio_client (its polling threads add up to 50 ms to each round trip).
 
 The app runs in its own process (the clients' threads would otherwise share its interpreter). Reports live-prediction
-latency p50/p95 (client-side round trip through Gradio's queue), where the time goes (the handlers' and the teacher
-forwards' own times inside the server, and the CPU seconds of the server, its child processes and this client),
-errors, the server's peak memory (VmHWM) and the isolation result.
+latency p50/p95 (the client's round trip), where the time goes (the handlers' and the teacher forwards' own times
+inside the server, and the CPU seconds of the server, its child processes and this client), errors, the server's
+peak memory (VmHWM) and the isolation result.
 
-    python bench/bench_public_load.py [--visitors 20] [--edits 15] [--models tiny|demo] [--client http|gradio]
+    python bench/bench_public_load.py [--visitors 20] [--edits 15] [--models tiny|demo] [--client route|http|gradio]
 
 `--models demo` uses the embedded demo teacher (all-mpnet-base-v2 + head, 110M parameters; built once) and student;
 `tiny` a word-weight teacher and a tiny student built in code (the app machinery alone).
@@ -173,12 +175,45 @@ class LiveCalls:
             conn.close()
 
 
+class RouteCalls:
+    """A visitor's live calls as the browser's page makes them: a JSON POST to the light route (/cod/live/KIND, see
+    components/live_route.py) with the session's key, on one kept-alive connection (as a browser keeps it)."""
+
+    KINDS = {"/predict": "predict", "/live_counterfactual": "counterfactual"}
+
+    def __init__(self, url: str, key: str) -> None:
+        import http.client
+        from urllib.parse import urlparse
+
+        address = urlparse(url)
+        self.conn = http.client.HTTPConnection(address.hostname, address.port, timeout=120)
+        self.key = key
+
+    def __call__(self, *data, api_name: str):
+        import json
+
+        body = {"key": self.key, "text": data[-1]}
+        if api_name == "/predict":
+            body["teacher"] = data[0]
+        self.conn.request(
+            "POST", f"/cod/live/{self.KINDS[api_name]}", json.dumps(body), {"Content-Type": "application/json"}
+        )
+        reply = self.conn.getresponse()
+        answer = json.loads(reply.read())
+        if reply.status != 200:
+            raise RuntimeError(f"{reply.status}: {answer.get('error', '')[:200]}")
+        if answer.get("superseded"):  # never expected here: a visitor waits for each answer before the next call
+            raise RuntimeError("superseded")
+        return answer["html"]
+
+
 class Visitor(threading.Thread):
     """One visitor's journey; latencies of live calls in `latencies`, failures in `errors`."""
 
-    def __init__(self, url: str, n: int, edits: int, files: Path, teacher: str, lean: bool = True) -> None:
+    def __init__(self, url: str, n: int, edits: int, files: Path, teacher: str, client: str = "route") -> None:
         super().__init__(name=f"visitor-{n}", daemon=True)
-        self.url, self.n, self.edits, self.teacher, self.lean = url, n, edits, teacher, lean
+        self.url, self.n, self.edits, self.teacher, self.mode = url, n, edits, teacher, client
+        self.live = None
         self.csv = files / f"visitor{n:02d}.csv"
         shutil.copy(EXAMPLE, self.csv)
         self.project = f"visitor{n:02d}-k8-seed0"
@@ -190,8 +225,8 @@ class Visitor(threading.Thread):
     def call(self, *args, api_name: str, live: bool = False):
         start = time.perf_counter()
         try:
-            if live and self.lean:
-                out = LiveCalls(self.url, self.client.session_hash)(*args, api_name=api_name)
+            if live and self.live is not None:
+                out = self.live(*args, api_name=api_name)
             else:
                 out = self.client.predict(*args, api_name=api_name)
         except Exception as err:  # noqa: BLE001 - a benchmark counts every failure
@@ -211,6 +246,10 @@ class Visitor(threading.Thread):
         self.call(handle_file(str(self.csv)), api_name="/upload")
         self.call(8, 0, api_name="/draw")
         self.call(OFFLINE, "", "", "", api_name="/generate")
+        if self.mode == "route":  # the page gets its key on load; an API client asks for it
+            self.live = RouteCalls(self.url, self.client.predict(api_name="/live_key"))
+        elif self.mode == "http":
+            self.live = LiveCalls(self.url, self.client.session_hash)
         text = "the movie was awful and the acting brilliant ."
         for i in range(self.edits):
             word = EDITS[(i + self.n) % len(EDITS)]
@@ -236,13 +275,32 @@ def isolation(visitors: list[Visitor]) -> tuple[int, int]:
 
 
 def start_distillation(url: str, epochs: int):
-    """A separate visitor whose distillation keeps the worker busy during the run; returns (client, job)."""
+    """A separate visitor whose distillation keeps the worker busy during the run; returns (client, job) once it
+    trains (its first step is reported), so the visitors arrive while it trains, not while it loads."""
     from gradio_client import Client, handle_file
 
     client = Client(url, verbose=False)
     client.predict(handle_file(str(EXAMPLE)), api_name="/upload")
     client.predict(8, 0, api_name="/draw")
-    return client, client.submit("KD (logits)", False, 20, 2, 1, epochs, 1e-3, 2, False, 8, api_name="/distill")
+    job = client.submit("KD (logits)", False, 20, 2, 1, epochs, 1e-3, 2, False, 8, api_name="/distill")
+    deadline = time.time() + 600
+    while distillation_step(job) < 1:
+        if job.done() or time.time() > deadline:
+            raise SystemExit("the background distillation did not start training")
+        time.sleep(1)
+    return client, job
+
+
+def distillation_step(job) -> int:
+    """The last step the distillation's progress line reported (0 before its first)."""
+    import re
+
+    for output in reversed(job.outputs()):
+        for item in output if isinstance(output, list | tuple) else [output]:
+            found = re.search(r"Step (\d+) of", item) if isinstance(item, str) else None
+            if found:
+                return int(found.group(1))
+    return 0
 
 
 def record_server_times(path: Path) -> None:
@@ -309,7 +367,7 @@ def serve(root: Path, models: str, port: int) -> None:
     (root / "teacher.txt").write_text(services.default_teacher)
     blocks = build_app(services)
     blocks.queue(default_concurrency_limit=4)
-    blocks.launch(server_name="127.0.0.1", server_port=port, quiet=True, **launch_options())
+    blocks.launch(server_name="127.0.0.1", server_port=port, quiet=True, **launch_options(blocks))
 
 
 def start_server(root: Path, models: str) -> tuple[subprocess.Popen, str, str]:
@@ -347,9 +405,11 @@ def main() -> None:
     )
     parser.add_argument(
         "--client",
-        choices=["http", "gradio"],
-        default="http",
-        help="live calls through Gradio's HTTP API (http, default) or through gradio_client (adds its polling delay)",
+        choices=["route", "http", "gradio"],
+        default="route",
+        help="live calls as the page makes them, through the light route (route, default), through Gradio's HTTP "
+        "API and queue (http: the /predict and /live_counterfactual endpoints API clients use), or through "
+        "gradio_client (adds its polling delay)",
     )
     parser.add_argument("--serve", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--root", default="", help=argparse.SUPPRESS)
@@ -363,8 +423,9 @@ def main() -> None:
         owner, distillation = start_distillation(url, args.epochs)
         files = root / "uploads"
         files.mkdir()
-        visitors = [Visitor(url, n, args.edits, files, teacher, args.client == "http") for n in range(args.visitors)]
+        visitors = [Visitor(url, n, args.edits, files, teacher, args.client) for n in range(args.visitors)]
         start, started_at, cpu_before = time.perf_counter(), time.time(), cpu_snapshot(server.pid)
+        first_step = distillation_step(distillation)
         for v in visitors:
             v.start()
         for v in visitors:
@@ -372,7 +433,7 @@ def main() -> None:
         wall, ended_at = time.perf_counter() - start, time.time()
         cpu_after = cpu_snapshot(server.pid)
         child_peaks = [peak_rss_mb(kid) for kid in children(server.pid)]  # the distillation's process, if any
-        busy = not distillation.done()
+        busy, last_step = not distillation.done(), distillation_step(distillation)
         own, refused = isolation(visitors)
         owner.predict(api_name="/stop_distill")
         server_peak = peak_rss_mb(server.pid)
@@ -393,7 +454,8 @@ def main() -> None:
     )
     print(
         f"journeys (upload, draw, generate, {args.edits} live edits + {args.edits} live predictions each): "
-        f"{wall:.1f} s wall; distillation still running at the end: {busy}"
+        f"{wall:.1f} s wall; the distillation trained throughout: step {first_step} when the visitors started, "
+        f"{last_step} when they were done, still running: {busy}"
     )
     print(f"live calls: {len(ms)}; p50 {statistics.median(ms):.0f} ms; p95 {p95:.0f} ms; max {max(ms):.0f} ms")
     for api in ("/predict", "/live_counterfactual"):

@@ -42,11 +42,15 @@ def public_mode() -> bool:
     return _flag("COD_PUBLIC", default=bool(os.environ.get("SPACE_ID")))
 
 
+def zero_gpu() -> bool:
+    """True on a ZeroGPU Space (SPACES_ZERO_GPU), whose GPU is lent to the app's own process inside Gradio events."""
+    return _flag("SPACES_ZERO_GPU", False)
+
+
 def jobs_in_child() -> bool:
     """Whether distillations run in a low-priority child process (COD_JOB_PROCESS; on in public mode, where live
-    predictions of many visitors must not wait behind them). Off on ZeroGPU (SPACES_ZERO_GPU), whose GPU is lent to
-    the app's own process."""
-    if _flag("SPACES_ZERO_GPU", False):
+    predictions of many visitors must not wait behind them). Off on ZeroGPU (see `zero_gpu`)."""
+    if zero_gpu():
         return False
     return _flag("COD_JOB_PROCESS", default=public_mode())
 

@@ -17,8 +17,9 @@ from cod.counterfactuals import DEFAULT_PROPOSER
 from cod.counterfactuals.fluency import NO_LESS_FLUENT, add_fluency
 from cod.errors import CodError, ProposerError, StoreError
 from cod.experiment import FEW_SHOT
+from components import live_route
 from components.projects import ensure_project
-from components.services import CONTROL, FOLLOW, LIVE, QUEUED, RUNNING, gpu, ui_errors
+from components.services import CONTROL, FOLLOW, QUEUED, RUNNING, gpu, ui_errors
 from components.state import PageState
 from components.style import badge, diff_html, esc, notice, preview_title, probs_html
 
@@ -424,8 +425,8 @@ def _example(store, state: PageState, record):
 
 
 # --- layout -----------------------------------------------------------------------------------------------------
-def build(services, state):
-    """The Counterfactuals tab; returns its refresh hook for other tabs."""
+def build(services, state, live_key=None):
+    """The Counterfactuals tab; returns its refresh hook for other tabs. `live_key`: see `models.build`."""
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=280):
             gr.Markdown("### Generate")
@@ -533,14 +534,15 @@ def build(services, state):
         return gr.update()
 
     table.select(ui_errors(on_select), [state], [state, original, cf_text, live], api_visibility="private")
-    cf_text.input(
-        ui_errors(gpu(lambda s, t: live_html(services, s, t), duration=10)),
-        [state, cf_text],
+    live_route.wire(
+        cf_text,
         live,
-        trigger_mode="always_last",
-        show_progress="hidden",
+        key=live_key,
+        kind="counterfactual",
+        fields={"text": cf_text},
+        gradio_fn=ui_errors(gpu(lambda s, t: live_html(services, s, t), duration=10)),
+        gradio_inputs=[state, cf_text],
         api_name="live_counterfactual",
-        **LIVE,
     )
     cf_text.blur(
         after(lambda s, t: "Edit saved." if save_edit(services, s, t) else ""),

@@ -196,11 +196,13 @@ def check_student(state: PageState, name: str) -> tuple[PageState, str]:
 
 
 # --- layout -----------------------------------------------------------------------------------------------------
-def build(services, state):
-    """The Models tab; returns the components other tabs listen to."""
+def build(services, state, live_key=None):
+    """The Models tab; returns the components other tabs listen to. `live_key`: the page's key for the live route
+    (`components.live_route`; None keeps typing on a Gradio event)."""
     import gradio as gr
 
-    from components.services import LIVE, gpu, ui_errors
+    from components import live_route
+    from components.services import gpu, ui_errors
 
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=300):
@@ -253,14 +255,15 @@ def build(services, state):
             probe_out = gr.HTML(elem_id="probe-probs")
 
     live = ui_errors(gpu(lambda name, text: predict_html(services, name, text), duration=10))
-    probe.input(
-        live,
-        [teacher, probe],
+    live_route.wire(
+        probe,
         probe_out,
-        trigger_mode="always_last",
-        show_progress="hidden",
+        key=live_key,
+        kind="predict",
+        fields={"teacher": teacher, "text": probe},
+        gradio_fn=live,
+        gradio_inputs=[teacher, probe],
         api_name="predict",
-        **LIVE,
     )
     load_teacher.click(
         ui_errors(lambda s, n, k, c, w, u: check_teacher(services, s, n, k, c, w, u)),

@@ -35,7 +35,9 @@ def running_app(services):
     blocks = build_app(services)
     blocks.queue(default_concurrency_limit=4)
     port = free_port()
-    blocks.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_options())
+    blocks.launch(
+        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_options(blocks)
+    )
     try:
         yield f"http://127.0.0.1:{port}/"
     finally:

@@ -90,13 +90,22 @@ def test_1_data_upload_a_csv_and_draw(page, shot):
     shot(page, "1-data")
 
 
+def live_requests(page) -> list[str]:
+    """The URLs of the page's requests to the live previews' light route (components/live_route.py), as they come."""
+    urls: list[str] = []
+    page.on("request", lambda r: urls.append(r.url) if "/cod/live/" in r.url else None)
+    return urls
+
+
 def test_2_models_live_teacher(page, shot):
     tab(page, "2 · Models")
+    routed = live_requests(page)
     probe = page.locator("#probe textarea")
     probe.fill("")
     probe.type("a dull , terrible film", delay=10)
     expect_text(page, "#probe-probs", "negative")
     assert page.locator("#probe-probs .cod-probs").get_attribute("data-top") == "negative"
+    assert routed and all(u.endswith("/cod/live/predict") for u in routed)  # typing went through the light route
     page.locator("#load-teacher").click()
     expect_text(page, "#teacher-info", r"Validation accuracy")
     shot(page, "2-models")
@@ -113,6 +122,7 @@ def test_3_counterfactuals_generate_edit_accept(page, shot):
     live = page.locator("#cf-live .cod-probs")
     before = live.get_attribute("data-top")
     box = page.locator("#cf-text textarea")
+    routed = live_requests(page)
     # Typing a strongly negative or positive word turns the teacher the other way, live.
     word = " terrible awful bad" if before == "positive" else " brilliant great good"
     box.press("End")
@@ -121,6 +131,7 @@ def test_3_counterfactuals_generate_edit_accept(page, shot):
     page.wait_for_function(
         f"document.querySelector('#cf-live .cod-probs')?.dataset.top === '{after}'", timeout=TIMEOUT
     )
+    assert routed and all(u.endswith("/cod/live/counterfactual") for u in routed)
     page.locator("#accept").click()
     expect_text(page, "#cf-stats", r"1</b>|1\s*edited")
     expect_text(page, "#review-table", "edited")
