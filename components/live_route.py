@@ -5,8 +5,9 @@ cores shared by 20 visitors that, not the teacher, set the live round trip. Here
 {key, text[, teacher]} to `/cod/live/<kind>` and puts the returned HTML in place. The key is a random capability the
 page got on load, bound (weakly) to that session's own `PageState`, so a request acts only as that session's visitor
 and on that session's editor: nobody names a project here. Bounded and fair like the queue: a visitor has one preview
-computing at a time and a newer keystroke supersedes the ones still waiting; at most `COD_LIVE_CONCURRENCY` (32)
-compute at once, taken in arrival order; at most `COD_QUEUE_SIZE` (256) requests wait in all, 4 per visitor.
+computing at a time and one waiting per kind (a newer keystroke answers the one waiting before it as superseded at
+once); at most `COD_LIVE_CONCURRENCY` (32) compute at once, taken in arrival order; at most `COD_QUEUE_SIZE` (256)
+requests are in the route at once.
 The Gradio endpoints (`/predict`, `/live_counterfactual`) stay for API clients and on ZeroGPU.
 """
 
@@ -24,7 +25,6 @@ from collections.abc import Callable
 from starlette.requests import Request
 
 MAX_BODY = 64 * 1024  # bytes of JSON per request: a text box's worth, far beyond any sentence being edited
-PER_VISITOR = 4  # requests one visitor may have waiting (each newer one supersedes the older ones)
 
 
 class LiveKeys:
@@ -62,12 +62,33 @@ class LiveKeys:
 
 
 class _Lane:
-    """One visitor's previews: one computing at a time; `latest` numbers the newest request of each kind."""
+    """One visitor's previews: one computing at a time (`lock`) and at most one waiting per kind (`pending`: the
+    future that the newest request of each kind resolves to tell the one before it that it was superseded)."""
 
     def __init__(self) -> None:
         self.lock = asyncio.Lock()
-        self.latest: dict[str, int] = {}
-        self.waiting = 0
+        self.pending: dict[str, asyncio.Future] = {}
+        self.requests = 0
+
+    async def turn(self, kind: str) -> bool:
+        """Wait for this visitor's turn; False when a newer request of the same kind came first (nothing to do)."""
+        previous = self.pending.get(kind)
+        if previous is not None and not previous.done():
+            previous.set_result(None)
+        mine = self.pending[kind] = asyncio.get_running_loop().create_future()
+        acquire = asyncio.ensure_future(self.lock.acquire())
+        await asyncio.wait({acquire, mine}, return_when=asyncio.FIRST_COMPLETED)
+        if self.pending.get(kind) is mine:
+            del self.pending[kind]
+        if not mine.done():
+            return True
+        acquire.cancel()
+        try:
+            if await acquire:  # it got the lock just before the cancel
+                self.lock.release()
+        except asyncio.CancelledError:
+            pass
+        return False
 
 
 class LiveRoute:
@@ -112,21 +133,22 @@ class LiveRoute:
         from components.services import session_owner
 
         owner = session_owner(state)
-        lane = self._lanes.setdefault(owner, _Lane())
-        if self._waiting >= self.max_waiting or lane.waiting >= PER_VISITOR:
+        if self._waiting >= self.max_waiting:
             return self._error(429, "Too many live previews at once: try again in a moment.")
-        turn = lane.latest[kind] = lane.latest.get(kind, 0) + 1
+        lane = self._lanes.setdefault(owner, _Lane())
         self._waiting += 1
-        lane.waiting += 1
+        lane.requests += 1
         try:
-            async with lane.lock:
-                if turn != lane.latest[kind]:  # a newer keystroke of this visitor is waiting: answer that one only
-                    return JSONResponse({"superseded": True})
+            if not await lane.turn(kind):  # a newer keystroke of this visitor came: answer that one only
+                return JSONResponse({"superseded": True})
+            try:
                 status, html = await self._run(lambda: compute(state, owner, teacher, text))
+            finally:
+                lane.lock.release()
         finally:
             self._waiting -= 1
-            lane.waiting -= 1
-            if lane.waiting == 0 and not lane.lock.locked():
+            lane.requests -= 1
+            if lane.requests == 0:
                 self._lanes.pop(owner, None)
         return JSONResponse({"html": html}, status_code=status)
 
