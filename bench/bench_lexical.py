@@ -8,7 +8,7 @@ cache; the LM's unigram model is built (once per machine) before the clock start
 search without the LM (as before issue 14) and scores its output afterwards, for comparison.
 
     nice -n 10 .venv/bin/python bench/bench_lexical.py [--n 200] [--threads 2] [--show 10] [--fluency-model demo-llm]
-        [--precision auto|float32] [--save pairs.jsonl]
+        [--precision auto|float32] [--no-wordnet] [--save pairs.jsonl]
 """
 
 from __future__ import annotations
@@ -40,6 +40,9 @@ def main() -> None:
         help="auto: the search's teacher forwards and LM estimates in bfloat16 copies where the CPU is fast at it "
         "(kept counterfactuals and all fluency scores in float32); float32: everything in float32",
     )
+    parser.add_argument(
+        "--no-wordnet", action="store_true", help="leave WordNet out (antonyms and parts of speech) even if installed"
+    )
     parser.add_argument("--save", default="", help="write every pair with both fluency scores to this JSONL file")
     parser.add_argument(
         "--device", default="cpu", help="device for the teacher (default cpu: the target is on 2 cores)"
@@ -59,7 +62,9 @@ def main() -> None:
     examples = task.test[: args.n]
     teacher = load_teacher("demo", device=args.device)
     config = LexicalConfig(
-        fluency_model=args.fluency_model, screen_precision="auto" if args.precision == "auto" else "teacher"
+        fluency_model=args.fluency_model,
+        screen_precision="auto" if args.precision == "auto" else "teacher",
+        wordnet=not args.no_wordnet,
     )
     proposer = LexicalProposer(config, cache_dir=False)
 
@@ -113,7 +118,8 @@ def main() -> None:
     print(
         f"texts the search scored {sum(cf.attempts for cf in cfs) / len(cfs):.1f} per example, through {screen}; "
         f"teacher float32 forward passes {teacher.forward_passes - passes0} "
-        f"({(teacher.forward_passes - passes0) / len(cfs):.1f} per example); LM estimates via "
+        f"({(teacher.forward_passes - passes0) / len(cfs):.1f} per example); LM estimates of "
+        f"{sum(cf.extra.get('estimated', 0) for cf in cfs) / len(cfs):.1f} edits per example via "
         f"{'bfloat16 copy' if scorer.estimator is not scorer.model else 'the LM (float32)'}, scores in float32"
     )
     print_fluency([cf.fluency for cf in cfs if cf.fluency is not None], "SLOR change per token, the score")

@@ -187,7 +187,7 @@ class LexicalConfig(_Serialisable):
     )
     min_fluency_nats: float = field(
         default=-25.0,
-        metadata={"help": "candidate edits losing more SLOR than this (nats) are not shown to the teacher"},
+        metadata={"help": "a flip losing more SLOR than this (nats) is kept only when no flip of its size loses less"},
     )
     screen_precision: str = field(
         default="auto",

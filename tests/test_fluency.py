@@ -115,14 +115,18 @@ def test_function_words_get_no_lexicon_substitutes(teacher):
     words = "Not too fancy , not too filling .".split()
     ops = proposer._candidates(words, 0, 1, 0, proposer.kit(teacher))
     assert all(op.source in {"negation", "hedge", "delete"} for op in ops), ops
+    words = "You don't know whether to admire it".split()  # a contraction is negated or left, never swapped
+    ops = proposer._candidates(words, 1, 0, 1, proposer.kit(teacher))
+    assert ops and all(op.source == "negation" for op in ops if op.pos == 1), ops
 
 
 def test_proposer_prefers_the_fluent_edit(teacher):
     example = [Example("it was a boring film .", 0)]
     # Six substitutes per position: enough for the blind search to reach "thanks" (the default, four, does not).
-    config = LexicalConfig(fluency_model="", substitutes=6)
+    # Without WordNet, whose parts of speech would keep "thanks" (a noun) out of an adjective's slot anyway.
+    config = LexicalConfig(fluency_model="", substitutes=6, wordnet=False)
     (blind,) = LexicalProposer(config, cache_dir=False).propose(example, teacher)
-    (fluent,) = LexicalProposer(LexicalConfig(substitutes=6), cache_dir=False).propose(example, teacher)
+    (fluent,) = LexicalProposer(LexicalConfig(substitutes=6, wordnet=False), cache_dir=False).propose(example, teacher)
     # Without the LM the teacher's favourite wins; with it the word that fits the sentence does.
     assert blind.flipped and blind.counterfactual == "it was a thanks film ." and blind.fluency is None
     assert fluent.flipped and fluent.counterfactual in {
@@ -176,7 +180,7 @@ def test_slot_fit_is_the_pointwise_mutual_information_with_the_left_context(scor
 
 
 def test_candidates_include_target_words_the_lm_fits_in_the_slot(teacher, scorer):
-    from cod.counterfactuals.slotfit import SLOT_SHORTLIST, SlotFit
+    from cod.counterfactuals.slotfit import SlotFit
 
     proposer = LexicalProposer(cache_dir=False)
     kit = proposer.kit(teacher)
@@ -187,10 +191,11 @@ def test_candidates_include_target_words_the_lm_fits_in_the_slot(teacher, scorer
     assert slot and set(slot) <= set(kit.lexicon_side(1)[0])  # positive words only
     assert slot[0] != "thanks"  # the teacher's favourite, but "a thanks film" is not English
     candidates = [(op,) for op in ops if op.kind == "sub" and op.pos == 3]
-    kept = fluent.keep(candidates, -25.0, 2)
+    kept = fluent.shortlist(candidates, 2)
     fits = fluent.windows.slot_scores([[(3, 4, (c[0].word,))] for c in candidates])
-    shortlist = {candidates[k] for k in sorted(range(len(candidates)), key=lambda k: -fits[k])[: 2 + SLOT_SHORTLIST]}
-    assert len(kept) == 2 and set(kept) <= shortlist
+    best = {candidates[k] for k in sorted(range(len(candidates)), key=lambda k: -fits[k])[:2]}
+    assert len(kept) == 2 and set(kept) == best and not fluent.known  # free: no window estimate yet
+    assert SlotFit(None, words).shortlist(candidates, 2) == candidates  # no LM: every candidate
 
 
 def test_a_score_of_the_first_version_is_replaced_by_the_current_one(scorer):
@@ -223,27 +228,24 @@ def test_not_is_never_put_before_a_sentence_start():
     assert [op.word for op in negate("they sing rousing songs".split(), 2)] == ["not"]
 
 
-def test_edits_estimated_no_less_fluent_reach_the_teacher_first(teacher, scorer):
-    from cod.counterfactuals.edits import Op, render
-    from cod.counterfactuals.slotfit import SlotFit
+def test_the_teacher_scores_the_shortlist_in_one_batch_and_the_lm_estimates_only_its_flips(teacher, scorer):
+    from cod.counterfactuals.edits import render
+    from cod.counterfactuals.slotfit import SLOT_SHORTLIST, SlotFit
 
     words = "it was a boring film .".split()
-    fluent = SlotFit(scorer, words)
-    candidates = [(Op("sub", 3, w),) for w in ("good", "great", "fun", "thanks", "excellent")] + [(Op("del", 3),)]
-    first, rest = fluent.screen(candidates, -25.0, 3)
-    estimated = {c: f for c, f in zip(candidates, fluent.estimate(candidates)[0])}
-    assert first and all(estimated[c] >= 0 for c in first) and all(estimated[c] < 0 for c in rest)
-    assert not set(first) & set(rest) and len(rest) <= 3
-    assert SlotFit(None, words).screen(candidates, -25.0, 3) == ([], candidates)  # no LM: all in one list
-    # The search scores the five occluded texts, then the single edits the LM estimates no less fluent (here one of
-    # them flips, so nothing else): fewer than every candidate it made.
     proposer = LexicalProposer(cache_dir=False)
     kit, fluent = proposer.kit(teacher), SlotFit(scorer, words)
     made = {render(words, (op,)): (op,) for i in range(5) for op in proposer._candidates(words, i, 0, 1, kit, fluent)}
-    first, rest = fluent.screen(list(made.values()), -25.0, LexicalConfig().substitutes)
+    shortlist = fluent.shortlist(list(made.values()), LexicalConfig().substitutes + SLOT_SHORTLIST)
     (cf,) = proposer.propose([Example(" ".join(words), 0)], teacher)
     assert cf.flipped and cf.fluency >= 0 and cf.extra["steps"] == 1
-    assert cf.attempts == 5 + len(first) < 5 + len(made)
+    # Five occluded texts, then at most the shortlist (the top positions' in one batch).
+    assert 5 < cf.attempts <= 5 + len(shortlist) <= 5 + len(made)
+    # The LM estimated only the flips among them (never a text the teacher did not flip), and kept the most fluent.
+    texts = [cf.counterfactual] + cf.extra.get("alternatives", [])
+    assert 1 <= cf.extra["estimated"] < cf.attempts - 5 + 1 and len(texts) <= cf.extra["estimated"] + 1
+    assert (teacher.predict_proba(texts).argmax(1) == 1).all()
+    assert cf.fluency == pytest.approx(scorer.fluency([" ".join(words)], [cf.counterfactual])[0], abs=1e-4)
 
 
 def test_estimates_in_bfloat16_stay_near_the_float32_ones_and_scores_stay_exact(scorer):

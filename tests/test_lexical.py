@@ -225,3 +225,46 @@ def test_a_bfloat16_screen_scores_the_search_and_the_teacher_what_is_kept(sentim
     assert [cf.words_changed for cf in screened] == [cf.words_changed for cf in exact]
     with pytest.raises(ConfigError, match="screen_precision"):
         LexicalConfig(screen_precision="half")
+
+
+def _wordnet_index(folder):
+    """A WordNet database of a few words' index lines (`lemma pos synsets pointers [symbols] senses tagged ...`)."""
+    lines = {
+        "adj": ["good a 2 1 ! 2 9 01 02", "bad a 2 1 ! 2 5 03 04", "dull a 1 0 1 1 05", "lovely a 1 0 1 0 06"],
+        "adv": ["brightly r 1 0 1 1 07", "badly r 1 0 1 1 08"],
+        "noun": ["mess n 2 0 2 2 09 10", "film n 3 0 3 3 11 12 13", "good n 1 0 1 1 14", "bad n 1 0 1 0 15"],
+        "verb": ["film v 1 0 1 0 16", "bore v 1 0 1 1 17", "go v 2 0 2 2 18 19"],
+    }
+    for name, rows in lines.items():
+        (folder / f"index.{name}").write_text("  1 licence header\n" + "\n".join(rows) + "\n")
+    (folder / "data.adj").write_text("")
+    (folder / "verb.exc").write_text("went go\n")
+    return folder
+
+
+def test_wordnet_parts_of_speech_from_index_files(tmp_path):
+    lexicon = load_lexicon(wordnet=True, wordnet_dir=str(_wordnet_index(tmp_path)))
+    assert lexicon.parts_of_speech("Good") == {"a": 10, "n": 2}  # tagged senses + 1
+    assert set(lexicon.parts_of_speech("films")) == {"n", "v"} and set(lexicon.parts_of_speech("boring")) == {"v"}
+    assert lexicon.parts_of_speech("went") == {"v": 3} and lexicon.parts_of_speech("zzyzx") == {}
+    assert lexicon.same_part_of_speech("good", "bad") and lexicon.same_part_of_speech("brightly", "badly")
+    assert not lexicon.same_part_of_speech("brightly", "bad")  # an adverb's slot takes no adjective
+    assert not lexicon.same_part_of_speech("good", "mess") and not lexicon.same_part_of_speech("good", "zzyzx")
+    assert lexicon.same_part_of_speech("zzyzx", "mess")  # WordNet does not know the original: no filter
+    assert load_lexicon(wordnet=False).parts_of_speech("good") == {}
+
+
+def test_substitutes_keep_the_part_of_speech_when_wordnet_knows_it(sentiment, tmp_path):
+    words = "the plot was good".split()
+    plain = LexicalProposer(LexicalConfig(fluency_model="", substitutes=8), cache_dir=False)
+    plain.lexicon = load_lexicon(wordnet=False)
+    tagged = LexicalProposer(LexicalConfig(fluency_model="", substitutes=8), cache_dir=False)
+    tagged.lexicon = load_lexicon(wordnet=True, wordnet_dir=str(_wordnet_index(tmp_path)))
+
+    def swaps(proposer):
+        ops = proposer._candidates(words, 3, 1, 0, proposer.kit(sentiment))
+        return {op.word for op in ops if op.kind == "sub" and op.source not in ("negation", "hedge")}
+
+    before, after = swaps(plain), swaps(tagged)
+    assert "mess" in before and "mess" not in after  # a noun in an adjective's slot: "the plot was mess"
+    assert after and all(tagged.lexicon.same_part_of_speech("good", w) for w in after)

@@ -13,12 +13,12 @@ For each example:
 Fluency (`fluency.py`, SLOR under the embedded LLM; the search's screen is `slotfit.py`): one LM pass over the original
 gives, at every slot, how well each word fits after everything before it; at each salient position the `SLOT_WORDS`
 lexicon words of the target's polarity (among the `SLOT_NEIGHBOURS` nearest the original word) that fit best join the
-candidates. The LM then estimates the fluency of the candidates whose first word fits best (continuing its cache of the
-original's left context over the new words and a few after them). Those it estimates no less fluent than the original
-go to the teacher first, all positions in one batch, and a flip among them ends the search; only then the others (the
-`substitutes` most fluent per position, none losing more than `min_fluency_nats` of SLOR's numerator), a few positions
-at a time until one flips. Names (capitalised words inside a sentence) are neither replaced nor dropped, and no "not"
-goes before a sentence's first word. The counterfactual returned carries its exact `fluency`.
+candidates, and the candidates whose first word fits best (`substitutes + SLOT_SHORTLIST` per position) are kept. The
+teacher scores those at the `FIRST_POSITIONS` most salient positions in one batch; the LM estimates the fluency of the
+ones it flips only (continuing its cache of the original's left context over the new words and a few after them), and
+the most fluent flip is kept (best of N). Only when none is estimated no less fluent than the original does the teacher
+score the other positions' candidates. Names (capitalised words inside a sentence) are neither replaced nor dropped,
+and no "not" goes before a sentence's first word. The counterfactual returned carries its exact `fluency`.
 
 Words are whitespace-separated (see `edits.py`); capitalisation and punctuation attached to a word are kept.
 """
@@ -52,7 +52,7 @@ from cod.counterfactuals.lexicon import (
     load_lexicon,
 )
 from cod.counterfactuals.shrink import shrink, wins
-from cod.counterfactuals.slotfit import SlotFit
+from cod.counterfactuals.slotfit import SLOT_SHORTLIST, SlotFit
 from cod.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -61,7 +61,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-LEXICAL_VERSION = "lexical-4"
+LEXICAL_VERSION = "lexical-5"
 # Not occluded (unless a text has too few other words): their deletion rarely moves a classifier. Negators and
 # intensifiers are absent on purpose.
 OCCLUSION_SKIP = STOPWORDS - NEGATORS - INTENSIFIERS - {"too"}
@@ -74,6 +74,7 @@ MAIN_VERB_AUX = {"do", "does", "did", "has", "have", "had"}
 MIN_ALTERNATIVES = 3  # other flipping texts kept per example (free: already scored), for "regenerate" in the app
 SLOT_NEIGHBOURS = 80  # lexicon words near the original word (embedding, valence, suffix) the LM chooses among
 SLOT_WORDS = 6  # of those, the single-token words the LM finds most at home in the slot, per position
+FIRST_POSITIONS = 3  # the most salient positions whose candidates the teacher scores in its first batch
 
 
 def _diverse(ops: Sequence[Op], k: int, per_position: int = 3) -> list[Op]:
@@ -85,11 +86,6 @@ def _diverse(ops: Sequence[Op], k: int, per_position: int = 3) -> list[Op]:
             taken[op.pos] += 1
             out.append(op)
     return out
-
-
-def _chunks(positions: Sequence[int]) -> list[list[int]]:
-    """Salient positions in the batches the teacher sees them: the top one, the next two, the rest."""
-    return [list(positions[:1]), list(positions[1:3]), list(positions[3:])]
 
 
 def _as_example(example: Example | str, teacher: Teacher) -> Example:
@@ -292,26 +288,29 @@ class LexicalProposer:
         positions = [sites[k] for k in np.argsort(-saliency)[: self.config.positions]]
         states = list(zip(drops, drop_texts, drop_probs))
 
-        # 2. candidate single edits at the salient positions. With an LM, the ones it estimates no less fluent than the
-        # original go to the teacher first, in one batch, and a flip among them ends the search; then the others, a
-        # few positions at a time (the top one, the next two, the rest), until one flips (deletions are scored).
+        # 2. candidate single edits at the salient positions, the `substitutes + SLOT_SHORTLIST` per position whose
+        # first word fits its slot best (free, from the LM's one pass over the original): the teacher scores those at
+        # the top `FIRST_POSITIONS` positions in one batch, and the LM estimates only the ones it flips; the most
+        # fluent flip is kept. Only when none of them is estimated no less fluent than the original do the other
+        # positions follow (one more batch).
         fluent = SlotFit(self.scorer, words)
         singles = [(op,) for i in positions for op in self._candidates(words, i, current, tgt, kit, fluent)]
         seen_texts = set(drop_texts) | {text}
         singles = list({t: s for s in singles if (t := render(words, s)) not in seen_texts}.values())
-        first, rest = fluent.screen(singles, self.config.min_fluency_nats, self.config.substitutes)
-        batches = [first] + [[s for s in rest if s[0].pos in chunk] for chunk in _chunks(positions)]
-        found = self._best_flip(text, states, tgt, n, fluent)
-        for k, batch in enumerate(batches):
-            if found is not None and (k > 1 or found[4] >= NO_LESS_FLUENT):
-                break
+        singles = fluent.shortlist(singles, self.config.substitutes + SLOT_SHORTLIST)
+        stages = [positions[:FIRST_POSITIONS], positions[FIRST_POSITIONS:]]
+        found = None
+        for stage in stages:
+            batch = [s for s in singles if s[0].pos in stage]
             if batch:
                 cand_texts = [render(words, s) for s in batch]
                 states += list(zip(batch, cand_texts, kit.screen.predict_proba(cand_texts)))
                 attempts += len(cand_texts)
-                found = self._best_flip(text, states, tgt, n, fluent)
+            found = self._best_flip(text, states, tgt, n, fluent, self.config.min_fluency_nats)
+            if found is not None and found[4] >= NO_LESS_FLUENT:
+                break
         if found is not None:
-            return result(*found[:3], steps=1, **found[3])
+            return result(*found[:3], steps=1, estimated=len(fluent.known), **found[3])
 
         # 3. beam search: extend the best states with the single edits that moved the teacher most.
         gain = sorted(states, key=lambda s: -s[2][tgt])
@@ -331,26 +330,27 @@ class LexicalProposer:
             probs = kit.screen.predict_proba(texts)
             attempts += len(texts)
             states = list(zip(seen.values(), texts, probs))
-            best = self._best_flip(text, states, tgt, n, fluent)
+            best = self._best_flip(text, states, tgt, n, fluent, self.config.min_fluency_nats)
             if best is not None:
-                return result(*best[:3], steps=step, **best[3])
+                return result(*best[:3], steps=step, estimated=len(fluent.known), **best[3])
             beam = sorted(states, key=lambda s: -s[2][tgt])[: self.config.beam_width]
         ops, new_text, new_probs = max(beam, key=lambda s: s[2][tgt]) if beam else ((), text, probs0)
         return result(new_text, new_probs, ops, steps=self.config.max_edits, reason="no flip within max_edits")
 
     @staticmethod
-    def _best_flip(text: str, states, target: int, n: int, fluent: SlotFit):
-        """The flipping state with the fewest words changed, then no less fluent than the original, then the most
-        fluent, then the highest target probability: (text, probs, ops, extra, estimated fluency); else None."""
+    def _best_flip(text: str, states, target: int, n: int, fluent: SlotFit, floor: float):
+        """The flipping state with the fewest words changed, then not losing more than `floor` nats of SLOR's
+        numerator, then no less fluent than the original, then the most fluent (the LM's estimate, asked of the flips
+        only), then the highest target probability: (text, probs, ops, extra, estimated fluency); else None."""
         flips = [(ops, t, p) for ops, t, p in states if wins(p, target)]
         if not flips:
             return None
-        scores = fluent.estimate([ops for ops, _, _ in flips])[0]
+        scores, nats = fluent.estimate([ops for ops, _, _ in flips])
         ranked = sorted(
-            (E.words_changed(E.diff(text, t)), f < NO_LESS_FLUENT, -f, -p[target], k)
-            for k, ((ops, t, p), f) in enumerate(zip(flips, scores))
+            (E.words_changed(E.diff(text, t)), d < floor, f < NO_LESS_FLUENT, -f, -p[target], k)
+            for k, ((ops, t, p), f, d) in enumerate(zip(flips, scores, nats))
         )
-        size, _, neg_f, _, k = ranked[0]
+        size, _, _, neg_f, _, k = ranked[0]
         ops, t, p = flips[k]
         alternatives = [flips[r[-1]][1] for r in ranked[1:] if r[0] == size][: max(n - 1, MIN_ALTERNATIVES)]
         extra = {"alternatives": alternatives} if alternatives else {}
@@ -364,7 +364,7 @@ class LexicalProposer:
         self, words: Sequence[str], i: int, current: int, target: int, kit: TeacherKit, fluent: SlotFit | None = None
     ) -> list[Op]:
         """Edits at word i: negation removed or added, a hedge, antonyms, lexicon words that fit the slot (`fluent`'s
-        LM), lexicon words near word i, or pool substitutes."""
+        LM), lexicon words near word i, or pool substitutes; with WordNet, only words of word i's part of speech."""
         prefix, core, suffix = split_word(words[i])
         lower = core.lower()
         polarity = kit.polarity
@@ -382,8 +382,10 @@ class LexicalProposer:
             j = i if lower in INTENSIFIERS else i - 1
             if j >= 0 and split_word(words[j])[1].lower() in INTENSIFIERS:
                 ops.append(Op("sub", j, replace_core(words[j], HEDGES[0]), "hedge"))
-        if lower in STOPWORDS or lower in NEGATORS or is_name(words, i):
-            subs = []  # function words keep their slot's grammar: "Not too fancy" must not become "Wrong too fancy"
+        if lower in STOPWORDS or lower in NEGATORS or "'" in lower or is_name(words, i):
+            # Function words and contractions keep their slot's grammar: "Not too fancy" must not become "Wrong too
+            # fancy", nor "You don't know" "You won know".
+            subs = []
         elif sign:
             # A word without valence gets few substitutes: swapping a neutral word reads less naturally.
             k = self.config.substitutes if self.lexicon.polarity(lower) else min(2, self.config.substitutes)
@@ -398,7 +400,7 @@ class LexicalProposer:
         seen = {lower}
         limit = 2 * self.config.substitutes if self.scorer is not None else self.config.substitutes
         for w, source in subs:
-            if w not in seen and len(seen) <= limit:
+            if w not in seen and len(seen) <= limit and self.lexicon.same_part_of_speech(lower, w):
                 seen.add(w)
                 ops.append(Op("sub", i, replace_core(words[i], w), source))
         return [op for op in ops if op is not None]

@@ -2,8 +2,8 @@
 
 VADER (`vaderSentiment/vader_lexicon.txt`, MIT) gives about 7,200 English words a valence in [-4, 4].
 WordNet is optional: Debian's `wordnet-base` puts its database in /usr/share/wordnet; we read the antonym
-pointers straight from its `data.*` files (a documented, stable format), so neither NLTK nor its extra
-`lexnames` file is needed.
+pointers straight from its `data.*` files and each word's parts of speech from its `index.*` and `*.exc` files (a
+documented, stable format), so neither NLTK nor its extra `lexnames` file is needed.
 """
 
 from __future__ import annotations
@@ -123,6 +123,8 @@ class Lexicon:
     valence: dict[str, float]
     antonym_map: dict[str, list[str]] = field(default_factory=dict)
     version: str = LEXICON_VERSION
+    pos_map: dict[str, dict[str, int]] = field(default_factory=dict)  # WordNet lemma -> {pos: weight}
+    exceptions: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # irregular form -> [(pos, lemma)]
 
     def polarity(self, word: str) -> float:
         """The word's valence in [-4, 4]; 0.0 when the lexicon does not know it."""
@@ -131,6 +133,29 @@ class Lexicon:
     def antonyms(self, word: str) -> list[str]:
         """WordNet antonyms of the word (direct first, then through similar adjectives); [] without WordNet."""
         return self.antonym_map.get(word.lower(), [])
+
+    def parts_of_speech(self, word: str) -> dict[str, int]:
+        """WordNet's parts of speech of the word as written ('n', 'v', 'a', 'r'), each weighed by its senses tagged
+        in WordNet's corpus plus one, through WordNet's inflection rules ("films" -> film, "bogged" -> bog);
+        {} without WordNet or when WordNet does not know the word."""
+        out: dict[str, int] = {}
+        for pos, lemma in lemmas(word.lower(), self.exceptions):
+            weight = self.pos_map.get(lemma, {}).get(pos)
+            if weight is not None and (lemma == word.lower() or pos != "r"):
+                out[pos] = max(out.get(pos, 0), weight)
+        return out
+
+    def same_part_of_speech(self, word: str, substitute: str) -> bool:
+        """Whether `substitute`'s most frequent part of speech is a frequent one of `word`'s (weighing at least half
+        its most frequent): always, when WordNet does not know `word`; never, when it knows `word` but not
+        `substitute`. "brightly" takes no adjective ("bad"), "good" no noun ("mess"), "interesting" (an adjective
+        or a verb's form) takes "uninteresting"."""
+        mine = self.parts_of_speech(word)
+        if not mine:
+            return True
+        theirs = self.parts_of_speech(substitute)
+        frequent = {p for p, weight in mine.items() if 2 * weight >= max(mine.values())}
+        return bool(theirs) and max(theirs, key=lambda p: (theirs[p], p)) in frequent
 
     def substitutes(self) -> list[str]:
         """Lexicon words usable as replacements: plain words, nothing offensive."""
@@ -239,14 +264,64 @@ def read_wordnet_antonyms(folder: str | Path) -> dict[str, list[str]]:
     return {w: [a for a in ants if "_" not in a and a != w] for w, ants in out.items() if "_" not in w}
 
 
+# WordNet's detachment rules (morphy, wndb(5WN)): an inflected form's ending -> the lemma's.
+MORPHY_RULES = {
+    "n": (
+        ("s", ""),
+        ("ses", "s"),
+        ("xes", "x"),
+        ("zes", "z"),
+        ("ches", "ch"),
+        ("shes", "sh"),
+        ("men", "man"),
+        ("ies", "y"),
+    ),
+    "v": (("s", ""), ("ies", "y"), ("es", "e"), ("es", ""), ("ed", "e"), ("ed", ""), ("ing", "e"), ("ing", "")),
+    "a": (("er", ""), ("est", ""), ("er", "e"), ("est", "e")),
+    "r": (),
+}
+WORDNET_POS_FILES = {"n": "noun", "v": "verb", "a": "adj", "r": "adv"}
+
+
+def lemmas(word: str, exceptions: dict[str, list[tuple[str, str]]]) -> list[tuple[str, str]]:
+    """(pos, lemma) pairs a lowercase word may be a form of: itself, WordNet's irregular forms, its rules' stems."""
+    out = [(pos, word) for pos in MORPHY_RULES] + exceptions.get(word, [])
+    for pos, rules in MORPHY_RULES.items():
+        out += [
+            (pos, word[: -len(end)] + base) for end, base in rules if word.endswith(end) and len(word) > len(end) + 1
+        ]
+    return out
+
+
+def read_wordnet_pos(folder: str | Path) -> tuple[dict[str, dict[str, int]], dict[str, list[tuple[str, str]]]]:
+    """({lemma: {pos: tagged senses + 1}} from WordNet's index files, {irregular form: [(pos, lemma)]} from its
+    `.exc` files). An index line reads `lemma pos synset_cnt p_cnt [ptr_symbol...] sense_cnt tagsense_cnt
+    synset_offset...`; see wndb(5WN)."""
+    pos_map: dict[str, dict[str, int]] = {}
+    exceptions: dict[str, list[tuple[str, str]]] = {}
+    for pos, name in WORDNET_POS_FILES.items():
+        index, exc = Path(folder) / f"index.{name}", Path(folder) / f"{name}.exc"
+        if index.exists():
+            for line in index.read_text(encoding="utf-8", errors="replace").splitlines():
+                fields = line.split()
+                if line.startswith(" ") or len(fields) < 6 or "_" in fields[0]:
+                    continue
+                tagged = int(fields[5 + int(fields[3])])
+                pos_map.setdefault(fields[0], {})[pos] = tagged + 1
+        if exc.exists():
+            for line in exc.read_text(encoding="utf-8", errors="replace").splitlines():
+                fields = line.split()
+                if len(fields) >= 2:
+                    exceptions.setdefault(fields[0], []).extend((pos, lemma) for lemma in fields[1:])
+    return pos_map, exceptions
+
+
 @functools.lru_cache(maxsize=4)
 def load_lexicon(wordnet: bool = True, wordnet_dir: str | None = None) -> Lexicon:
-    """VADER's lexicon, plus WordNet antonyms when `wordnet` and a WordNet database is found."""
+    """VADER's lexicon, plus WordNet antonyms and parts of speech when `wordnet` and a WordNet database is found."""
     valence = read_vader(vader_path())
-    antonyms: dict[str, list[str]] = {}
-    version = LEXICON_VERSION
     folder = find_wordnet((wordnet_dir,) if wordnet_dir else None) if wordnet else None
-    if folder is not None:
-        antonyms = read_wordnet_antonyms(folder)
-        version += "+wordnet-3.0"
-    return Lexicon(valence=valence, antonym_map=antonyms, version=version)
+    if folder is None:
+        return Lexicon(valence=valence)
+    pos_map, exceptions = read_wordnet_pos(folder)
+    return Lexicon(valence, read_wordnet_antonyms(folder), LEXICON_VERSION + "+wordnet-3.0", pos_map, exceptions)

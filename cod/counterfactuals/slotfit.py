@@ -2,7 +2,8 @@
 
 `SlotFit` wraps `fluency.EditFluency` (one LM pass over the original, then cached-prefix estimates of each edit) for
 the search in `lexical.py`: lexicon words that fit a slot given its left context (free, from the original's pass),
-a shortlist per position by that fit, and the dearer window estimate for the shortlist only.
+a shortlist per position by that fit (what the teacher sees), and the dearer window estimate, which the search asks
+only of the edits the teacher flips.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from cod.counterfactuals.edits import Op, spans
-from cod.counterfactuals.fluency import NO_LESS_FLUENT, EditFluency, FluencyScorer
+from cod.counterfactuals.fluency import EditFluency, FluencyScorer
 
-SLOT_SHORTLIST = 1  # the LM's window estimate sees this many more candidates per position than the teacher does
+SLOT_SHORTLIST = 1  # the teacher sees this many more candidates per position than `LexicalConfig.substitutes`
 
 
 class SlotFit:
@@ -35,34 +36,13 @@ class SlotFit:
         pairs = np.array([self.known[c] for c in candidates], dtype=float).reshape(-1, 2)
         return pairs[:, 0], pairs[:, 1]
 
-    def keep(self, candidates: list[tuple[Op, ...]], floor: float, per_position: int) -> list[tuple[Op, ...]]:
-        """The `per_position` most fluent candidates at each position among those losing less than `floor` nats of
-        SLOR's numerator (`floor` < 0), in their order. Only the `per_position + SLOT_SHORTLIST` whose first new
-        token fits its slot best (`EditFluency.slot_scores`, free) get the dearer window estimate."""
+    def shortlist(self, candidates: list[tuple[Op, ...]], per_position: int) -> list[tuple[Op, ...]]:
+        """The `per_position` candidates at each position whose first new word fits its slot best
+        (`EditFluency.slot_scores`: free, from the original's one LM pass), in their order; all without an LM."""
         if self.windows is None or not candidates:
-            return candidates
+            return list(candidates)
         slot = self.windows.slot_scores([spans(self.windows.words, c) for c in candidates])
-        shortlist = self._top_per_position(candidates, slot, per_position + SLOT_SHORTLIST)
-        fluency, nats = self.estimate([candidates[k] for k in shortlist])
-        fits = [(k, f) for k, f, n in zip(shortlist, fluency, nats) if n >= floor]
-        chosen = self._top_per_position(candidates, dict(fits), per_position, among=[k for k, _ in fits])
-        return [candidates[k] for k in chosen]
-
-    def screen(
-        self, candidates: list[tuple[Op, ...]], floor: float, per_position: int
-    ) -> tuple[list[tuple[Op, ...]], list[tuple[Op, ...]]]:
-        """(every shortlisted candidate estimated no less fluent than the original, the rest of `keep`'s choice),
-        each in the candidates' order; without an LM, ([], all candidates): the teacher sees the first list first."""
-        if self.windows is None or not candidates:
-            return [], list(candidates)
-        kept = self.keep(candidates, floor, per_position)
-        first = [
-            c
-            for c in candidates
-            if c in self.known and self.known[c][0] >= NO_LESS_FLUENT and self.known[c][1] >= floor
-        ]
-        chosen = set(first)
-        return first, [c for c in kept if c not in chosen]
+        return [candidates[k] for k in self._top_per_position(candidates, slot, per_position)]
 
     @staticmethod
     def _top_per_position(candidates, score, per_position: int, among=None) -> list[int]:
