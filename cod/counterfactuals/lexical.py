@@ -75,6 +75,7 @@ MIN_ALTERNATIVES = 3  # other flipping texts kept per example (free: already sco
 SLOT_NEIGHBOURS = 80  # lexicon words near the original word (embedding, valence, suffix) the LM chooses among
 SLOT_WORDS = 6  # of those, the single-token words the LM finds most at home in the slot, per position
 FIRST_POSITIONS = 3  # the most salient positions whose candidates the teacher scores in its first batch
+FINISH_BATCH = 16  # searched examples whose kept counterfactuals are scored together (teacher, exact fluency)
 
 
 def _diverse(ops: Sequence[Op], k: int, per_position: int = 3) -> list[Op]:
@@ -171,6 +172,7 @@ class LexicalProposer:
             kit.build_pool([e.text for e in (self.few_shot or examples)])
         pool_id = hashlib.sha256("\n".join(kit.pool_words).encode()).hexdigest()[:12] if uses_pool else ""
         out: list[Counterfactual] = []
+        pending: list[tuple[int, dict, Counterfactual]] = []  # searched, not yet finished (`_finish`)
         for i, (example, tgt) in enumerate(zip(examples, targets)):
             if stop is not None and stop():
                 rest = examples[i:]
@@ -190,20 +192,40 @@ class LexicalProposer:
             }
             cf = self._cached(key, example, teacher)
             if cf is None:
-                cf = self._search(example, teacher, kit, tgt, n)
-                began = time.perf_counter()
-                if self.config.shrink and cf.flipped and cf.words_changed >= 2:
-                    cf = shrink(cf, teacher)
-                if self.scorer is not None:
-                    cf.fluency = None  # the search's estimate (or shrink's copy) gives way to the exact score
-                    add_fluency([cf], self.scorer)
-                cf.latency_s += time.perf_counter() - began
-                if self.cache is not None and not cf.error:
-                    self.cache.put(key, cf.to_record(teacher.label_names))
+                pending.append((len(out), key, self._search(example, teacher, kit, tgt, n)))
+                cf = pending[-1][2]
             out.append(cf)
+            if len(pending) >= FINISH_BATCH or i + 1 == len(examples):
+                self._finish(pending, teacher, out)
+                pending = []
             if on_progress is not None:
                 on_progress(i + 1, len(examples))
+        self._finish(pending, teacher, out)  # stopped early: what was searched is still finished and cached
         return out
+
+    def _finish(self, pending: list[tuple[int, dict, Counterfactual]], teacher: Teacher, out: list) -> None:
+        """Score the searched counterfactuals (`out[index]`) as they are kept, several examples at once (fuller
+        batches): by the teacher as loaded (the search may have used its bfloat16 copy), `shrink`, the exact
+        fluency; then cache them."""
+        if not pending:
+            return
+        began = time.perf_counter()
+        kept = [cf for _, _, cf in pending if cf.counterfactual]
+        for cf, probs in zip(kept, teacher.predict_proba([cf.counterfactual for cf in kept]) if kept else []):
+            cf.counterfactual_teacher_probs = [float(p) for p in probs]
+        for index, _, cf in pending:
+            if self.config.shrink and cf.flipped and cf.words_changed >= 2:
+                out[index] = shrink(cf, teacher)
+        done = [(out[index], key) for index, key, _ in pending]
+        if self.scorer is not None:
+            for cf, _ in done:
+                cf.fluency = None  # the search's estimate (or shrink's copy) gives way to the exact score
+            add_fluency([cf for cf, _ in done], self.scorer)
+        share = (time.perf_counter() - began) / len(done)
+        for cf, key in done:
+            cf.latency_s += share
+            if self.cache is not None and not cf.error:
+                self.cache.put(key, cf.to_record(teacher.label_names))
 
     # -- helpers ------------------------------------------------------------------------------------------------
     def _stopped(self, example: Example, probs: np.ndarray, target: int | None) -> Counterfactual:
@@ -246,8 +268,7 @@ class LexicalProposer:
         attempts = 0
 
         def result(new_text: str, new_probs, ops: Sequence[Op], error: str = "", **extra) -> Counterfactual:
-            if new_text and kit.screen is not teacher:  # what is kept is scored by the teacher as loaded
-                new_probs = teacher.predict_proba([new_text])[0]
+            # `new_probs` may be the bfloat16 screen's: `_finish` scores what is kept by the teacher as loaded.
             return Counterfactual(
                 text=text,
                 label=example.label,
