@@ -268,3 +268,18 @@ def test_estimates_in_bfloat16_stay_near_the_float32_ones_and_scores_stay_exact(
         )  # float32 (a bfloat16 score would be off by about 1e-2)
     finally:
         scorer.estimate_precision = "auto"
+
+
+def test_kept_counterfactuals_of_several_examples_are_scored_in_one_lm_batch(teacher):
+    texts = ["it was a boring film .", "the film was dull .", "a tedious , bland story ."]
+    proposer = LexicalProposer(cache_dir=False)
+    scorer, calls = proposer.scorer, []
+    exact_sums = scorer.logprob_sums
+    scorer.logprob_sums = lambda sequences: calls.append(len(sequences)) or exact_sums(sequences)
+    try:
+        cfs = proposer.propose([Example(t, 0) for t in texts], teacher)
+    finally:
+        del scorer.logprob_sums
+    assert len(calls) == 1 and 3 <= calls[0] <= 6  # the counterfactuals (and originals not scored before) together
+    for cf in cfs:
+        assert cf.flipped and cf.fluency == pytest.approx(scorer.fluency([cf.text], [cf.counterfactual])[0], abs=1e-4)
