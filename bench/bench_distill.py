@@ -17,7 +17,8 @@
 6. (--part policies, not in `all`) one k=16 KD+CoD run per seed with the evaluation of before, the student's
    predictions on all validation and test texts recorded at each evaluation, and evaluation settings (evaluations,
    patience, max_validation) replayed on that trajectory (exact: evaluating changes nothing in training): test
-   accuracy paired against before, steps trained and validation texts scored, per setting.
+   accuracy paired against before, steps trained and validation texts scored, per setting. Each seed's trajectory
+   is kept in $COD_HOME/cache/bench, so `--seeds 0`, then `--seeds 0,1`, ... resume one seed per call.
 
     nice -n 10 .venv/bin/python bench/bench_distill.py [--steps 20] [--threads 2]
         [--part all|speed|cod|heads|cod-seeds] [--teacher warm|cold]
@@ -359,6 +360,40 @@ def _trajectory(seed: int, teacher) -> dict:
     }
 
 
+def _cached_trajectory(seed: int, teacher) -> dict:
+    """`_trajectory`, kept on disk per seed (in $COD_HOME/cache/bench), so a run killed by a time limit resumes and one
+    seed per call adds up to the same replay; the file's name holds the run's settings, so a change of them reruns."""
+    import hashlib
+
+    import numpy as np
+
+    from cod.config import DistillConfig
+    from cod.paths import cache_dir
+
+    settings = json.dumps({**DistillConfig(k=16, cod=True, seed=seed).to_dict(), **BEFORE}, sort_keys=True)
+    key = hashlib.sha256(settings.encode()).hexdigest()[:12]
+    path = cache_dir("bench") / f"policies-trajectory-seed{seed}-{key}.npz"
+    if path.exists():
+        with np.load(path) as f:
+            evals = list(zip(f["steps"].tolist(), f["val_preds"], f["test_preds"], strict=True))
+            scalars = json.loads(str(f["scalars"]))
+            return {"evals": evals, "val_labels": f["val_labels"], "test_labels": f["test_labels"], **scalars}
+    tr = _trajectory(seed, teacher)
+    scalars = {k: tr[k] for k in ("run_test_accuracy", "run_best_step", "total")}
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(
+        tmp,
+        steps=np.array([e[0] for e in tr["evals"]]),
+        val_preds=np.stack([e[1] for e in tr["evals"]]),
+        test_preds=np.stack([e[2] for e in tr["evals"]]),
+        val_labels=tr["val_labels"],
+        test_labels=tr["test_labels"],
+        scalars=json.dumps(scalars),
+    )
+    os.replace(tmp, path)  # whole or absent: a run killed while saving leaves no half file
+    return tr
+
+
 def replay(trajectory: dict, evaluations: int, patience: int, max_validation: int) -> dict:
     """The checkpoint `cod.distill.selection.Selection` would pick with these settings on a recorded trajectory:
     evaluations at every total/evaluations steps, the first max_validation texts, strict improvement, patience."""
@@ -400,7 +435,7 @@ def bench_policies(seeds: list[int]) -> dict:
     trajectories = {}
     for seed in seeds:
         t0 = time.perf_counter()
-        trajectories[seed] = tr = _trajectory(seed, teacher)
+        trajectories[seed] = tr = _cached_trajectory(seed, teacher)
         before = replay(tr, 10, 0, 0)
         print(
             f"seed {seed}: run test {tr['run_test_accuracy']:.4f} (best {tr['run_best_step']}), replayed "

@@ -168,6 +168,8 @@ class ModelConfig(_Serialisable):
 # offline lexical search: on the demo task it flips the teacher far more often than the embedded LLM (SmolLM2-135M),
 # which rarely returns a usable minimal rewrite (bench/bench_proposers.py; figures in the README).
 DEFAULT_PROPOSER = "lexical"
+# What a teacher name can be told to be (`--teacher-kind`); here, not in cod.modeling, so the CLI parser stays light.
+TEACHER_KINDS = ("auto", "classifier", "causal-lm", "api")
 
 
 @dataclass(frozen=True)

@@ -362,6 +362,7 @@ def test_a_fresh_cod_home_assembles_the_real_teacher_from_the_shipped_head(fresh
 
 
 @pytest.mark.refit
+@pytest.mark.timeout(3600)  # the suite's 600 s per-test limit would end a 10 to 20 minute refit
 def test_a_refit_reproduces_the_shipped_head(fresh_home_sharing_mpnet):
     """The recipe, re-run from scratch (10 to 20 minutes on 2 cores: `make test-refit`), gives the shipped head."""
     from cod.modeling.demo import head as shipped
@@ -372,3 +373,24 @@ def test_a_refit_reproduces_the_shipped_head(fresh_home_sharing_mpnet):
     assert metrics["layer"] == record["layer"] and metrics["regularisation_C"] == record["metrics"]["regularisation_C"]
     assert metrics["validation_accuracy"] == pytest.approx(record["metrics"]["validation_accuracy"], abs=0.002)
     assert metrics["test_accuracy"] == pytest.approx(record["metrics"]["test_accuracy"], abs=0.003)
+
+
+def test_build_demo_on_an_assembled_teacher_answers_without_importing_torch(bare_home):
+    """`make run` and `make test` call `cod teacher build-demo` each time: when the teacher is built it only checks
+    (importing torch and transformers for that cost 5 to 20 s on 2 cores)."""
+    import subprocess
+    import sys
+
+    built = demo.demo_teacher_dir()
+    built.mkdir(parents=True)
+    metrics = {"validation_accuracy": 0.9, "test_accuracy": 0.868, "train_size": 11252, "assemble_seconds": 6.0}
+    (built / "metrics.json").write_text(json.dumps(metrics))
+    (built / demo.COMPLETE).write_text("")
+    code = (
+        "import sys\nfrom cod.cli import main\nassert main(['teacher', 'build-demo']) == 0\n"
+        "heavy = sorted(m for m in ('torch', 'transformers') if m in sys.modules)\nprint('heavy', heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert f"demo teacher already built: {built}" in out.stdout and "test accuracy 0.8680" in out.stdout
+    assert out.stdout.strip().splitlines()[-1] == "heavy []"

@@ -15,7 +15,7 @@ TEACHER_HELP = "teacher: 'demo', a classifier's Hub id or folder, 'demo-llm', a 
 
 def add_teacher_args(parser: argparse.ArgumentParser, base_url: bool = True, labels: bool = False) -> None:
     """Add the LLM-teacher flags (`base_url` False where the command already has --llm-base-url)."""
-    from cod.modeling.teachers.load import KINDS
+    from cod.config import TEACHER_KINDS as KINDS  # not cod.modeling: building the parser must not import torch
 
     g = parser.add_argument_group("LLM teachers (demo-llm, causal LMs, api:MODEL)")
     g.add_argument(

@@ -15,13 +15,14 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from cod import DEMO
+from cod.config import TEACHER_KINDS
 from cod.errors import ConfigError, ModelError
 from cod.modeling.teachers.api import API_PREFIX, APISettings, APITeacher
 from cod.modeling.teachers.prompt import Prompt
 
 log = logging.getLogger(__name__)
 
-KINDS = ("auto", "classifier", "causal-lm", "api")
+KINDS = TEACHER_KINDS
 DEFAULT_LABELS = ("negative", "positive")  # the demo task's, for an LLM teacher asked without any
 
 
