@@ -225,7 +225,18 @@ def test_not_is_never_put_before_a_sentence_start():
     negate = LexicalProposer._negation
     assert negate("Rousing throwback and satire".split(), 0) == []  # not "Not Rousing throwback"
     assert negate("It works . Rousing fun".split(), 3) == []
-    assert [op.word for op in negate("they sing rousing songs".split(), 2)] == ["not"]
+    assert negate("they sing rousing songs".split(), 2) == []  # no auxiliary: not "they sing not rousing songs"
+    assert negate("and ably captures the speech".split(), 1) == [] and negate("Spare yet audacious".split(), 1) == []
+    assert [op.word for op in negate("they sing loud , rousing songs".split(), 4)] == [
+        "not"
+    ]  # a contrast after a comma
+
+
+def test_a_drop_is_kept_only_where_it_leaves_a_sentence():
+    from cod.counterfactuals.lexical import droppable
+
+    words = "While some object , it works . Not too fancy , but a winning story.".split()
+    assert [droppable(words, i) for i in (0, 1, 5, 7, 8, 13, 14)] == [False, True, True, True, True, True, False]
 
 
 def test_the_teacher_scores_the_shortlist_in_one_batch_and_the_lm_estimates_only_its_flips(teacher, scorer):

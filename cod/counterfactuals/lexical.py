@@ -61,7 +61,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-LEXICAL_VERSION = "lexical-5"
+LEXICAL_VERSION = "lexical-6"
 # Not occluded (unless a text has too few other words): their deletion rarely moves a classifier. Negators and
 # intensifiers are absent on purpose.
 OCCLUSION_SKIP = STOPWORDS - NEGATORS - INTENSIFIERS - {"too"}
@@ -87,6 +87,13 @@ def _diverse(ops: Sequence[Op], k: int, per_position: int = 3) -> list[Op]:
             taken[op.pos] += 1
             out.append(op)
     return out
+
+
+def droppable(words: Sequence[str], i: int) -> bool:
+    """Whether dropping word i alone leaves a sentence: it carries no punctuation, and begins no sentence unless it
+    is a negator."""
+    prefix, core, suffix = split_word(words[i])
+    return not suffix and not prefix and (not sentence_start(words, i) or core.lower() in NEGATORS)
 
 
 def _as_example(example: Example | str, teacher: Teacher) -> Example:
@@ -307,7 +314,10 @@ class LexicalProposer:
         attempts += len(drop_texts)
         saliency = probs0[current] - drop_probs[:, current]  # (n_sites,)
         positions = [sites[k] for k in np.argsort(-saliency)[: self.config.positions]]
-        states = list(zip(drops, drop_texts, drop_probs))
+        # A drop is a candidate itself only where it leaves a sentence: not a word carrying punctuation ("story."
+        # would take the full stop with it), nor a sentence's first word unless a negator ("While some will object,
+        # X achieves" loses its subordinate clause; "Not too fancy" -> "too fancy" is fine).
+        states = [s for s in zip(drops, drop_texts, drop_probs) if droppable(words, s[0][0].pos)]
 
         # 2. candidate single edits at the salient positions, the `substitutes + SLOT_SHORTLIST` per position whose
         # first word fits its slot best (free, from the LM's one pass over the original): the teacher scores those at
@@ -452,4 +462,6 @@ class LexicalProposer:
             return []  # "an not interesting": "not" cannot follow an article or a possessive
         if sentence_start(words, i):
             return []  # "Not Rousing throwback and ..." is not English: a sentence's first word keeps its place
-        return [Op("ins", i, "not", "negation")]
+        if not words[i - 1].endswith(","):
+            return []  # no auxiliary to negate: "and not ably captures", "Spare not yet audacious" are not English
+        return [Op("ins", i, "not", "negation")]  # a contrast in a list: "sweet, not charming"
