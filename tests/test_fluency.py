@@ -115,6 +115,9 @@ def test_function_words_get_no_lexicon_substitutes(teacher):
     words = "Not too fancy , not too filling .".split()
     ops = proposer._candidates(words, 0, 1, 0, proposer.kit(teacher))
     assert all(op.source in {"negation", "hedge", "delete"} for op in ops), ops
+    words = "Worth seeing . Spare yet audacious".split()  # a sentence's first word is never swapped
+    for i in (0, 3):
+        assert not [op for op in proposer._candidates(words, i, 1, 0, proposer.kit(teacher)) if op.pos == i], i
     words = "You don't know whether to admire it".split()  # a contraction is negated or left, never swapped
     ops = proposer._candidates(words, 1, 0, 1, proposer.kit(teacher))
     assert ops and all(op.source == "negation" for op in ops if op.pos == 1), ops
