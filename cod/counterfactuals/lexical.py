@@ -413,11 +413,13 @@ class LexicalProposer:
             j = i if lower in INTENSIFIERS else i - 1
             if j >= 0 and split_word(words[j])[1].lower() in INTENSIFIERS:
                 ops.append(Op("sub", j, replace_core(words[j], HEDGES[0]), "hedge"))
-        if lower in STOPWORDS or lower in NEGATORS or "'" in lower or is_name(words, i) or sentence_start(words, i):
+        opens = sentence_start(words, i) and not (i + 1 == len(words) or re.search(r"[.!?]", suffix))
+        if lower in STOPWORDS or lower in NEGATORS or "'" in lower or is_name(words, i) or opens:
             # Function words and contractions keep their slot's grammar: "Not too fancy" must not become "Wrong too
             # fancy", nor "You don't know" "You won know". A sentence's first word has no left context to fit (by
             # eye, none of 11 such swaps in 100 lexical-5/6 pairs read as English: "Worth seeing" -> "Unclear
-            # seeing", "While some" -> "Ill some"), and may be a name ("Max pokes").
+            # seeing", "While some" -> "Ill some"), and may be a name ("Max pokes"); a one-word sentence is swapped
+            # ("Brilliant!" -> "Awful!").
             subs = []
         elif sign:
             # A word without valence gets few substitutes: swapping a neutral word reads less naturally.
