@@ -77,18 +77,23 @@ class _Lane:
             previous.set_result(None)
         mine = self.pending[kind] = asyncio.get_running_loop().create_future()
         acquire = asyncio.ensure_future(self.lock.acquire())
-        await asyncio.wait({acquire, mine}, return_when=asyncio.FIRST_COMPLETED)
-        if self.pending.get(kind) is mine:
-            del self.pending[kind]
+        try:
+            await asyncio.wait({acquire, mine}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:  # the request went away while waiting
+            self._abandon(acquire)
+            raise
+        finally:
+            if self.pending.get(kind) is mine:
+                del self.pending[kind]
         if not mine.done():
             return True
-        acquire.cancel()
-        try:
-            if await acquire:  # it got the lock just before the cancel
-                self.lock.release()
-        except asyncio.CancelledError:
-            pass
+        self._abandon(acquire)
         return False
+
+    def _abandon(self, acquire: asyncio.Future) -> None:
+        """Stop waiting for the lock; if the wait got it anyway, hand it back."""
+        acquire.cancel()
+        acquire.add_done_callback(lambda done: None if done.cancelled() else self.lock.release())
 
 
 class LiveRoute:
@@ -116,9 +121,11 @@ class LiveRoute:
         compute = {"predict": self._predict, "counterfactual": self._counterfactual}.get(kind)
         if compute is None:
             return self._error(404, "No such live preview.")
-        body = await request.body()
-        if len(body) > MAX_BODY:
-            return self._error(413, f"The text is over {MAX_BODY // 1024} KB: shorten it.")
+        body = b""
+        async for chunk in request.stream():  # read no further than the limit
+            body += chunk
+            if len(body) > MAX_BODY:
+                return self._error(413, f"The text is over {MAX_BODY // 1024} KB: shorten it.")
         try:
             payload = json.loads(body)
             text = payload.get("text") or ""

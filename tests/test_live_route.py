@@ -222,3 +222,24 @@ def test_gradio_events_skip_the_per_event_summary_and_the_matplotlib_search(tmp_
         for text in ("a dull film", "a great film", "a film"):
             assert "cod-probs" in client.predict(services.default_teacher, text, api_name="/predict")
     assert summaries == [] and searches == []  # each event paid a pandas group-by and two sys.path searches
+
+
+def test_a_request_that_goes_away_while_waiting_leaves_the_visitors_lane_usable():
+    import asyncio
+
+    from components.live_route import _Lane
+
+    async def scenario() -> bool:
+        lane = _Lane()
+        await lane.lock.acquire()  # a preview computing
+        waiting = asyncio.ensure_future(lane.turn("predict"))
+        await asyncio.sleep(0.01)
+        waiting.cancel()  # its request went away
+        await asyncio.gather(waiting, return_exceptions=True)
+        lane.lock.release()  # the computing preview ends
+        await asyncio.sleep(0.01)
+        got = await asyncio.wait_for(lane.turn("predict"), 5)  # the visitor's next keystroke gets its turn
+        lane.lock.release()
+        return got
+
+    assert asyncio.run(scenario())
