@@ -242,4 +242,7 @@ def test_a_request_that_goes_away_while_waiting_leaves_the_visitors_lane_usable(
         lane.lock.release()
         return got
 
-    assert asyncio.run(scenario())
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:  # a loop of its own (earlier tests may leave one set in this thread)
+        assert pool.submit(asyncio.run, scenario()).result(timeout=30)
