@@ -12,7 +12,7 @@ DEV_STAMP := $(VENV)/.installed-dev-$(call hash,requirements.txt requirements-as
 # downloads and unpacking. It reads no pip.conf, so pip's find-links (where a machine keeps its CPU torch wheel) are
 # passed on.
 UV_VERSION := 0.13.9
-PIP_LINKS = $(or $(PIP_FIND_LINKS),$(shell $(PY) -m pip config get global.find-links 2>/dev/null))
+PIP_LINKS = $(or $(PIP_FIND_LINKS),$(shell $(PYTHON) -m pip config get global.find-links 2>/dev/null))
 INSTALL = $(VENV)/bin/uv pip install --python $(PY) $(foreach d,$(PIP_LINKS),--find-links $(d))
 # Python writes each module's byte-code when it is first imported (about 6,000 of the 22,000 files installed, 15 s),
 # instead of the installer compiling all of them ahead (70 s on 2 cores). With PYTHONDONTWRITEBYTECODE set nothing
