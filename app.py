@@ -71,7 +71,12 @@ def build_app(services: Services | None = None) -> gr.Blocks:
         # The visitor's anonymous identity lives in their browser (encrypted localStorage); signed-in users are theirs.
         browser_id = gr.BrowserState("", storage_key="cod-visitor", secret=os.environ.get("COD_BROWSER_SECRET"))
         # The key the page's live previews send to the light route (components/live_route.py), set on page load.
-        live = LiveRoute(services)
+        live = LiveRoute(
+            {
+                "predict": lambda s, teacher, text: models.predict_html(services, teacher or s.teacher, text),
+                "counterfactual": lambda s, teacher, text: counterfactuals.live_html(services, s, text),
+            }
+        )
         live_key = gr.Textbox(visible=False, elem_id="cod-live-key")
         if public and os.environ.get("SPACE_ID"):  # Spaces provide the OAuth login (README metadata hf_oauth: true)
             with gr.Row():

@@ -96,11 +96,15 @@ class _Lane:
         acquire.add_done_callback(lambda done: None if done.cancelled() else self.lock.release())
 
 
-class LiveRoute:
-    """POST /cod/live/predict (Models tab) and /cod/live/counterfactual (the editor's card) for `services`."""
+Preview = Callable[[object, str, str], str]  # (session state, teacher name, text) -> the preview's HTML
 
-    def __init__(self, services, keys: LiveKeys | None = None, concurrency: int | None = None) -> None:
-        self.services = services
+
+class LiveRoute:
+    """POST /cod/live/<kind> for each of `previews` (the app gives the Models tab's `predict` and the editor's
+    `counterfactual`; passed in, so this module imports neither tab)."""
+
+    def __init__(self, previews: dict[str, Preview], keys: LiveKeys | None = None, concurrency: int | None = None):
+        self.previews = dict(previews)
         self.keys = keys or LiveKeys()
         self.concurrency = concurrency or int(os.environ.get("COD_LIVE_CONCURRENCY", "32"))
         self.max_waiting = int(os.environ.get("COD_QUEUE_SIZE", "256"))
@@ -118,7 +122,7 @@ class LiveRoute:
         """One preview: 200 {"html"} (or {"superseded": true}); 4xx/5xx {"error", "html"} with a short message."""
         from fastapi.responses import JSONResponse
 
-        compute = {"predict": self._predict, "counterfactual": self._counterfactual}.get(kind)
+        compute = self.previews.get(kind)
         if compute is None:
             return self._error(404, "No such live preview.")
         body = b""
@@ -149,7 +153,7 @@ class LiveRoute:
             if not await lane.turn(kind):  # a newer keystroke of this visitor came: answer that one only
                 return JSONResponse({"superseded": True})
             try:
-                status, html = await self._run(lambda: compute(state, owner, teacher, text))
+                status, html = await self._run(lambda: self._as(owner, compute, state, teacher, text))
             finally:
                 lane.lock.release()
         finally:
@@ -175,19 +179,13 @@ class LiveRoute:
             status = 400 if isinstance(err, CodError) else 500
             return status, notice(esc(short_error(err)), "error")
 
-    def _predict(self, state, owner: str, teacher: str, text: str) -> str:
-        from components.models import predict_html
+    @staticmethod
+    def _as(owner: str, compute: Preview, state, teacher: str, text: str) -> str:
+        """`compute`'s preview, acting as the key's visitor (their store rows, their limits)."""
         from components.services import acting_as
 
         with acting_as(owner):
-            return predict_html(self.services, teacher or state.teacher, text)
-
-    def _counterfactual(self, state, owner: str, teacher: str, text: str) -> str:
-        from components.counterfactuals import live_html
-        from components.services import acting_as
-
-        with acting_as(owner):
-            return live_html(self.services, state, text)
+            return compute(state, teacher, text)
 
     @staticmethod
     def _error(status: int, message: str):

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from cod import DEMO
+from cod.config import TEACHER_KINDS
 from cod.errors import ModelError
 from components.state import PageState
 from components.style import badge, esc, notice, preview_title, probs_html
@@ -19,7 +20,6 @@ EVAL_LIMIT = 500  # validation examples scored for the teacher's accuracy (cache
 API_EVAL_LIMIT = 100  # fewer for an API teacher: each is a paid request (cached on disk afterwards)
 API_DEBOUNCE_S = 0.8  # an API teacher waits this long per keystroke; with trigger_mode="always_last" the keystrokes
 # typed meanwhile collapse into one request, so typing does not spend a request per character
-KINDS = ("auto", "classifier", "causal-lm", "api")
 
 
 # --- handlers ---------------------------------------------------------------------------------------------------
@@ -214,7 +214,7 @@ def build(services, state, live_key=None):
             )
             with gr.Accordion("LLM teacher settings", open=False, elem_id="llm-teacher-settings"):
                 kind = gr.Dropdown(
-                    list(KINDS), value="auto", label="Kind (auto: from the name)", elem_id="teacher-kind"
+                    list(TEACHER_KINDS), value="auto", label="Kind (auto: from the name)", elem_id="teacher-kind"
                 )
                 label_words = gr.Textbox(
                     "",

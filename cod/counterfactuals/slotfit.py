@@ -45,10 +45,10 @@ class SlotFit:
         return [candidates[k] for k in self._top_per_position(candidates, slot, per_position)]
 
     @staticmethod
-    def _top_per_position(candidates, score, per_position: int, among=None) -> list[int]:
-        """Indices of the `per_position` highest-`score` candidates at each position (of `among`), in order."""
+    def _top_per_position(candidates, score, per_position: int) -> list[int]:
+        """Indices of the `per_position` highest-`score` candidates at each position, in order."""
         by_pos: dict[int, list[tuple[float, int]]] = {}
-        for k in range(len(candidates)) if among is None else among:
+        for k in range(len(candidates)):
             by_pos.setdefault(candidates[k][0].pos, []).append((-score[k], k))
         return sorted(k for ranked in by_pos.values() for _, k in sorted(ranked)[:per_position])
 
