@@ -455,7 +455,8 @@ def bench_policies(seeds: list[int]) -> dict:
         if d.lost == 0 and cost < chosen_cost:
             chosen, chosen_cost = {"evaluations": evaluations, "patience": patience, "max_validation": n}, cost
         out[f"evaluations {evaluations:2d} patience {patience} validation {n}"] = (
-            f"test {np.mean(list(acc.values())):.4f} ({d.diff:+.4f}, won {d.won} lost {d.lost}), "
+            f"test {np.mean(list(acc.values())):.4f} ({d.diff:+.4f} [{d.ci_low:+.4f}, {d.ci_high:+.4f}], "
+            f"won {d.won} lost {d.lost}), "
             f"steps {np.mean([r['steps'] for r in runs.values()]):.0f}, "
             f"validation texts {np.mean([r['evaluations'] * n for r in runs.values()]):.0f}, "
             f"per seed {[round(a, 3) for a in acc.values()]}"
