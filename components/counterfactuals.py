@@ -14,7 +14,7 @@ import gradio as gr
 import pandas as pd
 
 from cod.counterfactuals import DEFAULT_PROPOSER
-from cod.counterfactuals.fluency import NO_LESS_FLUENT, add_fluency
+from cod.counterfactuals.fluency import add_fluency, is_fluent
 from cod.errors import CodError, ProposerError, StoreError
 from cod.experiment import FEW_SHOT
 from components import live_route
@@ -38,9 +38,14 @@ COLUMNS = [
     "words",
     "fluency",
 ]
-# The review table's fluency filter: label -> keep rows no less fluent (True), less fluent (False), all (None).
+# The review table's fluency filter: label -> keep rows fluent by the score (`fluency.is_fluent`: for the default
+# score, at most 0.1 nats/token below the original) (True), less fluent (False), all (None).
 ALL_ROWS = "all"
-FLUENCY_FILTERS = {ALL_ROWS: None, "as fluent as the original or more": True, "less fluent than the original": False}
+FLUENCY_FILTERS = {
+    ALL_ROWS: None,
+    "about as fluent as the original or more": True,
+    "less fluent than the original": False,
+}
 
 
 # --- reading the project ----------------------------------------------------------------------------------------
@@ -57,15 +62,12 @@ def current_records(services, state: PageState) -> list:
     order = {ex_id: i for i, (ex_id, _) in enumerate(store.example_rows(state.project, FEW_SHOT))}
     shown = sorted(latest.values(), key=lambda r: (order.get(r.example_id, len(order)), r.id))
     wanted = FLUENCY_FILTERS.get(state.extra.get("fluency_filter", ALL_ROWS))
-    fluency = record_fluency(shown) if wanted is not None else {}
-    state.rows = [r.id for r in shown if wanted is None or _fluent(fluency.get(r.id)) == wanted]
+    if wanted is not None:
+        record_fluency(shown)  # scores the records' counterfactuals in place
+    state.rows = [r.id for r in shown if wanted is None or is_fluent(r.counterfactual) == wanted]
     if state.selected not in state.rows:
         state.selected = state.rows[0] if state.rows else None
     return shown
-
-
-def _fluent(fluency: float | None) -> bool | None:
-    return None if fluency is None else fluency >= NO_LESS_FLUENT
 
 
 def record_fluency(records) -> dict:
@@ -73,7 +75,7 @@ def record_fluency(records) -> dict:
     None where the LM is unavailable."""
     cfs = [r.counterfactual for r in records]
     try:
-        add_fluency(cfs)
+        add_fluency(cfs, label_names=records[0].label_names if records else ())
     except CodError as err:  # the embedded LLM is not installed: the table goes on without the column
         log.warning("No fluency scores: %s", err)
     return {r.id: cf.fluency for r, cf in zip(records, cfs)}

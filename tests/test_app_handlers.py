@@ -113,6 +113,8 @@ def test_generation_saves_every_counterfactual_to_the_store_as_it_goes(services,
 
 
 def test_review_table_shows_fluency_and_filters_by_it(services, drawn):
+    from cod.counterfactuals.fluency import DEFAULT_FLUENCY_KIND, FLUENT_AT
+
     generate(services, drawn)
     frame = C.review_frame(services, drawn)
     assert frame["fluency"].notna().all()  # every proposal stored with its fluency
@@ -122,7 +124,7 @@ def test_review_table_shows_fluency_and_filters_by_it(services, drawn):
         part = C.review_frame(services, drawn)
         assert len(part) == len(drawn.rows)
         if fluent is not None:
-            assert ((part["fluency"] >= 0) == fluent).all()
+            assert ((part["fluency"] >= FLUENT_AT[DEFAULT_FLUENCY_KIND]) == fluent).all()  # the default's tolerance
         shown[fluent] = set(part["#"])
     assert shown[True] | shown[False] == shown[None] and not shown[True] & shown[False]
     drawn.extra["fluency_filter"] = C.ALL_ROWS

@@ -37,6 +37,9 @@ BAD_EDITS = [
 ]
 
 
+NAMES = ["negative", "positive"]  # the demo task's classes
+
+
 @pytest.fixture(scope="module")
 def scorer():
     return load_fluency_scorer()
@@ -153,7 +156,7 @@ def test_slor_discounts_a_rarer_word_that_fits(scorer):
     original, rarer = "The script is smart .", "The script is dumb ."
     lm, uni, count = scorer.totals([original, rarer])
     assert count[0] == count[1] and uni[1] < uni[0]  # one token each; "dumb" is the rarer
-    slor = scorer.fluency([original], [rarer])[0]
+    slor = scorer.fluency([original], [rarer], "slor")[0]
     logprob = scorer.fluency([original], [rarer], kind="logprob")[0]
     assert slor == pytest.approx((lm[1] - uni[1] - lm[0] + uni[0]) / count[0], abs=1e-6)
     assert slor == pytest.approx(logprob - (uni[1] - uni[0]) / count[0], abs=1e-6) and slor > logprob
@@ -206,11 +209,13 @@ def test_a_score_of_the_first_version_is_replaced_by_the_current_one(scorer):
 
     old = Counterfactual("the film was good .", 1, [0.2, 0.8], "the film was bad .", 0, [0.9, 0.1], proposer="x")
     old.fluency = 9.0  # stored by the first version (mean log-likelihood): no "fluency_score" in extra
-    add_fluency([old], scorer)
-    assert old.fluency == pytest.approx(scorer.fluency([old.text], [old.counterfactual])[0], abs=1e-4)
+    add_fluency([old], scorer, NAMES)
+    assert old.fluency == pytest.approx(
+        scorer.fluency([old.text], [old.counterfactual], label_names=NAMES)[0], abs=1e-4
+    )
     assert old.extra["fluency_score"] == FLUENCY_SCORE
     old.fluency = 9.0  # marked as the current score: left as it is
-    assert add_fluency([old], scorer)[0].fluency == 9.0
+    assert add_fluency([old], scorer, NAMES)[0].fluency == 9.0
 
 
 def test_names_are_neither_replaced_nor_dropped(teacher):
@@ -259,7 +264,8 @@ def test_the_teacher_scores_the_shortlist_in_one_batch_and_the_lm_estimates_only
     texts = [cf.counterfactual] + cf.extra.get("alternatives", [])
     assert 1 <= cf.extra["estimated"] < cf.attempts - 5 + 1 and len(texts) <= cf.extra["estimated"] + 1
     assert (teacher.predict_proba(texts).argmax(1) == 1).all()
-    assert cf.fluency == pytest.approx(scorer.fluency([" ".join(words)], [cf.counterfactual])[0], abs=1e-4)
+    exact = scorer.fluency([" ".join(words)], [cf.counterfactual], label_names=teacher.label_names)[0]
+    assert cf.fluency == pytest.approx(exact, abs=1e-4) and cf.extra["fluency_score"] == "class-slor"
 
 
 def test_estimates_in_bfloat16_stay_near_the_float32_ones_and_scores_stay_exact(scorer):
@@ -289,11 +295,71 @@ def test_kept_counterfactuals_of_several_examples_are_scored_in_one_lm_batch(tea
     proposer = LexicalProposer(cache_dir=False)
     scorer, calls = proposer.scorer, []
     exact_sums = scorer.logprob_sums
-    scorer.logprob_sums = lambda sequences: calls.append(len(sequences)) or exact_sums(sequences)
+    scorer.logprob_sums = lambda sequences, context=(): calls.append(len(sequences)) or exact_sums(sequences, context)
     try:
         cfs = proposer.propose([Example(t, 0) for t in texts], teacher)
     finally:
         del scorer.logprob_sums
-    assert len(calls) == 1 and 3 <= calls[0] <= 6  # the counterfactuals (and originals not scored before) together
+    # One batch per class prefix ("class-slor"): the counterfactuals (and originals not scored before) together.
+    assert len(calls) == len(teacher.label_names) and all(3 <= n <= 6 for n in calls)
     for cf in cfs:
-        assert cf.flipped and cf.fluency == pytest.approx(scorer.fluency([cf.text], [cf.counterfactual])[0], abs=1e-4)
+        exact = scorer.fluency([cf.text], [cf.counterfactual], label_names=teacher.label_names)[0]
+        assert cf.flipped and cf.fluency == pytest.approx(exact, abs=1e-4)
+
+
+# Fluent antonym swaps (labelled fluent by eye; the second is from the demo task's test sentences) that SLOR puts
+# below their original because the new word is less expected in its context: the meaning change, not a disfluency.
+ANTONYM_SWAPS = [
+    ("the film was good .", "the film was bad ."),
+    (
+        "Davis is funny, charming and quirky in her feature film acting debut as Amy.",
+        "Davis is funny, charming and lame in her feature film acting debut as Amy.",
+    ),
+]
+WORD_SALAD = [
+    ("What begins brightly gets bogged down", "What begins brightly gets entertained down"),
+    (
+        "There's only so much anyone can do with a florid, overplotted vampire novel.",
+        "There's safety so much anyone can do with a florid, overplotted vampire novel.",
+    ),
+]
+
+
+@pytest.mark.parametrize("original,swapped", ANTONYM_SWAPS)
+def test_class_slor_accepts_a_grammatical_antonym_swap_that_slor_penalises(scorer, original, swapped):
+    class_slor = scorer.fluency([original], [swapped], "class-slor", NAMES)[0]
+    assert class_slor >= 0 and scorer.fluency([original], [swapped], "slor")[0] < 0
+
+
+@pytest.mark.parametrize("original,salad", WORD_SALAD)
+def test_word_salad_edits_fall_below_the_tolerance_under_every_kind(scorer, original, salad):
+    from cod.counterfactuals.fluency import FLUENT_AT
+
+    for kind in ("class-slor", "slor"):
+        assert scorer.fluency([original], [salad], kind, NAMES)[0] < FLUENT_AT["class-slor"] - 0.5
+
+
+def test_class_prefix_is_read_but_not_scored(scorer):
+    from cod.counterfactuals.fluency import CLASS_PREFIX
+
+    text = "The film was a delight from start to finish ."
+    plain, prefixed = scorer.totals([text]), scorer.totals([text], CLASS_PREFIX.format(name="positive"))
+    assert plain[2][0] == prefixed[2][0] and plain[1][0] == prefixed[1][0]  # same tokens, same unigram part
+    assert plain[0][0] != prefixed[0][0]  # the LM part is conditioned on the prefix
+    per_class = [scorer.scores([text], "class-slor", [name])[0] for name in NAMES]
+    assert scorer.scores([text], "class-slor", NAMES)[0] == max(per_class) != min(per_class)  # the best class
+    assert scorer.scores([text], "class-slor")[0] == scorer.scores([text], "slor")[0]  # no class names: SLOR
+
+
+def test_add_fluency_marks_the_kind_and_is_fluent_uses_its_tolerance(scorer):
+    from cod.counterfactuals.fluency import is_fluent
+
+    def pair():
+        return Counterfactual("the film was good .", 1, [0.2, 0.8], "the film was bad .", 0, [0.9, 0.1], "human")
+
+    named, unnamed = add_fluency([pair()], scorer, NAMES)[0], add_fluency([pair()], scorer)[0]
+    assert named.extra["fluency_score"] == "class-slor" and unnamed.extra["fluency_score"] == "slor"  # the fallback
+    assert is_fluent(named) and not is_fluent(unnamed)
+    named.fluency = unnamed.fluency = -0.05  # within class-slor's tolerance of 0.1 nats/token, below slor's 0
+    assert is_fluent(named) and not is_fluent(unnamed)
+    assert fluent_share([named, unnamed]) == 0.5 and fluent_share([named, unnamed], at_least=-0.06) == 1.0

@@ -195,7 +195,7 @@ class LLMProposer:
                 future.result()
         if fatal:
             raise fatal[0]
-        return _with_fluency([r for r in results if r is not None])
+        return _with_fluency([r for r in results if r is not None], names)
 
     def _targets(self, target, probs, names: list[str]) -> list[int]:
         """One target class per example (see `propose`): given, else the default (the teacher's runner-up)."""
@@ -457,12 +457,12 @@ def local_chat(config: LLMConfig, base_url: str | None = None) -> LocalChat | No
     return LocalChat(name, config.temperature, min(config.max_tokens, 160), max_batch=config.concurrency)
 
 
-def _with_fluency(cfs: list[Counterfactual]) -> list[Counterfactual]:
+def _with_fluency(cfs: list[Counterfactual], label_names: Sequence[str]) -> list[Counterfactual]:
     """The counterfactuals with their fluency scored (left None, and logged, when the fluency LM is missing)."""
     from cod.counterfactuals.fluency import add_fluency
 
     try:
-        return add_fluency(cfs)
+        return add_fluency(cfs, label_names=label_names)
     except CodError as err:
         log.warning("Counterfactuals left without fluency scores: %s", err)
         return cfs
