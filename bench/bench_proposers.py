@@ -38,7 +38,7 @@ def run(name: str, proposer, examples, teacher, threads: int) -> list:
     print(
         f"{name}: flip rate {len(flipped) / len(cfs):.1%} ({len(flipped)}/{len(cfs)}); "
         f"median words changed {statistics.median(words) if words else float('nan'):g} (flipped); "
-        f"fluency >= 0 {fluent_share(cfs):.1%}, "
+        f"fluent by the score {fluent_share(cfs):.1%}, "
         f"median {statistics.median(fluency) if fluency else float('nan'):+.2f}; "
         f"{len(cfs) / wall * 60:.1f} examples/min wall ({wall:.0f} s, load {os.getloadavg()[0]:.1f}), "
         f"{len(cfs) / (cpu / threads) * 60:.1f} on {threads} dedicated cores (from {cpu:.0f} CPU-s); "

@@ -412,7 +412,7 @@ def add_fluency(
 
 
 def is_fluent(cf: Counterfactual) -> bool | None:
-    """Whether the counterfactual reads no less fluent than its original by its score (`FLUENT_AT` of the kind it
+    """Whether the counterfactual reads as fluent as its original by its score (at least `FLUENT_AT` of the kind it
     was scored with; a record of the first version, unmarked, at 0); None when not scored."""
     if cf.fluency is None:
         return None
