@@ -179,6 +179,37 @@ def test_cached_prefix_estimate_of_edits_far_apart_matches_the_exact_score(exact
     assert fluency == pytest.approx(scorer.fluency([" ".join(words)] * 4, after), abs=1e-4)
 
 
+def test_edits_at_different_places_are_estimated_in_one_lm_batch(exact):
+    scorer, calls = exact, []
+    words = "the film was good and the music was great .".split()
+    edits = [[(3, 4, ("bad",))], [(1, 2, ("show",))], [(7, 8, ("wasn't",))], [(8, 9, ())]]
+    whole = scorer.continuation_sums
+    scorer.continuation_sums = lambda state, prefix, seqs: calls.append(prefix) or whole(state, prefix, seqs)
+    try:
+        fluency, _ = EditFluency(scorer, words).estimate(edits)
+    finally:
+        del scorer.continuation_sums
+    assert len(calls) == 1 and len(set(calls[0])) == 4  # four first changed tokens, one call
+    one_by_one = [EditFluency(scorer, words).estimate([e])[0][0] for e in edits]
+    assert fluency == pytest.approx(one_by_one, abs=1e-4)
+
+
+def test_the_shortlist_is_reranked_with_the_words_after_the_slot(exact):
+    from cod.counterfactuals.edits import Op
+    from cod.counterfactuals.slotfit import SlotFit
+
+    words = "They had good luck with the film .".split()
+    fluent = SlotFit(exact, words)
+    words2 = ["little", "terrible", "poor", "awful", "bad", "thin"]  # by their fit after "They had", best first
+    here = [(Op("sub", 2, w, "slot"),) for w in words2]
+    elsewhere = [(Op("sub", 6, w, "slot"),) for w in ("show", "movie", "story")]
+    assert [c[0].word for c in fluent.shortlist(here, 2)] == ["little", "terrible"]  # "terrible luck" is rarer
+    kept = fluent.rerank(here + elsewhere, 2, {2})
+    assert [c[0].word for c in kept] == ["little", "bad", "show", "movie"]  # "bad luck"; elsewhere: as given
+    assert set(fluent.known) == set(here)  # only the ranked position was estimated
+    assert SlotFit(None, words).rerank(here, 2, {2}) == here  # no LM: every candidate
+
+
 def test_slot_fit_is_the_pointwise_mutual_information_with_the_left_context(scorer):
     words = "Speaking in terms of spectacle , this is a feast .".split()
     fit = EditFluency(scorer, words).fit_at(9, ["mess", "disaster", "the"])
@@ -247,22 +278,23 @@ def test_a_drop_is_kept_only_where_it_leaves_a_sentence():
     assert [droppable(words, i) for i in (0, 1, 5, 7, 8, 13, 14)] == [False, True, True, True, True, True, False]
 
 
-def test_the_teacher_scores_the_shortlist_in_one_batch_and_the_lm_estimates_only_its_flips(teacher, scorer):
+def test_the_teacher_scores_the_reranked_shortlist_in_one_batch_and_keeps_the_most_fluent_flip(teacher, scorer):
     from cod.counterfactuals.edits import render
-    from cod.counterfactuals.slotfit import SLOT_SHORTLIST, SlotFit
+    from cod.counterfactuals.slotfit import SLOT_PRESHORTLIST, SLOT_SHORTLIST, SlotFit
 
     words = "it was a boring film .".split()
     proposer = LexicalProposer(cache_dir=False)
     kit, fluent = proposer.kit(teacher), SlotFit(scorer, words)
     made = {render(words, (op,)): (op,) for i in range(5) for op in proposer._candidates(words, i, 0, 1, kit, fluent)}
-    shortlist = fluent.shortlist(list(made.values()), LexicalConfig().substitutes + SLOT_SHORTLIST)
+    width = LexicalConfig().substitutes + SLOT_SHORTLIST
+    shortlist = fluent.shortlist(list(made.values()), width)
     (cf,) = proposer.propose([Example(" ".join(words), 0)], teacher)
     assert cf.flipped and cf.fluency >= 0 and cf.extra["steps"] == 1
     # Five occluded texts, then at most the shortlist (the top positions' in one batch).
     assert 5 < cf.attempts <= 5 + len(shortlist) <= 5 + len(made)
-    # The LM estimated only the flips among them (never a text the teacher did not flip), and kept the most fluent.
+    # The LM estimated the first positions' pre-shortlist (to re-rank it with its right context) and the flips.
+    assert 1 <= cf.extra["estimated"] <= SLOT_PRESHORTLIST * width * 3 + 5
     texts = [cf.counterfactual] + cf.extra.get("alternatives", [])
-    assert 1 <= cf.extra["estimated"] < cf.attempts - 5 + 1 and len(texts) <= cf.extra["estimated"] + 1
     assert (teacher.predict_proba(texts).argmax(1) == 1).all()
     exact = scorer.fluency([" ".join(words)], [cf.counterfactual], label_names=teacher.label_names)[0]
     assert cf.fluency == pytest.approx(exact, abs=1e-4) and cf.extra["fluency_score"] == "class-slor"

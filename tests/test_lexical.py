@@ -268,3 +268,25 @@ def test_substitutes_keep_the_part_of_speech_when_wordnet_knows_it(sentiment, tm
     before, after = swaps(plain), swaps(tagged)
     assert "mess" in before and "mess" not in after  # a noun in an adjective's slot: "the plot was mess"
     assert after and all(tagged.lexicon.same_part_of_speech("good", w) for w in after)
+
+
+def test_the_originals_of_a_batch_are_scored_in_one_teacher_forward(sentiment, tmp_path):
+    texts = ["the film was good .", "a great , fun story .", "it is good ."]
+    seen = []
+    LexicalProposer(cache_dir=False).kit(sentiment)  # the teacher's own probes, scored before
+    forward = sentiment._forward
+    sentiment._forward = lambda batch: seen.append(list(batch)) or forward(batch)
+    try:
+        cfs = LexicalProposer(LexicalConfig(fluency_model=""), cache_dir=tmp_path).propose(
+            [Example(t, 1) for t in texts], sentiment
+        )
+        assert [cf.flipped for cf in cfs] == [True] * 3
+        assert seen[0] == texts  # one batch, before the first search
+        assert not [b for b in seen if len(b) == 1 and b[0] in texts]  # no search scores its original alone
+        seen.clear()  # cached on disk: nothing is scored again, not even the originals
+        LexicalProposer(LexicalConfig(fluency_model=""), cache_dir=tmp_path).propose(
+            [Example(t, 1) for t in texts], sentiment
+        )
+        assert seen == []
+    finally:
+        del sentiment._forward

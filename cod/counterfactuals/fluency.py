@@ -169,40 +169,48 @@ class FluencyScorer:
             out = self.estimator(input_ids=ids, use_cache=True)
         return torch.log_softmax(out.logits[0].float(), -1).numpy(), out.past_key_values
 
-    def continuation_sums(self, state, prefix: int, sequences: Sequence[Sequence[int]]) -> np.ndarray:
+    def continuation_sums(self, state, prefix: int | Sequence[int], sequences: Sequence[Sequence[int]]) -> np.ndarray:
         """Summed log-likelihood of each id sequence written after the first `prefix` tokens of `state`'s sequence
-        (`prefix_state`), (n,): the prefix is not run again, only the new tokens are (batched)."""
+        (`prefix_state`; one prefix for all, or one per sequence), (n,): no prefix is run again, only the new tokens
+        are, in one batch whatever their prefixes (each row masks the cached positions past its own prefix and takes
+        its own positions)."""
         from transformers import DynamicCache
 
         torch = self._torch
         rows, cache = state
+        prefixes = [prefix] * len(sequences) if isinstance(prefix, int) else [int(p) for p in prefix]
         sums = np.zeros(len(sequences))
-        for k, seq in enumerate(sequences):  # the first new token is predicted from the prefix's last row
-            sums[k] = rows[prefix, seq[0]] if seq else 0.0
+        for k, seq in enumerate(sequences):  # the first new token is predicted from its prefix's last row
+            sums[k] = rows[prefixes[k], seq[0]] if seq else 0.0
         todo = [k for k, seq in enumerate(sequences) if len(seq) > 1]
         for b in range(0, len(todo), self.batch_size):
             batch = todo[b : b + self.batch_size]
-            width = max(len(sequences[k]) for k in batch)
-            ids = torch.tensor([list(sequences[k]) + [self._start] * (width - len(sequences[k])) for k in batch])
-            mask = torch.tensor(
-                [[1] * (1 + prefix + len(sequences[k])) + [0] * (width - len(sequences[k])) for k in batch]
+            lengths = [len(sequences[k]) for k in batch]
+            width, past_len = max(lengths), 1 + max(prefixes[k] for k in batch)
+            ids = torch.tensor([list(sequences[k]) + [self._start] * (width - n) for k, n in zip(batch, lengths)])
+            mask = torch.tensor(  # (batch, past_len + width): a row's cached prefix, then its new tokens
+                [
+                    [1] * (1 + prefixes[k]) + [0] * (past_len - 1 - prefixes[k]) + [1] * n + [0] * (width - n)
+                    for k, n in zip(batch, lengths)
+                ]
             )
-            past = DynamicCache(  # the prefix's keys and values, (batch, heads, 1 + prefix, head_dim) per layer
+            positions = torch.tensor([[1 + prefixes[k] + j for j in range(width)] for k in batch])
+            past = DynamicCache(  # the cached keys and values, (batch, heads, past_len, head_dim) per layer
                 [
                     tuple(
-                        t[:, :, : 1 + prefix].expand(len(batch), -1, -1, -1).contiguous()
-                        for t in (lay.keys, lay.values)
+                        t[:, :, :past_len].expand(len(batch), -1, -1, -1).contiguous() for t in (lay.keys, lay.values)
                     )
                     for lay in cache.layers
                 ],
                 config=self.model.config,
             )
-            with torch.no_grad():
-                logits = (
-                    self.estimator(input_ids=ids, attention_mask=mask, past_key_values=past).logits[:, :-1].float()
-                )
-            logp = torch.log_softmax(logits, -1).gather(-1, ids[:, 1:, None])[..., 0]  # (batch, width-1)
-            sums[batch] += (logp * mask[:, 2 + prefix :].float()).sum(1).numpy()
+            with torch.inference_mode():
+                logits = self.estimator(
+                    input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=past
+                ).logits[:, :-1]
+            logp = torch.log_softmax(logits.float(), -1).gather(-1, ids[:, 1:, None])[..., 0]  # (batch, width-1)
+            valid = torch.arange(width - 1)[None, :] < torch.tensor(lengths)[:, None] - 1
+            sums[batch] += (logp * valid).sum(1).numpy()
         return sums
 
     def estimate_unigram(self, texts: Sequence[str]) -> np.ndarray:
@@ -333,7 +341,7 @@ class EditFluency:
         """(estimated fluency as `FluencyScorer.fluency`, change of SLOR's numerator in nats) of each edit, each (n,);
         an edit is a list of spans of the original's words. The nats do not depend on the text's length."""
         d, dt = np.zeros(len(edits)), np.zeros(len(edits))
-        groups: dict[int, list[tuple[int, list[int]]]] = {}  # first changed token -> [(edit, new ids)]
+        todo: list[tuple[int, int, list[int]]] = []  # (edit, first changed token, new ids)
         token_logp, unigram = self._token_logp(), self.scorer.unigram
         for k, spans in enumerate(edits):
             spans = sorted(spans)
@@ -351,9 +359,10 @@ class EditFluency:
             old = self._ids[first:last]
             d[k] = -token_logp[first:last].sum() - (unigram[new_ids].sum() - unigram[old].sum())
             dt[k] = len(new_ids) - len(old)
-            groups.setdefault(int(first), []).append((k, new_ids))
-        for prefix, items in groups.items():
-            d[[k for k, _ in items]] += self.scorer.continuation_sums(self._state, prefix, [ids for _, ids in items])
+            todo.append((k, int(first), new_ids))
+        if todo:  # one batch, whatever the edits' first changed tokens
+            keys = [k for k, _, _ in todo]
+            d[keys] += self.scorer.continuation_sums(self._state, [p for _, p, _ in todo], [ids for _, _, ids in todo])
         if self.count == 0:
             return np.full(len(edits), np.nan), d
         return (self.numerator + d) / np.maximum(self.count + dt, 1) - self.numerator / self.count, d

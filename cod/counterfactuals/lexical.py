@@ -13,12 +13,14 @@ For each example:
 Fluency (`fluency.py`, SLOR under the embedded LLM; the search's screen is `slotfit.py`): one LM pass over the original
 gives, at every slot, how well each word fits after everything before it; at each salient position the `SLOT_WORDS`
 lexicon words of the target's polarity (among the `SLOT_NEIGHBOURS` nearest the original word) that fit best join the
-candidates, and the candidates whose first word fits best (`substitutes + SLOT_SHORTLIST` per position) are kept. The
-teacher scores those at the `FIRST_POSITIONS` most salient positions in one batch; the LM estimates the fluency of the
-ones it flips only (continuing its cache of the original's left context over the new words and a few after them), and
-the most fluent flip is kept (best of N). Only when none is estimated no less fluent than the original does the teacher
-score the other positions' candidates. Names (capitalised words inside a sentence) are neither replaced nor dropped,
-and no "not" goes before a sentence's first word. The counterfactual returned carries its exact `fluency`.
+candidates, and the twice `substitutes + SLOT_SHORTLIST` candidates per position whose first word fits best are kept.
+At the `FIRST_POSITIONS` most salient positions the LM then estimates each one's fluency with the words after it too
+(continuing its cache of the original's left context over the new words and a few after them, all in one batch), and
+the `substitutes + SLOT_SHORTLIST` that read best go to the teacher, in one batch ("a thin luck" fits after "a" but not
+before "luck"); the LM estimates the teacher's other flips (drops), and the most fluent flip is kept (best of N). Only
+when none is estimated no less fluent than the original does the teacher score the other positions' candidates. Names
+(capitalised words inside a sentence) are neither replaced nor dropped, and no "not" goes before a sentence's first
+word. The counterfactual returned carries its exact `fluency`.
 
 Words are whitespace-separated (see `edits.py`); capitalisation and punctuation attached to a word are kept.
 """
@@ -52,7 +54,7 @@ from cod.counterfactuals.lexicon import (
     load_lexicon,
 )
 from cod.counterfactuals.shrink import shrink, wins
-from cod.counterfactuals.slotfit import SLOT_SHORTLIST, SlotFit
+from cod.counterfactuals.slotfit import SLOT_PRESHORTLIST, SLOT_SHORTLIST, SlotFit
 from cod.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -61,7 +63,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-LEXICAL_VERSION = "lexical-7"
+LEXICAL_VERSION = "lexical-8"
 # Not occluded (unless a text has too few other words): their deletion rarely moves a classifier. Negators and
 # intensifiers are absent on purpose.
 OCCLUSION_SKIP = STOPWORDS - NEGATORS - INTENSIFIERS - {"too"}
@@ -186,17 +188,9 @@ class LexicalProposer:
                 probs = teacher.predict_proba([e.text for e in rest])  # (rest, L), one batch
                 out.extend(self._stopped(e, p, t) for e, p, t in zip(rest, probs, targets[i:]))
                 break
-            key = {
-                "proposer": self.name,
-                "version": LEXICAL_VERSION,
-                "lexicon": self.lexicon.version,
-                "teacher": kit.fingerprint,
-                "text": example.text,
-                "target": tgt,
-                "n": n,
-                "config": self.config.to_dict(),
-                "pool": pool_id,
-            }
+            key = self._key(kit, example.text, tgt, n, pool_id)
+            if i % FINISH_BATCH == 0:
+                self._prescore(examples[i : i + FINISH_BATCH], targets[i : i + FINISH_BATCH], kit, n, pool_id)
             cf = self._cached(key, example, teacher)
             if cf is None:
                 pending.append((len(out), key, self._search(example, teacher, kit, tgt, n)))
@@ -209,6 +203,30 @@ class LexicalProposer:
                 on_progress(i + 1, len(examples))
         self._finish(pending, teacher, out)  # stopped early: what was searched is still finished and cached
         return out
+
+    def _key(self, kit: TeacherKit, text: str, target: int | None, n: int, pool_id: str) -> dict:
+        """What a cached counterfactual is filed under."""
+        return {
+            "proposer": self.name,
+            "version": LEXICAL_VERSION,
+            "lexicon": self.lexicon.version,
+            "teacher": kit.fingerprint,
+            "text": text,
+            "target": target,
+            "n": n,
+            "config": self.config.to_dict(),
+            "pool": pool_id,
+        }
+
+    def _prescore(self, examples: Sequence[Example], targets, kit: TeacherKit, n: int, pool_id: str) -> None:
+        """Score the originals to be searched in one teacher batch: each search's first forward is then cached."""
+        fresh = [
+            e.text
+            for e, t in zip(examples, targets)
+            if self.cache is None or self._key(kit, e.text, t, n, pool_id) not in self.cache
+        ]
+        if len(fresh) > 1:
+            kit.teacher.predict_proba(fresh)
 
     def _finish(self, pending: list[tuple[int, dict, Counterfactual]], teacher: Teacher, out: list) -> None:
         """Score the searched counterfactuals (`out[index]`) as they are kept, several examples at once (fuller
@@ -328,8 +346,10 @@ class LexicalProposer:
         singles = [(op,) for i in positions for op in self._candidates(words, i, current, tgt, kit, fluent)]
         seen_texts = set(drop_texts) | {text}
         singles = list({t: s for s in singles if (t := render(words, s)) not in seen_texts}.values())
-        singles = fluent.shortlist(singles, self.config.substitutes + SLOT_SHORTLIST)
+        width = self.config.substitutes + SLOT_SHORTLIST
         stages = [positions[:FIRST_POSITIONS], positions[FIRST_POSITIONS:]]
+        # Left context first (free), then the first stage's survivors with the words after them (one LM batch).
+        singles = fluent.rerank(fluent.shortlist(singles, SLOT_PRESHORTLIST * width), width, set(stages[0]))
         found = None
         for stage in stages:
             batch = [s for s in singles if s[0].pos in stage]

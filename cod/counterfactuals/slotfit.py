@@ -16,6 +16,7 @@ from cod.counterfactuals.edits import Op, spans
 from cod.counterfactuals.fluency import EditFluency, FluencyScorer
 
 SLOT_SHORTLIST = 1  # the teacher sees this many more candidates per position than `LexicalConfig.substitutes`
+SLOT_PRESHORTLIST = 2  # times as many (by the left context's fit) are re-ranked with their right context first
 
 
 class SlotFit:
@@ -43,6 +44,17 @@ class SlotFit:
             return list(candidates)
         slot = self.windows.slot_scores([spans(self.windows.words, c) for c in candidates])
         return [candidates[k] for k in self._top_per_position(candidates, slot, per_position)]
+
+    def rerank(self, candidates: list[tuple[Op, ...]], per_position: int, positions) -> list[tuple[Op, ...]]:
+        """The `per_position` candidates at each of `positions` that read best with the words after them too (the
+        window `estimate`, in one LM batch: "a thin luck" loses to "a bad luck" though "a thin" fits as well as
+        "a bad"); at other positions the first `per_position` as given; in their order; all without an LM."""
+        if self.windows is None or not candidates:
+            return list(candidates)
+        near = [c for c in candidates if c[0].pos in positions]
+        fluency = dict(zip(near, self.estimate(near)[0])) if near else {}
+        score = [fluency.get(c, -k) for k, c in enumerate(candidates)]  # elsewhere: the given order
+        return [candidates[k] for k in self._top_per_position(candidates, score, per_position)]
 
     @staticmethod
     def _top_per_position(candidates, score, per_position: int) -> list[int]:
