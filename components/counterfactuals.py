@@ -62,23 +62,27 @@ def current_records(services, state: PageState) -> list:
     order = {ex_id: i for i, (ex_id, _) in enumerate(store.example_rows(state.project, FEW_SHOT))}
     shown = sorted(latest.values(), key=lambda r: (order.get(r.example_id, len(order)), r.id))
     wanted = FLUENCY_FILTERS.get(state.extra.get("fluency_filter", ALL_ROWS))
-    if wanted is not None:
-        record_fluency(shown)  # scores the records' counterfactuals in place
-    state.rows = [r.id for r in shown if wanted is None or is_fluent(r.counterfactual) == wanted]
+    scored = scored_counterfactuals(shown) if wanted is not None else {}
+    state.rows = [r.id for r in shown if wanted is None or is_fluent(scored[r.id]) == wanted]
     if state.selected not in state.rows:
         state.selected = state.rows[0] if state.rows else None
     return shown
 
 
-def record_fluency(records) -> dict:
-    """{record id: fluency} of the current texts: as proposed when stored, else scored now (edited or older records);
-    None where the LM is unavailable."""
-    cfs = [r.counterfactual for r in records]
+def scored_counterfactuals(records) -> dict:
+    """{record id: counterfactual} with the fluency of the current texts by the default score (`add_fluency` with
+    the task's label names): as stored when so scored, else scored now; None where the LM is unavailable."""
+    cfs = [r.counterfactual for r in records]  # a new object per access: scored here, kept in the dict
     try:
         add_fluency(cfs, label_names=records[0].label_names if records else ())
     except CodError as err:  # the embedded LLM is not installed: the table goes on without the column
         log.warning("No fluency scores: %s", err)
-    return {r.id: cf.fluency for r, cf in zip(records, cfs)}
+    return {r.id: cf for r, cf in zip(records, cfs)}
+
+
+def record_fluency(records) -> dict:
+    """{record id: fluency} of the current texts (`scored_counterfactuals`)."""
+    return {key: cf.fluency for key, cf in scored_counterfactuals(records).items()}
 
 
 def curated(services, state: PageState, include_unreviewed: bool = False) -> list:

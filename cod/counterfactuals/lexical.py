@@ -245,7 +245,7 @@ class LexicalProposer:
         if self.scorer is not None:
             for cf, _ in done:
                 cf.fluency = None  # the search's estimate (or shrink's copy) gives way to the exact score
-            add_fluency([cf for cf, _ in done], self.scorer, teacher.label_names)
+            add_fluency([cf for cf, _ in done], self.scorer)  # plain SLOR, its search's measure (see fluency.py)
         share = (time.perf_counter() - began) / len(done)
         for cf, key in done:
             cf.latency_s += share
