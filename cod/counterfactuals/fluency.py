@@ -9,7 +9,7 @@ class-slor, a tolerance chosen and checked against pairs labelled by eye (`bench
 150 agree, plain SLOR at 0: 103; on 50 fresh pairs 37 and 32), so "fluent" means "at most 0.1 nats/token less fluent
 than the original". The offline proposer ranks edits by plain SLOR estimates (`EditFluency`) and stores plain SLOR
 (class-slor costs a pass per class: 52.9 -> 38.1 examples/min on 60 demo sentences); `add_fluency` with the task's
-label names rescores a record marked otherwise (the review table, `bench_lexical.py`)
+label names rescores a record marked otherwise (the review table, `bench_lexical.py`).
 
 A text's score is its SLOR (syntactic log-odds ratio; Lau et al. 2017, Kann et al. 2018): its log-likelihood under
 the LM minus its log-likelihood under a unigram model, per token, `(log P_LM(s) - log P_uni(s)) / |s|`. A
