@@ -395,3 +395,23 @@ def test_add_fluency_marks_the_kind_and_is_fluent_uses_its_tolerance(scorer):
     named.fluency = unnamed.fluency = -0.05  # within class-slor's tolerance of 0.1 nats/token, below slor's 0
     assert is_fluent(named) and not is_fluent(unnamed)
     assert fluent_share([named, unnamed]) == 0.5 and fluent_share([named, unnamed], at_least=-0.06) == 1.0
+
+
+def test_class_prefixes_are_bounded_for_a_hostile_tasks_label_names(scorer):
+    """A visitor's label names are read at most CLASS_NAME_WORDS words each, and past CLASS_PREFIXES_AT_MOST classes
+    class-slor is plain SLOR (one LM pass per class)."""
+    from cod.counterfactuals.fluency import CLASS_NAME_WORDS, CLASS_PREFIX, CLASS_PREFIXES_AT_MOST, class_prefixes
+
+    long_name = " ".join(["negative"] * 5000)
+    assert class_prefixes([long_name, "positive"])[0] == CLASS_PREFIX.format(
+        name=" ".join(["negative"] * CLASS_NAME_WORDS)
+    )
+    text = "the film was good ."
+    cut = " ".join(["negative"] * CLASS_NAME_WORDS)
+    assert (
+        scorer.scores([text], "class-slor", [long_name, "positive"])[0]
+        == scorer.scores([text], "class-slor", [cut, "positive"])[0]
+    )
+    many = [f"class {i}" for i in range(CLASS_PREFIXES_AT_MOST + 1)]
+    assert class_prefixes(many) == []
+    assert scorer.scores([text], "class-slor", many)[0] == scorer.scores([text], "slor")[0]

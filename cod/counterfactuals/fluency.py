@@ -1,15 +1,16 @@
 """Fluency: how naturally a counterfactual reads next to its original, under a small causal LM, offline.
 
 The default score (`kind="class-slor"`) is SLOR (below) read after a short prefix naming a class of the task,
-`CLASS_PREFIX` ("A negative text:"), taking each text's best class: a counterfactual is meant to change the class, and
-plain SLOR also charges it for that (the new sentiment word is less expected after the original's context: "the film
-was good ." -> "the film was bad ." is -0.11 by SLOR, +0.29 by class-SLOR). Without the task's label names it is plain
-SLOR. A counterfactual counts as fluent when its change is at least `FLUENT_AT` of its kind: -0.1 nats/token for
-class-slor, a tolerance chosen and checked against pairs labelled by eye (`bench/bench_fluency_agreement.py`: 117 of
-150 agree, plain SLOR at 0: 103; on 50 fresh pairs 37 and 32), so "fluent" means "at most 0.1 nats/token less fluent
-than the original". The offline proposer ranks edits by plain SLOR estimates (`EditFluency`) and stores plain SLOR
-(class-slor costs a pass per class: 52.9 -> 38.1 examples/min on 60 demo sentences); `add_fluency` with the task's
-label names rescores a record marked otherwise (the review table, `bench_lexical.py`).
+`CLASS_PREFIX` ("A negative text:"), taking each text's best class: a counterfactual is meant to change the class,
+and plain SLOR also charges it for that (the new sentiment word is less expected after the original's context: "the
+film was good ." -> "the film was bad ." is -0.11 by SLOR, +0.29 by class-SLOR). Without the task's label names, or
+with more than `CLASS_PREFIXES_AT_MOST` classes, it is plain SLOR. A counterfactual counts as fluent when its change
+is at least `FLUENT_AT` of its kind: -0.1 nats/token for class-slor, a tolerance chosen and checked against pairs
+labelled by eye (`bench/bench_fluency_agreement.py`: 117 of 150 agree, plain SLOR at 0: 103; on 50 fresh pairs 37
+and 32), so "fluent" means "at most 0.1 nats/token less fluent than the original". The offline proposer ranks edits
+by plain SLOR estimates (`EditFluency`) and stores plain SLOR (class-slor costs a pass per class: 52.9 -> 38.1
+examples/min on 60 demo sentences); `add_fluency` with the task's label names rescores a record marked otherwise
+(the review table, `bench_lexical.py`).
 
 A text's score is its SLOR (syntactic log-odds ratio; Lau et al. 2017, Kann et al. 2018): its log-likelihood under
 the LM minus its log-likelihood under a unigram model, per token, `(log P_LM(s) - log P_uni(s)) / |s|`. A
@@ -54,6 +55,10 @@ NO_LESS_FLUENT = 0.0  # a SLOR change >= this reads no worse than the original (
 FLUENCY_KINDS = ("class-slor", "slor", "logprob")
 DEFAULT_FLUENCY_KIND = "class-slor"
 CLASS_PREFIX = "A {name} text:"  # context before a text under "class-slor", one per class; its tokens are not scored
+# Label names are a visitor's data: class-slor reads at most this many words of each name, and with more classes than
+# CLASS_PREFIXES_AT_MOST (one LM pass per class) it is plain SLOR.
+CLASS_NAME_WORDS = 6
+CLASS_PREFIXES_AT_MOST = 8
 # "Fluent" per kind: fluency >= this. class-slor's tolerance of 0.1 nats/token was chosen on 150 pairs labelled by
 # eye and checked on 50 more labelled before scoring (bench/bench_fluency_agreement.py); the others compare at 0.
 FLUENT_AT = {"class-slor": -0.1, "slor": NO_LESS_FLUENT, "logprob": NO_LESS_FLUENT}
@@ -255,7 +260,7 @@ class FluencyScorer:
         (`"logprob"`)."""
         if kind not in FLUENCY_KINDS:
             raise ValueError(f"kind must be one of {FLUENCY_KINDS}, got {kind!r}.")
-        prefixes = [CLASS_PREFIX.format(name=n) for n in label_names] if kind == "class-slor" else []
+        prefixes = class_prefixes(label_names) if kind == "class-slor" else []
         best = None
         for prefix in prefixes or [""]:
             lm, uni, counts = self.totals(texts, prefix)
@@ -391,6 +396,14 @@ def reference_unigram(scorer: FluencyScorer) -> np.ndarray:
         with open(tmp, "wb") as f:
             np.save(f, unigram)
     return unigram
+
+
+def class_prefixes(label_names: Sequence[str]) -> list[str]:
+    """class-slor's prefix per class (each name cut to `CLASS_NAME_WORDS` words); none, so plain SLOR, without names
+    or with more than `CLASS_PREFIXES_AT_MOST` classes."""
+    if len(label_names) > CLASS_PREFIXES_AT_MOST:
+        return []
+    return [CLASS_PREFIX.format(name=" ".join(str(n).split()[:CLASS_NAME_WORDS])) for n in label_names]
 
 
 @functools.lru_cache(maxsize=2)
