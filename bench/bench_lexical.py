@@ -83,7 +83,7 @@ def main() -> None:
     cfs = proposer.propose(examples, teacher)
     search_s, cpu_s = time.perf_counter() - t1, time.process_time() - c1
 
-    add_fluency(cfs, scorer, teacher.label_names)  # a no-op when the search scored them; else scored after the fact
+    add_fluency(cfs, scorer, teacher.label_names)  # the default score (class-slor), after the timed search
     flipped = [cf for cf in cfs if cf.flipped]
     words = [cf.words_changed for cf in flipped]
     per_min = len(cfs) / search_s * 60

@@ -243,12 +243,11 @@ class FluencyScorer:
         """(LM log-likelihood, unigram log-likelihood, token count) of each text after `prefix` (read, not counted),
         each (n,), cached per text and prefix."""
         keys = [t if not prefix else (prefix, t) for t in texts]
-        new = [t for t in dict.fromkeys(texts) if (t if not prefix else (prefix, t)) not in self._totals]
+        new = {key: t for key, t in zip(keys, texts) if key not in self._totals}  # key -> text, each once
         if new:
-            sequences = [self.ids(t.split()) for t in new]
+            sequences = [self.ids(t.split()) for t in new.values()]
             sums, counts = self.logprob_sums(sequences, self.ids(prefix.split()))
-            rows = zip(sums.tolist(), self.unigram_sums(sequences).tolist(), counts.tolist())
-            self._totals.update(zip([t if not prefix else (prefix, t) for t in new], rows))
+            self._totals.update(zip(new, zip(sums.tolist(), self.unigram_sums(sequences).tolist(), counts.tolist())))
         rows = np.array([self._totals[key] for key in keys], dtype=float).reshape(-1, 3)
         return rows[:, 0], rows[:, 1], rows[:, 2]
 

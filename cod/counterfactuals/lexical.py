@@ -182,16 +182,18 @@ class LexicalProposer:
         pool_id = hashlib.sha256("\n".join(kit.pool_words).encode()).hexdigest()[:12] if uses_pool else ""
         out: list[Counterfactual] = []
         pending: list[tuple[int, dict, Counterfactual]] = []  # searched, not yet finished (`_finish`)
+        keys = [self._key(kit, e.text, t, n, pool_id) for e, t in zip(examples, targets)]
+        found: list[Counterfactual | None] = []  # the current batch's cached counterfactuals
         for i, (example, tgt) in enumerate(zip(examples, targets)):
             if stop is not None and stop():
                 rest = examples[i:]
                 probs = teacher.predict_proba([e.text for e in rest])  # (rest, L), one batch
                 out.extend(self._stopped(e, p, t) for e, p, t in zip(rest, probs, targets[i:]))
                 break
-            key = self._key(kit, example.text, tgt, n, pool_id)
+            key = keys[i]
             if i % FINISH_BATCH == 0:
-                self._prescore(examples[i : i + FINISH_BATCH], targets[i : i + FINISH_BATCH], kit, n, pool_id)
-            cf = self._cached(key, example, teacher)
+                found = self._cached_batch(examples[i : i + FINISH_BATCH], keys[i : i + FINISH_BATCH], teacher, kit)
+            cf = found[i % FINISH_BATCH]
             if cf is None:
                 pending.append((len(out), key, self._search(example, teacher, kit, tgt, n)))
                 cf = pending[-1][2]
@@ -218,15 +220,16 @@ class LexicalProposer:
             "pool": pool_id,
         }
 
-    def _prescore(self, examples: Sequence[Example], targets, kit: TeacherKit, n: int, pool_id: str) -> None:
-        """Score the originals to be searched in one teacher batch: each search's first forward is then cached."""
-        fresh = [
-            e.text
-            for e, t in zip(examples, targets)
-            if self.cache is None or self._key(kit, e.text, t, n, pool_id) not in self.cache
-        ]
+    def _cached_batch(
+        self, examples: Sequence[Example], keys: Sequence[dict], teacher: Teacher, kit: TeacherKit
+    ) -> list[Counterfactual | None]:
+        """The batch's cached counterfactuals (None where absent), each read once; the originals to be searched are
+        scored in one teacher batch, so each search's first forward is then cached."""
+        found = [self._cached(key, e, teacher) for e, key in zip(examples, keys)]
+        fresh = [e.text for e, cf in zip(examples, found) if cf is None]
         if len(fresh) > 1:
             kit.teacher.predict_proba(fresh)
+        return found
 
     def _finish(self, pending: list[tuple[int, dict, Counterfactual]], teacher: Teacher, out: list) -> None:
         """Score the searched counterfactuals (`out[index]`) as they are kept, several examples at once (fuller

@@ -48,7 +48,7 @@ class SlotFit:
     def rerank(self, candidates: list[tuple[Op, ...]], per_position: int, positions) -> list[tuple[Op, ...]]:
         """The `per_position` candidates at each of `positions` that read best with the words after them too (the
         window `estimate`, in one LM batch: "a thin luck" loses to "a bad luck" though "a thin" fits as well as
-        "a bad"); at other positions the first `per_position` as given; in their order; all without an LM."""
+        "a bad"); at other positions the first `per_position` as given; in their order. Without an LM, all as given."""
         if self.windows is None or not candidates:
             return list(candidates)
         near = [c for c in candidates if c[0].pos in positions]
