@@ -7,7 +7,7 @@ import pytest
 
 from cod.config import LexicalConfig
 from cod.counterfactuals.base import Counterfactual
-from cod.counterfactuals.fluency import EditFluency, add_fluency, fluent_share, load_fluency_scorer
+from cod.counterfactuals.fluency import FLUENT_AT, EditFluency, add_fluency, fluent_share, load_fluency_scorer
 from cod.counterfactuals.lexical import LexicalProposer
 from cod.data.readers import Example
 from tests.tiny import make_word_classifier
@@ -296,9 +296,30 @@ def test_the_teacher_scores_the_reranked_shortlist_in_one_batch_and_keeps_the_mo
     assert 1 <= cf.extra["estimated"] <= SLOT_PRESHORTLIST * width * 3 + 5
     texts = [cf.counterfactual] + cf.extra.get("alternatives", [])
     assert (teacher.predict_proba(texts).argmax(1) == 1).all()
-    # The proposer stores its search's own measure, plain SLOR (class-slor would cost it a pass per class).
-    exact = scorer.fluency([" ".join(words)], [cf.counterfactual], "slor")[0]
-    assert cf.fluency == pytest.approx(exact, abs=1e-4) and cf.extra["fluency_score"] == "slor"
+    # The proposer stores the score it is judged by and its search estimates: class-slor with the teacher's names.
+    exact = scorer.fluency([" ".join(words)], [cf.counterfactual], "class-slor", NAMES)[0]
+    assert cf.fluency == pytest.approx(exact, abs=1e-4) and cf.extra["fluency_score"] == "class-slor"
+
+
+def test_the_search_estimates_class_slor_after_the_target_prefix(exact):
+    from cod.counterfactuals.edits import Op
+    from cod.counterfactuals.slotfit import SlotFit
+
+    scorer, original = exact, "it was good and fun ."
+    words, edits = original.split(), [(Op("sub", 2, "bad"),), (Op("sub", 4, "dull"),)]
+    after = ["it was bad and fun .", "it was good and dull ."]
+    fluent = SlotFit(scorer, words, NAMES, target=0)
+    estimate, _ = fluent.estimate(edits)
+    # The edit's SLOR after "A negative text:" (the window reaches the end: exact) minus the original's class-slor:
+    # a lower bound of the counterfactual's class-slor change, judged at class-slor's tolerance.
+    own = scorer.scores_after(after, "A negative text:") - scorer.scores([original], "class-slor", NAMES)[0]
+    assert estimate == pytest.approx(own, abs=1e-4)
+    assert (estimate <= scorer.fluency([original] * 2, after, "class-slor", NAMES) + 1e-4).all()
+    assert fluent.fluent_at == FLUENT_AT["class-slor"] and fluent.shift <= 0
+    # Without the task's names (or a target) it estimates plain SLOR, fluent at 0.
+    plain = SlotFit(scorer, words)
+    assert plain.estimate(edits)[0] == pytest.approx(scorer.fluency([original] * 2, after, "slor"), abs=1e-4)
+    assert plain.fluent_at == 0 and not (plain.estimate(edits)[0] == pytest.approx(estimate, abs=1e-3))
 
 
 def test_estimates_in_bfloat16_stay_near_the_float32_ones_and_scores_stay_exact(scorer):
@@ -327,15 +348,19 @@ def test_kept_counterfactuals_of_several_examples_are_scored_in_one_lm_batch(tea
     texts = ["it was a boring film .", "the film was dull .", "a tedious , bland story ."]
     proposer = LexicalProposer(cache_dir=False)
     scorer, calls = proposer.scorer, []
+    scorer._totals.clear()
     exact_sums = scorer.logprob_sums
-    scorer.logprob_sums = lambda sequences, context=(): calls.append(len(sequences)) or exact_sums(sequences, context)
+    scorer.logprob_sums = lambda sequences, context=(): calls.append((len(sequences), tuple(context))) or exact_sums(
+        sequences, context
+    )
     try:
         cfs = proposer.propose([Example(t, 0) for t in texts], teacher)
     finally:
         del scorer.logprob_sums
-    assert len(calls) == 1 and 3 <= calls[0] <= 6  # the counterfactuals (and originals not scored before) together
+    # One batch per class prefix for the originals (before the searches), one per prefix for the counterfactuals.
+    assert [n for n, _ in calls] == [3, 3, 3, 3] and len({c for _, c in calls}) == 2
     for cf in cfs:
-        exact = scorer.fluency([cf.text], [cf.counterfactual], "slor")[0]
+        exact = scorer.fluency([cf.text], [cf.counterfactual], "class-slor", NAMES)[0]
         assert cf.flipped and cf.fluency == pytest.approx(exact, abs=1e-4)
 
 

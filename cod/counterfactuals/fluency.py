@@ -7,10 +7,11 @@ film was good ." -> "the film was bad ." is -0.11 by SLOR, +0.29 by class-SLOR).
 with more than `CLASS_PREFIXES_AT_MOST` classes, it is plain SLOR. A counterfactual counts as fluent when its change
 is at least `FLUENT_AT` of its kind: -0.1 nats/token for class-slor, a tolerance chosen and checked against pairs
 labelled by eye (`bench/bench_fluency_agreement.py`: 117 of 150 agree, plain SLOR at 0: 103; on 50 fresh pairs 37
-and 32), so "fluent" means "at most 0.1 nats/token less fluent than the original". The offline proposer ranks edits
-by plain SLOR estimates (`EditFluency`) and stores plain SLOR (class-slor costs a pass per class: 52.9 -> 38.1
-examples/min on 60 demo sentences); `add_fluency` with the task's label names rescores a record marked otherwise
-(the review table, `bench_lexical.py`).
+and 32), so "fluent" means "at most 0.1 nats/token less fluent than the original". The offline proposer estimates
+class-slor cheaply: `EditFluency` reads the original once after the target class's prefix, so each edit's estimate
+is its SLOR after that prefix (a lower bound of its best over the classes) against the original's class-slor (scored
+exactly, one batch per class for many originals); it stores class-slor. `add_fluency` with the task's label names
+rescores a record marked otherwise (the review table, `bench_lexical.py`).
 
 A text's score is its SLOR (syntactic log-odds ratio; Lau et al. 2017, Kann et al. 2018): its log-likelihood under
 the LM minus its log-likelihood under a unigram model, per token, `(log P_LM(s) - log P_uni(s)) / |s|`. A
@@ -167,11 +168,12 @@ class FluencyScorer:
             self._estimator = bfloat16_copy(self.model)
         return self._estimator
 
-    def prefix_state(self, sequence: Sequence[int]):
-        """One forward pass over the start token and `sequence` (cut at `max_tokens`): ((len + 1, V) next-token
-        log-probabilities, row k being the LM's view of the slot before token k; the LM's key/value cache)."""
+    def prefix_state(self, sequence: Sequence[int], context: Sequence[int] = ()):
+        """One forward pass over the start token, `context` and `sequence` (cut at `max_tokens`): ((len + 1, V)
+        next-token log-probabilities, row k being the LM's view of the slot before token k of context + sequence; the
+        LM's key/value cache)."""
         torch = self._torch
-        ids = torch.tensor([[self._start, *list(sequence)[: self.max_tokens]]])
+        ids = torch.tensor([[self._start, *context, *list(sequence)[: self.max_tokens]]])
         with torch.no_grad():
             out = self.estimator(input_ids=ids, use_cache=True)
         return torch.log_softmax(out.logits[0].float(), -1).numpy(), out.past_key_values
@@ -262,12 +264,17 @@ class FluencyScorer:
         prefixes = class_prefixes(label_names) if kind == "class-slor" else []
         best = None
         for prefix in prefixes or [""]:
-            lm, uni, counts = self.totals(texts, prefix)
-            numerator = lm - uni if kind != "logprob" else lm
-            with np.errstate(invalid="ignore", divide="ignore"):
-                score = np.where(counts > 0, numerator / np.maximum(counts, 1), np.nan)
+            score = self.scores_after(texts, prefix, "logprob" if kind == "logprob" else "slor")
             best = score if best is None else np.fmax(best, score)
         return best
+
+    def scores_after(self, texts: Sequence[str], prefix: str = "", kind: str = "slor") -> np.ndarray:
+        """Each text's SLOR (or, `kind="logprob"`, mean log-likelihood) per token after `prefix` (read, not scored),
+        (n,), NaN when empty."""
+        lm, uni, counts = self.totals(texts, prefix)
+        numerator = lm - uni if kind != "logprob" else lm
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(counts > 0, numerator / np.maximum(counts, 1), np.nan)
 
     def fluency(
         self,
@@ -295,37 +302,42 @@ class EditFluency:
     tokens) and the unigram's exact change (du) make the text's SLOR about (N + d - du) / (T + dt) for the
     original's numerator N over T tokens. The final counterfactual is scored exactly (`FluencyScorer.fluency`).
     `fit_at` is cheaper still: how well a word's first token fits a slot after the left context, from that one pass.
+    With a `prefix` (class-slor's `CLASS_PREFIX` of one class) every figure is read after it, as `totals` reads one:
+    the estimates are then SLOR changes after that class's prefix.
     """
 
     RIGHT = 3
 
-    def __init__(self, scorer: FluencyScorer, words: Sequence[str]):
-        self.scorer, self.words = scorer, list(words)
+    def __init__(self, scorer: FluencyScorer, words: Sequence[str], prefix: str = ""):
+        self.scorer, self.words, self.prefix = scorer, list(words), prefix
         word_ids = scorer.word_ids(self.words)
+        self._context = scorer.ids(prefix.split())  # read before the text, not scored
         self._offsets = np.cumsum([0] + [len(ids) for ids in word_ids])  # word i's first token, (words + 1,)
         self._ids = [i for ids in word_ids for i in ids][: scorer.max_tokens]
-        self._state = None  # `FluencyScorer.prefix_state` of the original, on first use
+        self._state = None  # `FluencyScorer.prefix_state` of the prefix and the original, on first use
         self.count = float(len(self._ids))
         self.numerator = float(self._token_logp().sum() - scorer.unigram_sums([self._ids])[0])
         if scorer.estimator is scorer.model:  # exact: the original's score comes free
             scorer._totals.setdefault(
-                " ".join(self.words),
+                (prefix, " ".join(self.words)) if prefix else " ".join(self.words),
                 (float(self._token_logp().sum()), float(scorer.unigram_sums([self._ids])[0]), self.count),
             )
 
     def _rows(self) -> np.ndarray:
+        """The state's next-token log-probabilities, (prefix + T + 1, V); the text's token k is predicted by row
+        `len(prefix) + k`."""
         if self._state is None:
-            self._state = self.scorer.prefix_state(self._ids)
+            self._state = self.scorer.prefix_state(self._ids, self._context)
         return self._state[0]
 
     def _token_logp(self) -> np.ndarray:
         """(T,) log-probability of each of the original's tokens."""
-        return self._rows()[np.arange(len(self._ids)), self._ids]
+        return self._rows()[len(self._context) + np.arange(len(self._ids)), self._ids]
 
     def fit_at(self, i: int, words: Sequence[str]) -> np.ndarray:
         """How well each word's first token fits before word i, given every word before it, (n,): the pointwise
         mutual information log P_LM(token | left context) - log P_unigram(token), in nats (0 past `max_tokens`)."""
-        rows, slot = self._rows(), self._offsets[min(i, len(self.words))]
+        rows, slot = self._rows(), len(self._context) + self._offsets[min(i, len(self.words))]
         if slot >= len(rows) or not len(words):
             return np.zeros(len(words))
         first = np.array([ids[0] if ids else self.scorer._start for ids in self.scorer.word_ids(words)])
@@ -365,7 +377,7 @@ class EditFluency:
             old = self._ids[first:last]
             d[k] = -token_logp[first:last].sum() - (unigram[new_ids].sum() - unigram[old].sum())
             dt[k] = len(new_ids) - len(old)
-            todo.append((k, int(first), new_ids))
+            todo.append((k, len(self._context) + int(first), new_ids))
         if todo:  # one batch, whatever the edits' first changed tokens
             keys = [k for k, _, _ in todo]
             d[keys] += self.scorer.continuation_sums(self._state, [p for _, p, _ in todo], [ids for _, _, ids in todo])

@@ -10,15 +10,17 @@ For each example:
 3. a beam search over up to `max_edits` edits, one teacher batch per step, returning the first step's flipping
    edit with the fewest words changed (ties: the most fluent, then the highest target probability), then `shrink`.
 
-Fluency (`fluency.py`, SLOR under the embedded LLM; the search's screen is `slotfit.py`): one LM pass over the original
-gives, at every slot, how well each word fits after everything before it; at each salient position the `SLOT_WORDS`
+Fluency (`fluency.py`, class-conditioned SLOR under the embedded LLM; the search's screen is `slotfit.py`): one LM pass
+over the original after the target class's prefix ("A positive text:") gives, at every slot, how well each word fits
+after everything before it; at each salient position the `SLOT_WORDS`
 lexicon words of the target's polarity (among the `SLOT_NEIGHBOURS` nearest the original word) that fit best join the
 candidates, and the twice `substitutes + SLOT_SHORTLIST` candidates per position whose first word fits best are kept.
 At the `FIRST_POSITIONS` most salient positions the LM then estimates each one's fluency with the words after it too
 (continuing its cache of the original's left context over the new words and a few after them, all in one batch), and
 the `substitutes + SLOT_SHORTLIST` that read best go to the teacher, in one batch ("a thin luck" fits after "a" but not
 before "luck"); the LM estimates the teacher's other flips (drops), and the most fluent flip is kept (best of N). Only
-when none is estimated no less fluent than the original does the teacher score the other positions' candidates. Names
+when none is estimated fluent (class-slor at least `FLUENT_AT["class-slor"]` against the original's, the score the
+counterfactual is stored and judged by) does the teacher score the other positions' candidates. Names
 (capitalised words inside a sentence) are neither replaced nor dropped, and no "not" goes before a sentence's first
 word. The counterfactual returned carries its exact `fluency`.
 
@@ -42,7 +44,7 @@ from cod.config import LexicalConfig
 from cod.counterfactuals import edits as E
 from cod.counterfactuals.base import Counterfactual, Progress, default_target, resolve_targets
 from cod.counterfactuals.edits import Op, is_name, match_case, render, replace_core, sentence_start, split_word
-from cod.counterfactuals.fluency import NO_LESS_FLUENT, FluencyScorer, add_fluency, load_fluency_scorer
+from cod.counterfactuals.fluency import FluencyScorer, add_fluency, load_fluency_scorer
 from cod.counterfactuals.kit import STOPWORDS, TeacherKit
 from cod.counterfactuals.lexicon import (
     AUX_NEGATED,
@@ -63,7 +65,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-LEXICAL_VERSION = "lexical-8"
+LEXICAL_VERSION = "lexical-10"  # "lexical-9" was an experiment that did not land
 # Not occluded (unless a text has too few other words): their deletion rarely moves a classifier. Negators and
 # intensifiers are absent on purpose.
 OCCLUSION_SKIP = STOPWORDS - NEGATORS - INTENSIFIERS - {"too"}
@@ -192,7 +194,9 @@ class LexicalProposer:
                 break
             key = keys[i]
             if i % FINISH_BATCH == 0:
-                found = self._cached_batch(examples[i : i + FINISH_BATCH], keys[i : i + FINISH_BATCH], teacher, kit)
+                batch = examples[i : i + FINISH_BATCH]
+                found = self._cached_batch(batch, keys[i : i + FINISH_BATCH], teacher, kit)
+                self._score_originals([e for e, cf in zip(batch, found) if cf is None], teacher)
             cf = found[i % FINISH_BATCH]
             if cf is None:
                 pending.append((len(out), key, self._search(example, teacher, kit, tgt, n)))
@@ -231,6 +235,12 @@ class LexicalProposer:
             kit.teacher.predict_proba(fresh)
         return found
 
+    def _score_originals(self, examples: Sequence[Example], teacher: Teacher) -> None:
+        """The class-slor of the originals about to be searched, in one LM batch per class (cached by the scorer):
+        each search compares its estimates with its original's, and `_finish` scores the counterfactuals against it."""
+        if self.scorer is not None and examples:
+            self.scorer.scores([e.text for e in examples], "class-slor", teacher.label_names)
+
     def _finish(self, pending: list[tuple[int, dict, Counterfactual]], teacher: Teacher, out: list) -> None:
         """Score the searched counterfactuals (`out[index]`) as they are kept, several examples at once (fuller
         batches): by the teacher as loaded (the search may have used its bfloat16 copy), `shrink`, the exact
@@ -248,7 +258,8 @@ class LexicalProposer:
         if self.scorer is not None:
             for cf, _ in done:
                 cf.fluency = None  # the search's estimate (or shrink's copy) gives way to the exact score
-            add_fluency([cf for cf, _ in done], self.scorer)  # plain SLOR, its search's measure (see fluency.py)
+            # class-slor with the teacher's label names: the score the search estimated, and the one it is judged by
+            add_fluency([cf for cf, _ in done], self.scorer, teacher.label_names)
         share = (time.perf_counter() - began) / len(done)
         for cf, key in done:
             cf.latency_s += share
@@ -343,9 +354,9 @@ class LexicalProposer:
         # 2. candidate single edits at the salient positions, the `substitutes + SLOT_SHORTLIST` per position whose
         # first word fits its slot best (free, from the LM's one pass over the original): the teacher scores those at
         # the top `FIRST_POSITIONS` positions in one batch, and the LM estimates only the ones it flips; the most
-        # fluent flip is kept. Only when none of them is estimated no less fluent than the original do the other
+        # fluent flip is kept. Only when none of them is estimated fluent (`SlotFit.fluent_at`) do the other
         # positions follow (one more batch).
-        fluent = SlotFit(self.scorer, words)
+        fluent = SlotFit(self.scorer, words, teacher.label_names, tgt, text)
         singles = [(op,) for i in positions for op in self._candidates(words, i, current, tgt, kit, fluent)]
         seen_texts = set(drop_texts) | {text}
         singles = list({t: s for s in singles if (t := render(words, s)) not in seen_texts}.values())
@@ -361,7 +372,7 @@ class LexicalProposer:
                 states += list(zip(batch, cand_texts, kit.screen.predict_proba(cand_texts)))
                 attempts += len(cand_texts)
             found = self._best_flip(text, states, tgt, n, fluent, self.config.min_fluency_nats)
-            if found is not None and found[4] >= NO_LESS_FLUENT:
+            if found is not None and found[4] >= fluent.fluent_at:
                 break
         if found is not None:
             return result(*found[:3], steps=1, estimated=len(fluent.known), **found[3])
@@ -394,14 +405,14 @@ class LexicalProposer:
     @staticmethod
     def _best_flip(text: str, states, target: int, n: int, fluent: SlotFit, floor: float):
         """The flipping state with the fewest words changed, then not losing more than `floor` nats of SLOR's
-        numerator, then no less fluent than the original, then the most fluent (the LM's estimate, asked of the flips
-        only), then the highest target probability: (text, probs, ops, extra, estimated fluency); else None."""
+        numerator, then fluent enough (`fluent.fluent_at`), then the most fluent (the LM's estimate, asked of the
+        flips only), then the highest target probability: (text, probs, ops, extra, estimated fluency); else None."""
         flips = [(ops, t, p) for ops, t, p in states if wins(p, target)]
         if not flips:
             return None
         scores, nats = fluent.estimate([ops for ops, _, _ in flips])
         ranked = sorted(
-            (E.words_changed(E.diff(text, t)), d < floor, f < NO_LESS_FLUENT, -f, -p[target], k)
+            (E.words_changed(E.diff(text, t)), d < floor, f < fluent.fluent_at, -f, -p[target], k)
             for k, ((ops, t, p), f, d) in enumerate(zip(flips, scores, nats))
         )
         size, _, _, neg_f, _, k = ranked[0]

@@ -3,7 +3,8 @@
 `SlotFit` wraps `fluency.EditFluency` (one LM pass over the original, then cached-prefix estimates of each edit) for
 the search in `lexical.py`: lexicon words that fit a slot given its left context (free, from the original's pass),
 a shortlist per position by that fit (what the teacher sees), and the dearer window estimate, which the search asks
-only of the edits the teacher flips.
+only of the edits the teacher flips. Given the task's label names and the target class, the LM reads the original
+after the target's class prefix, so the search estimates the score it is judged by (class-slor; see `SlotFit`).
 """
 
 from __future__ import annotations
@@ -13,18 +14,40 @@ from collections.abc import Sequence
 import numpy as np
 
 from cod.counterfactuals.edits import Op, spans
-from cod.counterfactuals.fluency import EditFluency, FluencyScorer
+from cod.counterfactuals.fluency import FLUENT_AT, NO_LESS_FLUENT, EditFluency, FluencyScorer, class_prefixes
 
 SLOT_SHORTLIST = 1  # the teacher sees this many more candidates per position than `LexicalConfig.substitutes`
 SLOT_PRESHORTLIST = 2  # times as many (by the left context's fit) are re-ranked with their right context first
 
 
 class SlotFit:
-    """Estimated fluency of candidate edits of one text (`fluency.EditFluency`), cached; all 0 without an LM."""
+    """Estimated fluency of candidate edits of one text (`fluency.EditFluency`), cached; all 0 without an LM.
 
-    def __init__(self, scorer: FluencyScorer | None, words: Sequence[str]):
-        self.windows = EditFluency(scorer, words) if scorer is not None else None
+    With the task's `label_names` and the edit's `target` class the estimates are of class-slor, the score the
+    counterfactual is stored and judged by: the LM reads the original after the target's `CLASS_PREFIX`, so each
+    estimate is the edit's SLOR after that prefix (a lower bound of its best over the classes) minus the original's
+    class-slor (its best prefix, scored exactly), and an edit is fluent enough at `FLUENT_AT["class-slor"]`. Without
+    names (or past `CLASS_PREFIXES_AT_MOST` classes) they are plain SLOR changes, fluent enough at 0."""
+
+    def __init__(
+        self,
+        scorer: FluencyScorer | None,
+        words: Sequence[str],
+        label_names: Sequence[str] = (),
+        target: int | None = None,
+        text: str | None = None,
+    ):
+        prefixes = class_prefixes(label_names) if target is not None else []
+        prefix = prefixes[target] if prefixes else ""
+        self.windows = EditFluency(scorer, words, prefix) if scorer is not None else None
         self.known: dict[tuple[Op, ...], tuple[float, float]] = {}  # ops -> (fluency, nats)
+        self.fluent_at = FLUENT_AT["class-slor"] if prefixes else NO_LESS_FLUENT
+        self.shift = 0.0  # the original's SLOR after the target's prefix minus its class-slor (<= 0)
+        if prefixes and scorer is not None:
+            text = " ".join(words) if text is None else text
+            own = scorer.scores_after([text], prefix)[0]
+            best = scorer.scores([text], "class-slor", label_names)[0]
+            self.shift = float(own - best) if np.isfinite(own - best) else 0.0
 
     def estimate(self, candidates: Sequence[tuple[Op, ...]]) -> tuple[np.ndarray, np.ndarray]:
         """(estimated fluency, log-likelihood change in nats) of each candidate (a tuple of ops), each (n,)."""
@@ -33,7 +56,7 @@ class SlotFit:
         todo = list(dict.fromkeys(c for c in candidates if c not in self.known))
         if todo:
             fluency, nats = self.windows.estimate([spans(self.windows.words, c) for c in todo])
-            self.known.update(zip(todo, zip(fluency.tolist(), nats.tolist())))
+            self.known.update(zip(todo, zip((fluency + self.shift).tolist(), nats.tolist())))
         pairs = np.array([self.known[c] for c in candidates], dtype=float).reshape(-1, 2)
         return pairs[:, 0], pairs[:, 1]
 
