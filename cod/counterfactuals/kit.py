@@ -115,7 +115,9 @@ class TeacherKit:
         tok = getattr(self.teacher, "tokenizer", None)
         if tok is None:  # an API teacher has no tokenizer: every word counts as one known token
             return [[0] for _ in words], [True] * len(words)
-        ids = tok([" " + w for w in words], add_special_tokens=False)["input_ids"] if words else []
+        from cod.modeling.inference import tokenize
+
+        ids = tokenize(tok, [" " + w for w in words], add_special_tokens=False)["input_ids"] if words else []
         unk = getattr(tok, "unk_token_id", None)
         return ids, [bool(x) and unk not in x for x in ids]
 

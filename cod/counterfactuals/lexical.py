@@ -35,6 +35,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, as_completed
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -58,6 +59,7 @@ from cod.counterfactuals.lexicon import (
 from cod.counterfactuals.shrink import shrink, wins
 from cod.counterfactuals.slotfit import SLOT_PRESHORTLIST, SLOT_SHORTLIST, SlotFit
 from cod.errors import ConfigError
+from cod.modeling.lanes import Lanes
 
 if TYPE_CHECKING:  # pragma: no cover
     from cod.data.readers import Example
@@ -91,6 +93,20 @@ def _diverse(ops: Sequence[Op], k: int, per_position: int = 3) -> list[Op]:
             taken[op.pos] += 1
             out.append(op)
     return out
+
+
+def search_workers(teacher: Teacher, examples: int) -> int:
+    """How many searches run at once (`cod.modeling.lanes`): one per torch thread, at most one per core, for a
+    classifier teacher on CPU and several examples; else 1 (an LLM or API teacher, one example)."""
+    import os
+
+    import torch
+
+    if examples < 2 or getattr(teacher, "kind", "") != "classifier" or getattr(teacher, "device", None) is None:
+        return 1
+    if teacher.device.type != "cpu":
+        return 1
+    return max(1, min(torch.get_num_threads(), os.cpu_count() or 1))
 
 
 def droppable(words: Sequence[str], i: int) -> bool:
@@ -182,33 +198,67 @@ class LexicalProposer:
         if uses_pool:
             kit.build_pool([e.text for e in (self.few_shot or examples)])
         pool_id = hashlib.sha256("\n".join(kit.pool_words).encode()).hexdigest()[:12] if uses_pool else ""
-        out: list[Counterfactual] = []
-        pending: list[tuple[int, dict, Counterfactual]] = []  # searched, not yet finished (`_finish`)
         keys = [self._key(kit, e.text, t, n, pool_id) for e, t in zip(examples, targets)]
-        found: list[Counterfactual | None] = []  # the current batch's cached counterfactuals
-        for i, (example, tgt) in enumerate(zip(examples, targets)):
+        out: list[Counterfactual | None] = [None] * len(examples)
+        done = 0
+
+        def search(i: int) -> Counterfactual | None:
             if stop is not None and stop():
-                rest = examples[i:]
-                probs = teacher.predict_proba([e.text for e in rest])  # (rest, L), one batch
-                out.extend(self._stopped(e, p, t) for e, p, t in zip(rest, probs, targets[i:]))
-                break
-            key = keys[i]
-            if i % FINISH_BATCH == 0:
-                batch = examples[i : i + FINISH_BATCH]
-                found = self._cached_batch(batch, keys[i : i + FINISH_BATCH], teacher, kit)
-                self._score_originals([e for e, cf in zip(batch, found) if cf is None], teacher)
-            cf = found[i % FINISH_BATCH]
-            if cf is None:
-                pending.append((len(out), key, self._search(example, teacher, kit, tgt, n)))
-                cf = pending[-1][2]
-            out.append(cf)
-            if len(pending) >= FINISH_BATCH or i + 1 == len(examples):
-                self._finish(pending, teacher, out)
-                pending = []
-            if on_progress is not None:
-                on_progress(i + 1, len(examples))
-        self._finish(pending, teacher, out)  # stopped early: what was searched is still finished and cached
+                return None  # not started
+            return self._search(examples[i], teacher, kit, targets[i], n)
+
+        def finish(cached: int, futures: dict[int, Future]) -> None:
+            nonlocal done
+            for _ in [None] * cached + list(as_completed(futures.values())):
+                done += 1
+                if on_progress is not None:
+                    on_progress(done, len(examples))
+            pending = [(i, keys[i], cf) for i, f in futures.items() if (cf := f.result()) is not None]
+            for i, _, cf in pending:
+                out[i] = cf
+            self._finish(pending, teacher, out)  # what was searched is finished and cached, stopped or not
+            unstarted = [i for i, f in futures.items() if f.result() is None]
+            if unstarted:
+                probs = teacher.predict_proba([examples[i].text for i in unstarted])  # (unstarted, L), one batch
+                for i, p in zip(unstarted, probs):
+                    out[i] = self._stopped(examples[i], p, targets[i])
+
+        workers = search_workers(teacher, len(examples))
+        if workers > 1:
+            self._warm(kit)
+        with Lanes(workers) as lanes:
+            previous: tuple[int, dict[int, Future]] | None = None
+            for start in range(0, len(examples), FINISH_BATCH):
+                chunk = range(start, min(start + FINISH_BATCH, len(examples)))
+                if stop is not None and stop():
+                    break
+                found = self._cached_batch([examples[i] for i in chunk], [keys[i] for i in chunk], teacher, kit)
+                self._score_originals([examples[i] for i, cf in zip(chunk, found) if cf is None], teacher)
+                for i, cf in zip(chunk, found):
+                    out[i] = cf
+                todo = sorted((i for i in chunk if out[i] is None), key=lambda i: -len(examples[i].text))
+                futures = {i: lanes.submit(search, i) for i in todo}  # longest first: the workers end together
+                if previous is not None:
+                    finish(*previous)  # the workers go on with this chunk meanwhile
+                previous = (len(chunk) - len(todo), futures)
+            if previous is not None:
+                finish(*previous)
+        rest = [i for i, cf in enumerate(out) if cf is None]  # stopped before their batch began
+        if rest:
+            probs = teacher.predict_proba([examples[i].text for i in rest])
+            for i, p in zip(rest, probs):
+                out[i] = self._stopped(examples[i], p, targets[i])
         return out
+
+    def _warm(self, kit: TeacherKit) -> None:
+        """Build what searches share before they run at once: the screen (a bfloat16 copy), the LM's estimator,
+        the lexicon's matrices."""
+        kit.screen  # noqa: B018
+        if self.scorer is not None:
+            self.scorer.estimator  # noqa: B018
+            self.scorer.unigram  # noqa: B018
+        if kit.polarity is not None:
+            kit.lexicon_side(1), kit.lexicon_side(-1)
 
     def _key(self, kit: TeacherKit, text: str, target: int | None, n: int, pool_id: str) -> dict:
         """What a cached counterfactual is filed under."""

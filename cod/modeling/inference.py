@@ -5,13 +5,25 @@ targets and the demo recipe all run through `length_sorted_batches`; `softmax` t
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
-__all__ = ["length_sorted_batches", "length_sorted_encodings", "predict_logits", "softmax"]
+__all__ = ["length_sorted_batches", "length_sorted_encodings", "predict_logits", "softmax", "tokenize"]
+
+# A fast tokenizer keeps its padding and truncation settings in its Rust object and changes them per call, so two
+# threads calling one tokenizer (the proposer's parallel searches) could encode with each other's settings or fail
+# ("Already borrowed"); calls are short, so all go one at a time.
+_TOKENIZER_LOCK = threading.Lock()
+
+
+def tokenize(tokenizer, texts, **kwargs):
+    """`tokenizer(texts, **kwargs)`, one call at a time across threads (see `_TOKENIZER_LOCK`)."""
+    with _TOKENIZER_LOCK:
+        return tokenizer(texts, **kwargs)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -31,8 +43,13 @@ def length_sorted_encodings(
         idx = order[start : start + batch_size]
         yield (
             idx,
-            tokenizer(
-                [texts[i] for i in idx], padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+            tokenize(
+                tokenizer,
+                [texts[i] for i in idx],
+                padding=True,
+                truncation=True,
+                max_length=max_length,
+                return_tensors="pt",
             ),
         )
 

@@ -19,6 +19,7 @@ import torch
 from cod.errors import ModelError
 from cod.modeling.heads import mean_pool
 from cod.modeling.inference import length_sorted_batches, softmax
+from cod.modeling.lanes import on_own_core
 
 
 class LRU(OrderedDict):
@@ -93,13 +94,15 @@ class Teacher:
         # One forward (one batch) at a time, the UI and workers share a teacher; between batches a waiting urgent
         # caller (a live prediction) goes before background work (a search, a distillation's targets).
         self._gate = threading.Condition()
-        self._busy = False
+        self._busy = False  # a forward that is not `own_core` runs
+        self._lanes = 0  # `own_core` forwards running (beside each other)
         self._urgent_waiting = 0
+        self._others_waiting = 0  # forwards that are not `own_core` waiting: lanes let them in
 
     def __getstate__(self) -> dict:
         # Pickled to run sweep cells elsewhere (Ray's object store) or a distillation in a child process, score cache
         # included (copied under the lock: live predictions may add to it meanwhile); locks do not pickle.
-        locks = ("_lock", "_gate", "_busy", "_urgent_waiting")
+        locks = ("_lock", "_gate", "_busy", "_lanes", "_urgent_waiting", "_others_waiting")
         with self._lock:
             state = {key: value for key, value in self.__dict__.items() if key not in locks}
             for name in ("_logits", "_embeddings"):
@@ -187,19 +190,30 @@ class Teacher:
     @contextlib.contextmanager
     def turn(self) -> Iterator[None]:
         """Hold the model's cores for one batch; urgent callers (see `urgent`) go before background ones. Other
-        models sharing those cores (a live preview's bfloat16 copy) take turns through it too."""
-        hurry = is_urgent()
+        models sharing those cores (a live preview's bfloat16 copy) take turns through it too. Forwards on their own
+        core (`own_core`, background) run beside each other, and wait for any other forward that waits."""
+        hurry, lane = is_urgent(), on_own_core() and not is_urgent()
         with self._gate:
             self._urgent_waiting += hurry
-            while self._busy or (not hurry and self._urgent_waiting):
-                self._gate.wait()
+            self._others_waiting += not lane
+            if lane:
+                while self._busy or self._urgent_waiting or self._others_waiting:
+                    self._gate.wait()
+                self._lanes += 1
+            else:
+                while self._busy or self._lanes or (not hurry and self._urgent_waiting):
+                    self._gate.wait()
+                self._busy = True
             self._urgent_waiting -= hurry
-            self._busy = True
+            self._others_waiting -= not lane
         try:
             yield
         finally:
             with self._gate:
-                self._busy = False
+                if lane:
+                    self._lanes -= 1
+                else:
+                    self._busy = False
                 self._gate.notify_all()
 
     @property
