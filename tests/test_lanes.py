@@ -168,3 +168,53 @@ def test_a_stop_during_parallel_searches_finishes_what_was_searched(word_classif
     assert len(cfs) == len(TEXTS) and len(stopped) == len(TEXTS) - 2
     assert all(c.error.startswith("Stopped") and c.teacher_probs for c in stopped)
     assert all(c.counterfactual and c.fluency is not None for c in cfs if not c.extra.get("stopped"))
+
+
+def _count_in_new_thread() -> int:
+    seen = []
+    thread = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+    thread.start()
+    thread.join(10)
+    return seen[0]
+
+
+def test_thread_counts_are_set_back_after_lanes_even_when_they_overlap(threads):
+    torch.set_num_threads(2)
+    with own_core():
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == 2  # own_core sets its thread's count back
+    with Lanes(2) as lanes:
+        lanes.submit(torch.get_num_threads).result()
+    assert torch.get_num_threads() == 2 and _count_in_new_thread() == 2  # a thread started after the block
+    a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+    counts = {}
+
+    def block(name, inside, wait_for, after=None):
+        counts[name + " began"] = torch.get_num_threads()
+        with Lanes(2) as lanes:
+            lanes.submit(torch.get_num_threads).result()
+            inside.set()
+            wait_for.wait(10)
+        if after is not None:
+            after.set()
+        counts[name] = torch.get_num_threads()
+
+    a = threading.Thread(target=block, args=("a", a_in, b_in, a_out))
+    a.start()
+    assert a_in.wait(10)
+    b = threading.Thread(target=block, args=("b", b_in, a_out))  # starts while A runs: B ends last
+    b.start()
+    a.join(10)
+    b.join(10)
+    assert counts["b began"] == 1  # started while A's workers run: the default was 1 (torch's own behaviour)
+    assert (counts["a"], counts["b"]) == (2, 2) and _count_in_new_thread() == 2 and torch.get_num_threads() == 2
+
+
+def test_searches_run_one_at_a_time_off_the_main_thread(teacher, threads):
+    torch.set_num_threads(2)
+    assert search_workers(teacher, 5) == 2 and search_workers(teacher, 1) == 1
+    seen = []
+    thread = threading.Thread(target=lambda: seen.append(search_workers(teacher, 5)))  # as the app's workers call
+    thread.start()
+    thread.join(10)
+    assert seen == [1]

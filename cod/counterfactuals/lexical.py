@@ -97,14 +97,17 @@ def _diverse(ops: Sequence[Op], k: int, per_position: int = 3) -> list[Op]:
 
 def search_workers(teacher: Teacher, examples: int) -> int:
     """How many searches run at once (`cod.modeling.lanes`): one per torch thread, at most one per core, for a
-    classifier teacher on CPU and several examples; else 1 (an LLM or API teacher, one example)."""
+    classifier teacher on CPU, several examples and a call from the main thread (the CLI, benches, scripts); else 1
+    (an LLM or API teacher, one example, the app's worker threads: the threads a server starts meanwhile would keep
+    one torch thread each)."""
     import os
+    import threading
 
     import torch
 
     if examples < 2 or getattr(teacher, "kind", "") != "classifier" or getattr(teacher, "device", None) is None:
         return 1
-    if teacher.device.type != "cpu":
+    if teacher.device.type != "cpu" or threading.current_thread() is not threading.main_thread():
         return 1
     return max(1, min(torch.get_num_threads(), os.cpu_count() or 1))
 
