@@ -55,7 +55,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from cod.config import LexicalConfig
     from cod.counterfactuals.fluency import add_fluency, load_fluency_scorer
-    from cod.counterfactuals.lexical import LexicalProposer
+    from cod.counterfactuals.lexical import LexicalProposer, search_workers
     from cod.data.tasks import load_task
     from cod.modeling.loading import load_teacher
 
@@ -113,7 +113,8 @@ def main() -> None:
     # figure is one dedicated core's, a lower bound for two.
     print(
         f"examples/minute {len(cfs) / (cpu_s / args.threads) * 60:.1f} on {args.threads} dedicated cores, "
-        f"estimated from {cpu_s:.1f} CPU-seconds"
+        f"estimated from {cpu_s:.1f} CPU-seconds; {search_workers(teacher, len(cfs))} searches at once "
+        "(one torch thread each, cod.modeling.lanes)"
     )
     screen = "bfloat16 copy" if kit.screen is not teacher else "the teacher (float32)"
     print(
