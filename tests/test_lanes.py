@@ -3,6 +3,7 @@ with every other forward; the lexical proposer's parallel searches give exactly 
 
 from __future__ import annotations
 
+import contextlib
 import threading
 
 import pytest
@@ -48,21 +49,14 @@ def threads():
 
 def _hold(teacher, inside: threading.Event, release: threading.Event, lane: bool, hurry: bool = False):
     def run():
-        with own_core() if lane else _nothing(), urgent() if hurry else _nothing(), teacher.turn():
+        lane_block = own_core() if lane else contextlib.nullcontext()
+        with lane_block, urgent() if hurry else contextlib.nullcontext(), teacher.turn():
             inside.set()
             release.wait(30)
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     return thread
-
-
-class _nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def test_own_core_forwards_run_beside_each_other_and_take_turns_with_others(teacher, threads):
