@@ -16,7 +16,7 @@ settings.register_profile("ci", max_examples=60, deadline=None, derandomize=True
 settings.register_profile("long", max_examples=3000, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
-from tests.tiny import make_tiny_classifier  # noqa: E402
+from tests.tiny import make_tiny_classifier, make_word_classifier  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -29,6 +29,12 @@ def tiny_classifier(tmp_path_factory):
 def tiny_classifier_3way(tmp_path_factory):
     """A saved tiny 3-class BERT classifier (labels sports/politics/tech)."""
     return make_tiny_classifier(tmp_path_factory.mktemp("tiny-3way"), label_names=("sports", "politics", "tech"))
+
+
+@pytest.fixture(scope="session")
+def word_classifier(tmp_path_factory):
+    """A saved tiny binary classifier with hand-set word weights (`tests.tiny.make_word_classifier`)."""
+    return make_word_classifier(tmp_path_factory.mktemp("word-binary"))
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,6 @@ from cod.data.readers import Example
 from cod.modeling.lanes import Lanes, on_own_core, own_core
 from cod.modeling.loading import load_classifier
 from cod.modeling.scoring import Teacher, urgent
-from tests.tiny import make_word_classifier
 
 TEXTS = [
     "The film was good.",
@@ -28,11 +27,6 @@ TEXTS = [
     "it was not good",
     "a boring , awful mess",
 ]
-
-
-@pytest.fixture(scope="module")
-def word_classifier(tmp_path_factory):
-    return make_word_classifier(tmp_path_factory.mktemp("word-binary"))
 
 
 @pytest.fixture

@@ -20,15 +20,9 @@ from cod.modeling.precision import (
     traced_logits,
 )
 from cod.modeling.scoring import Teacher, urgent
-from tests.tiny import make_word_classifier
 
 CLEAR = ["a good , lovely film", "a dull , boring film", "the best fun", "the worst mess", "a brilliant plot"]
 TIE = "a good but bad film"  # one positive and one negative word: the word classifier's probabilities are 0.5 / 0.5
-
-
-@pytest.fixture(scope="module")
-def word_classifier(tmp_path_factory):
-    return make_word_classifier(tmp_path_factory.mktemp("word-binary"))
 
 
 @pytest.fixture

@@ -110,7 +110,10 @@ class FluencyScorer:
         """Token ids of each word written with a leading space (cached per word)."""
         new = [w for w in dict.fromkeys(words) if w not in self._word_ids]
         if new:
-            for w, ids in zip(new, self.tokenizer([" " + w for w in new], add_special_tokens=False)["input_ids"]):
+            from cod.modeling.inference import tokenize  # one call at a time: the lexical search's threads share it
+
+            pieces = tokenize(self.tokenizer, [" " + w for w in new], add_special_tokens=False)["input_ids"]
+            for w, ids in zip(new, pieces):
                 self._word_ids[w] = list(ids)
         return [self._word_ids[w] for w in words]
 
@@ -244,7 +247,7 @@ class FluencyScorer:
     def totals(self, texts: Sequence[str], prefix: str = "") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(LM log-likelihood, unigram log-likelihood, token count) of each text after `prefix` (read, not counted),
         each (n,), cached per text and prefix."""
-        keys = [t if not prefix else (prefix, t) for t in texts]
+        keys = [_total_key(t, prefix) for t in texts]
         new = {key: t for key, t in zip(keys, texts) if key not in self._totals}  # key -> text, each once
         if new:
             sequences = [self.ids(t.split()) for t in new.values()]
@@ -252,6 +255,10 @@ class FluencyScorer:
             self._totals.update(zip(new, zip(sums.tolist(), self.unigram_sums(sequences).tolist(), counts.tolist())))
         rows = np.array([self._totals[key] for key in keys], dtype=float).reshape(-1, 3)
         return rows[:, 0], rows[:, 1], rows[:, 2]
+
+    def remember(self, text: str, prefix: str, lm: float, unigram: float, tokens: float) -> None:
+        """File a text's totals (as `totals` computes them, after `prefix`) computed elsewhere, unless known."""
+        self._totals.setdefault(_total_key(text, prefix), (lm, unigram, tokens))
 
     def scores(
         self, texts: Sequence[str], kind: str = DEFAULT_FLUENCY_KIND, label_names: Sequence[str] = ()
@@ -316,12 +323,10 @@ class EditFluency:
         self._ids = [i for ids in word_ids for i in ids][: scorer.max_tokens]
         self._state = None  # `FluencyScorer.prefix_state` of the prefix and the original, on first use
         self.count = float(len(self._ids))
-        self.numerator = float(self._token_logp().sum() - scorer.unigram_sums([self._ids])[0])
+        lm, unigram = float(self._token_logp().sum()), float(scorer.unigram_sums([self._ids])[0])
+        self.numerator = lm - unigram
         if scorer.estimator is scorer.model:  # exact: the original's score comes free
-            scorer._totals.setdefault(
-                (prefix, " ".join(self.words)) if prefix else " ".join(self.words),
-                (float(self._token_logp().sum()), float(scorer.unigram_sums([self._ids])[0]), self.count),
-            )
+            scorer.remember(" ".join(self.words), prefix, lm, unigram, self.count)
 
     def _rows(self) -> np.ndarray:
         """The state's next-token log-probabilities, (prefix + T + 1, V); the text's token k is predicted by row
@@ -407,6 +412,11 @@ def reference_unigram(scorer: FluencyScorer) -> np.ndarray:
         with open(tmp, "wb") as f:
             np.save(f, unigram)
     return unigram
+
+
+def _total_key(text: str, prefix: str) -> str | tuple[str, str]:
+    """A text's key in `FluencyScorer._totals`: the text alone without a prefix, else (prefix, text)."""
+    return (prefix, text) if prefix else text
 
 
 def class_prefixes(label_names: Sequence[str]) -> list[str]:

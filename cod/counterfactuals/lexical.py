@@ -220,11 +220,6 @@ class LexicalProposer:
             for i, _, cf in pending:
                 out[i] = cf
             self._finish(pending, teacher, out)  # what was searched is finished and cached, stopped or not
-            unstarted = [i for i, f in futures.items() if f.result() is None]
-            if unstarted:
-                probs = teacher.predict_proba([examples[i].text for i in unstarted])  # (unstarted, L), one batch
-                for i, p in zip(unstarted, probs):
-                    out[i] = self._stopped(examples[i], p, targets[i])
 
         workers = search_workers(teacher, len(examples))
         if workers > 1:
@@ -246,9 +241,9 @@ class LexicalProposer:
                 previous = (len(chunk) - len(todo), futures)
             if previous is not None:
                 finish(*previous)
-        rest = [i for i, cf in enumerate(out) if cf is None]  # stopped before their batch began
+        rest = [i for i, cf in enumerate(out) if cf is None]  # stopped before their search began
         if rest:
-            probs = teacher.predict_proba([examples[i].text for i in rest])
+            probs = teacher.predict_proba([examples[i].text for i in rest])  # (rest, L), one batch
             for i, p in zip(rest, probs):
                 out[i] = self._stopped(examples[i], p, targets[i])
         return out

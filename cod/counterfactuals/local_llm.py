@@ -71,7 +71,10 @@ class LocalChat:
 
     def reply_tokens(self, text: str) -> int:
         """New tokens enough for one rewrite of `text`: its length and a half, plus a little (at most the cap)."""
-        return min(self.max_new_tokens, 3 * len(self.tokenizer(text, add_special_tokens=False)["input_ids"]) // 2 + 12)
+        from cod.modeling.inference import tokenize  # the LM's tokenizer is shared (`load_causal_lm`, fluency)
+
+        ids = tokenize(self.tokenizer, text, add_special_tokens=False)["input_ids"]
+        return min(self.max_new_tokens, 3 * len(ids) // 2 + 12)
 
     def complete(self, messages: list[dict[str, str]], limit: int | None = None) -> tuple[str, int]:
         """The assistant's reply to `messages` (at most `limit` new tokens) and the tokens used (prompt + reply)."""
@@ -113,11 +116,13 @@ class LocalChat:
         """One batched `generate` over the conversations: [(reply, prompt + completion tokens)]."""
         import torch
 
+        from cod.modeling.inference import tokenize  # the LM's tokenizer is shared (`load_causal_lm`, fluency)
+
         tok = self.tokenizer
         prompts = [tok.apply_chat_template(m, tokenize=False, add_generation_prompt=True) for m in conversations]
         tok.padding_side = "left"  # generation continues every row from its last real token
         pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-        enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+        enc = tokenize(tok, prompts, return_tensors="pt", padding=True, add_special_tokens=False)
         sample = self.temperature > 0
         if sample:
             torch.manual_seed(self.seed)
