@@ -7,7 +7,14 @@ import pytest
 
 from cod.config import LexicalConfig
 from cod.counterfactuals.base import Counterfactual
-from cod.counterfactuals.fluency import FLUENT_AT, EditFluency, add_fluency, fluent_share, load_fluency_scorer
+from cod.counterfactuals.fluency import (
+    FLUENT_AT,
+    EditFluency,
+    add_fluency,
+    class_prefixes,
+    fluent_share,
+    load_fluency_scorer,
+)
 from cod.counterfactuals.lexical import LexicalProposer
 from cod.data.readers import Example
 from tests.tiny import make_word_classifier
@@ -349,16 +356,21 @@ def test_kept_counterfactuals_of_several_examples_are_scored_in_one_lm_batch(tea
     proposer = LexicalProposer(cache_dir=False)
     scorer, calls = proposer.scorer, []
     scorer._totals.clear()
-    exact_sums = scorer.logprob_sums
-    scorer.logprob_sums = lambda sequences, context=(): calls.append((len(sequences), tuple(context))) or exact_sums(
-        sequences, context
-    )
+    exact = scorer._exact
+
+    def counted(sequences, context=(), origins=None, keep=False):
+        calls.append((len(sequences), tuple(context), sum(o is not None for o in origins or [])))
+        return exact(sequences, context, origins, keep)
+
+    scorer._exact = counted
     try:
         cfs = proposer.propose([Example(t, 0) for t in texts], teacher)
     finally:
-        del scorer.logprob_sums
-    # One batch per class prefix for the originals (before the searches), one per prefix for the counterfactuals.
-    assert [n for n, _ in calls] == [3, 3, 3, 3] and len({c for _, c in calls}) == 2
+        del scorer._exact
+    # One batch per class prefix for the originals (before the searches), one per prefix for the counterfactuals,
+    # which run over their originals' kept caches.
+    assert [n for n, _, _ in calls] == [3, 3, 3, 3] and len({c for _, c, _ in calls}) == 2
+    assert [used for _, _, used in calls] == [0, 0, 3, 3]
     for cf in cfs:
         exact = scorer.fluency([cf.text], [cf.counterfactual], "class-slor", NAMES)[0]
         assert cf.flipped and cf.fluency == pytest.approx(exact, abs=1e-4)
@@ -440,3 +452,49 @@ def test_class_prefixes_are_bounded_for_a_hostile_tasks_label_names(scorer):
     many = [f"class {i}" for i in range(CLASS_PREFIXES_AT_MOST + 1)]
     assert class_prefixes(many) == []
     assert scorer.scores([text], "class-slor", many)[0] == scorer.scores([text], "slor")[0]
+
+
+def _full_pass(scorer, text, prefix=""):
+    """The LM log-likelihood of `text` after `prefix` by one plain float32 forward over the whole row."""
+    import torch
+
+    context, ids = scorer.ids(prefix.split()), scorer.ids(text.split())
+    row = torch.tensor([[scorer._start, *context, *ids]])
+    with torch.no_grad():
+        logp = torch.log_softmax(scorer.model(input_ids=row).logits[0, :-1].float(), -1)
+    return float(logp[len(context) + torch.arange(len(ids)), torch.tensor(ids)].sum())
+
+
+def test_edits_of_a_kept_original_run_from_their_first_changed_token(scorer):
+    """The class prefix runs once, and an edit of a kept original runs only from the token it changes, over the
+    original's cache: the same totals as a full forward over each row."""
+    original = "The film was a delight from start to finish , and the cast is fun ."
+    edits = [
+        "The film was a mess from start to finish , and the cast is fun .",  # middle
+        "The film was a delight from start to finish , and the cast is dull .",  # near the end
+        "A film was a delight from start to finish , and the cast is fun .",  # the first word
+        "The film was not a delight from start to finish , and the cast is fun .",  # an insertion
+        "The film was a delight from start to finish , and the cast is .",  # a deletion
+        "The film was a delight from start to finish",  # a prefix of the original
+        original,
+    ]
+    scorer._totals.clear()
+    ran = []  # tokens each row runs
+    run = scorer._continue
+    scorer._continue = lambda items, keep: ran.extend(len(t) for _, _, t in items) or run(items, keep)
+    try:
+        scorer.keep([original], NAMES)
+        assert len(ran) == 2 and ran[0] == len(scorer.ids(original.split())) + 1  # per class: no prefix re-run
+        ran.clear()
+        fluency = scorer.fluency([original] * len(edits), edits, "class-slor", NAMES)
+    finally:
+        del scorer._continue
+    full = [len(scorer.ids(e.split())) + 1 for e in edits]
+    assert sum(ran) < 0.6 * 2 * sum(full[:-1])  # the shared left context is not run again
+    for prefix in class_prefixes(NAMES) + [""]:
+        lm, _, _ = scorer.totals(edits + [original], prefix)
+        expected = [_full_pass(scorer, t, prefix) for t in edits + [original]]
+        assert lm == pytest.approx(expected, abs=2e-3)
+    scorer._totals.clear()  # scored again without the kept cache: the same
+    assert scorer.fluency([original] * len(edits), edits, "class-slor", NAMES) == pytest.approx(fluency, abs=1e-4)
+    assert fluency[-1] == 0.0 and not scorer._kept  # each kept cache is dropped once its edits are scored

@@ -115,17 +115,16 @@ def test_parallel_searches_give_the_sequential_answers(word_classifier, threads)
         torch.set_num_threads(n_threads)
         teacher = Teacher(*load_classifier(str(word_classifier)), batch_size=4)
         names = set()
-        forward = teacher._forward
+        proposer = LexicalProposer(config, cache_dir=False)
+        search = proposer._search
 
-        def recording(texts):
+        def recording(*args):  # the threads the searches run on
             names.add(threading.current_thread().name)
-            return forward(texts)
+            return search(*args)
 
-        teacher._forward = recording
+        proposer._search = recording
         progress = []
-        cfs = LexicalProposer(config, cache_dir=False).propose(
-            examples, teacher, on_progress=lambda d, t: progress.append((d, t))
-        )
+        cfs = proposer.propose(examples, teacher, on_progress=lambda d, t: progress.append((d, t)))
         assert progress == [(k, len(TEXTS)) for k in range(1, len(TEXTS) + 1)]
         return cfs, names, search_workers(teacher, len(TEXTS))
 

@@ -227,6 +227,41 @@ def test_a_bfloat16_screen_scores_the_search_and_the_teacher_what_is_kept(sentim
         LexicalConfig(screen_precision="half")
 
 
+def test_the_teacher_rescores_only_the_screens_near_ties_that_are_kept(sentiment):
+    """With every bfloat16 answer counted as a near-tie, the teacher scores the kept flips and their alternatives,
+    not every text the search screens (lexical-11; lexical-10 rescored every near-tie as it was screened)."""
+    texts = ["the story and the acting of this movie was fun", "a lovely film with a plot and a story"]
+    proposer = LexicalProposer(LexicalConfig(screen_precision="bfloat16"), cache_dir=False)
+    kit = proposer.kit(sentiment)
+    kit.margin = 1.0
+    passes = sentiment.forward_passes
+    cfs = proposer.propose([Example(t, 1) for t in texts], sentiment)
+    passes = sentiment.forward_passes - passes
+    assert all(cf.flipped for cf in cfs)
+    kept = [t for cf in cfs for t in [cf.counterfactual, *cf.extra.get("alternatives", [])]]
+    assert all(sentiment.cached_proba(t) is not None for t in kept)  # each decided by the teacher itself
+    assert all(sentiment.cached_proba(t).argmax() == 0 for t in kept)
+    assert passes <= len(texts) + len(kept) < sum(cf.attempts for cf in cfs) / 2
+
+
+def test_a_kept_near_tie_the_teacher_does_not_flip_gives_way_to_the_next(sentiment):
+    import numpy as np
+
+    from cod.counterfactuals.slotfit import SlotFit
+
+    proposer = LexicalProposer(LexicalConfig(screen_precision="bfloat16"), cache_dir=False)
+    kit = proposer.kit(sentiment)
+    words = "the film was good and fun".split()
+    one = (Op("sub", 3, "lovely"),)  # a one-word edit the screen (say) called a narrow flip: the teacher does not
+    two = (Op("sub", 3, "bad"), Op("sub", 5, "dull"))
+    texts = [render(words, one), render(words, two)]
+    states = [(one, texts[0], np.array([0.53, 0.47])), (two, texts[1], kit.screen.predict_proba([texts[1]])[0])]
+    found, states = proposer._settled_flip(" ".join(words), states, 0, 1, SlotFit(None, words), kit)
+    assert sentiment.predict_proba([texts[0]])[0].argmax() == 1
+    assert found[0] == texts[1]  # the two-word flip: the one-word near-tie was rescored and does not flip
+    assert states[0][2] == pytest.approx(sentiment.predict_proba([texts[0]])[0])  # the beam sees the teacher's
+
+
 def _wordnet_index(folder):
     """A WordNet database of a few words' index lines (`lemma pos synsets pointers [symbols] senses tagged ...`)."""
     lines = {

@@ -41,8 +41,9 @@ import functools
 import hashlib
 import math
 import re
+from collections import OrderedDict
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -50,6 +51,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from cod.counterfactuals.base import Counterfactual
 
 DEFAULT_FLUENCY_MODEL = "demo-llm"
+# Tokens of originals whose float32 key/value cache the scorer keeps for their edits (`FluencyScorer.keep`): about
+# 46 KB a token for SmolLM2-135M, so 190 MB at most; the proposer keeps three batches of 16 originals, one per class.
+KEPT_TOKENS = 4096
 NO_LESS_FLUENT = 0.0  # a SLOR change >= this reads no worse than the original (the proposer's search compares so)
 # The scores (see the module docstring): SLOR after the best-fitting class prefix (the default), plain SLOR, and the
 # plain mean log-likelihood (the first version's).
@@ -93,6 +97,11 @@ class FluencyScorer:
         self._word_ids: dict[str, list[int]] = {}
         # text (or (prefix, text)) -> (LM log-likelihood, unigram's, tokens)
         self._totals: dict[str | tuple[str, str], tuple[float, float, float]] = {}
+        # context ids -> the LM's key/value cache of the start token and the context but its last token (class-slor's
+        # prefixes are the same for every text: run once); `_total_key` -> `Kept` of an original `totals` was asked
+        # to keep, whose edits are then scored from the first token they change (`totals(..., like=)`)
+        self._contexts: dict[tuple[int, ...], list] = {}
+        self._kept: OrderedDict = OrderedDict()
         self._unigram = None if unigram is None else np.asarray(unigram, dtype=float)
         self._torch = torch
 
@@ -145,13 +154,116 @@ class FluencyScorer:
     ) -> tuple[np.ndarray, np.ndarray]:
         """(summed log-likelihood, token count) of each id sequence after the start token and `context` (not
         counted), each (n,); 0 when empty."""
-        sums, counts = np.zeros(len(sequences)), np.zeros(len(sequences))
-        for batch, ids, mask, logp in self._batches(sequences, context):
-            token_logp = logp.gather(-1, ids[:, 1:, None])[..., 0]  # (batch, width-1)
-            valid = mask[:, 1:].float()
-            sums[batch] = (token_logp * valid).sum(1).numpy()
-            counts[batch] = valid.sum(1).numpy()
+        sums, counts, _ = self._exact(sequences, context)
         return sums, counts
+
+    def _exact(self, sequences, context=(), origins=None, keep: bool = False):
+        """`logprob_sums` (sums (n,), counts (n,)) and, with `keep`, each sequence's `Kept` (None when empty). The
+        start token and `context` are run once (`_context_past`); a sequence with an `origins[k]` (a `Kept` after the
+        same context) runs only from the first token where it differs from it, over its cache. Float32, the LM as
+        loaded; equal to one forward over the whole row up to float rounding."""
+        context = list(context)
+        sums, counts = np.zeros(len(sequences)), np.zeros(len(sequences))
+        kept: list[Kept | None] = [None] * len(sequences)
+        past = self._context_past(context)  # BOS and the context but its last token, run once
+        last = ([self._start] + context)[-1]
+        items = []  # (sequence index, past per layer, positions in it, tokens from that position, logps known before)
+        for k, seq in enumerate(sequences):
+            seq = list(seq)[: self.max_tokens]
+            if not seq:
+                continue
+            origin = origins[k] if origins is not None else None
+            if origin is None:
+                items.append((k, past, len(context), [last, *seq], np.zeros(0)))
+                continue
+            same = _common_prefix(origin.ids, seq)
+            if same == len(seq) == len(origin.ids):  # the original itself
+                sums[k], counts[k] = float(origin.logps.sum()), len(seq)
+                continue
+            at = len(context) + same  # cached positions: BOS, context, the shared tokens but the last
+            tokens = [([last] + seq)[same], *seq[same:]]
+            items.append(
+                (k, [(key[:, :at], value[:, :at]) for key, value in origin.past], at, tokens, origin.logps[:same])
+            )
+        for batch in self._length_batches(items):
+            logps, pasts = self._continue([(p, n, t) for _, p, n, t, _ in batch], keep)
+            for (k, _, _, _, before), lp, row_past in zip(batch, logps, pasts):
+                full = np.concatenate([before, lp])
+                sums[k], counts[k] = float(full.sum()), len(full)
+                if keep and origins is None:
+                    kept[k] = Kept(list(sequences[k])[: self.max_tokens], full, row_past)
+        return sums, counts, kept
+
+    def _length_batches(self, items: list) -> list[list]:
+        """`items` in batches of `batch_size`, by the length of what runs (shortest first: less padding)."""
+        items = sorted(items, key=lambda item: (item[2] + len(item[3]), len(item[3])))
+        return [items[b : b + self.batch_size] for b in range(0, len(items), self.batch_size)]
+
+    def _context_past(self, context: list[int]) -> list:
+        """The LM's cache of the start token and `context` but its last token, ((heads, C, dim) keys, values) per
+        layer (none without a context); run once per context."""
+        key = tuple(context)
+        if key not in self._contexts:
+            if not context:
+                self._contexts[key] = []
+            else:
+                torch = self._torch
+                with torch.inference_mode():
+                    out = self.model(input_ids=torch.tensor([[self._start, *context[:-1]]]), use_cache=True)
+                layers = out.past_key_values.layers
+                self._contexts[key] = [(layer.keys[0], layer.values[0]) for layer in layers]
+                if len(self._contexts) > 4 * CLASS_PREFIXES_AT_MOST:  # a visitor's label names change: start again
+                    self._contexts = {key: self._contexts[key]}
+        return self._contexts[key]
+
+    def _continue(self, items: list, keep: bool) -> tuple[list[np.ndarray], list]:
+        """One float32 forward over several rows, each (past per layer ((heads, P, dim) keys, values), P, tokens):
+        its tokens at positions P, P+1, ... after its own cached P positions. Returns each row's log-probabilities of
+        its tokens but the first, (len - 1,), and with `keep` its whole cache (P + len positions) per layer."""
+        from transformers import DynamicCache
+
+        torch = self._torch
+        lengths = [len(tokens) for _, _, tokens in items]
+        width, past_len = max(lengths), max(p for _, p, _ in items)
+        ids = torch.tensor([tokens + [self._start] * (width - n) for (_, _, tokens), n in zip(items, lengths)])
+        mask = torch.tensor(
+            [[1] * p + [0] * (past_len - p) + [1] * n + [0] * (width - n) for (_, p, _), n in zip(items, lengths)]
+        )
+        positions = torch.tensor([[p + j for j in range(width)] for _, p, _ in items])
+        cache = None
+        if past_len:  # each row's own past, zero-padded to the longest (masked)
+            template = next(past for past, p, _ in items if p)
+            layers = []
+            for layer, pair in enumerate(template):
+                blocks = [t.new_zeros((len(items), t.shape[0], past_len, t.shape[-1])) for t in pair]
+                for row, (past, p, _) in enumerate(items):
+                    for block, t in zip(blocks, past[layer] if p else ()):
+                        block[row, :, :p] = t[:, :p]
+                layers.append(tuple(blocks))
+            cache = DynamicCache(layers, config=self.model.config)
+        with torch.inference_mode():
+            out = self.model(
+                input_ids=ids,
+                attention_mask=mask,
+                position_ids=positions,
+                past_key_values=cache,
+                use_cache=keep or cache is not None,
+            )
+            logits = out.logits[:, :-1].float()  # (b, width-1, V): row j predicts token j+1
+            logp = logits.gather(-1, ids[:, 1:, None])[..., 0] - torch.logsumexp(logits, -1)  # (b, width-1)
+        logps = [logp[row, : n - 1].numpy().astype(float) for row, n in enumerate(lengths)]
+        pasts: list = [None] * len(items)
+        if keep:
+            layers = out.past_key_values.layers
+            for row, ((_, p, _), n) in enumerate(zip(items, lengths)):
+                own = [
+                    (t[row, :, :p], t[row, :, past_len : past_len + n])
+                    for lay in layers
+                    for t in (lay.keys, lay.values)
+                ]
+                pairs = [torch.cat(parts, 1) for parts in own]  # (heads, p + n, dim) each
+                pasts[row] = list(zip(pairs[::2], pairs[1::2]))
+        return logps, pasts
 
     @property
     def estimator(self):
@@ -244,17 +356,36 @@ class FluencyScorer:
         unigram = self.unigram
         return np.array([float(unigram[list(s)[: self.max_tokens]].sum()) for s in sequences])
 
-    def totals(self, texts: Sequence[str], prefix: str = "") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def totals(
+        self, texts: Sequence[str], prefix: str = "", keep: bool = False, like: Sequence[str] | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(LM log-likelihood, unigram log-likelihood, token count) of each text after `prefix` (read, not counted),
-        each (n,), cached per text and prefix."""
+        each (n,), cached per text and prefix. `keep`: the LM's cache of each new text is kept (`KEPT_TOKENS` at most,
+        the oldest go first) for `like`: texts[k] edited from `like[k]` (a kept one) runs only from its first changed
+        token."""
         keys = [_total_key(t, prefix) for t in texts]
         new = {key: t for key, t in zip(keys, texts) if key not in self._totals}  # key -> text, each once
         if new:
             sequences = [self.ids(t.split()) for t in new.values()]
-            sums, counts = self.logprob_sums(sequences, self.ids(prefix.split()))
+            origins = None
+            if like is not None:
+                by_key = {key: _total_key(o, prefix) for key, o in zip(keys, like)}
+                origins = [self._kept.get(by_key[key]) for key in new]
+            sums, counts, kept = self._exact(sequences, self.ids(prefix.split()), origins, keep)
             self._totals.update(zip(new, zip(sums.tolist(), self.unigram_sums(sequences).tolist(), counts.tolist())))
+            for key, state in zip(new, kept):
+                if state is not None:
+                    self._kept[key] = state
+            while sum(len(state.ids) for state in self._kept.values()) > KEPT_TOKENS:
+                self._kept.popitem(last=False)
         rows = np.array([self._totals[key] for key in keys], dtype=float).reshape(-1, 3)
         return rows[:, 0], rows[:, 1], rows[:, 2]
+
+    def keep(self, texts: Sequence[str], label_names: Sequence[str] = ()) -> None:
+        """Score `texts` by class-slor (`scores`) and keep the LM's cache of each new one, so that `fluency` scores
+        their edits from the first token each changes (the proposer's originals)."""
+        for prefix in class_prefixes(label_names) or [""]:
+            self.totals(texts, prefix, keep=True)
 
     def remember(self, text: str, prefix: str, lm: float, unigram: float, tokens: float) -> None:
         """File a text's totals (as `totals` computes them, after `prefix`) computed elsewhere, unless known."""
@@ -292,6 +423,11 @@ class FluencyScorer:
     ) -> np.ndarray:
         """Score of each counterfactual minus its original's, (n,), NaN for an empty text: fluent when >= the
         kind's `FLUENT_AT`."""
+        prefixes = class_prefixes(label_names) if kind == "class-slor" else []
+        for prefix in prefixes or [""]:  # edits of a kept original run from their first changed token
+            self.totals(counterfactuals, prefix, like=originals)
+            for original in originals:
+                self._kept.pop(_total_key(original, prefix), None)  # each is scored once: its cache goes
         both = self.scores(list(originals) + list(counterfactuals), kind, label_names)
         return both[len(originals) :] - both[: len(originals)]
 
@@ -412,6 +548,26 @@ def reference_unigram(scorer: FluencyScorer) -> np.ndarray:
         with open(tmp, "wb") as f:
             np.save(f, unigram)
     return unigram
+
+
+class Kept(NamedTuple):
+    """An original's float32 pass after one prefix, kept for its edits: its token ids, each token's log-probability
+    (T,), and the LM's cache of the start token, the prefix and its tokens, ((heads, 1 + C + T, dim) keys, values)
+    per layer."""
+
+    ids: list[int]
+    logps: np.ndarray
+    past: list
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    """How many first ids `a` and `b` share."""
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
 
 
 def _total_key(text: str, prefix: str) -> str | tuple[str, str]:

@@ -42,7 +42,10 @@ STOPWORDS = set(
     "would should could has have had do does did not no never".split()
 )
 POOL_SIZE = 300  # most frequent content words of the few-shot data scored for class association
-SCREEN_MARGIN = 0.1  # a bfloat16 screen's answers closer than this to a tie are scored by the teacher as loaded
+# A bfloat16 screen's answer closer than this to a tie is not trusted to decide a flip: where it would (the flip the
+# search keeps, its alternatives) the teacher as loaded scores it again. The largest bfloat16/float32 gap seen on the
+# demo task was 0.024 (1,802 texts).
+SCREEN_MARGIN = 0.1
 
 
 def suffix_class(word: str) -> str:
@@ -78,6 +81,7 @@ class TeacherKit:
         self.teacher = teacher
         self.lexicon = lexicon
         self.precision = precision
+        self.margin = SCREEN_MARGIN
         self._screen = None
         self.fingerprint = self._fingerprint()
         self._emb = self._embedding_matrix()
@@ -88,14 +92,23 @@ class TeacherKit:
 
     @property
     def screen(self):
-        """What scores the search's candidates (`predict_proba`): the teacher, or a bfloat16 copy built on first use
-        whose answers within `SCREEN_MARGIN` of a tie come from the teacher itself (so the copy never decides one)."""
+        """What scores the search's candidates (`predict_proba`): the teacher, or a bfloat16 copy built on first use.
+        The copy answers every text it has not seen the teacher score, near-ties too (`near_tie`: the search has the
+        teacher score again only the near-ties that would be kept)."""
         if self._screen is None:
             from cod.modeling.precision import PreviewScorer, bfloat16_applies
 
             applies = bfloat16_applies(self.teacher, self.precision)
-            self._screen = PreviewScorer(self.teacher, margin=SCREEN_MARGIN) if applies else self.teacher
+            self._screen = PreviewScorer(self.teacher, margin=0.0) if applies else self.teacher
         return self._screen
+
+    def near_tie(self, probs: Sequence[float]) -> bool:
+        """Whether the screen's `probs` may be the bfloat16 copy's and are within `margin` of a tie (its top two
+        classes): too close to decide a flip, so the teacher as loaded should score the text (free when it has)."""
+        if self.screen is self.teacher:
+            return False
+        top = np.sort(np.asarray(probs, dtype=float))[::-1]
+        return len(top) > 1 and top[0] - top[1] < self.margin
 
     # -- teacher facts ------------------------------------------------------------------------------------------
     def _fingerprint(self) -> str:

@@ -33,7 +33,7 @@ import hashlib
 import logging
 import re
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, as_completed
 from pathlib import Path
@@ -67,7 +67,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-LEXICAL_VERSION = "lexical-10"  # "lexical-9" was an experiment that did not land
+LEXICAL_VERSION = "lexical-11"  # "lexical-9" was an experiment that did not land
 # Not occluded (unless a text has too few other words): their deletion rarely moves a classifier. Negators and
 # intensifiers are absent on purpose.
 OCCLUSION_SKIP = STOPWORDS - NEGATORS - INTENSIFIERS - {"too"}
@@ -224,8 +224,12 @@ class LexicalProposer:
         workers = search_workers(teacher, len(examples))
         if workers > 1:
             self._warm(kit)
+        # Chunks searched, not yet finished. With several workers the main thread's share of the work (the originals'
+        # and the kept counterfactuals' exact scores) runs beside theirs: two chunks stay queued, so the workers never
+        # wait for it; the last ones are finished after the searches, on every core.
+        pending: deque[tuple[int, dict[int, Future]]] = deque()
+        lag = 2 if workers > 1 else 1
         with Lanes(workers) as lanes:
-            previous: tuple[int, dict[int, Future]] | None = None
             for start in range(0, len(examples), FINISH_BATCH):
                 chunk = range(start, min(start + FINISH_BATCH, len(examples)))
                 if stop is not None and stop():
@@ -236,11 +240,11 @@ class LexicalProposer:
                     out[i] = cf
                 todo = sorted((i for i in chunk if out[i] is None), key=lambda i: -len(examples[i].text))
                 futures = {i: lanes.submit(search, i) for i in todo}  # longest first: the workers end together
-                if previous is not None:
-                    finish(*previous)  # the workers go on with this chunk meanwhile
-                previous = (len(chunk) - len(todo), futures)
-            if previous is not None:
-                finish(*previous)
+                pending.append((len(chunk) - len(todo), futures))
+                if len(pending) > lag:
+                    finish(*pending.popleft())  # the workers go on with the queued chunks meanwhile
+        while pending:  # the searches are over (the block waited for them): on the caller's own torch threads
+            finish(*pending.popleft())
         rest = [i for i, cf in enumerate(out) if cf is None]  # stopped before their search began
         if rest:
             probs = teacher.predict_proba([examples[i].text for i in rest])  # (rest, L), one batch
@@ -285,9 +289,10 @@ class LexicalProposer:
 
     def _score_originals(self, examples: Sequence[Example], teacher: Teacher) -> None:
         """The class-slor of the originals about to be searched, in one LM batch per class (cached by the scorer):
-        each search compares its estimates with its original's, and `_finish` scores the counterfactuals against it."""
+        each search compares its estimates with its original's, and `_finish` scores the counterfactuals against it,
+        each from its first changed token over its original's kept LM cache (`FluencyScorer.keep`)."""
         if self.scorer is not None and examples:
-            self.scorer.scores([e.text for e in examples], "class-slor", teacher.label_names)
+            self.scorer.keep([e.text for e in examples], teacher.label_names)
 
     def _finish(self, pending: list[tuple[int, dict, Counterfactual]], teacher: Teacher, out: list) -> None:
         """Score the searched counterfactuals (`out[index]`) as they are kept, several examples at once (fuller
@@ -419,7 +424,7 @@ class LexicalProposer:
                 cand_texts = [render(words, s) for s in batch]
                 states += list(zip(batch, cand_texts, kit.screen.predict_proba(cand_texts)))
                 attempts += len(cand_texts)
-            found = self._best_flip(text, states, tgt, n, fluent, self.config.min_fluency_nats)
+            found, states = self._settled_flip(text, states, tgt, n, fluent, kit)
             if found is not None and found[4] >= fluent.fluent_at:
                 break
         if found is not None:
@@ -443,12 +448,30 @@ class LexicalProposer:
             probs = kit.screen.predict_proba(texts)
             attempts += len(texts)
             states = list(zip(seen.values(), texts, probs))
-            best = self._best_flip(text, states, tgt, n, fluent, self.config.min_fluency_nats)
+            best, states = self._settled_flip(text, states, tgt, n, fluent, kit)
             if best is not None:
                 return result(*best[:3], steps=step, estimated=len(fluent.known), **best[3])
             beam = sorted(states, key=lambda s: -s[2][tgt])[: self.config.beam_width]
         ops, new_text, new_probs = max(beam, key=lambda s: s[2][tgt]) if beam else ((), text, probs0)
         return result(new_text, new_probs, ops, steps=self.config.max_edits, reason="no flip within max_edits")
+
+    def _settled_flip(self, text: str, states, target: int, n: int, fluent: SlotFit, kit: TeacherKit):
+        """`_best_flip` once the flip it keeps and its alternatives are not the screen's near-ties (`kit.near_tie`):
+        those are scored by the teacher as loaded (one batch per round), and one that does not flip there gives way to
+        the next. Returns (found or None, `states` with the teacher's probabilities where it scored)."""
+        settled: set[str] = set()
+        while True:
+            found = self._best_flip(text, states, target, n, fluent, self.config.min_fluency_nats)
+            if found is None:
+                return None, states
+            probs = {t: p for _, t, p in states}
+            kept = [found[0], *found[3].get("alternatives", [])]
+            close = [t for t in kept if t not in settled and kit.near_tie(probs[t])]
+            if not close:
+                return found, states
+            settled.update(close)
+            exact = dict(zip(close, kit.teacher.predict_proba(close)))
+            states = [(ops, t, exact.get(t, p)) for ops, t, p in states]
 
     @staticmethod
     def _best_flip(text: str, states, target: int, n: int, fluent: SlotFit, floor: float):
