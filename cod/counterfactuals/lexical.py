@@ -229,18 +229,29 @@ class LexicalProposer:
         # wait for it; the last ones are finished after the searches, on every core.
         pending: deque[tuple[int, dict[int, Future]]] = deque()
         lag = 2 if workers > 1 else 1
+        chunks = [range(s, min(s + FINISH_BATCH, len(examples))) for s in range(0, len(examples), FINISH_BATCH)]
+
+        def prepare(k: int) -> tuple[int, list[int]] | None:
+            """Chunk k's cached answers and its originals' scores: (how many were cached, the indices to search)."""
+            if k >= len(chunks) or (stop is not None and stop()):
+                return None
+            chunk = chunks[k]
+            found = self._cached_batch([examples[i] for i in chunk], [keys[i] for i in chunk], teacher, kit)
+            fresh = [i for i, cf in zip(chunk, found) if cf is None]
+            self._score_originals([examples[i] for i in fresh], teacher)
+            for i, cf in zip(chunk, found):
+                out[i] = cf
+            return len(chunk) - len(fresh), sorted(fresh, key=lambda i: -len(examples[i].text))
+
+        ready = prepare(0)  # before the workers start: on the caller's own torch threads
         with Lanes(workers) as lanes:
-            for start in range(0, len(examples), FINISH_BATCH):
-                chunk = range(start, min(start + FINISH_BATCH, len(examples)))
-                if stop is not None and stop():
+            for k in range(len(chunks)):
+                if ready is None:
                     break
-                found = self._cached_batch([examples[i] for i in chunk], [keys[i] for i in chunk], teacher, kit)
-                self._score_originals([examples[i] for i, cf in zip(chunk, found) if cf is None], teacher)
-                for i, cf in zip(chunk, found):
-                    out[i] = cf
-                todo = sorted((i for i in chunk if out[i] is None), key=lambda i: -len(examples[i].text))
+                cached, todo = ready
                 futures = {i: lanes.submit(search, i) for i in todo}  # longest first: the workers end together
-                pending.append((len(chunk) - len(todo), futures))
+                pending.append((cached, futures))
+                ready = prepare(k + 1)
                 if len(pending) > lag:
                     finish(*pending.popleft())  # the workers go on with the queued chunks meanwhile
         while pending:  # the searches are over (the block waited for them): on the caller's own torch threads
