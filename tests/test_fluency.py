@@ -498,3 +498,20 @@ def test_edits_of_a_kept_original_run_from_their_first_changed_token(scorer):
     scorer._totals.clear()  # scored again without the kept cache: the same
     assert scorer.fluency([original] * len(edits), edits, "class-slor", NAMES) == pytest.approx(fluency, abs=1e-4)
     assert fluency[-1] == 0.0 and not scorer._kept  # each kept cache is dropped once its edits are scored
+
+
+def test_kept_caches_are_bounded_by_their_tokens_oldest_first(scorer, monkeypatch):
+    from cod.counterfactuals import fluency
+
+    texts = ["the film was good .", "the plot was dull and slow .", "a fine cast ."]
+    sizes = [len(scorer.ids(t.split())) for t in texts]
+    monkeypatch.setattr(fluency, "KEPT_TOKENS", sizes[1] + sizes[2])
+    scorer._totals.clear()
+    scorer._keep_state("stale", None)  # dropping what is not kept is a no-op
+    for text in texts:
+        scorer.keep([text])  # plain SLOR: one cache per text
+    assert list(scorer._kept) == texts[1:] and scorer._kept_tokens == sizes[1] + sizes[2]  # the oldest went
+    scorer.fluency([texts[1]], ["the plot was fun and slow ."], "slor")
+    assert list(scorer._kept) == texts[2:] and scorer._kept_tokens == sizes[2]
+    scorer.fluency([texts[2]], ["a bad cast ."], "slor")
+    assert not scorer._kept and scorer._kept_tokens == 0

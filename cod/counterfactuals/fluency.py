@@ -41,6 +41,7 @@ import functools
 import hashlib
 import math
 import re
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, NamedTuple
@@ -102,6 +103,8 @@ class FluencyScorer:
         # to keep, whose edits are then scored from the first token they change (`totals(..., like=)`)
         self._contexts: dict[tuple[int, ...], list] = {}
         self._kept: OrderedDict = OrderedDict()
+        self._kept_tokens = 0  # their tokens, counted as they come and go (no walk over a dict another thread changes)
+        self._kept_lock = threading.Lock()  # the app scores fluency in its handlers while a proposer runs
         self._unigram = None if unigram is None else np.asarray(unigram, dtype=float)
         self._torch = torch
 
@@ -370,16 +373,27 @@ class FluencyScorer:
             origins = None
             if like is not None:
                 by_key = {key: _total_key(o, prefix) for key, o in zip(keys, like)}
-                origins = [self._kept.get(by_key[key]) for key in new]
+                with self._kept_lock:
+                    origins = [self._kept.get(by_key[key]) for key in new]
             sums, counts, kept = self._exact(sequences, self.ids(prefix.split()), origins, keep)
             self._totals.update(zip(new, zip(sums.tolist(), self.unigram_sums(sequences).tolist(), counts.tolist())))
             for key, state in zip(new, kept):
                 if state is not None:
-                    self._kept[key] = state
-            while sum(len(state.ids) for state in self._kept.values()) > KEPT_TOKENS:
-                self._kept.popitem(last=False)
+                    self._keep_state(key, state)
         rows = np.array([self._totals[key] for key in keys], dtype=float).reshape(-1, 3)
         return rows[:, 0], rows[:, 1], rows[:, 2]
+
+    def _keep_state(self, key, state: Kept | None) -> None:
+        """File (or, with None, drop) a kept cache; past `KEPT_TOKENS` the oldest go."""
+        with self._kept_lock:
+            old = self._kept.pop(key, None)
+            self._kept_tokens -= len(old.ids) if old is not None else 0
+            if state is not None:
+                self._kept[key] = state
+                self._kept_tokens += len(state.ids)
+            while self._kept_tokens > KEPT_TOKENS:
+                _, old = self._kept.popitem(last=False)
+                self._kept_tokens -= len(old.ids)
 
     def keep(self, texts: Sequence[str], label_names: Sequence[str] = ()) -> None:
         """Score `texts` by class-slor (`scores`) and keep the LM's cache of each new one, so that `fluency` scores
@@ -427,7 +441,7 @@ class FluencyScorer:
         for prefix in prefixes or [""]:  # edits of a kept original run from their first changed token
             self.totals(counterfactuals, prefix, like=originals)
             for original in originals:
-                self._kept.pop(_total_key(original, prefix), None)  # each is scored once: its cache goes
+                self._keep_state(_total_key(original, prefix), None)  # each is scored once: its cache goes
         both = self.scores(list(originals) + list(counterfactuals), kind, label_names)
         return both[len(originals) :] - both[: len(originals)]
 
