@@ -515,3 +515,62 @@ def test_kept_caches_are_bounded_by_their_tokens_oldest_first(scorer, monkeypatc
     assert list(scorer._kept) == texts[2:] and scorer._kept_tokens == sizes[2]
     scorer.fluency([texts[2]], ["a bad cast ."], "slor")
     assert not scorer._kept and scorer._kept_tokens == 0
+
+
+@pytest.fixture(scope="module")
+def pair_teacher(tmp_path_factory):
+    """Two negative words: one good word in place of either leaves the text negative, 'thanks' alone flips it (but
+    fits no sentence), two good words together flip it."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from cod.modeling.scoring import Teacher
+
+    weights = {w: (-1.0, 1.0) for w in ("good", "great", "excellent", "fun")} | {"thanks": (-3.0, 3.0)}
+    weights |= {w: (1.5, -1.5) for w in ("bad", "awful", "terrible", "boring")}
+    words = ["it", "was", "a", "film", "with", "an", "plot", ".", *weights]
+    path = make_word_classifier(tmp_path_factory.mktemp("pairs"), weights=weights, words=words)
+    return Teacher(AutoModelForSequenceClassification.from_pretrained(path), AutoTokenizer.from_pretrained(path))
+
+
+def test_two_fluent_swaps_win_over_one_that_does_not_fit(pair_teacher):
+    text = "it was a boring film with an awful plot ."
+    thanks = ["it was a thanks film with an awful plot .", "it was a boring film with a thanks plot ."]
+    assert (pair_teacher.predict_proba(thanks).argmax(1) == 1).all()  # one ill-fitting word would flip it
+    config = LexicalConfig(substitutes=6, wordnet=False)
+    (cf,) = LexicalProposer(config, cache_dir=False).propose([Example(text, 0)], pair_teacher)
+    assert cf.flipped and cf.words_changed == 2 and cf.extra["paired"], cf.counterfactual
+    assert "thanks" not in cf.counterfactual and cf.fluency >= FLUENT_AT["class-slor"]
+    scorer = load_fluency_scorer()
+    assert (scorer.fluency([text] * 2, thanks, "class-slor", NAMES) < FLUENT_AT["class-slor"]).all()
+
+
+def test_a_fluent_pair_is_not_shrunk_to_the_word_that_does_not_fit(pair_teacher):
+    text, pair = "it was a boring film with an awful plot .", "it was a thanks film with an excellent plot ."
+    proposer = LexicalProposer(LexicalConfig(wordnet=False), cache_dir=False)
+    out = []
+    for paired in (True, False):
+        extra = {"paired": True} if paired else {}
+        cf = Counterfactual(text, 0, [0.9, 0.1], pair, 1, [0.1, 0.9], proposer="lexical", extra=extra)
+        kept = [cf]
+        proposer._finish([(0, {}, cf)], pair_teacher, kept)
+        out.append(kept[0])
+    assert out[0].counterfactual == pair and out[0].words_changed == 2  # "thanks" alone flips, but reads badly
+    assert out[1].counterfactual == "it was a thanks film with an awful plot ." and out[1].words_changed == 1
+
+
+def test_the_flip_kept_is_read_to_the_texts_end_not_only_in_the_window(exact):
+    from cod.counterfactuals.edits import Op, render
+    from cod.counterfactuals.slotfit import SlotFit
+
+    text = "One of those rare films that come by once in a while with flawless amounts of acting, direction, story."
+    words = text.split()
+    fluent = SlotFit(exact, words, NAMES, target=0, text=text)
+    illnesses, movies = (Op("sub", 4, "illnesses"),), (Op("sub", 4, "movies"),)
+    window, _ = fluent.estimate([illnesses, movies])
+    whole, _ = fluent.estimate([illnesses, movies], whole=True)
+    assert window[0] > window[1] and whole[0] < FLUENT_AT["class-slor"] <= whole[1]  # "illnesses that come by"
+    changed = [render(words, ops) for ops in (illnesses, movies)]
+    assert whole == pytest.approx(exact.fluency([text] * 2, changed, "class-slor", NAMES), abs=1e-3)
+    states = [(ops, t, [0.8, 0.2]) for ops, t in zip((illnesses, movies), changed)]  # both flip to class 0
+    found = LexicalProposer._best_flip(text, states, 0, 1, fluent, -25.0)
+    assert found[0] == changed[1] and found[4] == pytest.approx(whole[1])

@@ -510,9 +510,11 @@ class EditFluency:
                 out[k] = self.fit_at(start, [word])[0]
         return out
 
-    def estimate(self, edits: Sequence[Sequence[Span]]) -> tuple[np.ndarray, np.ndarray]:
+    def estimate(self, edits: Sequence[Sequence[Span]], right: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(estimated fluency as `FluencyScorer.fluency`, change of SLOR's numerator in nats) of each edit, each (n,);
-        an edit is a list of spans of the original's words. The nats do not depend on the text's length."""
+        an edit is a list of spans of the original's words, read with `right` words after it (default `RIGHT`; the
+        text's length: to its end, as exact as the estimator). The nats do not depend on the text's length."""
+        right = self.RIGHT if right is None else right
         d, dt = np.zeros(len(edits)), np.zeros(len(edits))
         todo: list[tuple[int, int, list[int]]] = []  # (edit, first changed token, new ids)
         token_logp, unigram = self._token_logp(), self.scorer.unigram
@@ -520,7 +522,7 @@ class EditFluency:
             spans = sorted(spans)
             if not spans:
                 continue
-            lo, hi = spans[0][0], min(len(self.words), max(end for _, end, _ in spans) + self.RIGHT)
+            lo, hi = spans[0][0], min(len(self.words), max(end for _, end, _ in spans) + right)
             first, last = self._offsets[lo], self._offsets[hi]
             if last > len(self._ids):  # beyond what the LM reads (`max_tokens`): no estimate
                 continue

@@ -18,9 +18,12 @@ candidates, and the twice `substitutes + SLOT_SHORTLIST` candidates per position
 At the `FIRST_POSITIONS` most salient positions the LM then estimates each one's fluency with the words after it too
 (continuing its cache of the original's left context over the new words and a few after them, all in one batch), and
 the `substitutes + SLOT_SHORTLIST` that read best go to the teacher, in one batch ("a thin luck" fits after "a" but not
-before "luck"); the LM estimates the teacher's other flips (drops), and the most fluent flip is kept (best of N). Only
+before "luck"); the LM estimates the teacher's other flips (drops), and the most fluent flip is kept (best of N; the
+front-runner's estimate is read again to the text's end). Only
 when none is estimated fluent (class-slor at least `FLUENT_AT["class-slor"]` against the original's, the score the
-counterfactual is stored and judged by) does the teacher score the other positions' candidates. Names
+counterfactual is stored and judged by) does the teacher score the other positions' candidates, and when still none is,
+pairs of single edits that read well but do not flip alone (one teacher batch; a fluent pair beats an ill-fitting
+single word and is not shrunk back to it). Names
 (capitalised words inside a sentence) are neither replaced nor dropped, and no "not" goes before a sentence's first
 word. The counterfactual returned carries its exact `fluency`.
 
@@ -67,7 +70,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-LEXICAL_VERSION = "lexical-11"  # "lexical-9" was an experiment that did not land
+LEXICAL_VERSION = "lexical-12"  # "lexical-9" was an experiment that did not land
 # Not occluded (unless a text has too few other words): their deletion rarely moves a classifier. Negators and
 # intensifiers are absent on purpose.
 OCCLUSION_SKIP = STOPWORDS - NEGATORS - INTENSIFIERS - {"too"}
@@ -81,6 +84,12 @@ MIN_ALTERNATIVES = 3  # other flipping texts kept per example (free: already sco
 SLOT_NEIGHBOURS = 80  # lexicon words near the original word (embedding, valence, suffix) the LM chooses among
 SLOT_WORDS = 6  # of those, the single-token words the LM finds most at home in the slot, per position
 FIRST_POSITIONS = 3  # the most salient positions whose candidates the teacher scores in its first batch
+FLUENT_PAIR_SINGLES = 6  # single edits (the most target-moving that read well enough) paired when no single is fluent
+# A single edit may read badly only beside the word its partner replaces ("a good and awful film" -> "a good and great
+# film"): singles and pairs estimated up to this much (nats/token) below "fluent" are paired; the pair must be fluent.
+PAIR_SLACK = -0.5
+FLUENT_PAIRS = 12  # of their pairs, the teacher scores at most this many (the highest summed log-odds gains)
+WHOLE_ROUNDS = 3  # at most this many front-running flips per choice are estimated to the text's end
 FINISH_BATCH = 16  # searched examples whose kept counterfactuals are scored together (teacher, exact fluency)
 
 
@@ -93,6 +102,12 @@ def _diverse(ops: Sequence[Op], k: int, per_position: int = 3) -> list[Op]:
             taken[op.pos] += 1
             out.append(op)
     return out
+
+
+def _log_odds(p: float) -> float:
+    """log(p / (1 - p)), p clipped away from 0 and 1."""
+    p = min(max(float(p), 1e-6), 1 - 1e-6)
+    return float(np.log(p / (1 - p)))
 
 
 def search_workers(teacher: Teacher, examples: int) -> int:
@@ -316,7 +331,8 @@ class LexicalProposer:
         for cf, probs in zip(kept, teacher.predict_proba([cf.counterfactual for cf in kept]) if kept else []):
             cf.counterfactual_teacher_probs = [float(p) for p in probs]
         for index, _, cf in pending:
-            if self.config.shrink and cf.flipped and cf.words_changed >= 2:
+            # A fluent pair stays a pair: each of its edits alone read worse or did not flip on the search's screen.
+            if self.config.shrink and cf.flipped and cf.words_changed >= 2 and not cf.extra.get("paired"):
                 out[index] = shrink(cf, teacher)
         done = [(out[index], key) for index, key, _ in pending]
         if self.scorer is not None:
@@ -438,10 +454,23 @@ class LexicalProposer:
             found, states = self._settled_flip(text, states, tgt, n, fluent, kit)
             if found is not None and found[4] >= fluent.fluent_at:
                 break
+        # 3. no single flip estimated fluent: two single edits that read well enough, together (one teacher batch),
+        # kept only when estimated fluent ("a sweet and modest and ultimately winning story" -> "a sour and modest
+        # and ultimately disappointing story" rather than one ill-fitting word).
+        paired: list = []
+        if self.config.max_edits >= 2 and (found is None or found[4] < fluent.fluent_at):
+            pairs = self._fluent_pairs(words, states, probs0, tgt, fluent, seen_texts)
+            if pairs:
+                pair_texts = [render(words, ops) for ops in pairs]
+                paired = list(zip(pairs, pair_texts, kit.screen.predict_proba(pair_texts)))
+                attempts += len(pair_texts)
+                best, paired = self._settled_flip(text, paired, tgt, n, fluent, kit)
+                if best is not None and best[4] >= fluent.fluent_at:
+                    return result(*best[:3], steps=2, estimated=fluent.estimated, paired=True, **best[3])
         if found is not None:
-            return result(*found[:3], steps=1, estimated=len(fluent.known), **found[3])
+            return result(*found[:3], steps=1, estimated=fluent.estimated, **found[3])
 
-        # 3. beam search: extend the best states with the single edits that moved the teacher most.
+        # 4. beam search: extend the best states with the single edits that moved the teacher most.
         gain = sorted(states, key=lambda s: -s[2][tgt])
         expansions = _diverse([s[0][0] for s in gain], self.config.expansions)
         beam = gain[: self.config.beam_width]
@@ -453,15 +482,18 @@ class LexicalProposer:
                     if op.pos not in used:
                         new = tuple(sorted(ops + (op,), key=lambda o: o.pos))
                         seen.setdefault(render(words, new), new)
-            if not seen:
+            scored = paired if step == 2 else []  # the pairs' texts are scored already
+            for _, t, _ in scored:
+                seen.pop(t, None)
+            if not seen and not scored:
                 break
             texts = list(seen)
-            probs = kit.screen.predict_proba(texts)
+            probs = kit.screen.predict_proba(texts) if texts else []
             attempts += len(texts)
-            states = list(zip(seen.values(), texts, probs))
+            states = list(zip(seen.values(), texts, probs)) + scored
             best, states = self._settled_flip(text, states, tgt, n, fluent, kit)
             if best is not None:
-                return result(*best[:3], steps=step, estimated=len(fluent.known), **best[3])
+                return result(*best[:3], steps=step, estimated=fluent.estimated, **best[3])
             beam = sorted(states, key=lambda s: -s[2][tgt])[: self.config.beam_width]
         ops, new_text, new_probs = max(beam, key=lambda s: s[2][tgt]) if beam else ((), text, probs0)
         return result(new_text, new_probs, ops, steps=self.config.max_edits, reason="no flip within max_edits")
@@ -485,6 +517,37 @@ class LexicalProposer:
             states = [(ops, t, exact.get(t, p)) for ops, t, p in states]
 
     @staticmethod
+    def _fluent_pairs(words, states, probs0, target: int, fluent: SlotFit, seen: set) -> list[tuple[Op, Op]]:
+        """Up to `FLUENT_PAIRS` pairs of scored single edits that do not flip alone, at different positions, each
+        estimated at most `PAIR_SLACK` below fluent and so together (the estimates' changes add up), the pairs whose
+        log-odds gains toward `target` sum highest first; none without an LM."""
+        if fluent.windows is None:
+            return []
+        base = _log_odds(probs0[target])
+        gains = {ops[0]: _log_odds(p[target]) - base for ops, _, p in states if len(ops) == 1 and not wins(p, target)}
+        # The LM estimates only the most target-moving singles (most of them it has estimated already).
+        ops = _diverse(sorted(gains, key=lambda op: -gains[op]), 2 * FLUENT_PAIR_SINGLES, per_position=2)
+        scores, _ = fluent.estimate([(op,) for op in ops])
+        floor = fluent.fluent_at + PAIR_SLACK
+        good = sorted(((gains[op], f, op) for op, f in zip(ops, scores) if f >= floor), key=lambda g: (-g[0], -g[1]))
+        picked = good[:FLUENT_PAIR_SINGLES]
+        pairs = sorted(
+            (
+                ((a, b) if a.pos < b.pos else (b, a), ga + gb)
+                for k, (ga, fa, a) in enumerate(picked)
+                for gb, fb, b in picked[k + 1 :]
+                if a.pos != b.pos and fa + fb - fluent.shift >= floor
+            ),
+            key=lambda pair: -pair[1],
+        )
+        out = []
+        for ops, _ in pairs:
+            if len(out) < FLUENT_PAIRS and (text := render(words, ops)) not in seen:
+                seen.add(text)
+                out.append(ops)
+        return out
+
+    @staticmethod
     def _best_flip(text: str, states, target: int, n: int, fluent: SlotFit, floor: float):
         """The flipping state with the fewest words changed, then not losing more than `floor` nats of SLOR's
         numerator, then fluent enough (`fluent.fluent_at`), then the most fluent (the LM's estimate, asked of the
@@ -493,10 +556,28 @@ class LexicalProposer:
         if not flips:
             return None
         scores, nats = fluent.estimate([ops for ops, _, _ in flips])
-        ranked = sorted(
-            (E.words_changed(E.diff(text, t)), d < floor, f < fluent.fluent_at, -f, -p[target], k)
-            for k, ((ops, t, p), f, d) in enumerate(zip(flips, scores, nats))
-        )
+        sizes = [E.words_changed(E.diff(text, t)) for _, t, _ in flips]
+        checked: set[int] = set()
+
+        def rank() -> list[tuple]:
+            return sorted(
+                (sizes[k], nats[k] < floor, scores[k] < fluent.fluent_at, -scores[k], -p[target], k)
+                for k, (_, _, p) in enumerate(flips)
+            )
+
+        # The front-runner's window estimate, when it says fluent, is read again to the text's end (a word can break
+        # the clause further on: "rare illnesses that come by once in a while" fits three words on); one that falls
+        # below gives way to the next.
+        ranked = rank()
+        for _ in range(WHOLE_ROUNDS):
+            k = ranked[0][-1]
+            if k in checked or scores[k] < fluent.fluent_at:
+                break
+            whole, whole_nats = fluent.estimate([flips[k][0]], whole=True)
+            scores, nats = scores.copy(), nats.copy()
+            scores[k], nats[k] = whole[0], whole_nats[0]
+            checked.add(k)
+            ranked = rank()
         size, _, _, neg_f, _, k = ranked[0]
         ops, t, p = flips[k]
         alternatives = [flips[r[-1]][1] for r in ranked[1:] if r[0] == size][: max(n - 1, MIN_ALTERNATIVES)]

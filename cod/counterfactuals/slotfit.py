@@ -40,7 +40,8 @@ class SlotFit:
         prefixes = class_prefixes(label_names) if target is not None else []
         prefix = prefixes[target] if prefixes else ""
         self.windows = EditFluency(scorer, words, prefix) if scorer is not None else None
-        self.known: dict[tuple[Op, ...], tuple[float, float]] = {}  # ops -> (fluency, nats)
+        self.known: dict[tuple[Op, ...], tuple[float, float]] = {}  # ops -> (fluency, nats), in `RIGHT`'s window
+        self.known_whole: dict[tuple[Op, ...], tuple[float, float]] = {}  # likewise, read to the text's end
         self.fluent_at = FLUENT_AT["class-slor"] if prefixes else NO_LESS_FLUENT
         self.shift = 0.0  # the original's SLOR after the target's prefix minus its class-slor (<= 0)
         if prefixes and scorer is not None:
@@ -49,16 +50,25 @@ class SlotFit:
             best = scorer.scores([text], "class-slor", label_names)[0]
             self.shift = float(own - best) if np.isfinite(own - best) else 0.0
 
-    def estimate(self, candidates: Sequence[tuple[Op, ...]]) -> tuple[np.ndarray, np.ndarray]:
-        """(estimated fluency, log-likelihood change in nats) of each candidate (a tuple of ops), each (n,)."""
+    def estimate(self, candidates: Sequence[tuple[Op, ...]], whole: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """(estimated fluency, log-likelihood change in nats) of each candidate (a tuple of ops), each (n,): read
+        `EditFluency.RIGHT` words past the edit, or with `whole` to the text's end (dearer, for the few flips the
+        search chooses among: a word can break a clause further on, "rare illnesses that come by once in a while")."""
         if self.windows is None:
             return np.zeros(len(candidates)), np.zeros(len(candidates))
-        todo = list(dict.fromkeys(c for c in candidates if c not in self.known))
+        known = self.known_whole if whole else self.known
+        todo = list(dict.fromkeys(c for c in candidates if c not in known))
         if todo:
-            fluency, nats = self.windows.estimate([spans(self.windows.words, c) for c in todo])
-            self.known.update(zip(todo, zip((fluency + self.shift).tolist(), nats.tolist())))
-        pairs = np.array([self.known[c] for c in candidates], dtype=float).reshape(-1, 2)
+            right = len(self.windows.words) if whole else None
+            fluency, nats = self.windows.estimate([spans(self.windows.words, c) for c in todo], right)
+            known.update(zip(todo, zip((fluency + self.shift).tolist(), nats.tolist())))
+        pairs = np.array([known[c] for c in candidates], dtype=float).reshape(-1, 2)
         return pairs[:, 0], pairs[:, 1]
+
+    @property
+    def estimated(self) -> int:
+        """How many edits the LM has estimated (in a window or whole)."""
+        return len(self.known) + len(self.known_whole)
 
     def shortlist(self, candidates: list[tuple[Op, ...]], per_position: int) -> list[tuple[Op, ...]]:
         """The `per_position` candidates at each position whose first new word fits its slot best
