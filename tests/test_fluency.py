@@ -7,6 +7,7 @@ import pytest
 
 from cod.config import LexicalConfig
 from cod.counterfactuals.base import Counterfactual
+from cod.counterfactuals.choice import best_flip
 from cod.counterfactuals.fluency import (
     FLUENT_AT,
     EditFluency,
@@ -572,5 +573,5 @@ def test_the_flip_kept_is_read_to_the_texts_end_not_only_in_the_window(exact):
     changed = [render(words, ops) for ops in (illnesses, movies)]
     assert whole == pytest.approx(exact.fluency([text] * 2, changed, "class-slor", NAMES), abs=1e-3)
     states = [(ops, t, [0.8, 0.2]) for ops, t in zip((illnesses, movies), changed)]  # both flip to class 0
-    found = LexicalProposer._best_flip(text, states, 0, 1, fluent, -25.0)
+    found = best_flip(text, states, 0, 1, fluent, -25.0)
     assert found[0] == changed[1] and found[4] == pytest.approx(whole[1])

@@ -44,9 +44,11 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+from cod.counterfactuals.lmpasses import Kept, common_prefix, context_past, continue_rows, length_batches
 
 if TYPE_CHECKING:  # pragma: no cover
     from cod.counterfactuals.base import Counterfactual
@@ -179,7 +181,7 @@ class FluencyScorer:
             if origin is None:
                 items.append((k, past, len(context), [last, *seq], np.zeros(0)))
                 continue
-            same = _common_prefix(origin.ids, seq)
+            same = common_prefix(origin.ids, seq)
             if same == len(seq) == len(origin.ids):  # the original itself
                 sums[k], counts[k] = float(origin.logps.sum()), len(seq)
                 continue
@@ -188,7 +190,7 @@ class FluencyScorer:
             items.append(
                 (k, [(key[:, :at], value[:, :at]) for key, value in origin.past], at, tokens, origin.logps[:same])
             )
-        for batch in self._length_batches(items):
+        for batch in length_batches(items, self.batch_size):
             logps, pasts = self._continue([(p, n, t) for _, p, n, t, _ in batch], keep)
             for (k, _, _, _, before), lp, row_past in zip(batch, logps, pasts):
                 full = np.concatenate([before, lp])
@@ -197,76 +199,18 @@ class FluencyScorer:
                     kept[k] = Kept(list(sequences[k])[: self.max_tokens], full, row_past)
         return sums, counts, kept
 
-    def _length_batches(self, items: list) -> list[list]:
-        """`items` in batches of `batch_size`, by the length of what runs (shortest first: less padding)."""
-        items = sorted(items, key=lambda item: (item[2] + len(item[3]), len(item[3])))
-        return [items[b : b + self.batch_size] for b in range(0, len(items), self.batch_size)]
-
     def _context_past(self, context: list[int]) -> list:
-        """The LM's cache of the start token and `context` but its last token, ((heads, C, dim) keys, values) per
-        layer (none without a context); run once per context."""
+        """`lmpasses.context_past` of `context`, run once per context."""
         key = tuple(context)
         if key not in self._contexts:
-            if not context:
-                self._contexts[key] = []
-            else:
-                torch = self._torch
-                with torch.inference_mode():
-                    out = self.model(input_ids=torch.tensor([[self._start, *context[:-1]]]), use_cache=True)
-                layers = out.past_key_values.layers
-                self._contexts[key] = [(layer.keys[0], layer.values[0]) for layer in layers]
-                if len(self._contexts) > 4 * CLASS_PREFIXES_AT_MOST:  # a visitor's label names change: start again
-                    self._contexts = {key: self._contexts[key]}
+            self._contexts[key] = context_past(self.model, self._start, context)
+            if len(self._contexts) > 4 * CLASS_PREFIXES_AT_MOST:  # a visitor's label names change: start again
+                self._contexts = {key: self._contexts[key]}
         return self._contexts[key]
 
     def _continue(self, items: list, keep: bool) -> tuple[list[np.ndarray], list]:
-        """One float32 forward over several rows, each (past per layer ((heads, P, dim) keys, values), P, tokens):
-        its tokens at positions P, P+1, ... after its own cached P positions. Returns each row's log-probabilities of
-        its tokens but the first, (len - 1,), and with `keep` its whole cache (P + len positions) per layer."""
-        from transformers import DynamicCache
-
-        torch = self._torch
-        lengths = [len(tokens) for _, _, tokens in items]
-        width, past_len = max(lengths), max(p for _, p, _ in items)
-        ids = torch.tensor([tokens + [self._start] * (width - n) for (_, _, tokens), n in zip(items, lengths)])
-        mask = torch.tensor(
-            [[1] * p + [0] * (past_len - p) + [1] * n + [0] * (width - n) for (_, p, _), n in zip(items, lengths)]
-        )
-        positions = torch.tensor([[p + j for j in range(width)] for _, p, _ in items])
-        cache = None
-        if past_len:  # each row's own past, zero-padded to the longest (masked)
-            template = next(past for past, p, _ in items if p)
-            layers = []
-            for layer, pair in enumerate(template):
-                blocks = [t.new_zeros((len(items), t.shape[0], past_len, t.shape[-1])) for t in pair]
-                for row, (past, p, _) in enumerate(items):
-                    for block, t in zip(blocks, past[layer] if p else ()):
-                        block[row, :, :p] = t[:, :p]
-                layers.append(tuple(blocks))
-            cache = DynamicCache(layers, config=self.model.config)
-        with torch.inference_mode():
-            out = self.model(
-                input_ids=ids,
-                attention_mask=mask,
-                position_ids=positions,
-                past_key_values=cache,
-                use_cache=keep or cache is not None,
-            )
-            logits = out.logits[:, :-1].float()  # (b, width-1, V): row j predicts token j+1
-            logp = logits.gather(-1, ids[:, 1:, None])[..., 0] - torch.logsumexp(logits, -1)  # (b, width-1)
-        logps = [logp[row, : n - 1].numpy().astype(float) for row, n in enumerate(lengths)]
-        pasts: list = [None] * len(items)
-        if keep:
-            layers = out.past_key_values.layers
-            for row, ((_, p, _), n) in enumerate(zip(items, lengths)):
-                own = [
-                    (t[row, :, :p], t[row, :, past_len : past_len + n])
-                    for lay in layers
-                    for t in (lay.keys, lay.values)
-                ]
-                pairs = [torch.cat(parts, 1) for parts in own]  # (heads, p + n, dim) each
-                pasts[row] = list(zip(pairs[::2], pairs[1::2]))
-        return logps, pasts
+        """`lmpasses.continue_rows` through the LM as loaded (float32)."""
+        return continue_rows(self.model, self._start, items, keep)
 
     @property
     def estimator(self):
@@ -564,26 +508,6 @@ def reference_unigram(scorer: FluencyScorer) -> np.ndarray:
         with open(tmp, "wb") as f:
             np.save(f, unigram)
     return unigram
-
-
-class Kept(NamedTuple):
-    """An original's float32 pass after one prefix, kept for its edits: its token ids, each token's log-probability
-    (T,), and the LM's cache of the start token, the prefix and its tokens, ((heads, 1 + C + T, dim) keys, values)
-    per layer."""
-
-    ids: list[int]
-    logps: np.ndarray
-    past: list
-
-
-def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    """How many first ids `a` and `b` share."""
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n
 
 
 def _total_key(text: str, prefix: str) -> str | tuple[str, str]:

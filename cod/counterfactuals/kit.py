@@ -105,10 +105,9 @@ class TeacherKit:
     def near_tie(self, probs: Sequence[float]) -> bool:
         """Whether the screen's `probs` may be the bfloat16 copy's and are within `margin` of a tie (its top two
         classes): too close to decide a flip, so the teacher as loaded should score the text (free when it has)."""
-        if self.screen is self.teacher:
-            return False
-        top = np.sort(np.asarray(probs, dtype=float))[::-1]
-        return len(top) > 1 and top[0] - top[1] < self.margin
+        from cod.modeling.precision import top_two_gap
+
+        return self.screen is not self.teacher and top_two_gap(probs) < self.margin
 
     # -- teacher facts ------------------------------------------------------------------------------------------
     def _fingerprint(self) -> str:

@@ -36,7 +36,7 @@ import hashlib
 import logging
 import re
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, as_completed
 from pathlib import Path
@@ -47,6 +47,7 @@ import numpy as np
 from cod.config import LexicalConfig
 from cod.counterfactuals import edits as E
 from cod.counterfactuals.base import Counterfactual, Progress, default_target, resolve_targets
+from cod.counterfactuals.choice import best_flip, diverse, fluent_pairs
 from cod.counterfactuals.edits import Op, is_name, match_case, render, replace_core, sentence_start, split_word
 from cod.counterfactuals.fluency import FluencyScorer, add_fluency, load_fluency_scorer
 from cod.counterfactuals.kit import STOPWORDS, TeacherKit
@@ -59,7 +60,7 @@ from cod.counterfactuals.lexicon import (
     NEGATORS,
     load_lexicon,
 )
-from cod.counterfactuals.shrink import shrink, wins
+from cod.counterfactuals.shrink import shrink
 from cod.counterfactuals.slotfit import SLOT_PRESHORTLIST, SLOT_SHORTLIST, SlotFit
 from cod.errors import ConfigError
 from cod.modeling.lanes import Lanes
@@ -80,34 +81,10 @@ DETERMINERS = set(
     "a an the this that these those my your his her its our their some any every each no another such".split()
 )
 MAIN_VERB_AUX = {"do", "does", "did", "has", "have", "had"}
-MIN_ALTERNATIVES = 3  # other flipping texts kept per example (free: already scored), for "regenerate" in the app
 SLOT_NEIGHBOURS = 80  # lexicon words near the original word (embedding, valence, suffix) the LM chooses among
 SLOT_WORDS = 6  # of those, the single-token words the LM finds most at home in the slot, per position
 FIRST_POSITIONS = 3  # the most salient positions whose candidates the teacher scores in its first batch
-FLUENT_PAIR_SINGLES = 6  # single edits (the most target-moving that read well enough) paired when no single is fluent
-# A single edit may read badly only beside the word its partner replaces ("a good and awful film" -> "a good and great
-# film"): singles and pairs estimated up to this much (nats/token) below "fluent" are paired; the pair must be fluent.
-PAIR_SLACK = -0.5
-FLUENT_PAIRS = 12  # of their pairs, the teacher scores at most this many (the highest summed log-odds gains)
-WHOLE_ROUNDS = 3  # at most this many front-running flips per choice are estimated to the text's end
 FINISH_BATCH = 16  # searched examples whose kept counterfactuals are scored together (teacher, exact fluency)
-
-
-def _diverse(ops: Sequence[Op], k: int, per_position: int = 3) -> list[Op]:
-    """The first k ops, at most `per_position` at one position (a beam needs edits at different positions)."""
-    taken: Counter = Counter()
-    out = []
-    for op in ops:
-        if len(out) < k and taken[op.pos] < per_position:
-            taken[op.pos] += 1
-            out.append(op)
-    return out
-
-
-def _log_odds(p: float) -> float:
-    """log(p / (1 - p)), p clipped away from 0 and 1."""
-    p = min(max(float(p), 1e-6), 1 - 1e-6)
-    return float(np.log(p / (1 - p)))
 
 
 def search_workers(teacher: Teacher, examples: int) -> int:
@@ -459,7 +436,7 @@ class LexicalProposer:
         # and ultimately disappointing story" rather than one ill-fitting word).
         paired: list = []
         if self.config.max_edits >= 2 and (found is None or found[4] < fluent.fluent_at):
-            pairs = self._fluent_pairs(words, states, probs0, tgt, fluent, seen_texts)
+            pairs = fluent_pairs(words, states, probs0, tgt, fluent, seen_texts)
             if pairs:
                 pair_texts = [render(words, ops) for ops in pairs]
                 paired = list(zip(pairs, pair_texts, kit.screen.predict_proba(pair_texts)))
@@ -472,7 +449,7 @@ class LexicalProposer:
 
         # 4. beam search: extend the best states with the single edits that moved the teacher most.
         gain = sorted(states, key=lambda s: -s[2][tgt])
-        expansions = _diverse([s[0][0] for s in gain], self.config.expansions)
+        expansions = diverse([s[0][0] for s in gain], self.config.expansions)
         beam = gain[: self.config.beam_width]
         for step in range(2, self.config.max_edits + 1):
             seen: dict[str, tuple[Op, ...]] = {}
@@ -499,12 +476,12 @@ class LexicalProposer:
         return result(new_text, new_probs, ops, steps=self.config.max_edits, reason="no flip within max_edits")
 
     def _settled_flip(self, text: str, states, target: int, n: int, fluent: SlotFit, kit: TeacherKit):
-        """`_best_flip` once the flip it keeps and its alternatives are not the screen's near-ties (`kit.near_tie`):
+        """`best_flip` once the flip it keeps and its alternatives are not the screen's near-ties (`kit.near_tie`):
         those are scored by the teacher as loaded (one batch per round), and one that does not flip there gives way to
         the next. Returns (found or None, `states` with the teacher's probabilities where it scored)."""
         settled: set[str] = set()
         while True:
-            found = self._best_flip(text, states, target, n, fluent, self.config.min_fluency_nats)
+            found = best_flip(text, states, target, n, fluent, self.config.min_fluency_nats)
             if found is None:
                 return None, states
             probs = {t: p for _, t, p in states}
@@ -515,74 +492,6 @@ class LexicalProposer:
             settled.update(close)
             exact = dict(zip(close, kit.teacher.predict_proba(close)))
             states = [(ops, t, exact.get(t, p)) for ops, t, p in states]
-
-    @staticmethod
-    def _fluent_pairs(words, states, probs0, target: int, fluent: SlotFit, seen: set) -> list[tuple[Op, Op]]:
-        """Up to `FLUENT_PAIRS` pairs of scored single edits that do not flip alone, at different positions, each
-        estimated at most `PAIR_SLACK` below fluent and so together (the estimates' changes add up), the pairs whose
-        log-odds gains toward `target` sum highest first; none without an LM."""
-        if fluent.windows is None:
-            return []
-        base = _log_odds(probs0[target])
-        gains = {ops[0]: _log_odds(p[target]) - base for ops, _, p in states if len(ops) == 1 and not wins(p, target)}
-        # The LM estimates only the most target-moving singles (most of them it has estimated already).
-        ops = _diverse(sorted(gains, key=lambda op: -gains[op]), 2 * FLUENT_PAIR_SINGLES, per_position=2)
-        scores, _ = fluent.estimate([(op,) for op in ops])
-        floor = fluent.fluent_at + PAIR_SLACK
-        good = sorted(((gains[op], f, op) for op, f in zip(ops, scores) if f >= floor), key=lambda g: (-g[0], -g[1]))
-        picked = good[:FLUENT_PAIR_SINGLES]
-        pairs = sorted(
-            (
-                ((a, b) if a.pos < b.pos else (b, a), ga + gb)
-                for k, (ga, fa, a) in enumerate(picked)
-                for gb, fb, b in picked[k + 1 :]
-                if a.pos != b.pos and fa + fb - fluent.shift >= floor
-            ),
-            key=lambda pair: -pair[1],
-        )
-        out = []
-        for ops, _ in pairs:
-            if len(out) < FLUENT_PAIRS and (text := render(words, ops)) not in seen:
-                seen.add(text)
-                out.append(ops)
-        return out
-
-    @staticmethod
-    def _best_flip(text: str, states, target: int, n: int, fluent: SlotFit, floor: float):
-        """The flipping state with the fewest words changed, then not losing more than `floor` nats of SLOR's
-        numerator, then fluent enough (`fluent.fluent_at`), then the most fluent (the LM's estimate, asked of the
-        flips only), then the highest target probability: (text, probs, ops, extra, estimated fluency); else None."""
-        flips = [(ops, t, p) for ops, t, p in states if wins(p, target)]
-        if not flips:
-            return None
-        scores, nats = fluent.estimate([ops for ops, _, _ in flips])
-        sizes = [E.words_changed(E.diff(text, t)) for _, t, _ in flips]
-        checked: set[int] = set()
-
-        def rank() -> list[tuple]:
-            return sorted(
-                (sizes[k], nats[k] < floor, scores[k] < fluent.fluent_at, -scores[k], -p[target], k)
-                for k, (_, _, p) in enumerate(flips)
-            )
-
-        # The front-runner's window estimate, when it says fluent, is read again to the text's end (a word can break
-        # the clause further on: "rare illnesses that come by once in a while" fits three words on); one that falls
-        # below gives way to the next.
-        ranked = rank()
-        for _ in range(WHOLE_ROUNDS):
-            k = ranked[0][-1]
-            if k in checked or scores[k] < fluent.fluent_at:
-                break
-            whole, whole_nats = fluent.estimate([flips[k][0]], whole=True)
-            scores, nats = scores.copy(), nats.copy()
-            scores[k], nats[k] = whole[0], whole_nats[0]
-            checked.add(k)
-            ranked = rank()
-        size, _, _, neg_f, _, k = ranked[0]
-        ops, t, p = flips[k]
-        alternatives = [flips[r[-1]][1] for r in ranked[1:] if r[0] == size][: max(n - 1, MIN_ALTERNATIVES)]
-        extra = {"alternatives": alternatives} if alternatives else {}
-        return t, p, ops, extra, -neg_f
 
     def candidate_edits(self, words: Sequence[str], i: int, current: int, target: int, teacher: Teacher) -> list[Op]:
         """The search's candidate edits at word i toward `target` (the augmentation control draws from them too)."""

@@ -159,7 +159,7 @@ class PreviewScorer:
         fresh = [t for t in dict.fromkeys(texts) if t not in known]
         if fresh:
             logits = dict(zip(fresh, self._forward(fresh)))  # text -> (num_labels,)
-            close = [t for t in fresh if _top_two_gap(softmax(logits[t])) < self.margin]
+            close = [t for t in fresh if top_two_gap(softmax(logits[t])) < self.margin]
             if close:  # near a tie the two precisions could disagree on the label: answer as would be stored
                 self.rechecked += len(close)
                 known.update(zip(close, self.teacher.predict_proba(close)))
@@ -200,7 +200,7 @@ def _lane(teacher):
     return contextlib.nullcontext() if is_urgent() and torch.get_num_threads() == 1 else teacher.turn()
 
 
-def _top_two_gap(probs: np.ndarray) -> float:
+def top_two_gap(probs: np.ndarray) -> float:
     """Difference between the two largest probabilities (1.0 for a single label)."""
     top = np.sort(np.asarray(probs))[::-1]
     return float(top[0] - top[1]) if len(top) > 1 else 1.0

@@ -1,0 +1,111 @@
+"""How the lexical search chooses among the edits its teacher has scored (`cod.counterfactuals.lexical`): the flip
+it keeps (fewest words changed, then fluent by the LM's estimate, read to the text's end for the front-runners), the
+pairs of single edits it tries when no single flip reads as fluent, and the beam's spread of positions.
+
+A state is (ops, text, teacher probabilities (L,)); `fluent` is the search's `SlotFit` for one original.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+import numpy as np
+
+from cod.counterfactuals import edits as E
+from cod.counterfactuals.edits import Op, render
+from cod.counterfactuals.shrink import wins
+from cod.counterfactuals.slotfit import SlotFit
+
+MIN_ALTERNATIVES = 3  # other flipping texts kept per example (free: already scored), for "regenerate" in the app
+FLUENT_PAIR_SINGLES = 6  # single edits (the most target-moving that read well enough) paired when no single is fluent
+# A single edit may read badly only beside the word its partner replaces ("a good and awful film" -> "a good and great
+# film"): singles and pairs estimated up to this much (nats/token) below "fluent" are paired; the pair must be fluent.
+PAIR_SLACK = -0.5
+FLUENT_PAIRS = 12  # of their pairs, the teacher scores at most this many (the highest summed log-odds gains)
+WHOLE_ROUNDS = 3  # at most this many front-running flips per choice are estimated to the text's end
+
+
+def diverse(ops: Sequence[Op], k: int, per_position: int = 3) -> list[Op]:
+    """The first k ops, at most `per_position` at one position (a beam needs edits at different positions)."""
+    taken: Counter = Counter()
+    out = []
+    for op in ops:
+        if len(out) < k and taken[op.pos] < per_position:
+            taken[op.pos] += 1
+            out.append(op)
+    return out
+
+
+def log_odds(p: float) -> float:
+    """log(p / (1 - p)), p clipped away from 0 and 1."""
+    p = min(max(float(p), 1e-6), 1 - 1e-6)
+    return float(np.log(p / (1 - p)))
+
+
+def fluent_pairs(words, states, probs0, target: int, fluent: SlotFit, seen: set) -> list[tuple[Op, Op]]:
+    """Up to `FLUENT_PAIRS` pairs of scored single edits that do not flip alone, at different positions, each
+    estimated at most `PAIR_SLACK` below fluent and so together (the estimates' changes add up), the pairs whose
+    log-odds gains toward `target` sum highest first; none without an LM."""
+    if fluent.windows is None:
+        return []
+    base = log_odds(probs0[target])
+    gains = {ops[0]: log_odds(p[target]) - base for ops, _, p in states if len(ops) == 1 and not wins(p, target)}
+    # The LM estimates only the most target-moving singles (most of them it has estimated already).
+    ops = diverse(sorted(gains, key=lambda op: -gains[op]), 2 * FLUENT_PAIR_SINGLES, per_position=2)
+    scores, _ = fluent.estimate([(op,) for op in ops])
+    floor = fluent.fluent_at + PAIR_SLACK
+    good = sorted(((gains[op], f, op) for op, f in zip(ops, scores) if f >= floor), key=lambda g: (-g[0], -g[1]))
+    picked = good[:FLUENT_PAIR_SINGLES]
+    pairs = sorted(
+        (
+            ((a, b) if a.pos < b.pos else (b, a), ga + gb)
+            for k, (ga, fa, a) in enumerate(picked)
+            for gb, fb, b in picked[k + 1 :]
+            if a.pos != b.pos and fa + fb - fluent.shift >= floor
+        ),
+        key=lambda pair: -pair[1],
+    )
+    out = []
+    for ops, _ in pairs:
+        if len(out) < FLUENT_PAIRS and (text := render(words, ops)) not in seen:
+            seen.add(text)
+            out.append(ops)
+    return out
+
+
+def best_flip(text: str, states, target: int, n: int, fluent: SlotFit, floor: float):
+    """The flipping state with the fewest words changed, then not losing more than `floor` nats of SLOR's
+    numerator, then fluent enough (`fluent.fluent_at`), then the most fluent (the LM's estimate, asked of the
+    flips only), then the highest target probability: (text, probs, ops, extra, estimated fluency); else None."""
+    flips = [(ops, t, p) for ops, t, p in states if wins(p, target)]
+    if not flips:
+        return None
+    scores, nats = fluent.estimate([ops for ops, _, _ in flips])
+    sizes = [E.words_changed(E.diff(text, t)) for _, t, _ in flips]
+    checked: set[int] = set()
+
+    def rank() -> list[tuple]:
+        return sorted(
+            (sizes[k], nats[k] < floor, scores[k] < fluent.fluent_at, -scores[k], -p[target], k)
+            for k, (_, _, p) in enumerate(flips)
+        )
+
+    # The front-runner's window estimate, when it says fluent, is read again to the text's end (a word can break
+    # the clause further on: "rare illnesses that come by once in a while" fits three words on); one that falls
+    # below gives way to the next.
+    ranked = rank()
+    for _ in range(WHOLE_ROUNDS):
+        k = ranked[0][-1]
+        if k in checked or scores[k] < fluent.fluent_at:
+            break
+        whole, whole_nats = fluent.estimate([flips[k][0]], whole=True)
+        scores, nats = scores.copy(), nats.copy()
+        scores[k], nats[k] = whole[0], whole_nats[0]
+        checked.add(k)
+        ranked = rank()
+    size, _, _, neg_f, _, k = ranked[0]
+    ops, t, p = flips[k]
+    alternatives = [flips[r[-1]][1] for r in ranked[1:] if r[0] == size][: max(n - 1, MIN_ALTERNATIVES)]
+    extra = {"alternatives": alternatives} if alternatives else {}
+    return t, p, ops, extra, -neg_f
