@@ -178,7 +178,7 @@ class LexicalConfig(_Serialisable):
 
     max_edits: int = field(default=3, metadata={"help": "word edits per counterfactual"})
     beam_width: int = field(default=4, metadata={"help": "search states kept at each depth"})
-    positions: int = field(default=6, metadata={"help": "most salient word positions tried"})
+    positions: int = field(default=8, metadata={"help": "most salient word positions tried"})
     substitutes: int = field(default=4, metadata={"help": "candidate words per position"})
     expansions: int = field(default=8, metadata={"help": "best single edits each beam state is extended with"})
     wordnet: bool = field(default=True, metadata={"help": "use WordNet antonyms when a WordNet database is installed"})

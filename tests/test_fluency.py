@@ -575,3 +575,30 @@ def test_the_flip_kept_is_read_to_the_texts_end_not_only_in_the_window(exact):
     states = [(ops, t, [0.8, 0.2]) for ops, t in zip((illnesses, movies), changed)]  # both flip to class 0
     found = best_flip(text, states, 0, 1, fluent, -25.0)
     assert found[0] == changed[1] and found[4] == pytest.approx(whole[1])
+
+
+def test_a_flip_is_not_kept_on_its_window_estimate_after_the_first_reads_to_the_end_fail():
+    """lexical-13: front-runners are read to the text's end several at a time; lexical-12 read three, one by one, and
+    then kept the fourth on its window estimate alone ("Love trusts even the most fragmented charms", -0.34)."""
+    import numpy as np
+
+    from cod.counterfactuals.edits import Op
+
+    class Reads:  # the window and whole-text estimates of five flips, as `SlotFit.estimate` gives them
+        fluent_at, shift = FLUENT_AT["class-slor"], 0.0
+
+        def __init__(self):
+            self.window = {(Op("sub", 2, w),): f for w, f in zip("abcde", (0.11, 0.09, 0.08, 0.08, 0.05))}
+            self.whole = {(Op("sub", 2, w),): f for w, f in zip("abcde", (-0.19, -0.25, -0.21, -0.34, -0.09))}
+            self.asked = []
+
+        def estimate(self, candidates, whole=False):
+            self.asked += list(candidates) if whole else []
+            scores = np.array([(self.whole if whole else self.window)[c] for c in candidates])
+            return scores, np.zeros(len(candidates))
+
+    reads = Reads()
+    states = [(ops, f"it was {ops[0].word} .", [0.2, 0.8]) for ops in reads.window]
+    found = best_flip("it was x .", states, 1, 1, reads, -25.0)
+    assert found[0] == "it was e ." and found[4] == pytest.approx(-0.09)  # read to the end, fluent
+    assert len(reads.asked) == 5  # in two batches (four, then the one left)

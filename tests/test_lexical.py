@@ -4,8 +4,18 @@ import pytest
 
 from cod.config import LexicalConfig
 from cod.counterfactuals import make_proposer, propose
-from cod.counterfactuals.lexical import LexicalProposer, Op, match_case, render, split_word
-from cod.counterfactuals.lexicon import load_lexicon, read_vader, read_wordnet_antonyms, usable_word, vader_path
+from cod.counterfactuals.lexical import LexicalProposer, Op, clause_negations, match_case, render, split_word
+from cod.counterfactuals.lexicon import (
+    ANTONYMS_FILE,
+    build_antonym_table,
+    load_lexicon,
+    read_antonym_table,
+    read_vader,
+    read_wordnet_antonyms,
+    usable_word,
+    vader_path,
+    write_antonym_table,
+)
 from cod.counterfactuals.score import char_similarity, margin, score, similarity, tokenizer_fit
 from cod.data.readers import Example
 from cod.errors import ConfigError
@@ -159,7 +169,58 @@ def test_vader_lexicon_is_read_and_filtered():
     valence = read_vader(vader_path())
     assert valence["good"] > 0 > valence["bad"] and len(valence) > 5000
     assert usable_word("awful") and not usable_word("fucked") and not usable_word(":)") and not usable_word("dx")
-    assert load_lexicon(wordnet=False).antonyms("good") == []
+    assert load_lexicon(wordnet=False).parts_of_speech("good") == {}  # no WordNet: no parts of speech
+
+
+def test_the_shipped_antonym_table_gives_antonyms_without_wordnet():
+    lexicon = load_lexicon(wordnet=False)
+    assert "antonyms" in lexicon.version and "wordnet" not in lexicon.version
+    assert lexicon.antonyms("Good")[0] == "bad" and lexicon.antonyms("superior")[0] == "inferior"
+    assert "unfunny" in lexicon.antonyms("funny") and lexicon.antonyms("uninspired")[0] == "inspired"  # prefixes
+    assert lexicon.antonyms("fails")[0] == "succeeds"  # a verb's third person
+    assert lexicon.antonyms("zzyzx") == [] and len(read_antonym_table(ANTONYMS_FILE)) > 5000
+    valence = read_vader(vader_path())
+    for word, antonyms in list(read_antonym_table(ANTONYMS_FILE).items())[::97]:  # a pair's valences differ in sign
+        sign = (valence.get(word, 0) > 0) - (valence.get(word, 0) < 0)
+        assert all(((valence.get(a, 0) > 0) - (valence.get(a, 0) < 0)) != sign for a in antonyms), word
+
+
+def test_the_antonym_table_recipe_reads_wordnet_files(tmp_path):
+    (tmp_path / "data.adj").write_text(
+        "  1 This software and database is being provided to you, the LICENSEE, by Princeton University\n"
+        "00278551 00 a 01 bright 0 001 ! 00280000 a 0101 | emitting light\n"
+        "00280000 00 a 01 dull(a) 0 001 ! 00278551 a 0101 | not bright\n"
+        "00281173 00 s 01 brilliant 0 001 & 00278551 a 0000 | full of light\n"
+        "00300000 00 a 01 funny 0 000 | comic\n"
+        "00300001 00 a 01 unfunny 0 000 | not comic\n"
+    )
+    (tmp_path / "data.verb").write_text(
+        "00001000 00 v 01 fail 0 001 ! 00001001 v 0101 01 + 02 00 | be unsuccessful\n"
+        "00001001 00 v 01 succeed 0 001 ! 00001000 v 0101 01 + 02 00 | attain success\n"
+    )
+    index = {
+        "adj": ["bright a 1 1 ! 1 3 00278551", "dull a 1 1 ! 1 2 00280000", "brilliant a 1 0 1 2 00281173",
+                "funny a 1 0 1 3 00300000", "unfunny a 1 0 1 0 00300001"],
+        "verb": ["fail v 1 1 ! 1 4 00001000", "succeed v 1 1 ! 1 4 00001001"],
+    }  # fmt: skip
+    for name, rows in index.items():
+        (tmp_path / f"index.{name}").write_text("  1 licence header\n" + "\n".join(rows) + "\n")
+    valence = {
+        "bright": 1.9,
+        "dull": -1.7,
+        "brilliant": 2.8,
+        "funny": 1.9,
+        "fail": -1.8,
+        "fails": -1.8,
+        "succeed": 2.1,
+    }
+    table = build_antonym_table(tmp_path, valence)
+    assert table["bright"] == ["dull"] and table["dull"] == ["bright", "brilliant"]  # direct first, then indirect
+    assert table["brilliant"] == ["dull"]  # a satellite takes its head's antonym
+    assert table["funny"] == ["unfunny"] and table["unfunny"] == ["funny"]  # a negating prefix, both ways
+    assert table["fails"] == ["succeeds"] and table["succeed"] == ["fail"]  # verbs in the third person too
+    write_antonym_table(table, tmp_path / "antonyms.tsv")
+    assert read_antonym_table(tmp_path / "antonyms.tsv") == table
 
 
 def test_wordnet_antonyms_from_data_files(tmp_path):
@@ -175,7 +236,8 @@ def test_wordnet_antonyms_from_data_files(tmp_path):
     assert antonyms["able"] == ["unable"] and antonyms["dull"] == ["bright"]
     assert antonyms["brilliant"] == ["dull"]  # a satellite takes its head's antonym
     lexicon = load_lexicon(wordnet=True, wordnet_dir=str(tmp_path))
-    assert lexicon.antonyms("Bright") == ["dull"] and "wordnet" in lexicon.version
+    assert lexicon.antonyms("Bright")[0] == "dull" and "wordnet" in lexicon.version  # the shipped table's first
+    assert "unable" in lexicon.antonyms("able")  # and WordNet's own
 
 
 def test_scores(sentiment):
@@ -325,3 +387,35 @@ def test_the_originals_of_a_batch_are_scored_in_one_teacher_forward(sentiment, t
         assert seen == []
     finally:
         del sentiment._forward
+
+
+def test_a_word_with_an_antonym_gets_it_first(sentiment):
+    proposer = LexicalProposer(LexicalConfig(fluency_model="", wordnet=False), cache_dir=False)
+    ops = proposer._candidates("the plot was bad".split(), 3, 0, 1, proposer.kit(sentiment))
+    swaps = [op for op in ops if op.kind == "sub" and op.source != "negation"]
+    assert swaps[0] == Op("sub", 3, "good", "antonym")  # the table's antonym, before the lexicon's neighbours
+    assert proposer.kit(sentiment).antonyms("good", 1, 2) == []  # already the target's valence: none
+
+
+def test_a_clauses_own_auxiliary_is_negated_anywhere():
+    def negated(text):
+        return [render(text.split(), [op]) for op in clause_negations(text.split())]
+
+    assert negated("The Piano Teacher is the sort of movie that discourages audiences.") == [
+        "The Piano Teacher isn't the sort of movie that discourages audiences."
+    ]
+    assert negated("Ice Cube isn't quite out of ideas.") == ["Ice Cube is quite out of ideas."]
+    assert negated("The film has lost its way and can't recover.") == ["The film has lost its way and can recover."]
+    assert negated("It has worked.") == ["It hasn't worked."]
+    assert negated("Broomfield has compelling new material.") == []  # "has" a main verb: no auxiliary
+    assert negated("Is it good? It was not bad.") == []  # a question's first word; "was" already negated
+    assert len(clause_negations("it is , it was , it can , it will".split())) == 2  # the first two
+
+
+def test_the_clauses_auxiliary_is_negated_when_the_salient_word_is_far_from_it(tmp_path):
+    text = "the movie is a story that makes people feel good"
+    weights = {"good": (-1.0, 1.0), "isn": (4.0, -4.0)}  # BERT's tokenizer reads "isn't" as "isn", "'", "t"
+    teacher = _teacher(make_word_classifier(tmp_path, weights=weights, words=text.split()))
+    (cf,) = _propose(teacher, [text], LexicalConfig(wordnet=False))
+    assert cf.flipped and cf.counterfactual == "the movie isn't a story that makes people feel good"
+    assert cf.extra["ops"] == ["negation:sub@2"]

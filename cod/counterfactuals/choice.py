@@ -23,7 +23,8 @@ FLUENT_PAIR_SINGLES = 6  # single edits (the most target-moving that read well e
 # film"): singles and pairs estimated up to this much (nats/token) below "fluent" are paired; the pair must be fluent.
 PAIR_SLACK = -0.5
 FLUENT_PAIRS = 12  # of their pairs, the teacher scores at most this many (the highest summed log-odds gains)
-WHOLE_ROUNDS = 3  # at most this many front-running flips per choice are estimated to the text's end
+WHOLE_ROUNDS = 2  # rounds of reading front-running flips to the text's end, per choice
+WHOLE_BATCH = 4  # flips read to the end per round (one LM batch): the front-runner and the next window-fluent ones
 
 
 def diverse(ops: Sequence[Op], k: int, per_position: int = 3) -> list[Op]:
@@ -92,17 +93,25 @@ def best_flip(text: str, states, target: int, n: int, fluent: SlotFit, floor: fl
         )
 
     # The front-runner's window estimate, when it says fluent, is read again to the text's end (a word can break
-    # the clause further on: "rare illnesses that come by once in a while" fits three words on); one that falls
-    # below gives way to the next.
+    # the clause further on: "rare illnesses that come by once in a while" fits three words on), with the next
+    # window-fluent flips of its size in the same batch; one that falls below gives way to the next. A flip kept on
+    # its window estimate alone would often be one the text's end undoes ("Love trusts even the most fragmented
+    # charms"), so the rounds go on while the front-runner is unread.
     ranked = rank()
     for _ in range(WHOLE_ROUNDS):
         k = ranked[0][-1]
         if k in checked or scores[k] < fluent.fluent_at:
             break
-        whole, whole_nats = fluent.estimate([flips[k][0]], whole=True)
+        batch = [
+            r[-1]
+            for r in ranked
+            if r[0] == ranked[0][0] and r[-1] not in checked and scores[r[-1]] >= fluent.fluent_at
+        ]
+        batch = batch[:WHOLE_BATCH]
+        whole, whole_nats = fluent.estimate([flips[j][0] for j in batch], whole=True)
         scores, nats = scores.copy(), nats.copy()
-        scores[k], nats[k] = whole[0], whole_nats[0]
-        checked.add(k)
+        scores[batch], nats[batch] = whole, whole_nats
+        checked.update(batch)
         ranked = rank()
     size, _, _, neg_f, _, k = ranked[0]
     ops, t, p = flips[k]

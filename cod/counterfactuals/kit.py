@@ -192,7 +192,10 @@ class TeacherKit:
         return [words[i] for i in top if words[i] != lower and not words[i].startswith(lower)][:k]
 
     def antonyms(self, word: str, sign: int, k: int) -> list[str]:
-        """WordNet antonyms whose VADER valence has the target's sign (or none), known to the tokenizer."""
+        """Antonyms (`Lexicon.antonyms`) whose VADER valence has the target's sign (or none), known to the tokenizer;
+        none for a word whose own valence already has the target's sign."""
+        if np.sign(self.lexicon.polarity(word)) == sign:
+            return []
         ants = [
             a for a in self.lexicon.antonyms(word) if usable_word(a) and np.sign(self.lexicon.polarity(a)) in (sign, 0)
         ]

@@ -3,10 +3,12 @@
 For each example:
 1. occlusion: drop each word, score all drops in one teacher batch, rank positions by the fall in the
    probability of the teacher's current class (a drop that flips is already a one-word counterfactual);
-2. candidate edits at the most salient positions: opposite-polarity words from VADER's lexicon (nearest in the
-   teacher's input-embedding space, similar valence, same suffix), WordNet antonyms when installed, negation
-   added or removed, a hedge for an intensifier, deletion; when the teacher's classes have no polarity (topics,
-   grammaticality, multi-class) words the teacher associates with the target class in the few-shot data;
+2. candidate edits at the most salient positions: antonyms of the target's valence (the shipped table drawn from
+   WordNet, `antonyms.tsv`; WordNet's own when installed), opposite-polarity words from VADER's lexicon (nearest in
+   the teacher's input-embedding space, similar valence, same suffix), negation added or removed (and the text's
+   first auxiliaries negated wherever they stand, `clause_negations`), a hedge for an intensifier, deletion; when the
+   teacher's classes have no polarity (topics, grammaticality, multi-class) words the teacher associates with the
+   target class in the few-shot data;
 3. a beam search over up to `max_edits` edits, one teacher batch per step, returning the first step's flipping
    edit with the fewest words changed (ties: the most fluent, then the highest target probability), then `shrink`.
 
@@ -15,11 +17,12 @@ over the original after the target class's prefix ("A positive text:") gives, at
 after everything before it; at each salient position the `SLOT_WORDS`
 lexicon words of the target's polarity (among the `SLOT_NEIGHBOURS` nearest the original word) that fit best join the
 candidates, and the twice `substitutes + SLOT_SHORTLIST` candidates per position whose first word fits best are kept.
-At the `FIRST_POSITIONS` most salient positions the LM then estimates each one's fluency with the words after it too
+At the `FIRST_POSITIONS` most salient positions (and at the others when they are tried) the LM then estimates each
+one's fluency with the words after it too
 (continuing its cache of the original's left context over the new words and a few after them, all in one batch), and
 the `substitutes + SLOT_SHORTLIST` that read best go to the teacher, in one batch ("a thin luck" fits after "a" but not
 before "luck"); the LM estimates the teacher's other flips (drops), and the most fluent flip is kept (best of N; the
-front-runner's estimate is read again to the text's end). Only
+front-runners' estimates are read again to the text's end, several in one batch). Only
 when none is estimated fluent (class-slor at least `FLUENT_AT["class-slor"]` against the original's, the score the
 counterfactual is stored and judged by) does the teacher score the other positions' candidates, and when still none is,
 pairs of single edits that read well but do not flip alone (one teacher batch; a fluent pair beats an ill-fitting
@@ -71,7 +74,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-LEXICAL_VERSION = "lexical-12"  # "lexical-9" was an experiment that did not land
+LEXICAL_VERSION = "lexical-13"  # "lexical-9" was an experiment that did not land
 # Not occluded (unless a text has too few other words): their deletion rarely moves a classifier. Negators and
 # intensifiers are absent on purpose.
 OCCLUSION_SKIP = STOPWORDS - NEGATORS - INTENSIFIERS - {"too"}
@@ -81,9 +84,12 @@ DETERMINERS = set(
     "a an the this that these those my your his her its our their some any every each no another such".split()
 )
 MAIN_VERB_AUX = {"do", "does", "did", "has", "have", "had"}
-SLOT_NEIGHBOURS = 80  # lexicon words near the original word (embedding, valence, suffix) the LM chooses among
-SLOT_WORDS = 6  # of those, the single-token words the LM finds most at home in the slot, per position
+SLOT_NEIGHBOURS = 150  # lexicon words near the original word (embedding, valence, suffix) the LM chooses among
+SLOT_WORDS = 8  # of those, the single-token words the LM finds most at home in the slot, per position
 FIRST_POSITIONS = 3  # the most salient positions whose candidates the teacher scores in its first batch
+# Auxiliaries negated anywhere in the text (`clause_negations`): those whose "n't" form is plain English.
+CLAUSE_AUXILIARIES = {"is", "are", "was", "were", "can", "could", "will", "would", "should", "has", "have", "had"}
+CLAUSE_NEGATIONS = 2  # at most this many per text, the first ones
 FINISH_BATCH = 16  # searched examples whose kept counterfactuals are scored together (teacher, exact fluency)
 
 
@@ -109,6 +115,27 @@ def droppable(words: Sequence[str], i: int) -> bool:
     is a negator."""
     prefix, core, suffix = split_word(words[i])
     return not suffix and not prefix and (not sentence_start(words, i) or core.lower() in NEGATORS)
+
+
+def clause_negations(words: Sequence[str], limit: int = CLAUSE_NEGATIONS) -> list[Op]:
+    """The first `limit` auxiliaries of the text negated ("is" -> "isn't") or freed of their negation ("isn't" ->
+    "is"): a clause's own negation, which reads as English wherever the auxiliary is one. Not a sentence's first
+    word (a question), not one already negated by the next word ("is not"), and "has"/"have"/"had" only before a
+    past participle ("has lost" -> "hasn't lost"; "has compelling material" has no auxiliary)."""
+    ops: list[Op] = []
+    for j, token in enumerate(words):
+        prefix, core, suffix = split_word(token)
+        lower = core.lower()
+        after = split_word(words[j + 1])[1].lower() if j + 1 < len(words) else ""
+        if len(ops) >= limit or suffix or sentence_start(words, j) or after in NEGATORS:
+            continue
+        if lower in NEGATED_AUX or (lower.endswith("n't") and lower[:-3] in CLAUSE_AUXILIARIES):
+            ops.append(Op("sub", j, replace_core(token, NEGATED_AUX.get(lower, lower[:-3])), "negation"))
+        elif lower in CLAUSE_AUXILIARIES and (lower not in MAIN_VERB_AUX or re.search(r"(ed|en)$", after)):
+            ops.append(
+                Op("sub", j, prefix + match_case(core, AUX_NEGATED.get(lower, lower + "n't")) + suffix, "negation")
+            )
+    return ops
 
 
 def _as_example(example: Example | str, teacher: Teacher) -> Example:
@@ -417,13 +444,20 @@ class LexicalProposer:
         singles = [(op,) for i in positions for op in self._candidates(words, i, current, tgt, kit, fluent)]
         seen_texts = set(drop_texts) | {text}
         singles = list({t: s for s in singles if (t := render(words, s)) not in seen_texts}.values())
+        # A clause's own auxiliary negated (or its negation removed) wherever it stands, with the first stage: "The
+        # Piano Teacher isn't the sort of movie that discourages ..." (auxiliaries are not occluded, and the salient
+        # word is often too far from its auxiliary for `_negation`).
+        clauses = [(op,) for op in clause_negations(words) if render(words, (op,)) not in seen_texts]
+        singles = [s for s in singles if s not in clauses]  # not cut by a position's shortlist
         width = self.config.substitutes + SLOT_SHORTLIST
         stages = [positions[:FIRST_POSITIONS], positions[FIRST_POSITIONS:]]
-        # Left context first (free), then the first stage's survivors with the words after them (one LM batch).
-        singles = fluent.rerank(fluent.shortlist(singles, SLOT_PRESHORTLIST * width), width, set(stages[0]))
+        # Left context first (free), then each stage's survivors with the words after them (one LM batch per stage,
+        # when the stage runs).
+        singles = fluent.shortlist(singles, SLOT_PRESHORTLIST * width)
         found = None
         for stage in stages:
-            batch = [s for s in singles if s[0].pos in stage]
+            batch = fluent.rerank([s for s in singles if s[0].pos in stage], width, set(stage))
+            batch += clauses if stage is stages[0] else []
             if batch:
                 cand_texts = [render(words, s) for s in batch]
                 states += list(zip(batch, cand_texts, kit.screen.predict_proba(cand_texts)))
@@ -528,10 +562,13 @@ class LexicalProposer:
             # ("Brilliant!" -> "Awful!").
             subs = []
         elif sign:
-            # A word without valence gets few substitutes: swapping a neutral word reads less naturally.
-            k = self.config.substitutes if self.lexicon.polarity(lower) else min(2, self.config.substitutes)
+            # A word without valence (in VADER, or an antonym of the target's) gets few substitutes: swapping a
+            # neutral word reads less naturally.
+            antonyms = kit.antonyms(lower, sign, 2)
+            valenced = self.lexicon.polarity(lower) or antonyms
+            k = self.config.substitutes if valenced else min(2, self.config.substitutes)
             k = 2 * k if self.scorer is not None else k  # the LM keeps the ones that fit
-            subs = [(w, "antonym") for w in kit.antonyms(lower, sign, 2)]
+            subs = [(w, "antonym") for w in antonyms]
             if fluent is not None and fluent.windows is not None:
                 near = kit.lexicon_substitutes(lower, sign, SLOT_NEIGHBOURS)
                 subs += [(w, "slot") for w in fluent.slot_words(i, near, SLOT_WORDS)]
@@ -539,7 +576,7 @@ class LexicalProposer:
         else:
             subs = [(w, "pool") for w in kit.pool_substitutes(lower, target, self.config.substitutes)]
         seen = {lower}
-        limit = 2 * self.config.substitutes if self.scorer is not None else self.config.substitutes
+        limit = 3 * self.config.substitutes if self.scorer is not None else self.config.substitutes
         for w, source in subs:
             if w not in seen and len(seen) <= limit and self.lexicon.same_part_of_speech(lower, w):
                 seen.add(w)

@@ -1,4 +1,5 @@
-"""Word resources for the offline proposer: VADER's sentiment lexicon (PyPI) and, when installed, WordNet antonyms.
+"""Word resources for the offline proposer: VADER's sentiment lexicon (PyPI), a shipped antonym table drawn from
+WordNet (`antonyms.tsv`, rebuilt by `bench/build_antonyms.py`), and, when installed, WordNet itself.
 
 VADER (`vaderSentiment/vader_lexicon.txt`, MIT) gives about 7,200 English words a valence in [-4, 4].
 WordNet is optional: Debian's `wordnet-base` puts its database in /usr/share/wordnet; we read the antonym
@@ -17,7 +18,11 @@ from pathlib import Path
 
 from cod.errors import ProposerError
 
-LEXICON_VERSION = "vader-3.3.2"
+LEXICON_VERSION = "vader-3.3.2+antonyms-1"
+ANTONYMS_FILE = Path(__file__).with_name("antonyms.tsv")  # word<TAB>antonym,antonym...; see `build_antonym_table`
+# Prefixes that negate an adjective, adverb or verb ("unfunny", "insecure", "dislikes"): a morphological antonym.
+NEGATING_PREFIXES = ("un", "in", "im", "il", "ir", "dis")
+ANTONYMS_PER_WORD = 4
 WORDNET_DIRS = ("/usr/share/wordnet",)  # COD_WORDNET_DIR, when set, is tried first
 
 # Negators and their removals; "n't" forms lose the suffix (with the irregular ones spelled out).
@@ -131,7 +136,8 @@ class Lexicon:
         return self.valence.get(word.lower(), 0.0)
 
     def antonyms(self, word: str) -> list[str]:
-        """WordNet antonyms of the word (direct first, then through similar adjectives); [] without WordNet."""
+        """Antonyms of the word: the shipped table's (`antonyms.tsv`, WordNet's and morphological ones with valence),
+        then, with WordNet installed, WordNet's own (direct first, then through similar adjectives)."""
         return self.antonym_map.get(word.lower(), [])
 
     def parts_of_speech(self, word: str) -> dict[str, int]:
@@ -212,8 +218,9 @@ def find_wordnet(candidates: tuple[str, ...] | None = None) -> Path | None:
     return None
 
 
-def read_wordnet_antonyms(folder: str | Path) -> dict[str, list[str]]:
-    """Antonyms from WordNet's data files: direct lexical pointers ('!'), then indirect ones through '&'.
+def read_wordnet_antonyms(folder: str | Path, indirect: bool = True) -> dict[str, list[str]]:
+    """Antonyms from WordNet's data files: direct lexical pointers ('!'), then (with `indirect`) those of a satellite
+    adjective's head through '&'.
 
     A data line reads `offset lex_filenum ss_type w_cnt(hex) word lex_id ... p_cnt ptr... | gloss`, each
     pointer `symbol offset pos source/target(hex 4)`; see wndb(5WN).
@@ -253,7 +260,7 @@ def read_wordnet_antonyms(folder: str | Path) -> dict[str, list[str]]:
         antonym_synsets.setdefault((pos, offset), []).append((tpos, tgt))
     out = {w: list(dict.fromkeys(a)) for w, a in direct.items()}
     # Satellite adjectives ("brilliant") have no antonym of their own: take their head's antonym synsets' words.
-    for key, heads in similar.items():
+    for key, heads in similar.items() if indirect else ():
         for head in heads:
             for anti in antonym_synsets.get(head, []):
                 for word in synsets.get(key, []):
@@ -262,6 +269,108 @@ def read_wordnet_antonyms(folder: str | Path) -> dict[str, list[str]]:
                         if a not in out[word]:
                             out[word].append(a)
     return {w: [a for a in ants if "_" not in a and a != w] for w, ants in out.items() if "_" not in w}
+
+
+def _third_person(verb: str) -> str:
+    """The regular third-person singular of a verb ("fail" -> "fails", "deny" -> "denies", "pass" -> "passes")."""
+    if re.search(r"[^aeiou]y$", verb):
+        return verb[:-1] + "ies"
+    if re.search(r"(s|x|z|ch|sh|o)$", verb):
+        return verb + "es"
+    return verb + "s"
+
+
+def _adverb(adjective: str) -> str:
+    """The regular -ly adverb of an adjective ("happy" -> "happily", "able" -> "ably", "tragic" -> "tragically")."""
+    if re.search(r"[^aeiou]y$", adjective):
+        return adjective[:-1] + "ily"
+    if adjective.endswith("le") and len(adjective) > 3:
+        return adjective[:-1] + "y"
+    if adjective.endswith("ic"):
+        return adjective + "ally"
+    return adjective + "ly"
+
+
+def build_antonym_table(folder: str | Path, valence: dict[str, float]) -> dict[str, list[str]]:
+    """{word: antonyms} for the offline proposer, from a WordNet database and VADER's valences: WordNet's antonyms
+    (`read_wordnet_antonyms`) and morphological ones (a negating prefix on a WordNet lemma of the same part of speech:
+    "funny" / "unfunny", "secure" / "insecure"), both ways, with the regular third person of verbs ("fails" /
+    "succeeds") and -ly adverbs WordNet lists ("happily" / "unhappily"). A pair is kept when the two words' VADER
+    valences differ in sign and one is not 0 (a swap that can move a sentiment teacher), both are plain usable words
+    (`usable_word`), and a word keeps its first `ANTONYMS_PER_WORD` antonyms (WordNet's direct ones first)."""
+    pos_map, _ = read_wordnet_pos(folder)
+    direct, wordnet = read_wordnet_antonyms(folder, indirect=False), read_wordnet_antonyms(folder)
+
+    def sign(w: str) -> float:
+        v = valence.get(w, 0.0)
+        return (v > 0) - (v < 0)
+
+    def keeps(w: str, a: str) -> bool:
+        return w != a and usable_word(w) and usable_word(a) and sign(w) != sign(a) and bool(sign(w) or sign(a))
+
+    def verb(w: str, a: str) -> bool:
+        shared = {p for p in pos_map.get(w, {}) if p in ("a", "r", "v")} & set(pos_map.get(a, {}))
+        return shared == {"v"}
+
+    # (rank, word, antonym): a word's own direct antonyms first, then morphological ones, then those whose direct
+    # antonym it is, then its satellite head's (WordNet's indirect ones: "superior" -> "inferior" before "cheap").
+    pairs: list[tuple[int, str, str]] = []
+    for w, ants in direct.items():
+        pairs += [(0, w, a) for a in ants] + [(2, a, w) for a in ants]
+    for w, parts in pos_map.items():
+        for prefix in NEGATING_PREFIXES:
+            base = w[len(prefix) :]
+            if w.startswith(prefix) and len(base) >= 4:
+                if {p for p in parts if p in ("a", "r", "v")} & set(pos_map.get(base, {})):
+                    pairs += [(1, base, w), (1, w, base)]
+    for w, ants in wordnet.items():
+        pairs += [(3, w, a) for a in ants] + [(3, a, w) for a in ants]
+    adverbs = {w for w, parts in pos_map.items() if "r" in parts}
+    ranked: dict[str, dict[str, int]] = {}
+
+    def add(rank: int, w: str, a: str) -> None:
+        if keeps(w, a):
+            mine = ranked.setdefault(w, {})
+            mine[a] = min(mine.get(a, rank), rank)
+
+    for rank, w, a in pairs:
+        add(rank, w, a)
+        if verb(w, a):  # a form's pair is judged by the forms' own valences, like any pair
+            add(rank, _third_person(w), _third_person(a))
+        if _adverb(w) in adverbs and _adverb(a) in adverbs:
+            add(rank, _adverb(w), _adverb(a))
+    # Within a rank, antonyms of the opposite valence before neutral ones, then in WordNet's order.
+    order = {(w, a): k for k, (_, w, a) in enumerate(pairs)}
+    table = {
+        w: sorted(ants, key=lambda a: (ants[a], sign(a) == 0, order.get((w, a), len(order))))
+        for w, ants in ranked.items()
+    }
+    return {w: ants[:ANTONYMS_PER_WORD] for w, ants in sorted(table.items()) if ants}
+
+
+def write_antonym_table(table: dict[str, list[str]], path: str | Path = ANTONYMS_FILE) -> None:
+    """`table` as `word<TAB>antonym,antonym` lines, sorted, after a header naming its source."""
+    lines = [
+        "# Antonyms for the offline proposer: WordNet 3.0's (Princeton University; licence: "
+        "https://wordnet.princeton.edu/license-and-commercial-use) and morphological ones, built from Debian's "
+        "wordnet-base and VADER 3.3.2 by bench/build_antonyms.py."
+    ]
+    lines += [f"{w}\t{','.join(ants)}" for w, ants in sorted(table.items())]
+    Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+@functools.lru_cache(maxsize=2)
+def read_antonym_table(path: str | Path = ANTONYMS_FILE) -> dict[str, list[str]]:
+    """The shipped antonym table (`write_antonym_table`'s format); a clear error when the file is missing."""
+    path = Path(path)
+    if not path.exists():
+        raise ProposerError(f"{path} is missing: rebuild it with `python bench/build_antonyms.py` or reinstall cod.")
+    table: dict[str, list[str]] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line and not line.startswith("#"):
+            word, _, ants = line.partition("\t")
+            table[word] = [a for a in ants.split(",") if a]
+    return table
 
 
 # WordNet's detachment rules (morphy, wndb(5WN)): an inflected form's ending -> the lemma's.
@@ -318,10 +427,14 @@ def read_wordnet_pos(folder: str | Path) -> tuple[dict[str, dict[str, int]], dic
 
 @functools.lru_cache(maxsize=4)
 def load_lexicon(wordnet: bool = True, wordnet_dir: str | None = None) -> Lexicon:
-    """VADER's lexicon, plus WordNet antonyms and parts of speech when `wordnet` and a WordNet database is found."""
+    """VADER's lexicon and the shipped antonym table, plus WordNet's antonyms and parts of speech when `wordnet` and a
+    WordNet database is found."""
     valence = read_vader(vader_path())
+    table = read_antonym_table()
     folder = find_wordnet((wordnet_dir,) if wordnet_dir else None) if wordnet else None
     if folder is None:
-        return Lexicon(valence=valence)
+        return Lexicon(valence=valence, antonym_map=table)
     pos_map, exceptions = read_wordnet_pos(folder)
-    return Lexicon(valence, read_wordnet_antonyms(folder), LEXICON_VERSION + "+wordnet-3.0", pos_map, exceptions)
+    live = read_wordnet_antonyms(folder)
+    antonyms = {w: list(dict.fromkeys(table.get(w, []) + live.get(w, []))) for w in set(table) | set(live)}
+    return Lexicon(valence, antonyms, LEXICON_VERSION + "+wordnet-3.0", pos_map, exceptions)

@@ -16,7 +16,7 @@ import numpy as np
 from cod.counterfactuals.edits import Op, spans
 from cod.counterfactuals.fluency import FLUENT_AT, NO_LESS_FLUENT, EditFluency, FluencyScorer, class_prefixes
 
-SLOT_SHORTLIST = 1  # the teacher sees this many more candidates per position than `LexicalConfig.substitutes`
+SLOT_SHORTLIST = 2  # the teacher sees this many more candidates per position than `LexicalConfig.substitutes`
 SLOT_PRESHORTLIST = 2  # times as many (by the left context's fit) are re-ranked with their right context first
 
 
