@@ -419,3 +419,12 @@ def test_the_clauses_auxiliary_is_negated_when_the_salient_word_is_far_from_it(t
     (cf,) = _propose(teacher, [text], LexicalConfig(wordnet=False))
     assert cf.flipped and cf.counterfactual == "the movie isn't a story that makes people feel good"
     assert cf.extra["ops"] == ["negation:sub@2"]
+
+
+def test_may_and_might_are_negated_with_not_never_contracted():
+    def negations(text, i):
+        return [render(text.split(), [op]) for op in LexicalProposer._negation(text.split(), i)]
+
+    assert negations("it may seem dull", 3) == ["it may not seem dull"]  # "mayn't" is not in use
+    assert negations("it might seem dull", 3) == ["it might not seem dull"]
+    assert negations("it will seem dull", 3) == ["it won't seem dull", "it will not seem dull"]

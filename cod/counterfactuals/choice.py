@@ -18,11 +18,11 @@ from cod.counterfactuals.shrink import wins
 from cod.counterfactuals.slotfit import SlotFit
 
 MIN_ALTERNATIVES = 3  # other flipping texts kept per example (free: already scored), for "regenerate" in the app
-FLUENT_PAIR_SINGLES = 6  # single edits (the most target-moving that read well enough) paired when no single is fluent
+FLUENT_PAIR_SINGLES = 8  # single edits (the most target-moving that read well enough) paired when no single is fluent
 # A single edit may read badly only beside the word its partner replaces ("a good and awful film" -> "a good and great
 # film"): singles and pairs estimated up to this much (nats/token) below "fluent" are paired; the pair must be fluent.
 PAIR_SLACK = -0.5
-FLUENT_PAIRS = 12  # of their pairs, the teacher scores at most this many (the highest summed log-odds gains)
+FLUENT_PAIRS = 20  # of their pairs, the teacher scores at most this many (the highest summed log-odds gains)
 WHOLE_ROUNDS = 2  # rounds of reading front-running flips to the text's end, per choice
 WHOLE_BATCH = 4  # flips read to the end per round (one LM batch): the front-runner and the next window-fluent ones
 

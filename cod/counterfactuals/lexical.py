@@ -74,7 +74,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-LEXICAL_VERSION = "lexical-13"  # "lexical-9" was an experiment that did not land
+LEXICAL_VERSION = "lexical-14"  # "lexical-9" was an experiment that did not land
 # Not occluded (unless a text has too few other words): their deletion rarely moves a classifier. Negators and
 # intensifiers are absent on purpose.
 OCCLUSION_SKIP = STOPWORDS - NEGATORS - INTENSIFIERS - {"too"}
@@ -596,10 +596,9 @@ class LexicalProposer:
                 if lower in MAIN_VERB_AUX and (after in DETERMINERS or after.endswith("'s")):
                     return []  # "does an impressive job": a main verb; "doesn't an", "does not an" are not English
                 negated = AUX_NEGATED.get(lower, lower + "n't")
-                return [
-                    Op("sub", j, prefix + match_case(core, negated) + suffix, "negation"),
-                    Op("ins", j + 1, "not", "negation"),
-                ]
+                contracted = [Op("sub", j, prefix + match_case(core, negated) + suffix, "negation")]
+                # "may not", never "mayn't" (nor "mightn't"): no contraction where English has none in use
+                return (contracted if lower not in ("may", "might") else []) + [Op("ins", j + 1, "not", "negation")]
             if re.match(r"^\w+'(s|re)$", lower):  # "it's", "they're": "not" goes right after
                 return [Op("ins", j + 1, "not", "negation")]
         lower = split_word(words[i])[1].lower()
