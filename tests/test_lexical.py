@@ -407,6 +407,7 @@ def test_a_clauses_own_auxiliary_is_negated_anywhere():
     assert negated("Ice Cube isn't quite out of ideas.") == ["Ice Cube is quite out of ideas."]
     assert negated("The film has lost its way and can't recover.") == ["The film has lost its way and can recover."]
     assert negated("It has worked.") == ["It hasn't worked."]
+    assert negated("It would have worked.") == ["It wouldn't have worked."]  # the first auxiliary only
     assert negated("Broomfield has compelling new material.") == []  # "has" a main verb: no auxiliary
     assert negated("Is it good? It was not bad.") == []  # a question's first word; "was" already negated
     assert len(clause_negations("it is , it was , it can , it will".split())) == 2  # the first two
@@ -426,5 +427,7 @@ def test_may_and_might_are_negated_with_not_never_contracted():
         return [render(text.split(), [op]) for op in LexicalProposer._negation(text.split(), i)]
 
     assert negations("it may seem dull", 3) == ["it may not seem dull"]  # "mayn't" is not in use
+    assert negations("it may have made a sketch", 4) == ["it may not have made a sketch"]  # not "may haven't"
+    assert negations("it would have been dull", 4) == ["it wouldn't have been dull", "it would not have been dull"]
     assert negations("it might seem dull", 3) == ["it might not seem dull"]
     assert negations("it will seem dull", 3) == ["it won't seem dull", "it will not seem dull"]

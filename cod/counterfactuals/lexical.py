@@ -74,7 +74,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-LEXICAL_VERSION = "lexical-14"  # "lexical-9" was an experiment that did not land
+LEXICAL_VERSION = "lexical-15"  # "lexical-9" was an experiment that did not land
 # Not occluded (unless a text has too few other words): their deletion rarely moves a classifier. Negators and
 # intensifiers are absent on purpose.
 OCCLUSION_SKIP = STOPWORDS - NEGATORS - INTENSIFIERS - {"too"}
@@ -120,15 +120,17 @@ def droppable(words: Sequence[str], i: int) -> bool:
 def clause_negations(words: Sequence[str], limit: int = CLAUSE_NEGATIONS) -> list[Op]:
     """The first `limit` auxiliaries of the text negated ("is" -> "isn't") or freed of their negation ("isn't" ->
     "is"): a clause's own negation, which reads as English wherever the auxiliary is one. Not a sentence's first
-    word (a question), not one already negated by the next word ("is not"), and "has"/"have"/"had" only before a
-    past participle ("has lost" -> "hasn't lost"; "has compelling material" has no auxiliary)."""
+    word (a question), not one already negated by the next word ("is not") or after another auxiliary ("would have"),
+    and "has"/"have"/"had" only before a past participle ("has lost" -> "hasn't lost"; "has compelling material"
+    has no auxiliary)."""
     ops: list[Op] = []
     for j, token in enumerate(words):
         prefix, core, suffix = split_word(token)
         lower = core.lower()
         after = split_word(words[j + 1])[1].lower() if j + 1 < len(words) else ""
-        if len(ops) >= limit or suffix or sentence_start(words, j) or after in NEGATORS:
-            continue
+        before = split_word(words[j - 1])[1].lower() if j > 0 else ""
+        if len(ops) >= limit or suffix or sentence_start(words, j) or after in NEGATORS or before in AUXILIARIES:
+            continue  # "would have worked": the first auxiliary takes the negation
         if lower in NEGATED_AUX or (lower.endswith("n't") and lower[:-3] in CLAUSE_AUXILIARIES):
             ops.append(Op("sub", j, replace_core(token, NEGATED_AUX.get(lower, lower[:-3])), "negation"))
         elif lower in CLAUSE_AUXILIARIES and (lower not in MAIN_VERB_AUX or re.search(r"(ed|en)$", after)):
@@ -592,6 +594,10 @@ class LexicalProposer:
             if suffix and j < i - 1:
                 break  # punctuation ends the clause
             if lower in AUXILIARIES:
+                if j > 0 and split_word(words[j - 1])[1].lower() in AUXILIARIES and not split_word(words[j - 1])[2]:
+                    j -= 1  # "may have made": the first auxiliary takes it ("may not have", never "may haven't")
+                    prefix, core, suffix = split_word(words[j])
+                    lower = core.lower()
                 after = split_word(words[j + 1])[1].lower()
                 if lower in MAIN_VERB_AUX and (after in DETERMINERS or after.endswith("'s")):
                     return []  # "does an impressive job": a main verb; "doesn't an", "does not an" are not English
