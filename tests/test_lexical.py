@@ -179,6 +179,10 @@ def test_the_shipped_antonym_table_gives_antonyms_without_wordnet():
     assert "unfunny" in lexicon.antonyms("funny") and lexicon.antonyms("uninspired")[0] == "inspired"  # prefixes
     assert lexicon.antonyms("fails")[0] == "succeeds"  # a verb's third person
     assert lexicon.antonyms("zzyzx") == [] and len(read_antonym_table(ANTONYMS_FILE)) > 5000
+    # WordNet's licence asks for its notice on every copy: it ships beside the table and the table's header names it
+    notice = ANTONYMS_FILE.with_name("antonyms-LICENSE.txt").read_text(encoding="utf-8")
+    assert "WordNet 3.0 Copyright 2006 by Princeton University" in notice and "AS IS" in notice
+    assert "antonyms-LICENSE.txt" in ANTONYMS_FILE.read_text(encoding="utf-8").splitlines()[0]
     valence = read_vader(vader_path())
     for word, antonyms in list(read_antonym_table(ANTONYMS_FILE).items())[::97]:  # a pair's valences differ in sign
         sign = (valence.get(word, 0) > 0) - (valence.get(word, 0) < 0)

@@ -351,9 +351,9 @@ def build_antonym_table(folder: str | Path, valence: dict[str, float]) -> dict[s
 def write_antonym_table(table: dict[str, list[str]], path: str | Path = ANTONYMS_FILE) -> None:
     """`table` as `word<TAB>antonym,antonym` lines, sorted, after a header naming its source."""
     lines = [
-        "# Antonyms for the offline proposer: WordNet 3.0's (Princeton University; licence: "
-        "https://wordnet.princeton.edu/license-and-commercial-use) and morphological ones, built from Debian's "
-        "wordnet-base and VADER 3.3.2 by bench/build_antonyms.py."
+        "# Antonyms for the offline proposer: WordNet 3.0's (WordNet 3.0 Copyright 2006 by Princeton University. "
+        "All rights reserved; its licence and disclaimer: antonyms-LICENSE.txt beside this file) and morphological "
+        "ones, built from Debian's wordnet-base and VADER 3.3.2 by bench/build_antonyms.py."
     ]
     lines += [f"{w}\t{','.join(ants)}" for w, ants in sorted(table.items())]
     Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
