@@ -602,3 +602,31 @@ def test_a_flip_is_not_kept_on_its_window_estimate_after_the_first_reads_to_the_
     found = best_flip("it was x .", states, 1, 1, reads, -25.0)
     assert found[0] == "it was e ." and found[4] == pytest.approx(-0.09)  # read to the end, fluent
     assert len(reads.asked) == 5  # in two batches (four, then the one left)
+
+
+def test_a_flip_that_reads_badly_is_paired_with_a_single_that_reads_well():
+    """lexical-16: besides the pairs of target-moving singles, the pair stage tries the flips estimated not fluent
+    with the non-flipping singles the LM estimated best that do not pull away from the target ("repairs")."""
+    import numpy as np
+
+    from cod.counterfactuals.choice import fluent_pairs
+    from cod.counterfactuals.edits import Op, render
+
+    flip, good, against, weak = Op("sub", 1, "dull"), Op("sub", 2, "story"), Op("sub", 3, "fine"), Op("sub", 3, "z")
+
+    class Reads:  # window estimates as `SlotFit.estimate` gives them (the search's re-rank has estimated all four)
+        fluent_at, shift, windows = FLUENT_AT["class-slor"], 0.0, True
+
+        def __init__(self):
+            self.known = {(flip,): (-0.3, 0.0), (good,): (0.4, 0.0), (against,): (0.5, 0.0), (weak,): (-0.9, 0.0)}
+
+        def estimate(self, candidates, whole=False):
+            return np.array([self.known[c][0] for c in candidates]), np.zeros(len(candidates))
+
+    words = "a fun film here .".split()
+    probs = {flip: [0.4, 0.6], good: [0.7, 0.3], against: [0.9, 0.1], weak: [0.6, 0.4]}  # target 1; base 0.2
+    states = [((op,), render(words, (op,)), p) for op, p in probs.items()]
+    pairs = fluent_pairs(words, states, [0.8, 0.2], 1, Reads(), set())
+    assert (flip, good) in pairs  # -0.3 + 0.4 reads well; "good" moves toward the target
+    assert (flip, against) not in pairs  # it reads well but pulls the text back to class 0
+    assert all(flip not in ops or weak not in ops for ops in pairs)  # together estimated below fluent

@@ -435,3 +435,20 @@ def test_may_and_might_are_negated_with_not_never_contracted():
     assert negations("it would have been dull", 4) == ["it wouldn't have been dull", "it would not have been dull"]
     assert negations("it might seem dull", 3) == ["it might not seem dull"]
     assert negations("it will seem dull", 3) == ["it won't seem dull", "it will not seem dull"]
+
+
+def test_not_goes_after_the_adverb_that_follows_an_auxiliary_too():
+    """lexical-16: "is definitely a director to watch" -> "is definitely not a director to watch" (beside "isn't
+    definitely", which reads badly), and the adverb's auxiliary still counts once toward the limit."""
+
+    def negated(text):
+        return [render(text.split(), [op]) for op in clause_negations(text.split())]
+
+    assert negated("Angel is definitely a director to watch.") == [
+        "Angel isn't definitely a director to watch.",
+        "Angel is definitely not a director to watch.",
+    ]
+    assert negated("It is only fun.") == ["It isn't only fun."]  # "only": too short to be an -ly adverb
+    assert negated("It is lovely and fun.") == ["It isn't lovely and fun."]  # an adjective
+    assert negated("It is really, truly fun.") == ["It isn't really, truly fun."]  # punctuation after the adverb
+    assert len(clause_negations("it is surely , it was , it can".split())) == 3  # two auxiliaries, three ops

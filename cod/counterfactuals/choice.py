@@ -23,6 +23,10 @@ FLUENT_PAIR_SINGLES = 8  # single edits (the most target-moving that read well e
 # film"): singles and pairs estimated up to this much (nats/token) below "fluent" are paired; the pair must be fluent.
 PAIR_SLACK = -0.5
 FLUENT_PAIRS = 20  # of their pairs, the teacher scores at most this many (the highest summed log-odds gains)
+# A flip that reads badly, with one of the non-flipping singles that read best beside it ("repairs": the partner
+# lifts the text's estimate and does not pull it back): the flips and partners paired, the pairs the teacher scores.
+REPAIR_FLIPS = 2
+REPAIR_PARTNERS = 3
 WHOLE_ROUNDS = 2  # rounds of reading front-running flips to the text's end, per choice
 WHOLE_BATCH = 4  # flips read to the end per round (one LM batch): the front-runner and the next window-fluent ones
 
@@ -72,6 +76,29 @@ def fluent_pairs(words, states, probs0, target: int, fluent: SlotFit, seen: set)
         if len(out) < FLUENT_PAIRS and (text := render(words, ops)) not in seen:
             seen.add(text)
             out.append(ops)
+    return out + repairs(words, states, target, gains, fluent, seen)
+
+
+def repairs(words, states, target: int, gains: dict, fluent: SlotFit, seen: set) -> list[tuple[Op, Op]]:
+    """Pairs of a single flip estimated not fluent (the `REPAIR_FLIPS` best estimated) with one of the
+    `REPAIR_PARTNERS` non-flipping singles, not moving away from the target, the LM estimated best (in the search's
+    window re-rank; none estimated anew), each pair estimated fluent: a flip's clumsy neighbourhood mended by a
+    second edit."""
+    flips = [ops[0] for ops, _, p in states if len(ops) == 1 and wins(p, target)]
+    if not flips:
+        return []
+    scores = dict(zip(flips, fluent.estimate([(op,) for op in flips])[0]))
+    bad = sorted((op for op in flips if scores[op] < fluent.fluent_at), key=lambda op: -scores[op])[:REPAIR_FLIPS]
+    known = [(fluent.known[(op,)][0], op) for op in gains if gains[op] >= 0 and (op,) in fluent.known]
+    partners = sorted(known, key=lambda g: -g[0])[:REPAIR_PARTNERS]
+    out = []
+    for a in bad:
+        for fb, b in partners:
+            ops = (a, b) if a.pos < b.pos else (b, a)
+            if a.pos != b.pos and scores[a] + fb - fluent.shift >= fluent.fluent_at:
+                if (text := render(words, ops)) not in seen:
+                    seen.add(text)
+                    out.append(ops)
     return out
 
 

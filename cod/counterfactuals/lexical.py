@@ -74,7 +74,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-LEXICAL_VERSION = "lexical-15"  # "lexical-9" was an experiment that did not land
+LEXICAL_VERSION = "lexical-16"  # "lexical-9" was an experiment that did not land
 # Not occluded (unless a text has too few other words): their deletion rarely moves a classifier. Negators and
 # intensifiers are absent on purpose.
 OCCLUSION_SKIP = STOPWORDS - NEGATORS - INTENSIFIERS - {"too"}
@@ -117,6 +117,14 @@ def droppable(words: Sequence[str], i: int) -> bool:
     return not suffix and not prefix and (not sentence_start(words, i) or core.lower() in NEGATORS)
 
 
+# -ly words that are adjectives ("is lovely and fun" -> never "is lovely not and fun")
+ADJECTIVES_IN_LY = frozenset(
+    "lovely friendly unfriendly silly ugly lonely lively costly deadly daily weekly elderly family holy jolly smelly "
+    "chilly bubbly curly oily early likely unlikely manly womanly cowardly scholarly orderly worldly homely kindly "
+    "motherly fatherly brotherly sisterly ghostly beastly heavenly courtly stately timely untimely".split()
+)
+
+
 def clause_negations(words: Sequence[str], limit: int = CLAUSE_NEGATIONS) -> list[Op]:
     """The first `limit` auxiliaries of the text negated ("is" -> "isn't") or freed of their negation ("isn't" ->
     "is"): a clause's own negation, which reads as English wherever the auxiliary is one. Not a sentence's first
@@ -124,19 +132,26 @@ def clause_negations(words: Sequence[str], limit: int = CLAUSE_NEGATIONS) -> lis
     and "has"/"have"/"had" only before a past participle ("has lost" -> "hasn't lost"; "has compelling material"
     has no auxiliary)."""
     ops: list[Op] = []
+    taken = 0  # auxiliaries negated (an adverb after one gives it two ops)
     for j, token in enumerate(words):
         prefix, core, suffix = split_word(token)
         lower = core.lower()
         after = split_word(words[j + 1])[1].lower() if j + 1 < len(words) else ""
         before = split_word(words[j - 1])[1].lower() if j > 0 else ""
-        if len(ops) >= limit or suffix or sentence_start(words, j) or after in NEGATORS or before in AUXILIARIES:
+        if taken >= limit or suffix or sentence_start(words, j) or after in NEGATORS or before in AUXILIARIES:
             continue  # "would have worked": the first auxiliary takes the negation
         if lower in NEGATED_AUX or (lower.endswith("n't") and lower[:-3] in CLAUSE_AUXILIARIES):
             ops.append(Op("sub", j, replace_core(token, NEGATED_AUX.get(lower, lower[:-3])), "negation"))
+            taken += 1
         elif lower in CLAUSE_AUXILIARIES and (lower not in MAIN_VERB_AUX or re.search(r"(ed|en)$", after)):
             ops.append(
                 Op("sub", j, prefix + match_case(core, AUX_NEGATED.get(lower, lower + "n't")) + suffix, "negation")
             )
+            adverb = re.fullmatch(r"[a-z]{3,}ly", after) and after not in ADJECTIVES_IN_LY
+            if adverb and not split_word(words[j + 1])[2] and j + 2 < len(words):
+                # "is definitely a director to watch" -> "is definitely not a director" (also: "isn't definitely")
+                ops.append(Op("ins", j + 2, "not", "negation"))
+            taken += 1
     return ops
 
 
