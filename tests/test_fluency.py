@@ -17,6 +17,7 @@ from cod.counterfactuals.fluency import (
     load_fluency_scorer,
 )
 from cod.counterfactuals.lexical import LexicalProposer
+from cod.counterfactuals.negation import negate_near
 from cod.data.readers import Example
 from tests.tiny import make_word_classifier
 
@@ -114,7 +115,7 @@ def test_add_fluency_fills_records_that_lack_it(scorer):
 
 
 def test_negation_never_follows_a_determiner_or_a_main_verb_do():
-    negate = LexicalProposer._negation
+    negate = negate_near
     assert negate("as an interesting and entertaining experiment".split(), 2) == []
     assert negate("Does an impressive job of relating".split(), 2) == []
     ops = negate("it is a good film".split(), 3)  # "is" is an auxiliary: "isn't" or "is not"
@@ -269,7 +270,7 @@ def test_names_are_neither_replaced_nor_dropped(teacher):
 
 
 def test_not_is_never_put_before_a_sentence_start():
-    negate = LexicalProposer._negation
+    negate = negate_near
     assert negate("Rousing throwback and satire".split(), 0) == []  # not "Not Rousing throwback"
     assert negate("It works . Rousing fun".split(), 3) == []
     assert negate("they sing rousing songs".split(), 2) == []  # no auxiliary: not "they sing not rousing songs"

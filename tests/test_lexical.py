@@ -4,7 +4,8 @@ import pytest
 
 from cod.config import LexicalConfig
 from cod.counterfactuals import make_proposer, propose
-from cod.counterfactuals.lexical import LexicalProposer, Op, clause_negations, match_case, render, split_word
+from cod.counterfactuals.edits import match_case
+from cod.counterfactuals.lexical import LexicalProposer, Op, render, split_word
 from cod.counterfactuals.lexicon import (
     ANTONYMS_FILE,
     build_antonym_table,
@@ -16,6 +17,7 @@ from cod.counterfactuals.lexicon import (
     vader_path,
     write_antonym_table,
 )
+from cod.counterfactuals.negation import clause_negations, negate_near
 from cod.counterfactuals.score import char_similarity, margin, score, similarity, tokenizer_fit
 from cod.data.readers import Example
 from cod.errors import ConfigError
@@ -428,7 +430,7 @@ def test_the_clauses_auxiliary_is_negated_when_the_salient_word_is_far_from_it(t
 
 def test_may_and_might_are_negated_with_not_never_contracted():
     def negations(text, i):
-        return [render(text.split(), [op]) for op in LexicalProposer._negation(text.split(), i)]
+        return [render(text.split(), [op]) for op in negate_near(text.split(), i)]
 
     assert negations("it may seem dull", 3) == ["it may not seem dull"]  # "mayn't" is not in use
     assert negations("it may have made a sketch", 4) == ["it may not have made a sketch"]  # not "may haven't"

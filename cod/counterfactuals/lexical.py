@@ -5,10 +5,10 @@ For each example:
    probability of the teacher's current class (a drop that flips is already a one-word counterfactual);
 2. candidate edits at the most salient positions: antonyms of the target's valence (the shipped table drawn from
    WordNet, `antonyms.tsv`; WordNet's own when installed), opposite-polarity words from VADER's lexicon (nearest in
-   the teacher's input-embedding space, similar valence, same suffix), negation added or removed (and the text's
-   first auxiliaries negated wherever they stand, `clause_negations`), a hedge for an intensifier, deletion; when the
-   teacher's classes have no polarity (topics, grammaticality, multi-class) words the teacher associates with the
-   target class in the few-shot data;
+   the teacher's input-embedding space, similar valence, same suffix), negation added or removed
+   (`cod.counterfactuals.negation`: near the word, and the text's first auxiliaries wherever they stand), a hedge for
+   an intensifier, deletion; when the teacher's classes have no polarity (topics, grammaticality, multi-class)
+   words the teacher associates with the target class in the few-shot data;
 3. a beam search over up to `max_edits` edits, one teacher batch per step, returning the first step's flipping
    edit with the fewest words changed (ties: the most fluent, then the highest target probability), then `shrink`.
 
@@ -51,18 +51,11 @@ from cod.config import LexicalConfig
 from cod.counterfactuals import edits as E
 from cod.counterfactuals.base import Counterfactual, Progress, default_target, resolve_targets
 from cod.counterfactuals.choice import best_flip, diverse, fluent_pairs
-from cod.counterfactuals.edits import Op, is_name, match_case, render, replace_core, sentence_start, split_word
+from cod.counterfactuals.edits import Op, is_name, render, replace_core, sentence_start, split_word
 from cod.counterfactuals.fluency import FluencyScorer, add_fluency, load_fluency_scorer
 from cod.counterfactuals.kit import STOPWORDS, TeacherKit
-from cod.counterfactuals.lexicon import (
-    AUX_NEGATED,
-    AUXILIARIES,
-    HEDGES,
-    INTENSIFIERS,
-    NEGATED_AUX,
-    NEGATORS,
-    load_lexicon,
-)
+from cod.counterfactuals.lexicon import HEDGES, INTENSIFIERS, NEGATED_AUX, NEGATORS, load_lexicon
+from cod.counterfactuals.negation import clause_negations, freed_aux, negate_near
 from cod.counterfactuals.shrink import shrink
 from cod.counterfactuals.slotfit import SLOT_PRESHORTLIST, SLOT_SHORTLIST, SlotFit
 from cod.errors import ConfigError
@@ -78,18 +71,9 @@ LEXICAL_VERSION = "lexical-16"  # "lexical-9" was an experiment that did not lan
 # Not occluded (unless a text has too few other words): their deletion rarely moves a classifier. Negators and
 # intensifiers are absent on purpose.
 OCCLUSION_SKIP = STOPWORDS - NEGATORS - INTENSIFIERS - {"too"}
-# After these, "not" is no negation ("an not interesting"), and do/does/has... are main verbs ("Does an impressive
-# job" has no auxiliary to negate: "Does not an impressive job" is not English).
-DETERMINERS = set(
-    "a an the this that these those my your his her its our their some any every each no another such".split()
-)
-MAIN_VERB_AUX = {"do", "does", "did", "has", "have", "had"}
 SLOT_NEIGHBOURS = 150  # lexicon words near the original word (embedding, valence, suffix) the LM chooses among
 SLOT_WORDS = 8  # of those, the single-token words the LM finds most at home in the slot, per position
 FIRST_POSITIONS = 3  # the most salient positions whose candidates the teacher scores in its first batch
-# Auxiliaries negated anywhere in the text (`clause_negations`): those whose "n't" form is plain English.
-CLAUSE_AUXILIARIES = {"is", "are", "was", "were", "can", "could", "will", "would", "should", "has", "have", "had"}
-CLAUSE_NEGATIONS = 2  # at most this many per text, the first ones
 FINISH_BATCH = 16  # searched examples whose kept counterfactuals are scored together (teacher, exact fluency)
 
 
@@ -115,44 +99,6 @@ def droppable(words: Sequence[str], i: int) -> bool:
     is a negator."""
     prefix, core, suffix = split_word(words[i])
     return not suffix and not prefix and (not sentence_start(words, i) or core.lower() in NEGATORS)
-
-
-# -ly words that are adjectives ("is lovely and fun" -> never "is lovely not and fun")
-ADJECTIVES_IN_LY = frozenset(
-    "lovely friendly unfriendly silly ugly lonely lively costly deadly daily weekly elderly family holy jolly smelly "
-    "chilly bubbly curly oily early likely unlikely manly womanly cowardly scholarly orderly worldly homely kindly "
-    "motherly fatherly brotherly sisterly ghostly beastly heavenly courtly stately timely untimely".split()
-)
-
-
-def clause_negations(words: Sequence[str], limit: int = CLAUSE_NEGATIONS) -> list[Op]:
-    """The first `limit` auxiliaries of the text negated ("is" -> "isn't") or freed of their negation ("isn't" ->
-    "is"): a clause's own negation, which reads as English wherever the auxiliary is one. Not a sentence's first
-    word (a question), not one already negated by the next word ("is not") or after another auxiliary ("would have"),
-    and "has"/"have"/"had" only before a past participle ("has lost" -> "hasn't lost"; "has compelling material"
-    has no auxiliary)."""
-    ops: list[Op] = []
-    taken = 0  # auxiliaries negated (an adverb after one gives it two ops)
-    for j, token in enumerate(words):
-        prefix, core, suffix = split_word(token)
-        lower = core.lower()
-        after = split_word(words[j + 1])[1].lower() if j + 1 < len(words) else ""
-        before = split_word(words[j - 1])[1].lower() if j > 0 else ""
-        if taken >= limit or suffix or sentence_start(words, j) or after in NEGATORS or before in AUXILIARIES:
-            continue  # "would have worked": the first auxiliary takes the negation
-        if lower in NEGATED_AUX or (lower.endswith("n't") and lower[:-3] in CLAUSE_AUXILIARIES):
-            ops.append(Op("sub", j, replace_core(token, NEGATED_AUX.get(lower, lower[:-3])), "negation"))
-            taken += 1
-        elif lower in CLAUSE_AUXILIARIES and (lower not in MAIN_VERB_AUX or re.search(r"(ed|en)$", after)):
-            ops.append(
-                Op("sub", j, prefix + match_case(core, AUX_NEGATED.get(lower, lower + "n't")) + suffix, "negation")
-            )
-            adverb = re.fullmatch(r"[a-z]{3,}ly", after) and after not in ADJECTIVES_IN_LY
-            if adverb and not split_word(words[j + 1])[2] and j + 2 < len(words):
-                # "is definitely a director to watch" -> "is definitely not a director" (also: "isn't definitely")
-                ops.append(Op("ins", j + 2, "not", "negation"))
-            taken += 1
-    return ops
 
 
 def _as_example(example: Example | str, teacher: Teacher) -> Example:
@@ -463,7 +409,7 @@ class LexicalProposer:
         singles = list({t: s for s in singles if (t := render(words, s)) not in seen_texts}.values())
         # A clause's own auxiliary negated (or its negation removed) wherever it stands, with the first stage: "The
         # Piano Teacher isn't the sort of movie that discourages ..." (auxiliaries are not occluded, and the salient
-        # word is often too far from its auxiliary for `_negation`).
+        # word is often too far from its auxiliary for `negate_near`).
         clauses = [(op,) for op in clause_negations(words) if render(words, (op,)) not in seen_texts]
         singles = [s for s in singles if s not in clauses]  # not cut by a position's shortlist
         width = self.config.substitutes + SLOT_SHORTLIST
@@ -561,11 +507,11 @@ class LexicalProposer:
         if sign or kit.teacher.num_labels == 2:  # negation can flip a binary task even without a lexicon
             # Negation out: "isn't" -> "is", "never" -> "always" (a bare "not" goes by deletion).
             if lower in NEGATED_AUX or (lower.endswith("n't") and len(lower) > 3):
-                ops.append(Op("sub", i, replace_core(words[i], NEGATED_AUX.get(lower, lower[:-3])), "negation"))
+                ops.append(Op("sub", i, freed_aux(words[i]), "negation"))
             elif lower == "never":
                 ops.append(Op("sub", i, replace_core(words[i], "always"), "negation"))
             elif lower not in NEGATORS and not (i > 0 and split_word(words[i - 1])[1].lower() in NEGATORS):
-                ops.extend(self._negation(words, i))
+                ops.extend(negate_near(words, i))
             # Hedge: "very good" -> "hardly good".
             j = i if lower in INTENSIFIERS else i - 1
             if j >= 0 and split_word(words[j])[1].lower() in INTENSIFIERS:
@@ -599,36 +545,3 @@ class LexicalProposer:
                 seen.add(w)
                 ops.append(Op("sub", i, replace_core(words[i], w), source))
         return [op for op in ops if op is not None]
-
-    @staticmethod
-    def _negation(words: Sequence[str], i: int) -> list[Op]:
-        """Negate near word i: an auxiliary up to 3 words back gets "n't" or a "not" after it; else "not" before i."""
-        for j in range(i - 1, max(i - 4, -1), -1):
-            prefix, core, suffix = split_word(words[j])
-            lower = core.lower()
-            if suffix and j < i - 1:
-                break  # punctuation ends the clause
-            if lower in AUXILIARIES:
-                if j > 0 and split_word(words[j - 1])[1].lower() in AUXILIARIES and not split_word(words[j - 1])[2]:
-                    j -= 1  # "may have made": the first auxiliary takes it ("may not have", never "may haven't")
-                    prefix, core, suffix = split_word(words[j])
-                    lower = core.lower()
-                after = split_word(words[j + 1])[1].lower()
-                if lower in MAIN_VERB_AUX and (after in DETERMINERS or after.endswith("'s")):
-                    return []  # "does an impressive job": a main verb; "doesn't an", "does not an" are not English
-                negated = AUX_NEGATED.get(lower, lower + "n't")
-                contracted = [Op("sub", j, prefix + match_case(core, negated) + suffix, "negation")]
-                # "may not", never "mayn't" (nor "mightn't"): no contraction where English has none in use
-                return (contracted if lower not in ("may", "might") else []) + [Op("ins", j + 1, "not", "negation")]
-            if re.match(r"^\w+'(s|re)$", lower):  # "it's", "they're": "not" goes right after
-                return [Op("ins", j + 1, "not", "negation")]
-        lower = split_word(words[i])[1].lower()
-        if re.search(r"[^s]s$|ed$", lower):
-            return []  # likely a finite verb or a plural ("not captures"): no auxiliary to negate, so no "not"
-        if i > 0 and split_word(words[i - 1])[1].lower() in DETERMINERS:
-            return []  # "an not interesting": "not" cannot follow an article or a possessive
-        if sentence_start(words, i):
-            return []  # "Not Rousing throwback and ..." is not English: a sentence's first word keeps its place
-        if not words[i - 1].endswith(","):
-            return []  # no auxiliary to negate: "and not ably captures", "Spare not yet audacious" are not English
-        return [Op("ins", i, "not", "negation")]  # a contrast in a list: "sweet, not charming"
